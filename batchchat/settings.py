@@ -1,0 +1,224 @@
+"""BatchChat settings: one module, driven by environment variables.
+
+Every variable is listed in `.env.example` and in the README. With none set, the app
+runs on a fresh machine: SQLite, the inline runner, `local` search + `extractive`
+answers (no keys, no network).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    return float(value) if value.strip() else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [part.strip() for part in env(name, default).split(",") if part.strip()]
+
+
+# The development key; `batchchat.checks` refuses it when DEBUG is off.
+INSECURE_DEV_SECRET_KEY = "django-insecure-batchchat-development-key-do-not-use-in-production"
+SECRET_KEY = env("DJANGO_SECRET_KEY", INSECURE_DEV_SECRET_KEY)
+DEBUG = env_bool("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "batchchat.apps.BatchChatConfig",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "chats",
+    "batches",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "batchchat.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "batchchat.wsgi.application"
+ASGI_APPLICATION = "batchchat.asgi.application"
+
+# --- Database ---------------------------------------------------------------------------
+# SQLite by default; DATABASE_URL (postgres://...) switches to PostgreSQL.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so
+    # that concurrent writers wait (up to `timeout` seconds) instead of failing with
+    # "database is locked" when a read transaction tries to upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": env_int("SQLITE_TIMEOUT", 30),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory: the engine's worker threads need their own connections to the
+    # same test database. One file per process keeps parallel runs apart.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"batchchat-test-{os.getpid()}.sqlite3")
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/batches/"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Internationalisation ---------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("fr", _("French"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files -----------------------------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Security (tightened when DEBUG is off) ---------------------------------------------
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # The SDKs log request details at DEBUG; keep them quiet so that nothing that
+        # could carry a key reaches the log by accident.
+        "httpx": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+        "anthropic": {"level": "WARNING"},
+    },
+}
+
+# --- Batches ----------------------------------------------------------------------------
+MAX_BATCH_ITEMS = env_int("MAX_BATCH_ITEMS", 10_000)
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+# Django refuses larger request bodies before our own check can name the limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 8)
+BATCH_SLICE_SECONDS = env_float("BATCH_SLICE_SECONDS", 20.0)
+BATCH_LEASE_SECONDS = env_int("BATCH_LEASE_SECONDS", 120)
+BATCH_PARALLEL_SLICES = env_int("BATCH_PARALLEL_SLICES", 2)
+
+# --- Celery (only when a broker is configured; otherwise the inline runner) -------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_RECOVER_SECONDS = env_int("CELERY_BEAT_RECOVER_SECONDS", 60)
+
+# --- AI providers -----------------------------------------------------------------------
+# Keys stay here, on the server: nothing reads them but chats.providers.
+DEFAULT_AI_PROVIDER = env("DEFAULT_AI_PROVIDER", "extractive")
+DEFAULT_SEARCH_PROVIDER = env("DEFAULT_SEARCH_PROVIDER", "local")
+OPENAI_API_KEY = env("OPENAI_API_KEY")
+OPENAI_BASE_URL = env("OPENAI_BASE_URL")
+OPENAI_MODELS = env_list("OPENAI_MODELS", "gpt-4o-mini,gpt-4o")
+AZURE_OPENAI_API_KEY = env("AZURE_OPENAI_API_KEY")
+AZURE_OPENAI_ENDPOINT = env("AZURE_OPENAI_ENDPOINT")
+AZURE_OPENAI_API_VERSION = env("AZURE_OPENAI_API_VERSION", "2024-10-21")
+AZURE_OPENAI_DEPLOYMENTS = env_list("AZURE_OPENAI_DEPLOYMENTS")
+ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL")
+ANTHROPIC_MODELS = env_list("ANTHROPIC_MODELS", "claude-sonnet-4-5,claude-haiku-4-5")
+COMPATIBLE_BASE_URL = env("COMPATIBLE_BASE_URL")
+COMPATIBLE_API_KEY = env("COMPATIBLE_API_KEY")
+COMPATIBLE_MODELS = env_list("COMPATIBLE_MODELS")
+PROVIDER_TIMEOUT = env_float("PROVIDER_TIMEOUT", 60.0)
+PROVIDER_MAX_ATTEMPTS = env_int("PROVIDER_MAX_ATTEMPTS", 5)
+PROVIDER_BACKOFF_BASE = env_float("PROVIDER_BACKOFF_BASE", 1.0)
+PROVIDER_BACKOFF_MAX = env_float("PROVIDER_BACKOFF_MAX", 30.0)
+PROVIDER_MAX_CONCURRENCY = env_int("PROVIDER_MAX_CONCURRENCY", 16)
+
+# --- Search providers -------------------------------------------------------------------
+SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 5)
+LOCAL_SEARCH_INDEX = env("LOCAL_SEARCH_INDEX", str(BASE_DIR / "var" / "search-index.sqlite3"))
+LOCAL_SEARCH_DOCS = env("LOCAL_SEARCH_DOCS", str(BASE_DIR / "sample" / "docs"))
+GOOGLE_SEARCH_API_KEY = env("GOOGLE_SEARCH_API_KEY")
+GOOGLE_SEARCH_ENGINE_ID = env("GOOGLE_SEARCH_ENGINE_ID")
+GOOGLE_SEARCH_URL = env("GOOGLE_SEARCH_URL", "https://www.googleapis.com/customsearch/v1")
+SEARXNG_URL = env("SEARXNG_URL")
+CANADACA_SEARCH_URL = env("CANADACA_SEARCH_URL")
+CANADACA_SEARCH_KEY = env("CANADACA_SEARCH_KEY")

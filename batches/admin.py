@@ -1,0 +1,1 @@
+"""Admin for batches: issue 7."""

@@ -1,0 +1,1 @@
+"""Admin for chats: issue 7."""

@@ -1,0 +1,23 @@
+"""Typed errors of the chat pipeline. Messages are for people and never carry a key."""
+
+from __future__ import annotations
+
+
+class ChatPipelineError(Exception):
+    """Base class: something stopped a question from being answered."""
+
+
+class ProviderNotConfigured(ChatPipelineError):
+    """The provider is unknown or lacks a setting. Fatal for a batch: no row can succeed."""
+
+
+class ProviderError(ChatPipelineError):
+    """The provider refused or failed this one request; the row fails with this message."""
+
+
+class TransientProviderError(ProviderError):
+    """429, 5xx, timeout, connection error: worth retrying later (after `retry_after`)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+class Language(models.TextChoices):
+    EN = "en", _("English")
+    FR = "fr", _("French")
+
+
+def new_chat_id() -> str:
+    """A public, unguessable id for URLs and exports (72 random bits)."""
+    return secrets.token_urlsafe(9)
+
+
+class Chat(models.Model):
+    """One conversation. It knows nothing of batches: a batch row points to its chat."""
+
+    chat_id = models.CharField(max_length=64, unique=True, default=new_chat_id, editable=False)
+    ai_provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=128, blank=True)
+    search_provider = models.CharField(max_length=32)
+    page_language = models.CharField(max_length=2, choices=Language.choices, default=Language.EN)
+    apply_overrides = models.BooleanField(default=False)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chats",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["uploader", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Chat {self.chat_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("chats:detail", args=[self.chat_id])
+
+
+class PromptOverride(models.Model):
+    """A user's own text for part of the system prompt, applied to chats that ask for it."""
+
+    class Key(models.TextChoices):
+        SYSTEM = "system", _("System prompt")
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="prompt_overrides"
+    )
+    key = models.CharField(max_length=32, choices=Key.choices, default=Key.SYSTEM)
+    text = models.TextField()
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="unique_override_per_owner_key")
+        ]
+
+    def __str__(self) -> str:
+        state = "enabled" if self.enabled else "disabled"
+        return f"{self.owner} / {self.key} ({state})"
+
+
+class Interaction(models.Model):
+    """One turn of a chat: the question, what search found, and the answer."""
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="interactions")
+    position = models.PositiveIntegerField()
+    question = models.TextField()
+    referring_url = models.CharField(max_length=2048, blank=True)
+    answer = models.TextField(blank=True)
+    citation_url = models.CharField(max_length=2048, blank=True)
+    citation_title = models.CharField(max_length=500, blank=True)
+    search_query = models.TextField(blank=True)
+    search_results = models.JSONField(default=list, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    prompt_override = models.ForeignKey(
+        PromptOverride,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="interactions",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["chat", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "position"], name="unique_interaction_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chat.chat_id} #{self.position}: {self.question[:60]}"
