@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import islice
 
 from django.conf import settings
@@ -93,3 +94,54 @@ def create_batch_run(
                 for index, (row, chat) in enumerate(zip(chunk, row_chats, strict=True))
             )
     return batch
+
+
+# --- Engine ----------------------------------------------------------------------------
+# Signatures are the contract for the API and the pages; bodies land with issue 4.
+
+
+class BatchStateError(Exception):
+    """The batch is in a state that does not allow this action (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """What one call of process_for_duration did, and where the batch stands after it."""
+
+    batch_id: int
+    status: str
+    done: int  # rows that finished done during this slice
+    failed: int  # rows that finished failed during this slice
+    remaining: int  # rows of the batch not finished (pending, running, cancelled)
+
+
+def runner_mode() -> str:
+    """'celery' when a broker is configured, else 'inline' (the caller drives slices)."""
+    return "celery" if settings.CELERY_BROKER_URL else "inline"
+
+
+def start_batch(*, batch: Batch) -> Batch:
+    """Queue the batch (uploaded or cancelled -> queued); with Celery, enqueue slices."""
+    raise NotImplementedError
+
+
+def process_for_duration(
+    *, batch_id: int, seconds: float, concurrency: int | None = None
+) -> SliceResult:
+    """Process rows for about `seconds`; safe to call from many places at once."""
+    raise NotImplementedError
+
+
+def cancel_batch(*, batch: Batch) -> Batch:
+    """Pending rows become cancelled; rows in flight finish and are recorded."""
+    raise NotImplementedError
+
+
+def retry_failed(*, batch: Batch) -> Batch:
+    """Failed and cancelled rows back to pending; the batch back to queued."""
+    raise NotImplementedError
+
+
+def delete_batch(*, batch: Batch) -> None:
+    """Delete the batch, its items and the chats that belong only to it."""
+    raise NotImplementedError

@@ -1,0 +1,23 @@
+"""Reads shared by the API, the pages and the admin; a fixed number of queries each."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from batches.models import Batch, BatchItem
+
+
+def batches_for(user) -> QuerySet[Batch]:
+    """The batches `user` may see: their own; staff see all."""
+    queryset = Batch.objects.select_related("uploader")
+    if user.is_staff:
+        return queryset
+    return queryset.filter(uploader=user)
+
+
+def batch_items(batch: Batch, *, status: str | None = None) -> QuerySet[BatchItem]:
+    """A batch's rows in order, with their chat and answer, optionally of one status."""
+    queryset = batch.items.select_related("chat", "interaction").order_by("position")
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
