@@ -1,0 +1,58 @@
+"""The interface every AI provider implements, and the values that cross it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from chats.search.base import SearchResult
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "user" or "assistant" (the system prompt travels separately)
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a provider may need; network providers use `system` + `messages`,
+    the offline extractive one uses `question` + `search_results`."""
+
+    system: str
+    messages: list[Message]  # earlier turns, then the current question last
+    question: str
+    search_results: list[SearchResult] = field(default_factory=list)
+    language: str = "en"
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    model: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class AIProvider:
+    """One AI provider. Instances are cheap; configuration comes from settings."""
+
+    key: ClassVar[str]
+    label: ClassVar[str]
+
+    def missing_setting(self) -> str | None:
+        """The name of the setting that keeps this provider off, or None when enabled."""
+        raise NotImplementedError
+
+    def models(self) -> list[str]:
+        """Models offered in forms and the API; the first is the default."""
+        raise NotImplementedError
+
+    def generate(
+        self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
+    ) -> Generation:
+        """Answer the request; with `on_token`, call it with each piece of text as it
+        streams. Raise chats.errors types on failure."""
+        raise NotImplementedError
