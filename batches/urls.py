@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+from django.urls import path
+
+from batches import views
+
 app_name = "batches"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.batch_page, name="list"),
+]

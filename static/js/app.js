@@ -1,0 +1,1 @@
+// BatchChat page helpers (no build step). Filled in by the chat view.
