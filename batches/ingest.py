@@ -1,8 +1,83 @@
-"""Upload parsing: a CSV or XLSX file becomes validated rows (see DESIGN "Upload rules")."""
+"""Upload parsing: a CSV or XLSX file becomes validated rows (see DESIGN "Upload rules").
+
+Rules, in the order they are applied:
+
+1. Size: a file over `settings.MAX_UPLOAD_BYTES` is refused before it is parsed.
+2. Type is judged by content, not by the name: a ZIP holding `xl/workbook.xml` is XLSX;
+   other ZIPs (DOCX, ODS, plain archives), old binary Office files (.xls), PDFs, images,
+   HTML pages and binary junk are refused with a message saying what the file looks like.
+   Anything else is read as CSV.
+3. CSV encoding: a BOM decides (UTF-8, UTF-16 LE/BE); without one UTF-8, falling back to
+   Windows-1252 when the bytes are not valid UTF-8. Delimiter: comma, semicolon or tab,
+   sniffed by csv.Sniffer and checked against the header line (a delimiter that does not
+   occur in the header cannot be right; then the most frequent one in the header wins; a
+   header with none of them is a one-column file and lines are not split at all).
+   Quoted newlines work.
+4. XLSX: the first worksheet, cached values of formulas (see `_xlsx_rows`), numbers and
+   dates as text the way a person reads them (3.0 -> "3", a date -> "2024-03-01").
+5. The first non-blank row is the header. Header names are trimmed; an empty one becomes
+   `column N` (N = its 1-based position), a repeated one gets a suffix: `name (2)`.
+   An unnamed column that holds no data at all (spreadsheet padding) is dropped.
+6. Question column, matched ignoring case, spaces, `_` and `-`, first found in this order:
+   `question`, `redactedquestion`, `problemdetails`, `prompt`. Optional `url` /
+   `referringurl` -> referring URL, `chatid` -> chat key (rows sharing it become one
+   multi-turn chat, in row order). Every column is kept, by its header, as text.
+7. Rows whose cells are all empty are skipped silently. A row with other data but no
+   question refuses the whole file (a guess at what the user meant would be worse);
+   the message names the rows the way a spreadsheet numbers them (the header is row 1).
+   Questions, URLs and chat keys are trimmed; other cells are kept as they are.
+8. A cell longer than 32,767 characters (Excel's own cell limit, so the results could not
+   be exported to XLSX) refuses the file, naming row and column; in a CSV this is nearly
+   always an unclosed double quote swallowing the rest of the file.
+9. At most `settings.MAX_BATCH_ITEMS` questions; the message gives the limit and the count.
+
+Every refusal is one UploadError with a stable `code` and a message for a person.
+"""
 
 from __future__ import annotations
 
+import codecs
+import csv
+import datetime as dt
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO, Literal
+
+from django.conf import settings
+
+QUESTION_ALIASES = ("question", "redactedquestion", "problemdetails", "prompt")
+URL_ALIASES = ("url", "referringurl")
+CHAT_ALIASES = ("chatid",)
+ACCEPTED_QUESTION_HEADERS = "question, RedactedQuestion, Problem Details, prompt"
+MAX_CELL_CHARS = 32_767  # Excel's limit for one cell
+DELIMITERS = ",;\t"
+# Never occurs in accepted text (NUL bytes are refused as binary), so a one-column CSV
+# keeps commas inside its questions.
+NO_SPLIT = "\x00"
+SNIFF_CHARS = 16_384
+# openpyxl inflates the sheet XML; a tiny ZIP can unpack to gigabytes (zip bomb).
+XLSX_MAX_INFLATION = 25
+
+SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an old Excel 97-2003 workbook (.xls) or another "
+        "legacy Office file; open it in Excel and save it as .xlsx or CSV",
+    ),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"{\\rtf", "an RTF document"),
+)
 
 
 class UploadError(ValueError):
@@ -23,7 +98,7 @@ class UploadError(ValueError):
         self.column = column
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedRow:
     """One question row. `columns` holds every original column, by its header."""
 
@@ -31,3 +106,472 @@ class ParsedRow:
     referring_url: str = ""
     chat_key: str = ""
     columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedUpload:
+    rows: list[ParsedRow]
+    columns: list[str]  # headers in file order, made unique
+    format: Literal["csv", "xlsx"]
+    skipped_blank: int = 0  # blank rows after the header, skipped
+    question_column: str = ""
+    encoding: str = ""  # CSV only
+    delimiter: str = ""  # CSV only
+    sheet: str = ""  # XLSX only
+
+
+# --- Entry points ------------------------------------------------------------------------
+
+
+def parse_upload(*, data: bytes, filename: str = "") -> ParsedUpload:
+    """Parse an uploaded CSV or XLSX file (see the module docstring for the rules)."""
+    _check_size(len(data))
+    if not data.strip():
+        raise UploadError(f"{_name(filename)} is empty.", code="empty")
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return _parse_xlsx(data, filename)
+    for magic, what in SIGNATURES:
+        if data.startswith(magic):
+            raise _not_tabular(filename, what)
+    return _parse_csv(data, filename)
+
+
+def parse_upload_file(*, file: BinaryIO, filename: str = "") -> ParsedUpload:
+    """Like parse_upload, reading at most MAX_UPLOAD_BYTES + 1 bytes of `file`."""
+    limit = settings.MAX_UPLOAD_BYTES
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        size = getattr(file, "size", None)  # Django's UploadedFile knows it
+        _check_size(size if isinstance(size, int) and size > limit else limit + 1)
+    return parse_upload(data=data, filename=filename)
+
+
+def rows_from_records(records: object) -> list[ParsedRow]:
+    """Rows of the JSON API: a list of objects with at least a question (or an alias).
+
+    Same aliases, blank-row and empty-question rules and limits as a file; values become
+    text. Errors name the entry by its 0-based index (`rows[3]`).
+    """
+    if not isinstance(records, list):
+        raise UploadError("`rows` must be a list of objects.", code="not_a_list")
+    rows: list[ParsedRow] = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise UploadError(
+                f"rows[{index}] is {type(record).__name__}, not an object with a question.",
+                code="not_an_object",
+                row=index,
+            )
+        columns = {str(key): _json_text(value) for key, value in record.items()}
+        question_key = _find_alias(list(columns), QUESTION_ALIASES)
+        if question_key is None:
+            raise UploadError(
+                f"rows[{index}] has no question; give it a `question` field "
+                f"(or one of: {ACCEPTED_QUESTION_HEADERS}).",
+                code="missing_question",
+                row=index,
+            )
+        _check_cells(columns, row_label=f"rows[{index}]", row=index)
+        if not any(value.strip() for value in columns.values()):
+            continue
+        question = columns[question_key].strip()
+        if not question:
+            raise UploadError(
+                f"rows[{index}] has an empty question but other fields are filled.",
+                code="empty_question",
+                row=index,
+            )
+        headers = list(columns)
+        url_key, chat_key = _find_alias(headers, URL_ALIASES), _find_alias(headers, CHAT_ALIASES)
+        rows.append(_make_row(question, columns, headers, url_key, chat_key))
+    if not rows:
+        raise UploadError("`rows` holds no questions.", code="empty")
+    _check_count(len(rows))
+    return rows
+
+
+# --- CSV --------------------------------------------------------------------------------
+
+
+def _parse_csv(data: bytes, filename: str) -> ParsedUpload:
+    encoding = _csv_encoding(data, filename)
+    sample = _decode_sample(data, encoding)
+    stripped = sample.lstrip("\ufeff \t\r\n").lower()
+    if stripped.startswith(("<!doctype html", "<html")):
+        raise _not_tabular(filename, "an HTML page")
+    control = sum(1 for ch in sample if ch < " " and ch not in "\t\r\n")
+    if control > max(2, len(sample) // 100):
+        raise UploadError(
+            f"{_name(filename)} looks like a binary file, not CSV or XLSX text.", code="binary"
+        )
+    delimiter = _sniff_delimiter(sample)
+    # TextIOWrapper decodes in chunks and newline="" hands the csv module raw line ends,
+    # so quoted newlines survive and the whole text never exists as one string.
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+    reader = csv.reader(stream, delimiter=delimiter)
+    try:
+        parsed = _build(_numbered(reader), filename, fmt="csv")
+    except csv.Error as exc:
+        raise UploadError(
+            f"{_name(filename)} is not valid CSV near row {reader.line_num}: {exc}. "
+            "An unclosed double quote is the usual cause.",
+            code="malformed_csv",
+            row=reader.line_num,
+        ) from exc
+    parsed.encoding = encoding
+    parsed.delimiter = "" if delimiter == NO_SPLIT else delimiter
+    return parsed
+
+
+def _csv_encoding(data: bytes, filename: str) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"  # the codec reads the BOM to pick the byte order
+    if b"\x00" in data:
+        raise UploadError(
+            f"{_name(filename)} contains NUL bytes: it is a binary file, or UTF-16 text "
+            "without a byte-order mark. Upload a CSV (UTF-8 is best) or an XLSX workbook.",
+            code="binary",
+        )
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        data.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UploadError(
+            f"{_name(filename)} is neither UTF-8 nor Windows-1252 text (byte "
+            f'0x{data[exc.start]:02X} on line {line}). Save it as "CSV UTF-8".',
+            code="encoding",
+            row=line,
+        ) from exc
+
+
+def _decode_sample(data: bytes, encoding: str) -> str:
+    # "ignore" only drops a multi-byte character cut at the end of the sample.
+    text = data[: SNIFF_CHARS * 2].decode(encoding, errors="ignore")
+    return text.lstrip("\ufeff")
+
+
+def _sniff_delimiter(sample: str) -> str:
+    """Sniffer's choice if it occurs in the header line, else the header's most frequent."""
+    cut = sample.rfind("\n", 0, SNIFF_CHARS)
+    sample = sample[: cut if cut > 0 else SNIFF_CHARS]
+    header = next(
+        csv.reader(io.StringIO(sample.lstrip("\r\n"), newline=""), delimiter=NO_SPLIT), [""]
+    )[0]
+    # Count outside quotes: a quoted header like "Question, in full" is one column.
+    unquoted = re.sub(r'"[^"]*"', "", header)
+    counts = {d: unquoted.count(d) for d in DELIMITERS}
+    if not any(counts.values()):
+        return NO_SPLIT
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        sniffed = ""
+    if sniffed and counts.get(sniffed):
+        return sniffed
+    return max(DELIMITERS, key=lambda d: counts[d])
+
+
+def _numbered(reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    # A record is a spreadsheet row, even when a quoted newline spans several lines.
+    return enumerate(reader, start=1)
+
+
+# --- XLSX -------------------------------------------------------------------------------
+
+
+def _parse_xlsx(data: bytes, filename: str) -> ParsedUpload:
+    from openpyxl import load_workbook  # heavy import, only needed for workbooks
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = set(archive.namelist())
+        unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _damaged(filename, "the ZIP container is broken or truncated") from exc
+    if "xl/workbook.xml" not in names:
+        raise _not_tabular(filename, _zip_kind(archive, names))
+    if unpacked > XLSX_MAX_INFLATION * max(settings.MAX_UPLOAD_BYTES, len(data)):
+        raise UploadError(
+            f"{_name(filename)} unpacks to {_size(unpacked)}, far more than a workbook of "
+            "questions needs. Save it as CSV, or split it.",
+            code="too_large",
+        )
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises a zoo of types (KeyError, XML, zip) on bad input
+        raise _damaged(filename, _reason(exc)) from exc
+    try:
+        if not workbook.worksheets:
+            raise UploadError(f"{_name(filename)} has no worksheet.", code="empty")
+        sheet = workbook.worksheets[0]
+        try:
+            parsed = _build(_xlsx_rows(sheet), filename, fmt="xlsx")
+        except UploadError:
+            raise
+        except Exception as exc:  # a damaged sheet part only shows up while it streams
+            raise _damaged(filename, _reason(exc)) from exc
+        parsed.sheet = sheet.title
+        return parsed
+    finally:
+        workbook.close()
+
+
+def _xlsx_rows(sheet) -> Iterator[tuple[int, list[str]]]:
+    # data_only=True gives the value a spreadsheet app cached when it last saved the file.
+    # A formula never calculated (files written by scripts, e.g. openpyxl) has no cached
+    # value and comes out empty: we cannot evaluate Excel formulas, and the formula text
+    # itself ("=A1*2") is not the question the user meant.
+    for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+        yield number, [_cell_text(value) for value in values]
+
+
+def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
+    if "word/document.xml" in names:
+        return "a Word document (.docx)"
+    if "ppt/presentation.xml" in names:
+        return "a PowerPoint presentation (.pptx)"
+    if "mimetype" in names:
+        mimetype = archive.read("mimetype")[:100].decode("ascii", "replace")
+        if "opendocument.spreadsheet" in mimetype:
+            return "an OpenDocument spreadsheet (.ods); save it as .xlsx or CSV"
+        return f"an OpenDocument file ({mimetype})"
+    return "a ZIP archive that is not an Excel workbook"
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"  # as a spreadsheet shows it
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _json_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return _cell_text(value)
+
+
+# --- Shared: header, rows, limits -------------------------------------------------------
+
+
+def _build(
+    records: Iterator[tuple[int, list[str]]], filename: str, *, fmt: Literal["csv", "xlsx"]
+) -> ParsedUpload:
+    """1. header = first non-blank row; 2. find alias columns; 3. rows, checked and counted."""
+    header_cells: list[str] | None = None
+    for _number, cells in records:
+        if any(cell.strip() for cell in cells):
+            header_cells = cells
+            break
+    if header_cells is None:
+        raise UploadError(f"{_name(filename)} has no rows.", code="empty")
+    headers = _unique_headers(header_cells)
+    named = {i for i, cell in enumerate(header_cells) if cell.strip()}
+    question_key = _find_alias(headers, QUESTION_ALIASES)
+    if question_key is None:
+        found = ", ".join(f'"{h}"' for h in headers if h) or "none"
+        hint = ""
+        if any(h.rstrip().endswith("?") for h in header_cells):
+            hint = " The first row is read as column names: add a header row above it."
+        raise UploadError(
+            "No question column. The first row must name one of: "
+            f"{ACCEPTED_QUESTION_HEADERS} (case, spaces, _ and - do not matter). "
+            f"Columns found: {found}.{hint}",
+            code="no_question_column",
+            row=1,
+        )
+    question_index = headers.index(question_key)
+    url_key, chat_key = _find_alias(headers, URL_ALIASES), _find_alias(headers, CHAT_ALIASES)
+    header_count = len(headers)
+    all_named = len(named) == len(headers)
+    limit = settings.MAX_BATCH_ITEMS
+    rows: list[ParsedRow] = []
+    used_unnamed: set[int] = set()
+    empty_question_rows: list[int] = []
+    skipped = count = 0
+    for number, cells in records:
+        if not any(map(str.strip, cells)):
+            skipped += 1
+            continue
+        while len(cells) > len(headers):  # CSV rows longer than the header
+            if not cells[-1].strip():
+                cells.pop()
+                continue
+            headers.append(_fresh_name(f"column {len(headers) + 1}", headers))
+        if not all_named or len(cells) > header_count:
+            for index, cell in enumerate(cells):
+                if index not in named and cell.strip():
+                    used_unnamed.add(index)
+        columns = dict(zip(headers, cells, strict=False))
+        _check_cells(columns, row_label=f"Row {number}", row=number)
+        question = cells[question_index].strip() if question_index < len(cells) else ""
+        if not question:
+            empty_question_rows.append(number)
+            continue
+        count += 1
+        if count <= limit and not empty_question_rows:  # past that, only count
+            rows.append(_make_row(question, columns, headers, url_key, chat_key))
+    if empty_question_rows:
+        raise _empty_question(empty_question_rows, question_key)
+    if not count:
+        raise UploadError(
+            f"{_name(filename)} has a header row but no questions below it.",
+            code="header_only",
+        )
+    _check_count(count)
+    if len(headers) > header_count:  # a later row grew the header: earlier rows catch up
+        for row in rows:
+            for header in headers[header_count:]:
+                row.columns.setdefault(header, "")
+    unused = [h for i, h in enumerate(headers) if i not in named and i not in used_unnamed]
+    if unused:  # spreadsheet padding: unnamed and never filled
+        for row in rows:
+            for key in unused:
+                row.columns.pop(key, None)
+        headers = [h for h in headers if h not in unused]
+    return ParsedUpload(
+        rows=rows, columns=headers, format=fmt, skipped_blank=skipped, question_column=question_key
+    )
+
+
+def _make_row(
+    question: str, columns: dict[str, str], headers: list[str], url_key, chat_key
+) -> ParsedRow:
+    if len(columns) < len(headers):  # short rows lack trailing cells
+        for header in headers:
+            columns.setdefault(header, "")
+    return ParsedRow(
+        question=question,
+        referring_url=columns[url_key].strip() if url_key else "",
+        chat_key=columns[chat_key].strip() if chat_key else "",
+        columns=columns,
+    )
+
+
+def _find_alias(headers: list[str], aliases: tuple[str, ...]) -> str | None:
+    """The first header matching the earliest alias, ignoring case, spaces, `_` and `-`."""
+    keys = [re.sub(r"[\s_\-]+", "", header).lower() for header in headers]
+    return next((headers[keys.index(a)] for a in aliases if a in keys), None)
+
+
+def _unique_headers(cells: list[str]) -> list[str]:
+    headers: list[str] = []
+    for position, cell in enumerate(cells, start=1):
+        name = cell.strip() or f"column {position}"
+        headers.append(_fresh_name(name, headers))
+    return headers
+
+
+def _fresh_name(name: str, taken: list[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name} ({n})"
+    return candidate
+
+
+def _check_cells(columns: dict[str, str], *, row_label: str, row: int) -> None:
+    if max(map(len, columns.values()), default=0) <= MAX_CELL_CHARS:
+        return
+    for column, value in columns.items():
+        if len(value) > MAX_CELL_CHARS:
+            hint = ""
+            if "\n" in value:
+                hint = " In a CSV this is usually an unclosed double quote."
+            raise UploadError(
+                f'{row_label}, column "{column}": the cell has {len(value):,} characters; '
+                f"the limit is {MAX_CELL_CHARS:,}.{hint}",
+                code="cell_too_long",
+                row=row,
+                column=column,
+            )
+
+
+def _check_count(count: int) -> None:
+    limit = settings.MAX_BATCH_ITEMS
+    if count > limit:
+        raise UploadError(
+            f"The file has {count:,} questions; the limit is {limit:,} per batch. "
+            "Split it into several batches.",
+            code="too_many_rows",
+        )
+
+
+def _check_size(size: int) -> None:
+    limit = settings.MAX_UPLOAD_BYTES
+    if size > limit:
+        shown, allowed = _size(size), _size(limit)
+        if shown == allowed:
+            shown, allowed = f"{size:,} bytes", f"{limit:,} bytes"
+        raise UploadError(
+            f"The file is {shown}; the limit is {allowed}. Split it into smaller files.",
+            code="too_large",
+        )
+
+
+def _empty_question(numbers: list[int], question_key: str) -> UploadError:
+    shown = ", ".join(str(n) for n in numbers[:5])
+    if len(numbers) > 5:
+        shown += f" and {len(numbers) - 5:,} more"
+    rows = "Row" if len(numbers) == 1 else "Rows"
+    return UploadError(
+        f'{rows} {shown}: the "{question_key}" cell is empty but other cells are filled. '
+        "Fill in the question or delete the row (the header is row 1).",
+        code="empty_question",
+        row=numbers[0],
+        column=question_key,
+    )
+
+
+def _size(n: int) -> str:
+    if n >= 1024 * 1024:
+        value, unit = n / (1024 * 1024), "MB"
+    else:
+        value, unit = n / 1024, "KB"
+    text = f"{value:.1f}".removesuffix(".0")
+    return f"{text} {unit}"
+
+
+def _name(filename: str) -> str:
+    return f'"{filename}"' if filename else "The file"
+
+
+def _not_tabular(filename: str, what: str) -> UploadError:
+    return UploadError(
+        f"{_name(filename)} is neither CSV nor XLSX: it looks like {what}.",
+        code="not_tabular",
+    )
+
+
+def _damaged(filename: str, reason: str) -> UploadError:
+    return UploadError(
+        f"{_name(filename)} looks like an Excel workbook but cannot be read ({reason}). "
+        "Open it in Excel and save it again, or save it as CSV.",
+        code="damaged_xlsx",
+    )
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
