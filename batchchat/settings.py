@@ -188,6 +188,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_RECOVER_SECONDS = env_int("CELERY_BEAT_RECOVER_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "recover-stalled-batches": {
+        "task": "batches.tasks.recover_stalled_batches",
+        "schedule": float(max(CELERY_BEAT_RECOVER_SECONDS // 2, 1)),
+    },
+}
 
 # --- AI providers -----------------------------------------------------------------------
 # Keys stay here, on the server: nothing reads them but chats.providers.

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import islice
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.utils import timezone
 
 from batches.ingest import ParsedRow, UploadError
 from batches.models import Batch, BatchItem
 from chats.models import Chat
-from chats.services import check_chat_settings
+from chats.services import (
+    ProviderError,
+    ProviderNotConfigured,
+    check_chat_settings,
+    process_message,
+)
 
 CREATE_CHUNK = 1000
 
@@ -97,11 +111,24 @@ def create_batch_run(
 
 
 # --- Engine ----------------------------------------------------------------------------
-# Signatures are the contract for the API and the pages; bodies land with issue 4.
+#
+# State lives on rows: an item is claimed with a conditional UPDATE that sets a lease
+# (owner + expiry), and every result is recorded with a conditional UPDATE that checks the
+# lease is still ours. So any number of callers (threads, processes, Celery workers) can
+# work on one batch: each row completes once, and a row whose worker died is claimed
+# again when its lease expires.
+
+logger = logging.getLogger(__name__)
+
+UNFINISHED = (BatchItem.Status.PENDING, BatchItem.Status.RUNNING)
 
 
 class BatchStateError(Exception):
     """The batch is in a state that does not allow this action (HTTP 409)."""
+
+
+class LeaseLost(Exception):
+    """Our lease on an item expired and another worker took it: drop our result."""
 
 
 @dataclass(frozen=True)
@@ -114,34 +141,398 @@ class SliceResult:
     failed: int  # rows that finished failed during this slice
     remaining: int  # rows of the batch not finished (pending, running, cancelled)
 
+    @property
+    def should_continue(self) -> bool:
+        """Whether a background runner should schedule another slice."""
+        return self.status in Batch.ACTIVE_STATUSES and self.remaining > 0
+
 
 def runner_mode() -> str:
     """'celery' when a broker is configured, else 'inline' (the caller drives slices)."""
     return "celery" if settings.CELERY_BROKER_URL else "inline"
 
 
+def _enqueue_slices(batch_id: int) -> None:
+    """With Celery, start BATCH_PARALLEL_SLICES slice chains once the transaction commits."""
+    if runner_mode() != "celery":
+        return
+    from batches import tasks
+
+    for _ in range(max(settings.BATCH_PARALLEL_SLICES, 1)):
+        tasks.process_batch_slice.delay_on_commit(batch_id)
+
+
 def start_batch(*, batch: Batch) -> Batch:
-    """Queue the batch (uploaded or cancelled -> queued); with Celery, enqueue slices."""
-    raise NotImplementedError
+    """Queue the batch: uploaded, cancelled (resume) or failed (after a fix) -> queued.
+
+    Cancelled rows go back to pending. With Celery, slice tasks are enqueued on commit;
+    inline, the caller drives process_for_duration. Starting an active batch again only
+    re-enqueues (harmless: slices share the work through leases).
+    """
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        if batch.status == Batch.Status.COMPLETED:
+            raise BatchStateError("This batch is completed; retry its failed rows instead.")
+        if batch.status in (Batch.Status.UPLOADED, Batch.Status.CANCELLED, Batch.Status.FAILED):
+            batch.items.filter(status=BatchItem.Status.CANCELLED).update(
+                status=BatchItem.Status.PENDING, error=""
+            )
+            batch.status = Batch.Status.QUEUED
+            batch.error = ""
+            batch.finished_at = None
+            batch.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        _enqueue_slices(batch.pk)
+    return batch
+
+
+def cancel_batch(*, batch: Batch) -> Batch:
+    """Pending rows become cancelled; rows in flight finish and are recorded.
+
+    Workers check the batch status before every provider call, so no new call starts
+    once this has returned.
+    """
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        if batch.status not in (*Batch.ACTIVE_STATUSES, Batch.Status.UPLOADED):
+            raise BatchStateError(
+                f"A {batch.get_status_display().lower()} batch cannot be cancelled."
+            )
+        batch.items.filter(status=BatchItem.Status.PENDING).update(
+            status=BatchItem.Status.CANCELLED
+        )
+        batch.status = Batch.Status.CANCELLED
+        batch.finished_at = timezone.now()
+        batch.save(update_fields=["status", "finished_at", "updated_at"])
+        _recount(batch)
+    return batch
+
+
+def retry_failed(*, batch: Batch) -> Batch:
+    """Failed and cancelled rows back to pending; the batch back to queued."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        retried = batch.items.filter(
+            status__in=(BatchItem.Status.FAILED, BatchItem.Status.CANCELLED)
+        ).update(status=BatchItem.Status.PENDING, error="", finished_at=None)
+        if not retried and batch.status != Batch.Status.FAILED:
+            raise BatchStateError("This batch has no failed or cancelled rows to retry.")
+        batch.status = Batch.Status.QUEUED
+        batch.error = ""
+        batch.finished_at = None
+        batch.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        _recount(batch)
+        _enqueue_slices(batch.pk)
+    return batch
+
+
+def delete_batch(*, batch: Batch) -> None:
+    """Delete the batch, its items and its chats (a batch's chats belong to it alone).
+
+    Workers still running a row of it notice at record time (their lease is gone) and
+    drop the result.
+    """
+    with transaction.atomic():
+        Chat.objects.filter(batch_items__batch=batch).exclude(
+            batch_items__batch__in=Batch.objects.exclude(pk=batch.pk)
+        ).delete()
+        batch.delete()
+
+
+def _recount(batch: Batch) -> None:
+    """Set the counters from the items. Call inside a transaction that locked the batch."""
+    counts = batch.items.aggregate(
+        total=Count("id"),
+        done=Count("id", filter=Q(status=BatchItem.Status.DONE)),
+        failed=Count("id", filter=Q(status=BatchItem.Status.FAILED)),
+    )
+    first_unfinished = (
+        batch.items.exclude(status__in=BatchItem.FINISHED_STATUSES)
+        .order_by("position")
+        .values_list("position", flat=True)
+        .first()
+    )
+    batch.total_items = counts["total"]
+    batch.processed_items = counts["done"]
+    batch.failed_items = counts["failed"]
+    batch.last_processed_index = counts["total"] if first_unfinished is None else first_unfinished
+    Batch.objects.filter(pk=batch.pk).update(
+        total_items=batch.total_items,
+        processed_items=batch.processed_items,
+        failed_items=batch.failed_items,
+        last_processed_index=batch.last_processed_index,
+        updated_at=timezone.now(),
+    )
+
+
+def _fail_batch(batch_id: int, message: str) -> None:
+    """A batch-level fault (provider not configured): stop the batch, burn no rows."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        if batch.status in Batch.ACTIVE_STATUSES:
+            batch.status = Batch.Status.FAILED
+            batch.error = message
+            batch.finished_at = timezone.now()
+            batch.save(update_fields=["status", "error", "finished_at", "updated_at"])
+
+
+class _Slice:
+    """One call of process_for_duration: worker threads that claim, run and record rows.
+
+    1. each worker claims the next eligible row (pending, or running with an expired
+       lease; for a multi-turn chat only the earliest unfinished turn) with a
+       conditional UPDATE that sets our lease;
+    2. checks the batch is still active, runs the chat pipeline, and records the result
+       (item + interaction + counters) in one transaction that first checks the lease;
+    3. stops taking rows at the deadline, on cancel, or when nothing is left to claim;
+    4. a heartbeat thread renews our leases while rows are in flight.
+    """
+
+    def __init__(self, batch: Batch, *, seconds: float, concurrency: int) -> None:
+        self.batch_id = batch.pk
+        self.deadline = time.monotonic() + max(seconds, 0.0)
+        self.concurrency = max(concurrency, 1)
+        self.lease_seconds = settings.BATCH_LEASE_SECONDS
+        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.done = 0
+        self.failed = 0
+        self.fatal: str | None = None
+
+    # -- claiming ------------------------------------------------------------------------
+    def _candidates(self) -> list[BatchItem]:
+        now = timezone.now()
+        earlier_unfinished = BatchItem.objects.filter(
+            batch_id=self.batch_id,
+            chat_id=OuterRef("chat_id"),
+            position__lt=OuterRef("position"),
+            status__in=UNFINISHED,
+        )
+        claimable = Q(status=BatchItem.Status.PENDING) | Q(
+            status=BatchItem.Status.RUNNING, lease_expires_at__lt=now
+        )
+        return list(
+            BatchItem.objects.filter(claimable, batch_id=self.batch_id)
+            .exclude(Exists(earlier_unfinished))
+            .order_by("position")
+            .only("id", "status", "lease_expires_at")[: self.concurrency * 2]
+        )
+
+    def _claim(self) -> BatchItem | None:
+        for candidate in self._candidates():
+            now = timezone.now()
+            guard = Q(pk=candidate.pk, status=candidate.status)
+            if candidate.status == BatchItem.Status.RUNNING:
+                guard &= Q(lease_expires_at__lt=now)
+            claimed = BatchItem.objects.filter(guard).update(
+                status=BatchItem.Status.RUNNING,
+                lease_owner=self.owner,
+                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+                attempts=F("attempts") + 1,
+            )
+            if claimed:
+                return BatchItem.objects.select_related("chat").get(pk=candidate.pk)
+        return None
+
+    def _batch_active(self) -> bool:
+        status = Batch.objects.filter(pk=self.batch_id).values_list("status", flat=True).first()
+        return status in Batch.ACTIVE_STATUSES
+
+    # -- one row ---------------------------------------------------------------------------
+    def _release(self, item: BatchItem, status: str) -> None:
+        BatchItem.objects.filter(pk=item.pk, lease_owner=self.owner).update(
+            status=status, lease_owner="", lease_expires_at=None, attempts=F("attempts") - 1
+        )
+
+    def _record(self, item: BatchItem, *, status: str, error: str = "", interaction=None) -> None:
+        """Item status + counters (+ the interaction, stored by the caller's transaction)."""
+        updated = BatchItem.objects.filter(
+            pk=item.pk, lease_owner=self.owner, status=BatchItem.Status.RUNNING
+        ).update(
+            status=status,
+            error=error[:2000],
+            interaction=interaction,
+            lease_owner="",
+            lease_expires_at=None,
+            finished_at=timezone.now(),
+        )
+        if not updated:
+            raise LeaseLost(item.pk)
+        counter = "processed_items" if status == BatchItem.Status.DONE else "failed_items"
+        Batch.objects.filter(pk=self.batch_id).update(
+            **{counter: F(counter) + 1}, updated_at=timezone.now()
+        )
+
+    def _run(self, item: BatchItem) -> None:
+        if not self._batch_active():
+            # Cancelled (or failed) after we claimed it: no provider call starts now.
+            self._release(item, BatchItem.Status.CANCELLED)
+            self.stop.set()
+            return
+        try:
+            process_message(
+                chat=item.chat,
+                question=item.question,
+                referring_url=item.referring_url,
+                in_transaction=lambda interaction: self._record(
+                    item, status=BatchItem.Status.DONE, interaction=interaction
+                ),
+            )
+        except ProviderNotConfigured as exc:
+            self._release(item, BatchItem.Status.PENDING)
+            self.fatal = str(exc)
+            self.stop.set()
+            return
+        except LeaseLost:
+            logger.warning("Lease lost on item %s; its result was dropped", item.pk)
+            return
+        except ProviderError as exc:
+            self._fail(item, str(exc))
+            return
+        except Exception as exc:  # a bug must fail the row, not kill the slice
+            logger.exception("Unexpected error on batch item %s", item.pk)
+            self._fail(item, f"Unexpected error: {type(exc).__name__}: {exc}")
+            return
+        with self.lock:
+            self.done += 1
+
+    def _fail(self, item: BatchItem, message: str) -> None:
+        try:
+            with transaction.atomic():
+                self._record(item, status=BatchItem.Status.FAILED, error=message)
+        except LeaseLost:
+            return
+        with self.lock:
+            self.failed += 1
+
+    # -- threads ---------------------------------------------------------------------------
+    def _worker(self) -> None:
+        try:
+            while not self.stop.is_set() and time.monotonic() < self.deadline:
+                if not self._batch_active():
+                    break
+                item = self._claim()
+                if item is None:
+                    with self.lock:
+                        others_busy = self.in_flight > 0
+                    if not others_busy:
+                        break
+                    # A row in flight here may unblock the next turn of its chat.
+                    time.sleep(0.05)
+                    continue
+                with self.lock:
+                    self.in_flight += 1
+                try:
+                    self._run(item)
+                finally:
+                    with self.lock:
+                        self.in_flight -= 1
+        finally:
+            connection.close()
+
+    def _heartbeat(self, workers: list[threading.Thread]) -> None:
+        interval = max(self.lease_seconds / 3, 0.5)
+        try:
+            while any(w.is_alive() for w in workers):
+                for w in workers:
+                    w.join(timeout=interval / len(workers))
+                BatchItem.objects.filter(
+                    lease_owner=self.owner, status=BatchItem.Status.RUNNING
+                ).update(lease_expires_at=timezone.now() + timedelta(seconds=self.lease_seconds))
+        finally:
+            connection.close()
+
+    def run(self) -> None:
+        workers = [
+            threading.Thread(target=self._worker, name=f"batch-{self.batch_id}-{n}", daemon=True)
+            for n in range(self.concurrency)
+        ]
+        for worker in workers:
+            worker.start()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(workers,), daemon=True)
+        heartbeat.start()
+        for worker in workers:
+            worker.join()
+        heartbeat.join()
 
 
 def process_for_duration(
     *, batch_id: int, seconds: float, concurrency: int | None = None
 ) -> SliceResult:
-    """Process rows for about `seconds`; safe to call from many places at once."""
-    raise NotImplementedError
+    """Process rows of a batch for about `seconds`; safe to call from many places at once.
+
+    1. move an uploaded/queued batch to processing (cancelled or failed: BatchStateError);
+    2. check the providers are configured, or fail the batch without burning rows;
+    3. run a slice (see _Slice): rows in flight at the deadline are finished, not dropped;
+    4. recount the counters and last_processed_index, and complete the batch when no
+       row is left.
+    """
+    now = timezone.now()
+    batch = Batch.objects.get(pk=batch_id)
+    if batch.status in (Batch.Status.CANCELLED, Batch.Status.FAILED):
+        raise BatchStateError(
+            f"This batch is {batch.get_status_display().lower()}; start it again to resume."
+        )
+    Batch.objects.filter(
+        pk=batch_id, status__in=(Batch.Status.UPLOADED, Batch.Status.QUEUED)
+    ).update(status=Batch.Status.PROCESSING, updated_at=now)
+    Batch.objects.filter(pk=batch_id, started_at__isnull=True).update(started_at=now)
+    batch.refresh_from_db()
+
+    work = _Slice(batch, seconds=seconds, concurrency=concurrency or settings.BATCH_CONCURRENCY)
+    if batch.status == Batch.Status.PROCESSING:
+        try:
+            check_chat_settings(
+                ai_provider=batch.ai_provider,
+                model=batch.model,
+                search_provider=batch.search_provider,
+            )
+        except ProviderNotConfigured as exc:
+            work.fatal = str(exc)
+        else:
+            work.run()
+    if work.fatal:
+        _fail_batch(batch_id, work.fatal)
+    return _finish_slice(batch_id, done=work.done, failed=work.failed)
 
 
-def cancel_batch(*, batch: Batch) -> Batch:
-    """Pending rows become cancelled; rows in flight finish and are recorded."""
-    raise NotImplementedError
+def _finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        _recount(batch)
+        unfinished = batch.items.filter(status__in=UNFINISHED).exists()
+        if batch.status in Batch.ACTIVE_STATUSES and not unfinished:
+            batch.status = Batch.Status.COMPLETED
+            batch.finished_at = timezone.now()
+            batch.save(update_fields=["status", "finished_at", "updated_at"])
+    return SliceResult(
+        batch_id=batch_id, status=batch.status, done=done, failed=failed, remaining=batch.remaining
+    )
 
 
-def retry_failed(*, batch: Batch) -> Batch:
-    """Failed and cancelled rows back to pending; the batch back to queued."""
-    raise NotImplementedError
+def stalled_batch_ids(*, idle_seconds: float) -> list[int]:
+    """Active batches with work left that nobody holds a live lease on and that have not
+    moved for `idle_seconds` (all workers restarted, or their tasks were lost)."""
+    now = timezone.now()
+    live_lease = BatchItem.objects.filter(
+        batch_id=OuterRef("pk"), status=BatchItem.Status.RUNNING, lease_expires_at__gte=now
+    )
+    open_rows = BatchItem.objects.filter(batch_id=OuterRef("pk"), status__in=UNFINISHED)
+    return list(
+        Batch.objects.filter(
+            status__in=Batch.ACTIVE_STATUSES, updated_at__lt=now - timedelta(seconds=idle_seconds)
+        )
+        .filter(Exists(open_rows))
+        .exclude(Exists(live_lease))
+        .values_list("pk", flat=True)
+    )
 
 
-def delete_batch(*, batch: Batch) -> None:
-    """Delete the batch, its items and the chats that belong only to it."""
-    raise NotImplementedError
+def recover_stalled_batches(*, idle_seconds: float) -> list[int]:
+    """Re-enqueue slices for stalled batches (the Celery beat task calls this)."""
+    batch_ids = stalled_batch_ids(idle_seconds=idle_seconds)
+    for batch_id in batch_ids:
+        Batch.objects.filter(pk=batch_id).update(updated_at=timezone.now())
+        _enqueue_slices(batch_id)
+    return batch_ids

@@ -1,0 +1,34 @@
+"""Celery tasks: thin wrappers over batches.services (ids in, re-fetch, call a service)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from batches import services
+from batches.models import Batch
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def process_batch_slice(batch_id: int) -> None:
+    """Run one slice; re-enqueue while work remains, so a chain runs the batch to its end.
+
+    acks_late: a worker killed mid-slice leaves the message to be redelivered, and the
+    rows it held are claimed again once their leases expire.
+    """
+    try:
+        result = services.process_for_duration(
+            batch_id=batch_id, seconds=settings.BATCH_SLICE_SECONDS
+        )
+    except (Batch.DoesNotExist, services.BatchStateError):
+        return  # deleted, cancelled or failed meanwhile: the chain ends here
+    if result.should_continue:
+        # Nothing claimable (rows leased by another worker): wait before asking again.
+        countdown = 0 if result.done or result.failed else 1
+        process_batch_slice.apply_async((batch_id,), countdown=countdown)
+
+
+@shared_task(ignore_result=True)
+def recover_stalled_batches() -> None:
+    """Beat: restart slice chains of active batches that nobody is working on."""
+    services.recover_stalled_batches(idle_seconds=settings.CELERY_BEAT_RECOVER_SECONDS)
