@@ -6,11 +6,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
 from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
-from chats.models import Chat, Interaction
+from chats.models import Chat, Interaction, PromptOverride
+from chats.prompts import build_messages, build_system_prompt, parse_answer
 from chats.providers import PROVIDERS, get_provider, provider_class
+from chats.providers.base import GenerationRequest
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
 
 __all__ = [
@@ -38,8 +45,100 @@ def process_message(
     referring_url: str = "",
     on_token: Callable[[str], None] | None = None,
 ) -> Interaction:
-    """1. history 2. search 3. prompt 4. generate 5. parse 6. store (see DESIGN)."""
-    raise NotImplementedError("chat pipeline: issue 3")
+    """Answer `question` in `chat` and store the turn.
+
+    1. history: the chat's earlier interactions, by position, become prior turns;
+    2. search: the chat's search provider, up to SEARCH_MAX_RESULTS results for the
+       question (the question alone is the query, also for follow-ups);
+    3. prompt: system prompt + the uploader's enabled override when `apply_overrides`;
+    4. generate: the chat's AI provider and model; with `on_token`, the raw model text
+       (tags included) is streamed to it as it arrives;
+    5. parse: answer and citation out of the raw text (`chats.prompts.parse_answer`), so the
+       stored answer is the parse of exactly the streamed text;
+    6. store: one Interaction at the chat's next free position, in one transaction.
+
+    `latency_ms` is the wall time of steps 2-5 (what the asker waits for).
+    Raises ProviderNotConfigured, ProviderError or TransientProviderError; nothing is
+    stored then.
+    """
+    started = time.monotonic()
+    provider = get_provider(chat.ai_provider)
+    searcher = get_search_provider(chat.search_provider)
+    model = chat.model or (provider.models() or [""])[0]
+
+    history = list(chat.interactions.order_by("position").values_list("question", "answer"))
+    search_query = question.strip()
+    results = searcher.search(
+        search_query, language=chat.page_language, limit=settings.SEARCH_MAX_RESULTS
+    )
+    results = list(results)[: settings.SEARCH_MAX_RESULTS]
+
+    override = _override_for(chat)
+    system = build_system_prompt(
+        language=chat.page_language,
+        search_results=results,
+        referring_url=referring_url,
+        override_text=override.text if override else "",
+    )
+    request = GenerationRequest(
+        system=system,
+        messages=build_messages(history=history, question=question),
+        question=question,
+        search_results=results,
+        language=chat.page_language,
+        model=model,
+    )
+    generation = provider.generate(request, on_token=on_token)
+    parsed = parse_answer(generation.text, results)
+    latency_ms = round((time.monotonic() - started) * 1000)
+
+    return _store_interaction(
+        chat=chat,
+        fields={
+            "question": question,
+            "referring_url": referring_url[:2048],
+            "answer": parsed.answer,
+            "citation_url": parsed.citation_url,
+            "citation_title": parsed.citation_title,
+            "search_query": search_query,
+            "search_results": [result.as_dict() for result in results],
+            "model": generation.model or model,
+            "input_tokens": generation.input_tokens,
+            "output_tokens": generation.output_tokens,
+            "latency_ms": latency_ms,
+            "prompt_override": override,
+        },
+    )
+
+
+def _override_for(chat: Chat) -> PromptOverride | None:
+    if not chat.apply_overrides or chat.uploader_id is None:
+        return None
+    return PromptOverride.objects.filter(
+        owner_id=chat.uploader_id, key=PromptOverride.Key.SYSTEM, enabled=True
+    ).first()
+
+
+def _store_interaction(*, chat: Chat, fields: dict) -> Interaction:
+    """Create the interaction at the chat's next free position.
+
+    Two turns of one chat may finish at the same time (a follow-up typed while a batch
+    row runs, two workers). Locking the chat row serialises them on PostgreSQL; SQLite has
+    no row locks but its IMMEDIATE transactions serialise writers. The IntegrityError
+    retry covers any database where neither holds (the unique constraint is the guard).
+    """
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                Chat.objects.select_for_update().filter(pk=chat.pk).first()
+                last = chat.interactions.aggregate(last=Max("position"))["last"]
+                return Interaction.objects.create(
+                    chat=chat, position=0 if last is None else last + 1, **fields
+                )
+        except IntegrityError:
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def check_chat_settings(*, ai_provider: str, model: str = "", search_provider: str) -> str:

@@ -1,0 +1,189 @@
+"""Prompt assembly and answer parsing for the chat pipeline.
+
+The model is asked to answer in a small tag format:
+
+    <answer>...</answer><citation-url>...</citation-url><citation-title>...</citation-title>
+
+`parse_answer` is tolerant: models forget closing tags, swap `-` for `_`, wrap the
+reply in a code fence, or ignore the format entirely (then the raw text is the answer and
+the citation is the first search-result URL the text mentions, if any).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from chats.providers.base import Message
+from chats.search.base import SearchResult
+
+MAX_CITATION_URL = 2048  # Interaction.citation_url max_length
+MAX_CITATION_TITLE = 500  # Interaction.citation_title max_length
+MAX_SNIPPET = 1200  # characters of each search result put in the prompt
+
+LANGUAGE_NAMES = {"en": "English", "fr": "French (français)"}
+
+ROLE = (
+    "You are the question-answering assistant of a public service website. Answer the "
+    "user's question accurately and briefly, using the search results below as your "
+    "sources. If they do not contain the answer, say that you could not find it and "
+    "suggest where the user could look; never invent facts, URLs, phone numbers or dates."
+)
+
+FORMAT = (
+    "Reply in exactly this format and nothing else:\n"
+    "<answer>your answer</answer>\n"
+    "<citation-url>the URL of the one search result that best supports the answer</citation-url>\n"
+    "<citation-title>the title of that search result</citation-title>\n"
+    "Cite only a URL that appears in the search results. If no result supports the "
+    "answer, leave both citation tags empty."
+)
+
+
+def build_system_prompt(
+    *,
+    language: str,
+    search_results: Sequence[SearchResult],
+    referring_url: str = "",
+    override_text: str = "",
+) -> str:
+    """The system prompt: role, page language, numbered search results, the citation
+    format, then the uploader's override (appended, so it can refine everything above)."""
+    language_name = LANGUAGE_NAMES.get(language, LANGUAGE_NAMES["en"])
+    parts = [
+        ROLE,
+        f"The page language is {language_name}: write the answer in {language_name}, "
+        "whatever the language of the question.",
+    ]
+    if search_results:
+        lines = ["Search results:"]
+        for number, result in enumerate(search_results, start=1):
+            lines.append(f"[{number}] {_one_line(result.title) or '(untitled)'}")
+            lines.append(f"URL: {result.url}")
+            snippet = _one_line(result.snippet)[:MAX_SNIPPET]
+            if snippet:
+                lines.append(snippet)
+            lines.append("")
+        parts.append("\n".join(lines).rstrip())
+    else:
+        parts.append("Search results: none were found for this question.")
+    if referring_url:
+        parts.append(f"The user asked from this page: {referring_url}")
+    parts.append(FORMAT)
+    if override_text.strip():
+        parts.append("Additional instructions:\n" + override_text.strip())
+    return "\n\n".join(parts)
+
+
+def build_messages(*, history: Iterable[tuple[str, str]], question: str) -> list[Message]:
+    """Earlier turns as alternating user/assistant messages, then the question.
+
+    Stored answers are the parsed text; an empty one becomes a placeholder because some
+    providers (Anthropic) reject empty assistant messages."""
+    messages: list[Message] = []
+    for earlier_question, earlier_answer in history:
+        messages.append(Message("user", earlier_question))
+        messages.append(Message("assistant", earlier_answer or "(no answer)"))
+    messages.append(Message("user", question))
+    return messages
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    answer: str
+    citation_url: str = ""
+    citation_title: str = ""
+
+
+def _tag_pattern(name: str) -> re.Pattern[str]:
+    # `citation-url`, `citation_url` and `citation url` are all accepted; the content ends
+    # at the closing tag, at the next opening tag of ours, or at the end of the text (a
+    # model cut off by max_tokens leaves tags open).
+    name_re = name.replace("-", r"[-_ ]?")
+    return re.compile(
+        rf"<\s*{name_re}\s*>(.*?)(?:<\s*/\s*{name_re}\s*>|(?=<\s*(?:answer|citation)[-_ ]?)|\Z)",
+        re.IGNORECASE | re.DOTALL,
+    )
+
+
+_ANSWER = _tag_pattern("answer")
+_CITATION_URL = _tag_pattern("citation-url")
+_CITATION_TITLE = _tag_pattern("citation-title")
+_ANY_TAG = re.compile(r"<\s*/?\s*(?:answer|citation[-_ ]?(?:url|title))\s*>", re.IGNORECASE)
+_FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
+_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+
+
+def parse_answer(text: str, search_results: Sequence[SearchResult] = ()) -> ParsedAnswer:
+    """Split a model reply into answer, citation URL and title (see module docstring).
+
+    Only http(s) URLs are kept as citations: the URL is rendered as a link on the chat
+    page, so `javascript:` or other schemes from a confused model are dropped."""
+    text = text or ""
+    fenced = _FENCE.match(text)
+    if fenced and _ANY_TAG.search(fenced.group(1)):
+        text = fenced.group(1)
+
+    answer_match = _ANSWER.search(text)
+    if answer_match:
+        answer = answer_match.group(1)
+    else:
+        # No <answer>: the reply minus any citation tags is the answer.
+        answer = _CITATION_TITLE.sub("", _CITATION_URL.sub("", text))
+    answer = _ANY_TAG.sub("", answer).strip()
+    if not answer and answer_match:
+        # `<answer></answer>` with the text outside the tags: keep what the model said.
+        outside = _CITATION_TITLE.sub("", _CITATION_URL.sub("", _ANSWER.sub("", text)))
+        answer = _ANY_TAG.sub("", outside).strip()
+
+    url_match = _CITATION_URL.search(text)
+    citation_url = _clean_url(url_match.group(1)) if url_match else ""
+    if not url_match:
+        citation_url = _first_result_url_in(answer, search_results)
+    title_match = _CITATION_TITLE.search(text)
+    citation_title = _one_line(html.unescape(title_match.group(1))) if title_match else ""
+    if citation_url and not citation_title:
+        citation_title = _title_for(citation_url, search_results)
+    if not citation_url:
+        citation_title = ""
+    return ParsedAnswer(
+        answer=answer,
+        citation_url=citation_url[:MAX_CITATION_URL],
+        citation_title=citation_title[:MAX_CITATION_TITLE],
+    )
+
+
+def _one_line(value: str) -> str:
+    return " ".join((value or "").split())
+
+
+def _clean_url(value: str) -> str:
+    match = _URL.search(html.unescape(value or ""))
+    if not match:
+        return ""
+    return match.group(0).rstrip(".,;:!?)]}")
+
+
+def _normalise(url: str) -> str:
+    return url.strip().rstrip("/").lower()
+
+
+def _title_for(url: str, search_results: Sequence[SearchResult]) -> str:
+    wanted = _normalise(url)
+    for result in search_results:
+        if _normalise(result.url) == wanted:
+            return _one_line(result.title)
+    return ""
+
+
+def _first_result_url_in(text: str, search_results: Sequence[SearchResult]) -> str:
+    """The first URL in `text` that is one of the search results (a model that ignored the
+    format but still named its source)."""
+    known = {_normalise(result.url): result.url for result in search_results}
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:!?)]}")
+        if _normalise(url) in known:
+            return known[_normalise(url)]
+    return ""

@@ -1,0 +1,86 @@
+"""Anthropic's Messages API through the official `anthropic` SDK."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import anthropic
+from django.conf import settings
+
+from chats.providers.base import AIProvider, Generation, GenerationRequest
+from chats.providers.retry import CallContext, TokenCallback, call_with_retries
+
+# The Messages API requires a cap on output; answers here are a few paragraphs at most.
+MAX_OUTPUT_TOKENS = 2048
+
+
+@functools.lru_cache(maxsize=16)
+def _client(base_url: str, api_key: str, timeout: float) -> anthropic.Anthropic:
+    # Cached per settings values; thread-safe; retries are ours (max_retries=0).
+    return anthropic.Anthropic(
+        api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0
+    )
+
+
+class AnthropicProvider(AIProvider):
+    key = "anthropic"
+    label = "Anthropic"
+
+    def missing_setting(self) -> str | None:
+        if not settings.ANTHROPIC_API_KEY:
+            return "ANTHROPIC_API_KEY"
+        if not settings.ANTHROPIC_MODELS:
+            return "ANTHROPIC_MODELS"
+        return None
+
+    def models(self) -> list[str]:
+        return list(settings.ANTHROPIC_MODELS)
+
+    def generate(
+        self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
+    ) -> Generation:
+        model = request.model or self.models()[0]
+        client = _client(
+            settings.ANTHROPIC_BASE_URL,
+            settings.ANTHROPIC_API_KEY,
+            float(settings.PROVIDER_TIMEOUT),
+        )
+        arguments: dict[str, Any] = {
+            "model": model,
+            "max_tokens": MAX_OUTPUT_TOKENS,
+            "system": request.system,
+            "messages": [
+                {"role": message.role, "content": message.content} for message in request.messages
+            ],
+        }
+        context = CallContext(
+            provider_label=self.label,
+            key_setting="ANTHROPIC_API_KEY",
+            model=model,
+            secrets=(settings.ANTHROPIC_API_KEY,),
+        )
+
+        def call(token_callback: TokenCallback | None) -> Generation:
+            if token_callback is None:
+                message = client.messages.create(**arguments)
+            else:
+                with client.messages.stream(**arguments) as stream:
+                    for piece in stream.text_stream:
+                        if piece:
+                            token_callback(piece)
+                    message = stream.get_final_message()
+            text = "".join(
+                block.text for block in message.content if getattr(block, "type", "") == "text"
+            )
+            return Generation(
+                text=text,
+                model=model,
+                input_tokens=message.usage.input_tokens,
+                output_tokens=message.usage.output_tokens,
+            )
+
+        return call_with_retries(
+            call, provider_key=self.key, context=context, sdk=anthropic, on_token=on_token
+        )

@@ -1,0 +1,599 @@
+"""A fake AI provider server on 127.0.0.1 that speaks enough of the OpenAI, Azure OpenAI and
+Anthropic protocols for their official SDKs, so tests exercise the real client code.
+
+Standard library only (no Django), so it also runs as its own process:
+
+    python -m chats.tests.fake_servers --port 0 --latency 0.2 --fault-rate 0.3
+
+prints its base URL (``http://127.0.0.1:PORT``) as the first line of stdout, serves until
+SIGTERM/SIGINT, then exits 0.
+
+Endpoints (all answer deterministically):
+- ``POST /v1/chat/completions``                                  OpenAI and compatible
+- ``POST /openai/deployments/{deployment}/chat/completions``      Azure (``?api-version=``)
+- ``POST /v1/messages``                                          Anthropic
+Each accepts ``"stream": true`` (SSE). The answer echoes the last user message and cites
+the first URL of the system prompt (with the title on the ``[1] ...`` line) in the tag
+format of ``chats.prompts``. A model named ``missing...`` answers 404 model not found.
+A question containing ``[no-tags]`` gets a plain answer without tags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+FAULT_KINDS = ("429", "500", "503", "400", "401", "hang")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str  # without the query string
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: dict[str, Any]
+    raw: str  # the full request line + headers + body, to search for leaked secrets
+
+
+@dataclass
+class Fault:
+    """One injected failure: an HTTP status (with Retry-After for 429/503) or a hang."""
+
+    kind: str  # one of FAULT_KINDS
+    retry_after: float | None = None  # seconds, sent as `Retry-After` (and retry-after-ms)
+    retry_after_header: str | None = None  # a literal Retry-After value (e.g. an HTTP date)
+
+
+@dataclass
+class _Stats:
+    in_flight: int = 0
+    max_in_flight: int = 0
+    completed: int = 0
+    faults_served: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a hung handler never keeps the process alive
+    allow_reuse_address = True
+    request_queue_size = 1024  # hundreds of clients connect at once in the benchmarks
+    fake: FakeAIServer
+
+
+class FakeAIServer:
+    """Configurable fake. Use as a context manager, or start()/stop().
+
+    latency: seconds each request waits before answering (concurrent requests overlap).
+    fault_rate: fraction of requests that fail with one of `fault_kinds`, drawn from a
+        random.Random(seed) under a lock, so a given order of requests is reproducible.
+    fault_kinds: kinds drawn for fault_rate ("429", "500", "503", "400", "401", "hang").
+    retry_after: the Retry-After seconds sent with injected 429/503.
+    hang_seconds: how long a "hang" fault waits before answering 504 (longer than the
+        client timeout in tests); cut short by stop().
+    api_key: when set, requests without it (Bearer, `api-key` or `x-api-key`) get 401.
+    stream_delay: seconds between streamed chunks.
+    fail_next(...): queue explicit faults served to the next requests, in order.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        fault_kinds: tuple[str, ...] = ("429", "500"),
+        retry_after: float | None = 0.05,
+        hang_seconds: float = 30.0,
+        seed: int = 0,
+        api_key: str | None = None,
+        stream_delay: float = 0.0,
+    ) -> None:
+        unknown = set(fault_kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.fault_rate = fault_rate
+        self.fault_kinds = tuple(fault_kinds)
+        self.retry_after = retry_after
+        self.hang_seconds = hang_seconds
+        self.api_key = api_key
+        self.stream_delay = stream_delay
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._faults: deque[Fault] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._stats = _Stats()
+        self._stopping = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> FakeAIServer:
+        self._stopping.clear()
+        self._httpd = _Server((self.host, self.port), _Handler)
+        self._httpd.fake = self
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes sleeping (latency / hang) handlers
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- addresses -----------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """For OPENAI_BASE_URL / COMPATIBLE_BASE_URL (the SDK appends /chat/completions)."""
+        return f"{self.url}/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        return self.url
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """For ANTHROPIC_BASE_URL (the SDK appends /v1/messages)."""
+        return self.url
+
+    def configure(self, settings: Any, *, api_key: str = "test-key") -> None:
+        """Point every network provider of a Django `settings` object (e.g. the pytest-django
+        fixture) at this server, with `api_key`, and make retries fast."""
+        settings.OPENAI_BASE_URL = self.openai_base_url
+        settings.OPENAI_API_KEY = api_key
+        settings.AZURE_OPENAI_ENDPOINT = self.azure_endpoint
+        settings.AZURE_OPENAI_API_KEY = api_key
+        settings.AZURE_OPENAI_DEPLOYMENTS = ["test-deployment"]
+        settings.ANTHROPIC_BASE_URL = self.anthropic_base_url
+        settings.ANTHROPIC_API_KEY = api_key
+        settings.COMPATIBLE_BASE_URL = self.openai_base_url
+        settings.COMPATIBLE_API_KEY = api_key
+        settings.COMPATIBLE_MODELS = ["local-model"]
+        settings.PROVIDER_BACKOFF_BASE = 0.001
+        settings.PROVIDER_BACKOFF_MAX = 0.01
+        settings.PROVIDER_TIMEOUT = 5.0
+
+    # --- control and inspection ----------------------------------------------------------
+    def fail_next(
+        self,
+        count: int = 1,
+        kind: str = "429",
+        *,
+        retry_after: float | None = None,
+        retry_after_header: str | None = None,
+    ) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            for _ in range(count):
+                self._faults.append(Fault(kind, retry_after, retry_after_header))
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._stats.max_in_flight
+
+    @property
+    def faults_served(self) -> int:
+        return self._stats.faults_served
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._faults.clear()
+        with self._stats.lock:
+            self._stats.max_in_flight = self._stats.in_flight
+            self._stats.completed = 0
+            self._stats.faults_served = 0
+
+    # --- used by the handler -------------------------------------------------------------
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            if self._faults:
+                return self._faults.popleft()
+            if self.fault_rate and self._random.random() < self.fault_rate:
+                return Fault(self._random.choice(self.fault_kinds), self.retry_after)
+        return None
+
+    def _enter(self) -> None:
+        with self._stats.lock:
+            self._stats.in_flight += 1
+            self._stats.max_in_flight = max(self._stats.max_in_flight, self._stats.in_flight)
+
+    def _leave(self, *, fault: bool) -> None:
+        with self._stats.lock:
+            self._stats.in_flight -= 1
+            self._stats.completed += 1
+            self._stats.faults_served += int(fault)
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+# --- deterministic answers ---------------------------------------------------------------
+
+_URL = re.compile(r"https?://[^\s<>\"')\]]+")
+_TITLE = re.compile(r"^\s*\[1\]\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _text_of(content: Any) -> str:
+    """Message content as text: a string, or a list of {type: text, text} blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def compose_answer(system: str, messages: list[dict[str, Any]]) -> str:
+    """The fake model's answer: echoes the question and cites the first URL of `system`."""
+    questions = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
+    question = questions[-1] if questions else ""
+    turn = len(questions)
+    body = f"Fake answer (turn {turn}) to: {question}"
+    if "[no-tags]" in question:
+        return body
+    url_match = _URL.search(system)
+    title_match = _TITLE.search(system)
+    url = url_match.group(0) if url_match else ""
+    title = title_match.group(1) if title_match and url else ""
+    return (
+        f"<answer>{body}</answer>"
+        f"<citation-url>{url}</citation-url><citation-title>{title}</citation-title>"
+    )
+
+
+def _count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+def _chunks(text: str) -> list[str]:
+    """Split into word-sized pieces whose concatenation is exactly `text`."""
+    return re.findall(r"\S+\s*|\s+", text) or [""]
+
+
+# --- HTTP handler --------------------------------------------------------------------------
+
+_CHAT_PATH = re.compile(r"^/(?:v1/)?chat/completions$")
+_AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
+_ANTHROPIC_PATH = re.compile(r"^/(?:v1/)?messages$")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the SDKs pool connections
+    server: _Server
+    server_version = "FakeAI/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # quiet: tests and benchmarks read stdout
+
+    def do_GET(self) -> None:  # noqa: N802
+        if urlsplit(self.path).path in ("/", "/health"):
+            self._send_json(200, {"status": "ok"})
+        else:
+            self._send_json(404, {"error": {"message": "not found", "type": "not_found"}})
+
+    def do_POST(self) -> None:  # noqa: N802
+        fake = self.server.fake
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw_body or b"{}")
+        except ValueError:
+            body = {}
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        raw = f"{self.requestline}\r\n{self.headers}{raw_body.decode('utf-8', errors='replace')}"
+        fake._record(RecordedRequest("POST", split.path, parse_qs(split.query), headers, body, raw))
+        fake._enter()
+        fault = None
+        try:
+            fault = fake._next_fault()
+            fake._sleep(fake.latency)
+            if fault is not None:
+                self._serve_fault(fault, split.path)
+                return
+            if fake.api_key is not None and fake.api_key not in (
+                headers.get("authorization", "").removeprefix("Bearer "),
+                headers.get("api-key", ""),
+                headers.get("x-api-key", ""),
+            ):
+                self._serve_status(401, split.path, "Invalid API key provided.")
+                return
+            if match := _AZURE_PATH.match(split.path):
+                self._openai(body, deployment=match.group(1))
+            elif _CHAT_PATH.match(split.path):
+                self._openai(body, deployment=None)
+            elif _ANTHROPIC_PATH.match(split.path):
+                self._anthropic(body)
+            else:
+                self._send_json(404, {"error": {"message": f"no route {split.path}"}})
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (timeout): nothing to do
+        finally:
+            fake._leave(fault=fault is not None)
+
+    # --- faults --------------------------------------------------------------------------
+    def _serve_fault(self, fault: Fault, path: str) -> None:
+        fake = self.server.fake
+        if fault.kind == "hang":
+            fake._sleep(fake.hang_seconds)
+            self._serve_status(504, path, "Gateway timeout (fake hang).")
+            return
+        status = int(fault.kind)
+        headers: dict[str, str] = {}
+        retry_after = fault.retry_after if fault.retry_after is not None else fake.retry_after
+        if fault.retry_after_header is not None:
+            headers["Retry-After"] = fault.retry_after_header
+        elif retry_after is not None and status in (429, 503):
+            headers["Retry-After"] = f"{retry_after:g}"
+            headers["retry-after-ms"] = f"{retry_after * 1000:g}"
+        messages = {
+            429: "Rate limit reached. Please retry later.",
+            500: "The server had an error while processing your request.",
+            503: "The server is overloaded.",
+            400: "Invalid request: bad parameter.",
+            401: "Invalid API key provided.",
+        }
+        self._serve_status(status, path, messages.get(status, "error"), headers)
+
+    def _serve_status(
+        self, status: int, path: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        if _ANTHROPIC_PATH.match(path):
+            kinds = {
+                400: "invalid_request_error",
+                401: "authentication_error",
+                404: "not_found_error",
+                429: "rate_limit_error",
+                503: "overloaded_error",
+            }
+            payload = {
+                "type": "error",
+                "error": {"type": kinds.get(status, "api_error"), "message": message},
+            }
+        else:
+            payload = {"error": {"message": message, "type": "error", "code": str(status)}}
+        self._send_json(status, payload, headers)
+
+    # --- protocols -----------------------------------------------------------------------
+    def _openai(self, body: dict[str, Any], *, deployment: str | None) -> None:
+        model = deployment or str(body.get("model", ""))
+        if model.startswith("missing"):
+            message = (
+                f"The API deployment for this resource does not exist: {model}"
+                if deployment
+                else f"The model `{model}` does not exist or you do not have access to it."
+            )
+            self._send_json(
+                404,
+                {"error": {"message": message, "type": "invalid_request_error", "code": "404"}},
+            )
+            return
+        messages = list(body.get("messages") or [])
+        system = "\n".join(_text_of(m.get("content")) for m in messages if m["role"] == "system")
+        answer = compose_answer(system, messages)
+        prompt_tokens = sum(_count_tokens(_text_of(m.get("content"))) for m in messages)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": _count_tokens(answer),
+            "total_tokens": prompt_tokens + _count_tokens(answer),
+        }
+        base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}
+        if not body.get("stream"):
+            self._send_json(
+                200,
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": answer},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": usage,
+                },
+            )
+            return
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = []
+        chunk = {**base, "object": "chat.completion.chunk"}
+        first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        events.append({**chunk, "choices": [first]})
+        for piece in _chunks(answer):
+            delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+            events.append({**chunk, "choices": [delta]})
+        events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if include_usage:
+            events.append({**chunk, "choices": [], "usage": usage})
+        self._send_sse([(None, event) for event in events] + [(None, "[DONE]")])
+
+    def _anthropic(self, body: dict[str, Any]) -> None:
+        model = str(body.get("model", ""))
+        if model.startswith("missing"):
+            self._serve_status(404, "/v1/messages", f"model: {model}")
+            return
+        messages = list(body.get("messages") or [])
+        system = _text_of(body.get("system", ""))
+        answer = compose_answer(system, messages)
+        input_tokens = _count_tokens(system) + sum(
+            _count_tokens(_text_of(m.get("content"))) for m in messages
+        )
+        output_tokens = _count_tokens(answer)
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": answer}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        }
+        if not body.get("stream"):
+            self._send_json(200, message)
+            return
+        start = {
+            **message,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+        }
+        events: list[tuple[str | None, Any]] = [
+            ("message_start", {"type": "message_start", "message": start}),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+        ]
+        for piece in _chunks(answer):
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
+            )
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": output_tokens},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        self._send_sse(events)
+
+    # --- wire ----------------------------------------------------------------------------
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status, HTTPStatus(status).phrase)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _send_sse(self, events: list[tuple[str | None, Any]]) -> None:
+        # No Content-Length: the body ends when the connection closes, as simple SSE
+        # servers do; the SDKs read until [DONE] / message_stop anyway.
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        delay = self.server.fake.stream_delay
+        for name, payload in events:
+            data = payload if isinstance(payload, str) else json.dumps(payload)
+            prefix = f"event: {name}\n" if name else ""
+            self.wfile.write(f"{prefix}data: {data}\n\n".encode())
+            self.wfile.flush()
+            self.server.fake._sleep(delay)
+
+
+# --- standalone process ------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction 0..1")
+    parser.add_argument(
+        "--fault-kinds", default="429,500", help=f"comma list of {','.join(FAULT_KINDS)}"
+    )
+    parser.add_argument("--retry-after", type=float, default=0.05, help="seconds, for 429/503")
+    parser.add_argument("--hang-seconds", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--api-key", default=None, help="require this key (else any)")
+    parser.add_argument("--stream-delay", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    server = FakeAIServer(
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        fault_rate=args.fault_rate,
+        fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
+        retry_after=args.retry_after,
+        hang_seconds=args.hang_seconds,
+        seed=args.seed,
+        api_key=args.api_key,
+        stream_delay=args.stream_delay,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    server.start()
+    print(server.url, flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
