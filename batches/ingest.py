@@ -433,7 +433,7 @@ def _build(
         if count <= limit and not empty_question_rows:  # past that, only count
             rows.append(_make_row(question, columns, headers, url_key, chat_key))
     if empty_question_rows:
-        raise _empty_question(empty_question_rows, question_key)
+        raise _empty_question(empty_question_rows, question_key, fmt)
     if not count:
         raise UploadError(
             f"{_name(filename)} has a header row but no questions below it.",
@@ -530,14 +530,22 @@ def _check_size(size: int) -> None:
         )
 
 
-def _empty_question(numbers: list[int], question_key: str) -> UploadError:
+def _empty_question(numbers: list[int], question_key: str, fmt: str) -> UploadError:
     shown = ", ".join(str(n) for n in numbers[:5])
     if len(numbers) > 5:
         shown += f" and {len(numbers) - 5:,} more"
+    elif len(numbers) > 1:
+        shown = ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
     rows = "Row" if len(numbers) == 1 else "Rows"
     return UploadError(
         f'{rows} {shown}: the "{question_key}" cell is empty but other cells are filled. '
-        "Fill in the question or delete the row (the header is row 1).",
+        "Fill in the question or delete the row (the header is row 1)."
+        + (
+            " If the cell holds a formula, open the file in Excel and save it again so that "
+            "the formula's value is stored in the file."
+            if fmt == "xlsx"
+            else ""
+        ),
         code="empty_question",
         row=numbers[0],
         column=question_key,
