@@ -44,6 +44,7 @@ def process_message(
     question: str,
     referring_url: str = "",
     on_token: Callable[[str], None] | None = None,
+    in_transaction: Callable[[Interaction], None] | None = None,
 ) -> Interaction:
     """Answer `question` in `chat` and store the turn.
 
@@ -58,6 +59,9 @@ def process_message(
     6. store: one Interaction at the chat's next free position, in one transaction.
 
     `latency_ms` is the wall time of steps 2-5 (what the asker waits for).
+    `in_transaction(interaction)` runs inside the store transaction, after the save: a
+    caller's own bookkeeping (a batch row's status) commits with the turn or not at all;
+    an exception from it rolls the turn back and propagates.
     Raises ProviderNotConfigured, ProviderError or TransientProviderError; nothing is
     stored then.
     """
@@ -94,6 +98,7 @@ def process_message(
 
     return _store_interaction(
         chat=chat,
+        in_transaction=in_transaction,
         fields={
             "question": question,
             "referring_url": referring_url[:2048],
@@ -119,7 +124,9 @@ def _override_for(chat: Chat) -> PromptOverride | None:
     ).first()
 
 
-def _store_interaction(*, chat: Chat, fields: dict) -> Interaction:
+def _store_interaction(
+    *, chat: Chat, fields: dict, in_transaction: Callable[[Interaction], None] | None = None
+) -> Interaction:
     """Create the interaction at the chat's next free position.
 
     Two turns of one chat may finish at the same time (a follow-up typed while a batch
@@ -132,9 +139,12 @@ def _store_interaction(*, chat: Chat, fields: dict) -> Interaction:
             with transaction.atomic():
                 Chat.objects.select_for_update().filter(pk=chat.pk).first()
                 last = chat.interactions.aggregate(last=Max("position"))["last"]
-                return Interaction.objects.create(
+                interaction = Interaction.objects.create(
                     chat=chat, position=0 if last is None else last + 1, **fields
                 )
+                if in_transaction is not None:
+                    in_transaction(interaction)
+                return interaction
         except IntegrityError:
             if attempt == 1:
                 raise

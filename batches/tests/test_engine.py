@@ -1,0 +1,315 @@
+"""The batch engine against the real database and a fake provider at the network boundary."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db.models import Count
+from django.utils import timezone
+
+from batches import services
+from batches.ingest import ParsedRow
+from batches.models import Batch, BatchItem
+from chats.models import Interaction
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def assert_counters_match_recount(batch: Batch) -> None:
+    batch.refresh_from_db()
+    items = batch.items
+    assert batch.total_items == items.count()
+    assert batch.processed_items == items.filter(status=BatchItem.Status.DONE).count()
+    assert batch.failed_items == items.filter(status=BatchItem.Status.FAILED).count()
+    first_open = items.exclude(status__in=BatchItem.FINISHED_STATUSES).order_by("position").first()
+    expected_index = batch.total_items if first_open is None else first_open.position
+    assert batch.last_processed_index == expected_index
+
+
+def assert_one_interaction_per_done_item(batch: Batch) -> None:
+    for item in batch.items.select_related("interaction"):
+        if item.status == BatchItem.Status.DONE:
+            assert item.interaction is not None
+            assert item.interaction.chat_id == item.chat_id
+            assert item.interaction.question == item.question
+        else:
+            assert item.interaction is None
+    interactions = Interaction.objects.filter(chat__batch_items__batch=batch).distinct()
+    assert interactions.count() == batch.items.filter(status=BatchItem.Status.DONE).count()
+
+
+def test_slice_answers_every_row_once_and_completes(fake_ai, make_batch):
+    batch = make_batch(12)
+
+    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=4)
+
+    assert (result.done, result.failed, result.remaining) == (12, 0, 0)
+    assert result.status == Batch.Status.COMPLETED
+    batch.refresh_from_db()
+    assert batch.started_at and batch.finished_at
+    assert set(batch.items.values_list("status", flat=True)) == {BatchItem.Status.DONE}
+    assert_one_interaction_per_done_item(batch)
+    assert_counters_match_recount(batch)
+    assert len(fake_ai.requests) == 12
+    answer = batch.items.get(position=3).interaction.answer
+    assert "Question 3?" in answer
+
+
+def test_deadline_stops_taking_rows_and_the_next_slice_resumes(fake_ai, make_batch):
+    fake_ai.latency = 0.2
+    batch = make_batch(10)
+
+    first = services.process_for_duration(batch_id=batch.pk, seconds=0.1, concurrency=2)
+
+    # Rows already claimed at the deadline are finished, no new ones are taken.
+    assert 1 <= first.done <= 4
+    assert first.remaining == 10 - first.done
+    assert first.status == Batch.Status.PROCESSING
+    assert not batch.items.filter(status=BatchItem.Status.RUNNING).exists()
+    assert_counters_match_recount(batch)
+
+    second = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=5)
+    assert second.done == 10 - first.done
+    assert second.status == Batch.Status.COMPLETED
+    assert_one_interaction_per_done_item(batch)
+
+
+def test_multi_turn_chat_rows_run_in_order_with_history(fake_ai, make_batch):
+    rows = [
+        ParsedRow(question=f"Turn {i}", chat_key="conversation-a" if i % 2 == 0 else "", columns={})
+        for i in range(6)
+    ]
+    batch = make_batch(rows=rows)
+
+    services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=6)
+
+    shared = batch.items.filter(position__in=[0, 2, 4]).order_by("position")
+    chat_ids = {item.chat_id for item in shared}
+    assert len(chat_ids) == 1
+    turns = Interaction.objects.filter(chat_id=chat_ids.pop()).order_by("position")
+    assert [t.question for t in turns] == ["Turn 0", "Turn 2", "Turn 4"]
+    assert [item.interaction.position for item in shared] == [0, 1, 2]
+    # The third turn was asked with the first two as history.
+    third_request = next(
+        r for r in fake_ai.requests if r.body["messages"][-1]["content"].endswith("Turn 4")
+    )
+    user_turns = [m["content"] for m in third_request.body["messages"] if m["role"] == "user"]
+    assert len(user_turns) == 3
+
+
+def test_concurrent_callers_never_complete_a_row_twice(fake_ai, make_batch):
+    fake_ai.latency = 0.02
+    batch = make_batch(40)
+    results = []
+
+    def call():
+        results.append(services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=4))
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(r.done for r in results) == 40
+    assert_one_interaction_per_done_item(batch)
+    assert_counters_match_recount(batch)
+    assert len(fake_ai.requests) == 40
+    per_chat = Interaction.objects.filter(chat__batch_items__batch=batch).values("chat")
+    assert all(row["n"] == 1 for row in per_chat.annotate(n=Count("id")))
+
+
+def test_expired_lease_of_a_dead_worker_is_taken_over(fake_ai, make_batch):
+    batch = make_batch(3)
+    services.start_batch(batch=batch)
+    # A worker claimed row 1 and died: its lease expired a moment ago.
+    BatchItem.objects.filter(batch=batch, position=1).update(
+        status=BatchItem.Status.RUNNING,
+        lease_owner="dead-host:1:abc",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+        attempts=1,
+    )
+    # Row 2 is held by a live worker elsewhere: not ours to take.
+    BatchItem.objects.filter(batch=batch, position=2).update(
+        status=BatchItem.Status.RUNNING,
+        lease_owner="live-host:2:def",
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+
+    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+
+    assert result.done == 2
+    assert result.remaining == 1
+    assert result.status == Batch.Status.PROCESSING
+    taken_over = batch.items.get(position=1)
+    assert taken_over.status == BatchItem.Status.DONE
+    assert taken_over.attempts == 2
+    assert batch.items.get(position=2).status == BatchItem.Status.RUNNING
+
+
+def test_a_result_whose_lease_was_lost_is_dropped(fake_ai, make_batch, monkeypatch):
+    batch = make_batch(1)
+    item = batch.items.get()
+    original = services.process_message
+
+    def steal_then_answer(**kwargs):
+        # Another worker takes the row over while we are waiting for the provider.
+        BatchItem.objects.filter(pk=item.pk).update(lease_owner="thief")
+        return original(**kwargs)
+
+    monkeypatch.setattr(services, "process_message", steal_then_answer)
+
+    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=1)
+
+    assert result.done == 0
+    item.refresh_from_db()
+    assert item.status == BatchItem.Status.RUNNING and item.lease_owner == "thief"
+    assert item.interaction is None
+    # The interaction was rolled back with the record: nothing to double count.
+    assert not Interaction.objects.filter(chat=item.chat).exists()
+    assert_counters_match_recount(batch)
+
+
+def test_unconfigured_provider_fails_the_batch_and_burns_no_rows(settings, make_batch, fake_ai):
+    batch = make_batch(4)
+    settings.COMPATIBLE_BASE_URL = ""
+
+    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+
+    batch.refresh_from_db()
+    assert result.status == Batch.Status.FAILED
+    assert "COMPATIBLE_BASE_URL" in batch.error
+    assert set(batch.items.values_list("status", flat=True)) == {BatchItem.Status.PENDING}
+    assert set(batch.items.values_list("attempts", flat=True)) == {0}
+    assert fake_ai.requests == []
+    with pytest.raises(services.BatchStateError):
+        services.process_for_duration(batch_id=batch.pk, seconds=1)
+
+    # Fixed configuration: starting again resumes the same rows.
+    settings.COMPATIBLE_BASE_URL = fake_ai.openai_base_url
+    services.start_batch(batch=batch)
+    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+    assert (result.status, result.done) == (Batch.Status.COMPLETED, 4)
+
+
+def test_provider_faults_fail_rows_with_reasons_and_retry_completes_them(
+    fake_ai, make_batch, settings
+):
+    fake_ai.fault_rate = 0.3
+    fake_ai.fault_kinds = ("429", "500", "hang")
+    fake_ai.hang_seconds = 3
+    settings.PROVIDER_TIMEOUT = 0.5
+    settings.PROVIDER_MAX_ATTEMPTS = 1
+    batch = make_batch(30)
+
+    result = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
+
+    batch.refresh_from_db()
+    assert result.status == Batch.Status.COMPLETED
+    assert result.done + result.failed == 30
+    assert result.failed > 0
+    failed = list(batch.items.filter(status=BatchItem.Status.FAILED))
+    assert all(item.error for item in failed)
+    assert_counters_match_recount(batch)
+    assert_one_interaction_per_done_item(batch)
+
+    fake_ai.fault_rate = 0.0
+    services.retry_failed(batch=batch)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.QUEUED
+    assert batch.failed_items == 0
+    retried = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
+    assert retried.done == len(failed)
+    assert retried.status == Batch.Status.COMPLETED
+    assert_one_interaction_per_done_item(batch)
+    assert_counters_match_recount(batch)
+
+
+def test_cancel_stops_new_provider_calls_and_records_rows_in_flight(fake_ai, make_batch):
+    fake_ai.latency = 0.3
+    batch = make_batch(40)
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=4)
+        )
+    )
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not batch.items.filter(status=BatchItem.Status.DONE).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    services.cancel_batch(batch=batch)
+    requests_at_cancel = len(fake_ai.requests)
+    in_flight_at_cancel = batch.items.filter(status=BatchItem.Status.RUNNING).count()
+    worker.join(timeout=30)
+
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.CANCELLED
+    # Only rows already in flight may still reach the provider.
+    assert len(fake_ai.requests) - requests_at_cancel <= in_flight_at_cancel
+    assert not batch.items.filter(status__in=BatchItem.Status.PENDING).exists()
+    assert not batch.items.filter(status=BatchItem.Status.RUNNING).exists()
+    assert batch.items.filter(status=BatchItem.Status.CANCELLED).count() > 0
+    assert_counters_match_recount(batch)
+    assert_one_interaction_per_done_item(batch)
+    with pytest.raises(services.BatchStateError):
+        services.process_for_duration(batch_id=batch.pk, seconds=1)
+
+    # Resume: cancelled rows run again, done rows are not repeated.
+    done_before = batch.processed_items
+    services.start_batch(batch=batch)
+    result = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
+    assert result.done == 40 - done_before
+    assert result.status == Batch.Status.COMPLETED
+    assert len(fake_ai.requests) == 40
+
+
+def test_state_errors(fake_ai, make_batch):
+    batch = make_batch(2)
+    with pytest.raises(services.BatchStateError):
+        services.retry_failed(batch=batch)
+    services.process_for_duration(batch_id=batch.pk, seconds=30)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.COMPLETED
+    with pytest.raises(services.BatchStateError):
+        services.cancel_batch(batch=batch)
+    with pytest.raises(services.BatchStateError):
+        services.start_batch(batch=batch)
+    again = services.process_for_duration(batch_id=batch.pk, seconds=30)
+    assert (again.done, again.remaining, again.status) == (0, 0, Batch.Status.COMPLETED)
+
+
+def test_delete_batch_removes_items_and_chats(fake_ai, make_batch):
+    batch = make_batch(3)
+    services.process_for_duration(batch_id=batch.pk, seconds=30)
+    chat_ids = list(batch.items.values_list("chat_id", flat=True))
+
+    services.delete_batch(batch=batch)
+
+    assert not Batch.objects.filter(pk=batch.pk).exists()
+    assert not BatchItem.objects.filter(chat_id__in=chat_ids).exists()
+    assert not Interaction.objects.filter(chat_id__in=chat_ids).exists()
+
+
+def test_stalled_batches_are_found_only_without_live_leases(fake_ai, make_batch):
+    stalled = make_batch(2)
+    busy = make_batch(2)
+    fresh = make_batch(2)
+    long_ago = timezone.now() - timedelta(minutes=10)
+    for batch in (stalled, busy, fresh):
+        services.start_batch(batch=batch)
+    Batch.objects.filter(pk__in=[stalled.pk, busy.pk]).update(
+        status=Batch.Status.PROCESSING, updated_at=long_ago
+    )
+    BatchItem.objects.filter(batch=busy, position=0).update(
+        status=BatchItem.Status.RUNNING,
+        lease_owner="x",
+        lease_expires_at=timezone.now() + timedelta(minutes=1),
+    )
+
+    assert services.stalled_batch_ids(idle_seconds=60) == [stalled.pk]
