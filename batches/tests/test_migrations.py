@@ -1,0 +1,212 @@
+"""The planned migrations on legacy data: 0001 inline entries -> 0004 items, chats, turns.
+
+These rebuild the schema (django-test-migrations), so they are few and each checks a lot.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from batches import legacy
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+LEGACY_DATA = Path(__file__).parent / "legacy_data"
+OLD = ("batches", "0001_initial")
+CONVERTED = ("batches", "0003_inline_entries_to_items")
+LATEST = ("batches", "0004_drop_inline_fields")
+
+
+def era1_documents() -> list[dict]:
+    # Plain json, not bson: the entries keep {"$numberLong": ...} as a restored dump would.
+    lines = (LEGACY_DATA / "era1-inline" / "batches.json").read_text(encoding="utf-8")
+    return [json.loads(line) for line in lines.splitlines() if line.strip()]
+
+
+def make_old_batches(apps) -> dict[str, object]:
+    """Batches in the 0001 schema: the sample's shapes plus the awkward ones."""
+    User = apps.get_model("auth", "User")
+    Batch = apps.get_model("batches", "Batch")
+    uploader = User.objects.create(username="legacy-owner")
+    batches = {}
+    for document in era1_documents():
+        batches[document["batchId"]] = Batch.objects.create(
+            legacy_id=document["batchId"],
+            name=document["name"],
+            type=document["type"],
+            ai_provider=document["aiProvider"],
+            search_provider=document["searchProvider"],
+            page_language=document["pageLanguage"],
+            apply_overrides=document["applyOverrides"],
+            status=document["status"],
+            total_items=document["totalItems"],
+            processed_items=document["processedItems"],
+            failed_items=document["failedItems"],
+            last_processed_index=document["lastProcessedIndex"],
+            entries=document["entries"],
+            uploader=uploader,
+            created_at=datetime(2025, 1, 9, tzinfo=UTC),
+        )
+    batches["odd"] = Batch.objects.create(
+        legacy_id="odd",
+        name="Odd shapes",
+        ai_provider="openai",
+        search_provider="google",
+        page_language="fr",
+        status="processing",
+        total_items=99,
+        processed_items=7,
+        entries=[
+            # completed, but only the answer: every optional field missing
+            {"question": "Minimal?", "status": "completed", "answer": "Yes."},
+            # unknown extra fields are kept as input columns
+            {"question": "Extra?", "url": "https://a.example/", "status": "pending", "dept": "X"},
+            # no question at all
+            {"status": "completed", "answer": "orphan answer"},
+            # completed without an answer
+            {"question": "Lost?", "status": "completed"},
+        ],
+        uploader=None,
+    )
+    batches["empty"] = Batch.objects.create(
+        legacy_id="empty",
+        name="No entries",
+        ai_provider="openai",
+        search_provider="google",
+        status="completed",
+        total_items=3,
+        processed_items=3,
+        entries=[],
+        uploader=uploader,
+    )
+    return batches
+
+
+def test_inline_entries_become_items_chats_and_interactions(migrator):
+    old_state = migrator.apply_initial_migration(OLD)
+    old = make_old_batches(old_state.apps)
+
+    new_state = migrator.apply_tested_migration(LATEST)
+    Batch = new_state.apps.get_model("batches", "Batch")
+    BatchItem = new_state.apps.get_model("batches", "BatchItem")
+    Interaction = new_state.apps.get_model("chats", "Interaction")
+
+    documents = {d["batchId"]: d for d in era1_documents()}
+    for legacy_id, document in documents.items():
+        batch = Batch.objects.get(legacy_id=legacy_id)
+        items = list(
+            BatchItem.objects.filter(batch=batch)
+            .select_related("chat", "interaction")
+            .order_by("position")
+        )
+        assert [i.position for i in items] == list(range(len(document["entries"])))
+        for item, entry in zip(items, document["entries"], strict=True):
+            chat = item.chat
+            assert (chat.ai_provider, chat.search_provider, chat.page_language) == (
+                document["aiProvider"],
+                document["searchProvider"],
+                document["pageLanguage"],
+            )
+            assert chat.apply_overrides is document["applyOverrides"]
+            assert chat.uploader_id == old[legacy_id].uploader_id
+            assert item.question == entry["question"]
+            assert item.referring_url == entry["url"]
+            assert item.row == {
+                "entry_id": entry["entry_id"],
+                "question": entry["question"],
+                "url": entry["url"],
+            }
+            expected = {"completed": "done", "failed": "failed", "pending": "pending"}[
+                entry["status"]
+            ]
+            assert item.status == expected
+            if expected == "failed":
+                assert item.error == entry["error"]
+                assert item.interaction is None
+            elif expected == "pending":
+                assert (item.error, item.interaction, item.finished_at) == ("", None, None)
+            else:
+                turn = item.interaction
+                assert turn.chat_id == chat.pk and turn.position == 0
+                assert turn.question == entry["question"]
+                assert turn.answer == legacy.answer_text(entry["answer"])
+                assert "<s-1>" not in turn.answer and turn.answer.startswith("Answer to:")
+                assert turn.citation_url == entry["answer_citation_url"]
+                assert turn.citation_title == entry["answer_citation_head"]
+                assert turn.model == entry["answer_model"]
+                assert turn.input_tokens == legacy.to_int(entry["answer_input_tokens"])
+                assert turn.output_tokens == entry["answer_output_tokens"]
+                assert turn.search_results[0]["url"] == entry["url"]
+        statuses = [i.status for i in items]
+        assert batch.total_items == len(items)
+        assert batch.processed_items == statuses.count("done")
+        assert batch.failed_items == statuses.count("failed")
+
+    # $numberLong tokens arrive as ints.
+    first = BatchItem.objects.get(batch__legacy_id="batch_c4ca4238a0b923820dcc", position=0)
+    assert first.interaction.input_tokens == 3232
+    # A half-done batch: counters recounted, the pending row waits to be started here.
+    third = Batch.objects.get(legacy_id="batch_eccbc87e4b5ce2fe2830")
+    assert (third.total_items, third.processed_items, third.failed_items) == (4, 2, 1)
+    assert third.last_processed_index == 1
+    assert third.status == "uploaded"
+    assert Batch.objects.get(legacy_id="batch_c4ca4238a0b923820dcc").status == "completed"
+
+    odd = Batch.objects.get(legacy_id="odd")
+    items = list(BatchItem.objects.filter(batch=odd).select_related("interaction", "chat"))
+    assert [(i.position, i.status) for i in items] == [
+        (0, "done"),
+        (1, "pending"),
+        (2, "failed"),
+        (3, "failed"),
+    ]
+    assert items[0].interaction.answer == "Yes."
+    assert items[0].interaction.input_tokens is None
+    assert items[0].interaction.citation_url == ""
+    assert items[1].row == {"question": "Extra?", "url": "https://a.example/", "dept": "X"}
+    assert "no question" in items[2].error
+    assert "no answer" in items[3].error
+    assert all(i.chat.uploader_id is None and i.chat.page_language == "fr" for i in items)
+    assert (odd.total_items, odd.processed_items, odd.failed_items) == (4, 1, 2)
+    assert odd.last_processed_index == 1
+    assert odd.status == "uploaded"
+
+    empty = Batch.objects.get(legacy_id="empty")
+    assert (empty.total_items, empty.processed_items, empty.status) == (0, 0, "completed")
+
+    total_entries = sum(len(d["entries"]) for d in documents.values()) + 4
+    assert BatchItem.objects.count() == total_entries
+    answered = sum(e["status"] == "completed" for d in documents.values() for e in d["entries"])
+    assert Interaction.objects.count() == answered + 1
+    # The inline fields are gone.
+    assert not hasattr(Batch, "entries")
+
+
+def test_conversion_run_again_creates_nothing(migrator):
+    old_state = migrator.apply_initial_migration(OLD)
+    make_old_batches(old_state.apps)
+    state = migrator.apply_tested_migration(CONVERTED)
+    apps = state.apps
+
+    def counts() -> tuple:
+        return tuple(
+            apps.get_model(app, name).objects.count()
+            for app, name in (("batches", "BatchItem"), ("chats", "Chat"), ("chats", "Interaction"))
+        ) + tuple(
+            apps.get_model("batches", "Batch")
+            .objects.order_by("pk")
+            .values_list(
+                "status", "total_items", "processed_items", "failed_items", "last_processed_index"
+            )
+        )
+
+    before = counts()
+    assert before[0] == 21  # 17 sample entries + 4 odd ones
+    for _ in range(2):
+        result = legacy.convert_inline_batches(apps, batch_size=2)
+        assert (result.items, result.interactions) == (0, 0)
+        assert counts() == before
