@@ -1,0 +1,290 @@
+"""Results export: one batch as CSV, JSON or XLSX, streamed (see DESIGN "Export").
+
+Decisions (also in the README, "Results files"):
+
+- One record per batch row (BatchItem), in upload order, joined with the Interaction the
+  row produced. Rows without an answer (pending, running, failed, cancelled) are exported
+  too, with their status and error and empty answer fields. Follow-up turns that someone
+  added later in a row's chat are not part of the batch and are not exported.
+- `row` is the 1-based number of the data row in the uploaded file (position + 1): the
+  first question under the header is row 1 (spreadsheet row 2).
+- `question` and `referring_url` are what the row asked, as read at upload.
+- After the fixed columns comes `input.<header>` for every column of the upload, the
+  question column included (so `input.*` is always the untouched original row), in the
+  order the headers were first seen. A row lacking a column gets an empty cell (null in
+  JSON).
+- CSV and XLSX neutralise formula injection: a text cell starting with `=`, `+`, `-`,
+  `@`, tab or carriage return gets a leading `'`, so a spreadsheet shows the text instead
+  of running it. JSON carries the values untouched (typed: numbers, null).
+- XLSX cannot hold some control characters or more than 32,767 characters per cell:
+  those characters are dropped and longer texts cut.
+
+Everything is streamed: rows come from the database through `.iterator()` in chunks and
+leave as bytes, so memory stays flat whatever the size of the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator
+from tempfile import SpooledTemporaryFile
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+
+from batches.models import Batch, BatchItem
+
+FIXED_COLUMNS: tuple[str, ...] = (
+    "batch_id",
+    "batch_name",
+    "row",
+    "chat_id",
+    "interaction_id",
+    "created_at",
+    "page_language",
+    "referring_url",
+    "question",
+    "ai_provider",
+    "model",
+    "search_provider",
+    "search_query",
+    "answer",
+    "citation_url",
+    "citation_title",
+    "status",
+    "error",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+)
+INPUT_PREFIX = "input."
+# Rows fetched per database round trip; bounds memory, not the number of rows.
+DB_CHUNK = 500
+# Bytes gathered before a piece of the stream is handed to the server.
+STREAM_CHUNK = 64 * 1024
+# The finished XLSX stays in memory up to this size, then spills to a temporary file.
+XLSX_SPOOL_BYTES = 4 * 1024 * 1024
+XLSX_MAX_CELL_CHARS = 32_767
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- Rows -------------------------------------------------------------------------------
+
+
+def _input_headers(batch: Batch) -> list[str]:
+    """Headers of the uploaded columns across the batch, in first-seen order (one query)."""
+    seen: dict[str, None] = {}
+    rows = BatchItem.objects.filter(batch=batch).order_by("position").values_list("row", flat=True)
+    for row in rows.iterator(chunk_size=DB_CHUNK * 4):
+        if isinstance(row, dict):
+            for key in row:
+                seen.setdefault(str(key), None)
+    return list(seen)
+
+
+def export_columns(batch: Batch) -> list[str]:
+    """The export's columns, in order: the fixed ones, then `input.<header>`."""
+    return [*FIXED_COLUMNS, *(INPUT_PREFIX + header for header in _input_headers(batch))]
+
+
+def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]:
+    chat = item.chat
+    interaction = item.interaction
+    record: dict[str, Any] = {
+        "batch_id": batch.pk,
+        "batch_name": batch.name,
+        "row": item.position + 1,
+        "chat_id": chat.chat_id,
+        "interaction_id": interaction.pk if interaction else None,
+        "created_at": interaction.created_at.isoformat() if interaction else None,
+        "page_language": chat.page_language,
+        "referring_url": item.referring_url,
+        "question": item.question,
+        "ai_provider": chat.ai_provider,
+        "model": (interaction.model if interaction else "") or chat.model,
+        "search_provider": chat.search_provider,
+        "search_query": interaction.search_query if interaction else "",
+        "answer": interaction.answer if interaction else "",
+        "citation_url": interaction.citation_url if interaction else "",
+        "citation_title": interaction.citation_title if interaction else "",
+        "status": item.status,
+        "error": item.error,
+        "input_tokens": interaction.input_tokens if interaction else None,
+        "output_tokens": interaction.output_tokens if interaction else None,
+        "latency_ms": interaction.latency_ms if interaction else None,
+    }
+    original = item.row if isinstance(item.row, dict) else {}
+    for header in headers:
+        record[INPUT_PREFIX + header] = original.get(header)
+    return record
+
+
+def _records(batch: Batch, headers: list[str]) -> Iterator[dict[str, Any]]:
+    items = (
+        BatchItem.objects.filter(batch=batch)
+        .select_related("chat", "interaction")
+        .order_by("position")
+    )
+    for item in items.iterator(chunk_size=DB_CHUNK):
+        yield _record(batch, item, headers)
+
+
+def iter_export_rows(batch: Batch) -> Iterator[dict[str, Any]]:
+    """One dict per batch row, keys in `export_columns` order, values typed (int, None)."""
+    yield from _records(batch, _input_headers(batch))
+
+
+# --- Cell values ------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    """A cell's text: empty for None, JSON for nested values (legacy rows may hold them)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def neutralise_formula(text: str) -> str:
+    """Prefix `'` to text a spreadsheet would run as a formula (OWASP CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return neutralise_formula(_text(value))
+
+
+def _xlsx_cell(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = ILLEGAL_CHARACTERS_RE.sub("", _text(value))
+    # openpyxl writes any string starting with "=" as a formula: neutralise first.
+    return neutralise_formula(text)[:XLSX_MAX_CELL_CHARS]
+
+
+def _chunked(pieces: Iterable[str]) -> Iterator[bytes]:
+    """Gather small strings into pieces of about STREAM_CHUNK bytes, UTF-8 encoded."""
+    buffer: list[str] = []
+    size = 0
+    for piece in pieces:
+        buffer.append(piece)
+        size += len(piece)
+        if size >= STREAM_CHUNK:
+            yield "".join(buffer).encode("utf-8")
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer).encode("utf-8")
+
+
+# --- Formats ----------------------------------------------------------------------------
+
+
+class _Echo:
+    """A file-like object whose write returns the line, so csv.writer can stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def stream_csv(batch: Batch) -> Iterator[bytes]:
+    """CSV, UTF-8 with BOM (so Excel reads the accents), CRLF lines, formulas neutralised."""
+
+    def lines() -> Iterator[str]:
+        headers = _input_headers(batch)
+        columns = [*FIXED_COLUMNS, *(INPUT_PREFIX + header for header in headers)]
+        writer = csv.writer(_Echo())
+        yield "\ufeff"
+        yield writer.writerow([neutralise_formula(column) for column in columns])
+        for record in _records(batch, headers):
+            yield writer.writerow([_csv_cell(record[column]) for column in columns])
+
+    return _chunked(lines())
+
+
+def stream_json(batch: Batch) -> Iterator[bytes]:
+    """A JSON array of objects (the export's columns as keys), UTF-8, piece by piece."""
+
+    def pieces() -> Iterator[str]:
+        yield "["
+        for index, record in enumerate(_records(batch, _input_headers(batch))):
+            if index:
+                yield ","
+            yield "\n" + json.dumps(record, ensure_ascii=False, default=str)
+        yield "\n]\n"
+
+    return _chunked(pieces())
+
+
+def stream_xlsx(batch: Batch) -> Iterator[bytes]:
+    """An XLSX workbook with one sheet, built write-only, then sent in chunks.
+
+    1. openpyxl's write-only mode writes each row to a temporary file as it comes, with
+       inline strings (no shared-string table growing in memory);
+    2. the zip is assembled into a SpooledTemporaryFile (memory up to a few MB, then
+       disk) because a zip's directory is only known at the end;
+    3. that file is read back in STREAM_CHUNK pieces.
+    """
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Results")
+    headers = _input_headers(batch)
+    columns = [*FIXED_COLUMNS, *(INPUT_PREFIX + header for header in headers)]
+    bold = Font(bold=True)
+    header_cells = []
+    for column in columns:
+        cell = WriteOnlyCell(sheet, value=_xlsx_cell(column))
+        cell.font = bold
+        header_cells.append(cell)
+    sheet.append(header_cells)
+    for record in _records(batch, headers):
+        sheet.append([_xlsx_cell(record[column]) for column in columns])
+    with SpooledTemporaryFile(max_size=XLSX_SPOOL_BYTES) as out:
+        workbook.save(out)
+        out.seek(0)
+        while chunk := out.read(STREAM_CHUNK):
+            yield chunk
+
+
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT_FORMATS: dict[str, tuple[str, Callable[[Batch], Iterator[bytes]]]] = {
+    "csv": ("text/csv; charset=utf-8", stream_csv),
+    "json": ("application/json; charset=utf-8", stream_json),
+    "xlsx": (XLSX_CONTENT_TYPE, stream_xlsx),
+}
+
+
+def export_filename(batch: Batch, fmt: str) -> str:
+    """`batchchat-<id>-<name slug>-<YYYY-MM-DD>.<fmt>`: ASCII only, safe in any header."""
+    slug = slugify(batch.name)[:60].strip("-") or "batch"
+    return f"batchchat-{batch.pk}-{slug}-{timezone.localdate():%Y-%m-%d}.{fmt}"
+
+
+def export_response(batch: Batch, fmt: str) -> StreamingHttpResponse:
+    """The batch's results as a streamed download (API, pages and admin all use this).
+
+    Raises ValueError for a format outside EXPORT_FORMATS; callers validate first.
+    """
+    try:
+        content_type, stream = EXPORT_FORMATS[fmt]
+    except KeyError:
+        choices = ", ".join(EXPORT_FORMATS)
+        raise ValueError(f"Unknown export format '{fmt}'; choose one of: {choices}.") from None
+    response = StreamingHttpResponse(stream(batch), content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(True, export_filename(batch, fmt))
+    # Results are private to their owner: keep them out of shared caches.
+    response["Cache-Control"] = "private, no-store"
+    return response
