@@ -28,7 +28,8 @@ Rules, in the order they are applied:
    Questions, URLs and chat keys are trimmed; other cells are kept as they are.
 8. A cell longer than 32,767 characters (Excel's own cell limit, so the results could not
    be exported to XLSX) refuses the file, naming row and column; in a CSV this is nearly
-   always an unclosed double quote swallowing the rest of the file.
+   always an unclosed double quote swallowing the rest of the file. A referring URL
+   longer than 2,048 characters (the database column) refuses the file too.
 9. At most `settings.MAX_BATCH_ITEMS` questions; the message gives the limit and the count.
 
 Every refusal is one UploadError with a stable `code` and a message for a person.
@@ -54,6 +55,7 @@ URL_ALIASES = ("url", "referringurl")
 CHAT_ALIASES = ("chatid",)
 ACCEPTED_QUESTION_HEADERS = "question, RedactedQuestion, Problem Details, prompt"
 MAX_CELL_CHARS = 32_767  # Excel's limit for one cell
+MAX_URL_CHARS = 2_048  # BatchItem.referring_url
 DELIMITERS = ",;\t"
 # Never occurs in accepted text (NUL bytes are refused as binary), so a one-column CSV
 # keeps commas inside its questions.
@@ -183,7 +185,11 @@ def rows_from_records(records: object) -> list[ParsedRow]:
             )
         headers = list(columns)
         url_key, chat_key = _find_alias(headers, URL_ALIASES), _find_alias(headers, CHAT_ALIASES)
-        rows.append(_make_row(question, columns, headers, url_key, chat_key))
+        rows.append(
+            _make_row(
+                question, columns, headers, url_key, chat_key, row_label=f"rows[{index}]", row=index
+            )
+        )
     if not rows:
         raise UploadError("`rows` holds no questions.", code="empty")
     _check_count(len(rows))
@@ -431,7 +437,17 @@ def _build(
             continue
         count += 1
         if count <= limit and not empty_question_rows:  # past that, only count
-            rows.append(_make_row(question, columns, headers, url_key, chat_key))
+            rows.append(
+                _make_row(
+                    question,
+                    columns,
+                    headers,
+                    url_key,
+                    chat_key,
+                    row_label=f"Row {number}",
+                    row=number,
+                )
+            )
     if empty_question_rows:
         raise _empty_question(empty_question_rows, question_key, fmt)
     if not count:
@@ -456,14 +472,30 @@ def _build(
 
 
 def _make_row(
-    question: str, columns: dict[str, str], headers: list[str], url_key, chat_key
+    question: str,
+    columns: dict[str, str],
+    headers: list[str],
+    url_key: str | None,
+    chat_key: str | None,
+    *,
+    row_label: str,
+    row: int,
 ) -> ParsedRow:
     if len(columns) < len(headers):  # short rows lack trailing cells
         for header in headers:
             columns.setdefault(header, "")
+    url = columns[url_key].strip() if url_key else ""
+    if len(url) > MAX_URL_CHARS:  # BatchItem.referring_url is a 2,048-character column
+        raise UploadError(
+            f'{row_label}, column "{url_key}": the URL has {len(url):,} characters; '
+            f"the limit is {MAX_URL_CHARS:,}.",
+            code="url_too_long",
+            row=row,
+            column=url_key,
+        )
     return ParsedRow(
         question=question,
-        referring_url=columns[url_key].strip() if url_key else "",
+        referring_url=url,
         chat_key=columns[chat_key].strip() if chat_key else "",
         columns=columns,
     )

@@ -360,6 +360,14 @@ def test_long_cell_names_row_and_column():
     assert "unclosed" not in info.value.message  # no line break: not a runaway quote
 
 
+def test_overlong_referring_url_names_row_and_column():
+    data = f"question,URL\nA?,https://e.ca/{'x' * 2100}\n".encode()
+    with pytest.raises(UploadError) as info:
+        parse_upload(data=data)
+    assert info.value.code == "url_too_long"
+    assert 'Row 2, column "URL"' in info.value.message and "2,048" in info.value.message
+
+
 # --- JSON records ------------------------------------------------------------------------
 
 
@@ -403,6 +411,7 @@ def test_records_skip_blank_entries():
             "cell_too_long",
             'rows[0], column "question"',
         ),
+        ([{"question": "ok", "url": "h" * 2049}], "url_too_long", 'rows[0], column "url"'),
     ],
 )
 def test_bad_records_are_refused_naming_the_entry(records, code, fragment):
