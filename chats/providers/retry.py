@@ -153,7 +153,7 @@ def classify_status(
             retryable=True,
             retry_after=parse_retry_after(headers),
         )
-    detail = f": {server_message}" if server_message else ""
+    detail = f": {redact(server_message, context.secrets)}" if server_message else ""
     return FailedAttempt(f"{label}: the request was refused ({phrase}){detail}", retryable=False)
 
 
@@ -177,6 +177,11 @@ def classify_sdk_error(exc: Exception, sdk: Any, context: CallContext) -> Failed
         return FailedAttempt(
             f"{label}: could not connect to the provider (connection failed or dropped)",
             retryable=True,
+        )
+    if isinstance(exc, sdk.APIStatusError) and exc.status_code < 400:
+        # An `error` event inside a 200 stream (Anthropic's overloaded_error, ...).
+        return FailedAttempt(
+            f"{label}: the provider reported an error during the answer", retryable=True
         )
     if isinstance(exc, sdk.APIStatusError):
         response = getattr(exc, "response", None)
@@ -253,7 +258,7 @@ def call_with_retries(
             )
         if failure.retry_after is not None and failure.retry_after > settings.PROVIDER_BACKOFF_MAX:
             raise TransientProviderError(
-                f"{failure.message}; it asked to wait {failure.retry_after:.0f} s before "
+                f"{failure.message}; it asked to wait {failure.retry_after:g} s before "
                 "trying again.",
                 retry_after=failure.retry_after,
             )

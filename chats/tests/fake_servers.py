@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-FAULT_KINDS = ("429", "500", "503", "400", "401", "hang")
+FAULT_KINDS = ("429", "500", "503", "400", "401", "hang", "stream-error")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class RecordedRequest:
 class Fault:
     """One injected failure: an HTTP status (with Retry-After for 429/503) or a hang."""
 
-    kind: str  # one of FAULT_KINDS
+    kind: str  # one of FAULT_KINDS; "stream-error" breaks a stream after two text chunks
     retry_after: float | None = None  # seconds, sent as `Retry-After` (and retry-after-ms)
     retry_after_header: str | None = None  # a literal Retry-After value (e.g. an HTTP date)
 
@@ -184,7 +184,7 @@ class FakeAIServer:
         settings.COMPATIBLE_API_KEY = api_key
         settings.COMPATIBLE_MODELS = ["local-model"]
         settings.PROVIDER_BACKOFF_BASE = 0.001
-        settings.PROVIDER_BACKOFF_MAX = 0.01
+        settings.PROVIDER_BACKOFF_MAX = 2.0  # Retry-After up to 2 s is slept through
         settings.PROVIDER_TIMEOUT = 5.0
 
     # --- control and inspection ----------------------------------------------------------
@@ -333,9 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             fault = fake._next_fault()
             fake._sleep(fake.latency)
-            if fault is not None:
+            if fault is not None and not (fault.kind == "stream-error" and body.get("stream")):
                 self._serve_fault(fault, split.path)
                 return
+            broken = fault is not None  # a stream that fails after its first chunks
             if fake.api_key is not None and fake.api_key not in (
                 headers.get("authorization", "").removeprefix("Bearer "),
                 headers.get("api-key", ""),
@@ -344,11 +345,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._serve_status(401, split.path, "Invalid API key provided.")
                 return
             if match := _AZURE_PATH.match(split.path):
-                self._openai(body, deployment=match.group(1))
+                self._openai(body, deployment=match.group(1), broken=broken)
             elif _CHAT_PATH.match(split.path):
-                self._openai(body, deployment=None)
+                self._openai(body, deployment=None, broken=broken)
             elif _ANTHROPIC_PATH.match(split.path):
-                self._anthropic(body)
+                self._anthropic(body, broken=broken)
             else:
                 self._send_json(404, {"error": {"message": f"no route {split.path}"}})
         except (BrokenPipeError, ConnectionResetError):
@@ -363,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake._sleep(fake.hang_seconds)
             self._serve_status(504, path, "Gateway timeout (fake hang).")
             return
-        status = int(fault.kind)
+        status = 500 if fault.kind == "stream-error" else int(fault.kind)
         headers: dict[str, str] = {}
         retry_after = fault.retry_after if fault.retry_after is not None else fake.retry_after
         if fault.retry_after_header is not None:
@@ -400,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, payload, headers)
 
     # --- protocols -----------------------------------------------------------------------
-    def _openai(self, body: dict[str, Any], *, deployment: str | None) -> None:
+    def _openai(self, body: dict[str, Any], *, deployment: str | None, broken: bool) -> None:
         model = deployment or str(body.get("model", ""))
         if model.startswith("missing"):
             message = (
@@ -448,12 +449,16 @@ class _Handler(BaseHTTPRequestHandler):
         for piece in _chunks(answer):
             delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
             events.append({**chunk, "choices": [delta]})
+        if broken:
+            error = {"error": {"message": "The server is overloaded.", "type": "server_error"}}
+            self._send_sse([(None, event) for event in events[:3]] + [(None, error)])
+            return
         events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if include_usage:
             events.append({**chunk, "choices": [], "usage": usage})
         self._send_sse([(None, event) for event in events] + [(None, "[DONE]")])
 
-    def _anthropic(self, body: dict[str, Any]) -> None:
+    def _anthropic(self, body: dict[str, Any], *, broken: bool) -> None:
         model = str(body.get("model", ""))
         if model.startswith("missing"):
             self._serve_status(404, "/v1/messages", f"model: {model}")
@@ -506,6 +511,13 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                 )
             )
+        if broken:
+            error = {
+                "type": "error",
+                "error": {"type": "overloaded_error", "message": "Overloaded"},
+            }
+            self._send_sse(events[:4] + [("error", error)])
+            return
         events += [
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
             (
