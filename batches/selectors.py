@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from batches.models import Batch, BatchItem
 
@@ -21,3 +21,12 @@ def batch_items(batch: Batch, *, status: str | None = None) -> QuerySet[BatchIte
     if status:
         queryset = queryset.filter(status=status)
     return queryset
+
+
+def item_status_counts(batch: Batch) -> dict[str, int]:
+    """Rows of `batch` per status, every status present (0 when none), in one query."""
+    counts = dict.fromkeys(BatchItem.Status.values, 0)
+    rows = batch.items.order_by().values_list("status").annotate(n=Count("id"))
+    for status, n in rows:
+        counts[status] = n
+    return counts

@@ -8,4 +8,13 @@ app_name = "batches"
 
 urlpatterns = [
     path("", views.batch_page, name="list"),
+    path("rows/", views.batch_rows, name="rows"),
+    path("<int:pk>/", views.batch_detail, name="detail"),
+    path("<int:pk>/progress/", views.batch_progress, name="progress"),
+    path("<int:pk>/start/", views.batch_start, name="start"),
+    path("<int:pk>/process/", views.batch_process, name="process"),
+    path("<int:pk>/cancel/", views.batch_cancel, name="cancel"),
+    path("<int:pk>/retry/", views.batch_retry, name="retry"),
+    path("<int:pk>/delete/", views.batch_delete, name="delete"),
+    path("<int:pk>/download/<str:fmt>/", views.batch_download, name="download"),
 ]

@@ -1,16 +1,318 @@
-"""Batch pages: the BatchPage (upload + list) and the batch detail."""
+"""Batch pages: the BatchPage (BatchUpload above BatchList) and the batch detail.
+
+Every page works without JavaScript (forms post and redirect); htmx requests get the
+named partial of the same template instead (`"batches/list.html#list"`), plus the flash
+messages swapped out of band into the page's live region.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
-from batches.selectors import batches_for
+from batches import services
+from batches.forms import BatchUploadForm
+from batches.ingest import UploadError
+from batches.models import Batch, BatchItem
+from batches.selectors import batch_items, batches_for, item_status_counts
+from chats.errors import ProviderNotConfigured
+
+LIST_PAGE_SIZE = 20
+DETAIL_PAGE_SIZE = 50
+EXPORT_FORMATS = ("csv", "json", "xlsx")
+# A page-driven slice is kept short so that the request finishes well inside any proxy
+# timeout and the progress bar moves between slices.
+PAGE_SLICE_SECONDS = 5.0
+
+
+def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
+    """The batch when the user may see it (own, or staff); 404 otherwise."""
+    return get_object_or_404(batches_for(request.user), pk=pk)
+
+
+def _inline() -> bool:
+    return services.runner_mode() == "inline"
+
+
+def _slice_seconds() -> float:
+    return min(PAGE_SLICE_SECONDS, settings.BATCH_SLICE_SECONDS)
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return default
+
+
+def _with_messages(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Append pending flash messages, swapped out of band into the live region."""
+    response.write(render_to_string("includes/messages_oob.html", request=request))
+    return response
+
+
+def _list_context(request: HttpRequest) -> dict:
+    paginator = Paginator(batches_for(request.user), LIST_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    batches = list(page.object_list)
+    next_url = reverse("batches:list")
+    if page.number > 1:
+        next_url += f"?page={page.number}"
+    return {
+        "next_url": next_url,
+        "page": page,
+        "batches": batches,
+        "any_active": any(batch.is_active for batch in batches),
+        "inline": _inline(),
+    }
+
+
+def _render_list(request: HttpRequest, **extra) -> HttpResponse:
+    context = _list_context(request) | extra
+    return render(request, "batches/list.html#list", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_page(request: HttpRequest) -> HttpResponse:
+    """BatchPage: GET shows the form and the list; POST uploads a batch."""
+    if request.method == "POST":
+        form = BatchUploadForm(request.POST, request.FILES)
+        batch = _create_from_form(request, form)
+        if request.htmx:
+            context = {"form": BatchUploadForm() if batch else form, "created": batch}
+            response = render(request, "batches/list.html#upload", context)
+            if batch:
+                messages.success(request, _created_message(batch))
+                _with_messages(request, response)
+                # The new batch appears in the list at once, out of band.
+                response.write(
+                    render_to_string(
+                        "batches/list.html#list",
+                        _list_context(request) | {"oob": True},
+                        request=request,
+                    )
+                )
+            return response
+        if batch:
+            messages.success(request, _created_message(batch))
+            return redirect("batches:list")
+        # No JavaScript and an invalid form: render the page with the errors (a redirect
+        # would lose them); the status says the upload was refused.
+        context = _list_context(request) | {"form": form}
+        return render(request, "batches/list.html", context, status=400)
+    context = _list_context(request) | {"form": BatchUploadForm()}
+    return render(request, "batches/list.html", context)
+
+
+def _created_message(batch: Batch) -> str:
+    return _("Batch “%(name)s” was created with %(count)s questions. Start it when ready.") % {
+        "name": batch.name,
+        "count": batch.total_items,
+    }
+
+
+def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | None:
+    if not form.is_valid():
+        return None
+    provider, model = form.cleaned_data["ai_model"]
+    upload = form.cleaned_data["file"]
+    try:
+        return services.create_batch_run(
+            uploader=request.user,
+            name=form.cleaned_data["name"],
+            rows=form.parsed.rows,
+            ai_provider=provider,
+            model=model,
+            search_provider=form.cleaned_data["search_provider"],
+            page_language=form.cleaned_data["page_language"],
+            apply_overrides=form.cleaned_data["apply_overrides"],
+            source_filename=upload.name,
+        )
+    except UploadError as error:
+        form.add_error("file", error.message)
+    except ProviderNotConfigured as error:
+        form.add_error("ai_model", str(error))
+    return None
 
 
 @login_required
 @require_GET
-def batch_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "batches/list.html", {"batches": batches_for(request.user)})
+def batch_rows(request: HttpRequest) -> HttpResponse:
+    """The list's rows, polled every 2 s while a batch on the page is active."""
+    if not request.htmx:
+        return redirect("batches:list")
+    context = _list_context(request)
+    # When nothing is active the final state is swapped in (and announced), and htmx
+    # stops polling.
+    context["announce"] = not context["any_active"]
+    response = render(request, "batches/list.html#rows", context)
+    if context["announce"]:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_GET
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _get_batch_for_user(request, pk)
+    counts = item_status_counts(batch)
+    status = request.GET.get("status") or ""
+    if status not in BatchItem.Status.values:
+        status = ""
+    paginator = Paginator(batch_items(batch, status=status or None), DETAIL_PAGE_SIZE)
+    # The paginator's COUNT is known from the status counts: no extra query.
+    paginator.count = counts[status] if status else sum(counts.values())
+    page = paginator.get_page(request.GET.get("page"))
+    filters = [("", _("All"), sum(counts.values()))] + [
+        (value, label, counts[value]) for value, label in BatchItem.Status.choices
+    ]
+    context = {
+        "batch": batch,
+        "page": page,
+        "items": list(page.object_list),
+        "status": status,
+        "filters": filters,
+        "inline": _inline(),
+        "next_url": request.get_full_path(),
+    }
+    return render(request, "batches/detail.html", context)
+
+
+@login_required
+@require_GET
+def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The detail page's progress header, polled every 2 s while the batch is active."""
+    batch = _get_batch_for_user(request, pk)
+    if not request.htmx:
+        return redirect(batch)
+    context = {"batch": batch, "inline": _inline(), "next_url": batch.get_absolute_url()}
+    response = render(request, "batches/detail.html#progress", context)
+    if not batch.is_active:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+def _action_response(request: HttpRequest, batch: Batch | None) -> HttpResponse:
+    """After an action: the fragment the action came from (htmx) or a redirect."""
+    if request.htmx:
+        if batch is not None and request.htmx.target == "batch-progress":
+            batch.refresh_from_db()
+            context = {"batch": batch, "inline": _inline(), "next_url": batch.get_absolute_url()}
+            response = render(request, "batches/detail.html#progress", context)
+        else:
+            response = _render_list(request)
+        return _with_messages(request, response)
+    default = batch.get_absolute_url() if batch else reverse("batches:list")
+    return redirect(_next_url(request, default))
+
+
+def _run_action(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:
+    batch = _get_batch_for_user(request, pk)
+    try:
+        batch = action(batch=batch)
+    except services.BatchStateError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, done % {"name": batch.name})
+    return _action_response(request, batch)
+
+
+@login_required
+@require_POST
+def batch_start(request: HttpRequest, pk: int) -> HttpResponse:
+    return _run_action(request, pk, services.start_batch, _("Batch “%(name)s” started."))
+
+
+@login_required
+@require_POST
+def batch_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _run_action(request, pk, services.cancel_batch, _("Batch “%(name)s” was cancelled."))
+
+
+@login_required
+@require_POST
+def batch_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    return _run_action(
+        request, pk, services.retry_failed, _("Failed rows of “%(name)s” are queued again.")
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: a confirmation page (no JavaScript); POST: delete (htmx asks with hx-confirm)."""
+    batch = _get_batch_for_user(request, pk)
+    if request.method == "GET":
+        return render(request, "batches/delete.html", {"batch": batch})
+    name = batch.name
+    try:
+        services.delete_batch(batch=batch)
+    except services.BatchStateError as error:
+        messages.error(request, str(error))
+        return _action_response(request, batch)
+    messages.success(request, _("Batch “%(name)s” was deleted.") % {"name": name})
+    if request.htmx and request.htmx.target != "batch-list-body":
+        # Deleted from its own detail page: that page is gone, go to the list.
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse("batches:list")
+        return response
+    return _action_response(request, None)
+
+
+@login_required
+@require_POST
+def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """Inline runner: run one short slice, then answer the driver that asks for the next.
+
+    The page keeps calling this while the batch is active and has rows left; reopening the
+    page resumes where it stopped. With Celery the workers process and pages only poll.
+    """
+    batch = _get_batch_for_user(request, pk)
+    result = None
+    if _inline() and batch.is_active and batch.remaining:
+        try:
+            result = services.process_for_duration(batch_id=batch.pk, seconds=_slice_seconds())
+        except services.BatchStateError as error:
+            messages.error(request, str(error))
+        batch.refresh_from_db()
+    if not request.htmx:
+        if result is not None:
+            messages.info(
+                request,
+                _("Processed %(done)s rows (%(failed)s failed); %(remaining)s remain.")
+                % {"done": result.done, "failed": result.failed, "remaining": result.remaining},
+            )
+        return redirect(_next_url(request, batch.get_absolute_url()))
+    context = {
+        "batch": batch,
+        "inline": _inline(),
+        "next_url": _next_url(request, batch.get_absolute_url()),
+        # A slice that finished nothing (another tab holds the rows' leases) waits a
+        # little before asking again instead of spinning.
+        "idle": result is not None and result.done + result.failed == 0,
+    }
+    return _with_messages(request, render(request, "batches/_driver.html", context))
+
+
+@login_required
+@require_GET
+def batch_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponseBase:
+    if fmt not in EXPORT_FORMATS:
+        raise Http404
+    batch = _get_batch_for_user(request, pk)
+    from batches.export import export_response
+
+    return export_response(batch, fmt)

@@ -7,7 +7,10 @@ from chats import views
 app_name = "chats"
 
 urlpatterns = [
-    # Before <chat_id>: "prompt-overrides" has a dash; chat ids are url-safe base64 (12
-    # characters), so the two never collide, but order keeps it obvious.
+    # Chat ids are url-safe base64 of 12 characters, so "prompt-overrides" never collides;
+    # listing it first keeps that obvious.
     path("prompt-overrides/", views.prompt_overrides, name="overrides"),
+    path("<str:chat_id>/", views.chat_detail, name="detail"),
+    path("<str:chat_id>/transcript/", views.chat_transcript, name="transcript"),
+    path("<str:chat_id>/ask/", views.chat_ask, name="ask"),
 ]

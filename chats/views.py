@@ -2,15 +2,159 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.db import connections
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseForbidden,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chats.forms import PromptOverrideForm
-from chats.models import PromptOverride
+from chats.errors import ChatPipelineError
+from chats.forms import FollowUpForm, PromptOverrideForm
+from chats.models import Chat, PromptOverride
+from chats.services import process_message
+
+logger = logging.getLogger(__name__)
+
+# Ends the text of a streamed answer; a JSON status follows it (see `_stream_answer`).
+STREAM_END = "\x1e"
+# Header the page's script sends to get the streamed answer instead of a redirect.
+STREAM_HEADER = "HTTP_X_BATCHCHAT_STREAM"
+
+
+def _get_chat_for_user(request: HttpRequest, chat_id: str) -> Chat:
+    """The chat when the user uploaded it (or is staff); 404 otherwise."""
+    queryset = Chat.objects.select_related("uploader")
+    if not request.user.is_staff:
+        queryset = queryset.filter(uploader=request.user)
+    return get_object_or_404(queryset, chat_id=chat_id)
+
+
+def _can_ask(request: HttpRequest, chat: Chat) -> bool:
+    # Staff may read every chat, but only its uploader continues it: a follow-up becomes
+    # part of the uploader's results.
+    return chat.uploader_id == request.user.pk
+
+
+def _transcript_context(request: HttpRequest, chat: Chat) -> dict:
+    return {
+        "chat": chat,
+        "interactions": list(chat.interactions.order_by("position")),
+        "can_ask": _can_ask(request, chat),
+    }
+
+
+@login_required
+@require_GET
+def chat_detail(request: HttpRequest, chat_id: str) -> HttpResponse:
+    chat = _get_chat_for_user(request, chat_id)
+    context = _transcript_context(request, chat) | {"form": FollowUpForm()}
+    # The batches this chat answers rows of, for the way back (a reverse relation:
+    # chats does not import batches).
+    context["batches"] = list(chat.batches.distinct().only("pk", "name"))
+    return render(request, "chats/detail.html", context)
+
+
+@login_required
+@require_GET
+def chat_transcript(request: HttpRequest, chat_id: str) -> HttpResponse:
+    """The transcript fragment, swapped in once a streamed answer has been stored."""
+    chat = _get_chat_for_user(request, chat_id)
+    if not request.htmx and "fragment" not in request.GET:
+        return redirect(chat)
+    return render(request, "chats/detail.html#transcript", _transcript_context(request, chat))
+
+
+@login_required
+@require_POST
+def chat_ask(request: HttpRequest, chat_id: str) -> HttpResponseBase:
+    """A follow-up question.
+
+    With the page's script (header X-BatchChat-Stream): a streamed text/plain answer,
+    then STREAM_END and a JSON status. Without JavaScript: wait for the whole answer,
+    then redirect back to the chat (POST-redirect-GET).
+    """
+    chat = _get_chat_for_user(request, chat_id)
+    if not _can_ask(request, chat):
+        return HttpResponseForbidden(_("Only the person who uploaded this chat can continue it."))
+    form = FollowUpForm(request.POST)
+    streaming = request.META.get(STREAM_HEADER) == "1"
+    if not form.is_valid():
+        if streaming:
+            message = " ".join(form.errors.get("question", [])) or _("Write a question.")
+            body = STREAM_END + json.dumps({"ok": False, "error": message})
+            return HttpResponse(body, status=400, content_type="text/plain; charset=utf-8")
+        context = _transcript_context(request, chat) | {"form": form, "batches": []}
+        return render(request, "chats/detail.html", context, status=400)
+    question = form.cleaned_data["question"]
+    if streaming:
+        response = StreamingHttpResponse(
+            _stream_answer(chat=chat, question=question), content_type="text/plain; charset=utf-8"
+        )
+        # Proxies (nginx) must pass chunks on as they come, not buffer the answer.
+        response["X-Accel-Buffering"] = "no"
+        response["Cache-Control"] = "no-store"
+        return response
+    try:
+        interaction = process_message(chat=chat, question=question)
+    except ChatPipelineError as error:
+        messages.error(
+            request, _("The question could not be answered: %(error)s") % {"error": error}
+        )
+        return redirect(chat)
+    return redirect(f"{chat.get_absolute_url()}#turn-{interaction.position}")
+
+
+def _stream_answer(*, chat: Chat, question: str) -> Iterator[str]:
+    """Run the pipeline in a worker thread; yield its tokens as they arrive.
+
+    The worker feeds a queue (tokens, then a final status) so that the response streams
+    while the provider is still generating. The end is STREAM_END + JSON: {"ok": true,
+    "position": n} once the turn is stored, or {"ok": false, "error": "..."}.
+    """
+    pieces: queue.Queue[tuple[str, str | dict]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            interaction = process_message(
+                chat=chat, question=question, on_token=lambda text: pieces.put(("token", text))
+            )
+        except ChatPipelineError as error:
+            pieces.put(("end", {"ok": False, "error": str(error)}))
+        except Exception:
+            logger.exception("follow-up in chat %s failed", chat.chat_id)
+            pieces.put(
+                ("end", {"ok": False, "error": _("An unexpected error stopped the answer.")})
+            )
+        else:
+            pieces.put(("end", {"ok": True, "position": interaction.position}))
+        finally:
+            # This thread opened its own database connection: close it.
+            connections.close_all()
+
+    worker = threading.Thread(target=work, name=f"ask-{chat.chat_id}", daemon=True)
+    worker.start()
+    while True:
+        kind, value = pieces.get()
+        if kind == "token":
+            yield value
+        else:
+            yield STREAM_END + json.dumps(value)
+            break
+    worker.join(timeout=5)
 
 
 @login_required
