@@ -229,8 +229,12 @@ def convert_entry(entry: Any) -> LegacyRow:
     referring_url = first(entry, URL_KEYS)
     status, known = item_status(entry.get("status"))
     error = text(entry.get("error")).strip()
-    note = "" if known else f"unknown status '{entry.get('status')}', imported as pending"
     answer = answer_text(entry.get("answer"))
+    note = ""
+    if not known:
+        # An answer is the best evidence of what happened to the row.
+        status = "done" if answer else "pending"
+        note = f"unknown status '{entry.get('status')}', imported as {status}"
     if status == "done" and not answer:
         status, error = "failed", error or "The old application stored no answer for this row."
     if status == "failed" and not error:
@@ -626,6 +630,7 @@ def read_export(path: Path) -> tuple[list[dict], list[str]]:
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         return [], [f"{path}: not UTF-8 text ({exc.reason}); export it again with mongoexport"]
+    name = f"{path.parent.name}/{path.name}"
     documents: list[dict] = []
     errors: list[str] = []
     if content.lstrip().startswith("["):
@@ -642,10 +647,10 @@ def read_export(path: Path) -> tuple[list[dict], list[str]]:
         try:
             document = json_util.loads(raw, json_options=options) if isinstance(raw, str) else raw
         except (ValueError, TypeError) as exc:
-            errors.append(f"{path.name} {where} {number}: not valid JSON ({exc}); skipped")
+            errors.append(f"{name} {where} {number}: not valid JSON ({exc}); skipped")
             continue
         if not isinstance(document, dict):
-            errors.append(f"{path.name} {where} {number}: not a JSON object; skipped")
+            errors.append(f"{name} {where} {number}: not a JSON object; skipped")
             continue
         documents.append(document)
     return documents, errors
@@ -692,13 +697,15 @@ def load_folder(path: Path) -> ExportFolder:
         for document in documents:
             key = document_id(document)
             if not key:
-                errors.append(f"{file.name}: a document without _id; skipped")
+                errors.append(f"{path.name}/{file.name}: a document without _id; skipped")
             elif key in by_id:
                 duplicates += 1
             else:
                 by_id[key] = document
         if duplicates:
-            notes.append(f"{file.name}: {duplicates} repeated documents ignored (same _id)")
+            notes.append(
+                f"{path.name}/{file.name}: {duplicates} repeated documents ignored (same _id)"
+            )
         collections[name] = by_id
     return ExportFolder(path, batches, collections, missing, errors, notes)
 
@@ -837,16 +844,19 @@ def _era2_row(
     status, known = item_status(
         interaction.get("status") or ("completed" if answer_ref else "pending")
     )
-    if not known:
-        notes.append(
-            f"batch {legacy_id} row {index}: unknown status '{interaction.get('status')}', imported as pending"
-        )
     error = text(interaction.get("error")).strip()
     answer = ""
     if answer_doc is not None:
         answer = (
             answer_text(first(answer_doc, ("content", "englishAnswer")))
             or " ".join(text(s) for s in answer_doc.get("sentences") or []).strip()
+        )
+    if not known:
+        # An answer is the best evidence of what happened to the row.
+        status = "done" if answer else "pending"
+        notes.append(
+            f"batch {legacy_id} row {index}: unknown status "
+            f"'{interaction.get('status')}', imported as {status}"
         )
     if status == "done" and not answer:
         why = "not found in answers.json" if answer_doc is None else "has no text"
@@ -873,6 +883,15 @@ def _era2_row(
     if status == "done":
         citation = c["citations"].get(ref_id(answer_doc.get("citation"))) or {}
         context = c["contexts"].get(ref_id(interaction.get("context"))) or {}
+        for kind, ref, found in (
+            ("citation", ref_id(answer_doc.get("citation")), citation),
+            ("context", ref_id(interaction.get("context")), context),
+        ):
+            if ref and not found:
+                notes.append(
+                    f"batch {legacy_id} row {index}: {kind} {ref} not found in {kind}s.json; "
+                    f"imported without it"
+                )
         turn = {
             "question": question,
             "referring_url": referring_url,
@@ -993,15 +1012,23 @@ def _import_one(document, folder, owner, seen, summary, models, Batch) -> None:
     if Batch.objects.filter(legacy_id=legacy_id).exists():
         summary.already_imported.append(legacy_id)
         return
+    entries, refs = document.get("entries"), document.get("interactions")
+    if (
+        entries in (None, [])
+        and refs in (None, [])
+        and ("entries" in document or "interactions" in document)
+    ):
+        summary.notes.append(f"{label}: no entries and no interactions; nothing to import")
+        return
     try:
-        if isinstance(document.get("entries"), list) and document["entries"]:
+        if entries not in (None, []):
             legacy = batch_from_era1(document)
-        elif document.get("interactions"):
+        elif refs is not None:
+            if not isinstance(refs, list):
+                raise LegacyDocumentError("`interactions` is not a list")
             legacy = batch_from_era2(document, folder)
-        elif "entries" not in document and "interactions" not in document:
-            raise LegacyDocumentError("neither `entries` nor `interactions`: not a batch")
         else:
-            raise LegacyDocumentError("no entries and no interactions: nothing to import")
+            raise LegacyDocumentError("neither `entries` nor `interactions`: not a batch")
         with transaction.atomic():
             fields = dict(legacy.fields)
             created_at = fields.pop("created_at")

@@ -23,7 +23,7 @@ LATEST = ("batches", "0004_drop_inline_fields")
 
 def era1_documents() -> list[dict]:
     # Plain json, not bson: the entries keep {"$numberLong": ...} as a restored dump would.
-    lines = (LEGACY_DATA / "era1-inline" / "batches.json").read_text(encoding="utf-8")
+    lines = (LEGACY_DATA / "sample" / "era1-inline" / "batches.json").read_text(encoding="utf-8")
     return [json.loads(line) for line in lines.splitlines() if line.strip()]
 
 
