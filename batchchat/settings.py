@@ -62,6 +62,10 @@ INSTALLED_APPS = [
     "template_partials",
     "chats",
     "batches",
+    "accounts",
+    # django-ninja (the HTTP API); installed as an app so /api/docs serves its own static
+    # Swagger UI files instead of loading them from a CDN.
+    "ninja",
 ]
 
 MIDDLEWARE = [

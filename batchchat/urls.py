@@ -9,7 +9,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/", include("batches.api_urls")),
+    path("api/", include(("batches.api_urls", "api"))),
+    path("settings/tokens/", include("accounts.urls")),
     path("batches/", include("batches.urls")),
     path("chats/", include("chats.urls")),
 ]
+
+# JSON for /api/ paths, Django's default pages elsewhere.
+handler400 = "batches.api.bad_request_handler"
+handler500 = "batches.api.server_error_handler"

@@ -1,3 +1,44 @@
+"""URLs under /api/: the ninja API, then a catch-all so that no /api/ path gets HTML."""
+
 from __future__ import annotations
 
-urlpatterns: list = []
+from functools import wraps
+
+from django.http import Http404, HttpResponseNotAllowed
+from django.urls import URLPattern, re_path
+
+from batches.api import api, error_response, not_found
+
+
+def _json_errors(view):
+    """ninja answers a wrong method with a bare 405, and its root view raises Http404:
+    turn both into the API's JSON errors."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404:
+            return not_found(request)
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = response["Allow"]
+            json_response = error_response(
+                405, f"{request.method} is not allowed here; use {allowed}."
+            )
+            json_response["Allow"] = allowed
+            return json_response
+        return response
+
+    wrapper.csrf_exempt = True  # ninja's own views are; CSRF is checked by its auth
+    return wrapper
+
+
+ninja_patterns, app_name, namespace = api.urls
+for pattern in ninja_patterns:
+    if isinstance(pattern, URLPattern):
+        pattern.callback = _json_errors(pattern.callback)
+
+urlpatterns = [
+    *ninja_patterns,
+    re_path(r"^.*$", not_found, name="api-not-found"),
+]

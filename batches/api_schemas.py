@@ -1,0 +1,184 @@
+"""Typed shapes of the batch API (django-ninja / pydantic). Field names are camelCase on the
+wire (aliases); Python code uses snake_case."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from batches.models import Batch
+
+BatchStatus = Literal["uploaded", "queued", "processing", "completed", "cancelled", "failed"]
+ExportFormat = Literal["csv", "json", "xlsx"]
+PageLanguage = Literal["en", "fr"]
+MAX_PAGE_SIZE = 100
+
+
+class CamelSchema(Schema):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+# --- Answers ------------------------------------------------------------------------------
+
+
+class BatchOut(CamelSchema):
+    batch_id: int
+    name: str
+    status: BatchStatus
+    ai_provider: str
+    model: str
+    search_provider: str
+    page_language: str
+    apply_overrides: bool
+    source_filename: str
+    total_items: int
+    processed_items: int
+    failed_items: int
+    last_processed_index: int
+    progress_percent: int = Field(description="(processed + failed) / total, 0-100")
+    error: str = Field(description="A batch-level fault (e.g. provider not configured), or ''")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def fields_of(cls, batch: Batch) -> dict[str, Any]:
+        return {
+            "batch_id": batch.pk,
+            "name": batch.name,
+            "status": batch.status,
+            "ai_provider": batch.ai_provider,
+            "model": batch.model,
+            "search_provider": batch.search_provider,
+            "page_language": batch.page_language,
+            "apply_overrides": batch.apply_overrides,
+            "source_filename": batch.source_filename,
+            "total_items": batch.total_items,
+            "processed_items": batch.processed_items,
+            "failed_items": batch.failed_items,
+            "last_processed_index": batch.last_processed_index,
+            "progress_percent": batch.progress_percent,
+            "error": batch.error,
+            "created_at": batch.created_at,
+            "started_at": batch.started_at,
+            "finished_at": batch.finished_at,
+        }
+
+    @classmethod
+    def of(cls, batch: Batch, **extra: Any) -> BatchOut:
+        return cls(**cls.fields_of(batch), **extra)
+
+
+class ProcessOut(BatchOut):
+    remaining: int = Field(description="Rows of the batch not finished yet")
+    slice_done: int = Field(description="Rows answered during this call")
+    slice_failed: int = Field(description="Rows that failed during this call")
+
+
+class StartOut(BatchOut):
+    runner: Literal["inline", "celery"]
+    message: str
+
+
+class BatchListOut(CamelSchema):
+    batches: list[BatchOut]
+    page: int
+    page_size: int
+    total: int
+    pages: int
+
+
+class DeletedOut(CamelSchema):
+    batch_id: int
+    deleted: bool
+
+
+class ProviderOut(CamelSchema):
+    key: str
+    label: str
+    models: list[str] = Field(description="The first is the default")
+
+
+class SearchProviderOut(CamelSchema):
+    key: str
+    label: str
+
+
+class ProvidersOut(CamelSchema):
+    ai_providers: list[ProviderOut]
+    search_providers: list[SearchProviderOut]
+    default_ai_provider: str
+    default_search_provider: str
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+    fields: dict[str, list[str]] | None = None
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+# --- Requests -----------------------------------------------------------------------------
+
+
+class BatchIdIn(CamelSchema):
+    batch_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class ProcessIn(BatchIdIn):
+    seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long to work; default BATCH_SLICE_SECONDS; longer values are clamped",
+    )
+
+
+class BatchIdQuery(CamelSchema):
+    batch_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class ResultsQuery(BatchIdQuery):
+    format: ExportFormat = "csv"
+
+
+class ListQuery(CamelSchema):
+    status: BatchStatus | None = None
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    page_size: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _blank_is_any(cls, value: Any) -> Any:
+        # `?status=` (an empty filter from a form) means every status.
+        return None if value == "" else value
+
+
+class CreateFields(CamelSchema):
+    """The form's fields; `file` (multipart) or `rows` (JSON) comes beside them."""
+
+    name: str = Field(default="", max_length=200, description="Default: the file name")
+    ai_provider: str | None = Field(default=None, max_length=32, description="Default: settings")
+    model: str = Field(default="", max_length=128, description="Default: the provider's first")
+    search_provider: str | None = Field(default=None, max_length=32)
+    page_language: PageLanguage = "en"
+    apply_overrides: bool = False
+
+
+class CreateJsonIn(CreateFields):
+    rows: list[dict[str, Any]] = Field(
+        description="Objects with at least `question` (or an alias); optional `url`, `chatid`, "
+        "any other columns (kept for the export)",
+    )
+
+
+class CreateMultipartIn(CreateFields):
+    file: bytes = Field(
+        json_schema_extra={"format": "binary"}, description="A CSV or XLSX file of questions"
+    )

@@ -1,0 +1,45 @@
+"""Shared by the API tests: a token-authenticated JSON client."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.test import Client
+
+from accounts.services import create_api_token
+
+
+class ApiClient:
+    """Calls /api/batch/... with `Authorization: Bearer <token>` and decodes JSON answers."""
+
+    def __init__(self, user) -> None:
+        self.user = user
+        _token, self.token = create_api_token(user=user, name="tests")
+        self.client = Client()
+        self.headers = {"authorization": f"Bearer {self.token}"}
+
+    def get(self, path: str, params: dict[str, Any] | None = None, **kwargs):
+        return self.client.get(f"/api/{path}", params or {}, headers=self.headers, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs):
+        return self.client.post(
+            f"/api/{path}",
+            json.dumps(body if body is not None else {}),
+            content_type="application/json",
+            headers=self.headers,
+            **kwargs,
+        )
+
+    def upload(self, path: str, data: dict[str, Any], **kwargs):
+        return self.client.post(f"/api/{path}", data, headers=self.headers, **kwargs)
+
+
+def error_of(response) -> dict[str, Any]:
+    """The `error` object of a JSON error answer (and proof that it is one)."""
+    assert response["Content-Type"].startswith("application/json"), response.content[:200]
+    body = json.loads(response.content)
+    assert set(body) == {"error"}, body
+    assert {"code", "message"} <= set(body["error"]), body
+    assert body["error"]["message"].strip()
+    return body["error"]
