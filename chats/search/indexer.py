@@ -318,6 +318,13 @@ def build_index(
             conn.executescript(SCHEMA)
             seen: dict[str, str] = {}
             for number, path in enumerate(candidates, start=1):
+                if (
+                    on_progress
+                    and progress_every
+                    and number > 1
+                    and (number - 1) % progress_every == 0
+                ):
+                    on_progress(number - 1, len(candidates))
                 relative = path.relative_to(root).as_posix()
                 try:
                     doc = parse_document(path, root=root, base_url=base_url)
@@ -337,8 +344,6 @@ def build_index(
                     (cursor.lastrowid, doc.title, doc.body),
                 )
                 summary.indexed += 1
-                if on_progress and progress_every and number % progress_every == 0:
-                    on_progress(number, len(candidates))
             if not summary.indexed:
                 raise IndexBuildError(
                     f"No .md, .html or .txt document could be indexed in {root}"

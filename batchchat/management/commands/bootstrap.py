@@ -10,6 +10,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from chats.search.indexer import build_index
+
 
 class Command(BaseCommand):
     help = (
@@ -41,4 +43,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Log in at http://127.0.0.1:8000/ with the account in {login_file}:\n"
                 + login_file.read_text()
+            )
+        # The default `local` search needs its index; build it once from the sample docs
+        # (later changes: `manage.py index_documents DIR`).
+        index, docs = Path(settings.LOCAL_SEARCH_INDEX), Path(settings.LOCAL_SEARCH_DOCS)
+        if not index.exists() and docs.is_dir():
+            summary = build_index(docs_dir=docs, index_path=index)
+            self.stdout.write(
+                f"Built the local search index: {summary.indexed} documents from {docs}."
             )
