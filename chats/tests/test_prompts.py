@@ -1,0 +1,161 @@
+"""Prompt assembly and the tolerant answer parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from chats.prompts import build_messages, build_system_prompt, parse_answer
+from chats.providers.base import Message
+from chats.search.base import SearchResult
+
+RESULTS = [
+    SearchResult("Renew a passport", "https://example.org/passport", "Adults renew online."),
+    SearchResult("Child passports", "https://example.org/child/", "Children need form B."),
+]
+
+
+# --- system prompt --------------------------------------------------------------------------
+
+
+def test_system_prompt_numbers_the_results_with_title_url_and_snippet():
+    system = build_system_prompt(language="en", search_results=RESULTS)
+    assert "[1] Renew a passport\nURL: https://example.org/passport\nAdults renew online." in system
+    assert "[2] Child passports\nURL: https://example.org/child/" in system
+    assert "<citation-url>" in system and "<answer>" in system
+    assert "write the answer in English" in system
+
+
+def test_system_prompt_asks_for_the_page_language():
+    system = build_system_prompt(language="fr", search_results=RESULTS)
+    assert "write the answer in French" in system
+
+
+def test_system_prompt_says_when_nothing_was_found_and_names_the_page():
+    system = build_system_prompt(
+        language="en", search_results=[], referring_url="https://example.org/help"
+    )
+    assert "none were found" in system
+    assert "https://example.org/help" in system
+
+
+def test_override_is_appended_last():
+    system = build_system_prompt(
+        language="en", search_results=RESULTS, override_text="  Always answer in one line. "
+    )
+    assert system.endswith("Additional instructions:\nAlways answer in one line.")
+    assert "Additional instructions" not in build_system_prompt(
+        language="en", search_results=RESULTS, override_text="   "
+    )
+
+
+def test_messages_replay_earlier_turns_then_the_question():
+    messages = build_messages(history=[("Q1", "A1"), ("Q2", "")], question="Q3")
+    assert messages == [
+        Message("user", "Q1"),
+        Message("assistant", "A1"),
+        Message("user", "Q2"),
+        Message("assistant", "(no answer)"),
+        Message("user", "Q3"),
+    ]
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def test_parses_the_requested_format():
+    parsed = parse_answer(
+        "<answer>Renew online.</answer>\n<citation-url>https://example.org/passport"
+        "</citation-url>\n<citation-title>Renew a passport</citation-title>",
+        RESULTS,
+    )
+    assert parsed.answer == "Renew online."
+    assert parsed.citation_url == "https://example.org/passport"
+    assert parsed.citation_title == "Renew a passport"
+
+
+def test_no_tags_means_the_raw_text_is_the_answer():
+    parsed = parse_answer("  Just renew it online.\n", RESULTS)
+    assert parsed.answer == "Just renew it online."
+    assert parsed.citation_url == ""
+    assert parsed.citation_title == ""
+
+
+def test_no_tags_but_a_search_result_url_in_the_text_becomes_the_citation():
+    parsed = parse_answer("See https://example.org/child for children.", RESULTS)
+    assert parsed.answer == "See https://example.org/child for children."
+    assert parsed.citation_url == "https://example.org/child/"
+    assert parsed.citation_title == "Child passports"
+
+
+def test_a_url_that_is_not_a_search_result_is_not_a_citation_without_tags():
+    assert parse_answer("Try https://elsewhere.example/x", RESULTS).citation_url == ""
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # unclosed answer (cut off by max_tokens before the citation)
+        "<answer>Renew online.",
+        # upper case, underscores, spaces inside tags
+        "<ANSWER>Renew online.</ANSWER><citation_url> https://example.org/passport </citation_url>",
+        # wrapped in a code fence
+        "```xml\n<answer>Renew online.</answer>\n"
+        "<citation-url>https://example.org/passport</citation-url>\n```",
+        # chatter around the tags
+        "Sure! Here it is:\n<answer>Renew online.</answer>\n"
+        "<citation-url><https://example.org/passport></citation-url>",
+    ],
+)
+def test_odd_but_recognisable_formats(raw):
+    parsed = parse_answer(raw, RESULTS)
+    assert parsed.answer == "Renew online."
+    if "citation" in raw:
+        assert parsed.citation_url == "https://example.org/passport"
+        assert parsed.citation_title == "Renew a passport"  # taken from the search result
+
+
+def test_citation_without_answer_tag_keeps_the_text_as_answer():
+    parsed = parse_answer(
+        "Renew online.\n<citation-url>https://example.org/passport</citation-url>", RESULTS
+    )
+    assert parsed.answer == "Renew online."
+    assert parsed.citation_url == "https://example.org/passport"
+
+
+def test_empty_answer_tag_falls_back_to_the_text_outside():
+    parsed = parse_answer("Renew online.<answer></answer>", RESULTS)
+    assert parsed.answer == "Renew online."
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "not a url", "", "ftp://example.org/file"])
+def test_only_http_urls_are_kept_as_citations(url):
+    parsed = parse_answer(
+        f"<answer>A</answer><citation-url>{url}</citation-url>"
+        "<citation-title>Click me</citation-title>",
+        RESULTS,
+    )
+    assert parsed.citation_url == ""
+    assert parsed.citation_title == ""  # no title without a URL
+
+
+def test_html_entities_and_trailing_punctuation_are_cleaned():
+    parsed = parse_answer(
+        "<answer>A</answer><citation-url>https://example.org/s?a=1&amp;b=2.</citation-url>"
+        "<citation-title>Fish &amp; chips\n guide</citation-title>"
+    )
+    assert parsed.citation_url == "https://example.org/s?a=1&b=2"
+    assert parsed.citation_title == "Fish & chips guide"
+
+
+def test_overlong_citations_are_cut_to_the_column_sizes():
+    parsed = parse_answer(
+        "<answer>A</answer><citation-url>https://example.org/" + "a" * 3000 + "</citation-url>"
+        "<citation-title>" + "t" * 900 + "</citation-title>"
+    )
+    assert len(parsed.citation_url) == 2048
+    assert len(parsed.citation_title) == 500
+
+
+def test_empty_output():
+    parsed = parse_answer("", RESULTS)
+    assert (parsed.answer, parsed.citation_url, parsed.citation_title) == ("", "", "")
