@@ -1,0 +1,226 @@
+"""The Celery runner with a real worker process and Redis as the broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from django.db.models import Count
+
+from batchchat.celery import app as celery_app
+from batches import services
+from batches.models import Batch, BatchItem
+from batches.tests.processes import ROOT, child_env
+from batches.tests.test_engine import (
+    assert_counters_match_recount,
+    assert_one_interaction_per_done_item,
+)
+from chats.models import Interaction
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.redis,
+    pytest.mark.postgres,  # the production set-up; the SQLite pass skips these
+    pytest.mark.slow,
+]
+
+REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
+
+
+# One Redis database per test process (xdist workers run side by side). The producer
+# side is configured once: kombu keeps its connection pools for the process.
+BROKER_URL = f"redis://{REDIS_HOST}:6379/{10 + os.getpid() % 5}"
+
+
+@pytest.fixture
+def broker_url(settings):
+    import redis
+
+    client = redis.Redis.from_url(BROKER_URL)
+    client.flushdb()
+    settings.CELERY_BROKER_URL = BROKER_URL
+    celery_app.conf.broker_url = BROKER_URL
+    yield BROKER_URL
+    client.flushdb()
+
+
+class Worker:
+    """`celery worker -B` in its own process group, so SIGKILL takes its children too."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        folder = Path(tempfile.mkdtemp(prefix="celery-test-"))
+        self.log = folder / "worker.log"
+        self.schedule = folder / "beat-schedule"
+
+    def start(self) -> None:
+        with self.log.open("a") as log:
+            self.proc = self._spawn(log)
+
+    def _spawn(self, log) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "batchchat",
+                "worker",
+                "-B",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--pool",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--schedule",
+                str(self.schedule),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def worker_env(fake_ai, broker_url):
+    return child_env(
+        fake_ai,
+        CELERY_BROKER_URL=broker_url,
+        BATCH_SLICE_SECONDS=2,
+        BATCH_LEASE_SECONDS=3,
+        BATCH_CONCURRENCY=4,
+        BATCH_PARALLEL_SLICES=2,
+        CELERY_BEAT_RECOVER_SECONDS=2,
+    )
+
+
+@pytest.fixture
+def worker(worker_env):
+    started = Worker(worker_env)
+    started.start()
+    yield started
+    started.stop()
+
+
+def wait_for(predicate, *, timeout: float, worker: Worker, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}; worker log:\n{worker.output()}")
+        time.sleep(0.2)
+
+
+def status_of(batch: Batch) -> str:
+    batch.refresh_from_db()
+    return batch.status
+
+
+def assert_no_duplicates(batch: Batch) -> None:
+    assert_one_interaction_per_done_item(batch)
+    assert_counters_match_recount(batch)
+    per_chat = Interaction.objects.filter(chat__batch_items__batch=batch).values("chat")
+    assert max(row["n"] for row in per_chat.annotate(n=Count("id"))) == 1
+
+
+def test_worker_completes_a_started_batch(fake_ai, make_batch, worker, settings):
+    fake_ai.latency = 0.05
+    settings.BATCH_PARALLEL_SLICES = 2
+    batch = make_batch(30)
+
+    services.start_batch(batch=batch)
+
+    wait_for(
+        lambda: status_of(batch) == Batch.Status.COMPLETED,
+        timeout=60,
+        worker=worker,
+        what="completion",
+    )
+    assert batch.processed_items == 30
+    assert_no_duplicates(batch)
+
+
+def test_killed_worker_is_replaced_and_the_batch_completes_without_duplicates(
+    fake_ai, make_batch, worker, worker_env
+):
+    fake_ai.latency = 0.3
+    batch = make_batch(40)
+    services.start_batch(batch=batch)
+    wait_for(
+        lambda: batch.items.filter(status=BatchItem.Status.DONE).count() >= 4,
+        timeout=60,
+        worker=worker,
+        what="first rows",
+    )
+
+    worker.kill()
+    assert status_of(batch) == Batch.Status.PROCESSING
+    assert batch.processed_items < 40
+    replacement = Worker(worker_env)
+    replacement.start()
+    try:
+        # Beat finds the batch with no live lease and restarts its slice chains.
+        wait_for(
+            lambda: status_of(batch) == Batch.Status.COMPLETED,
+            timeout=90,
+            worker=replacement,
+            what="completion after the restart",
+        )
+    finally:
+        replacement.stop()
+    assert batch.processed_items == 40
+    assert_no_duplicates(batch)
+
+
+def test_cancel_mid_run_stops_the_workers(fake_ai, make_batch, worker):
+    fake_ai.latency = 0.3
+    batch = make_batch(60)
+    services.start_batch(batch=batch)
+    wait_for(
+        lambda: batch.items.filter(status=BatchItem.Status.DONE).exists(),
+        timeout=60,
+        worker=worker,
+        what="first rows",
+    )
+
+    services.cancel_batch(batch=batch)
+    requests_at_cancel = len(fake_ai.requests)
+    in_flight = batch.items.filter(status=BatchItem.Status.RUNNING).count()
+    wait_for(
+        lambda: not batch.items.filter(status=BatchItem.Status.RUNNING).exists(),
+        timeout=30,
+        worker=worker,
+        what="rows in flight to finish",
+    )
+    time.sleep(1.5)  # time for a wrongly continuing chain to show itself
+
+    assert status_of(batch) == Batch.Status.CANCELLED
+    assert len(fake_ai.requests) - requests_at_cancel <= in_flight
+    assert batch.items.filter(status=BatchItem.Status.CANCELLED).exists()
+    assert_no_duplicates(batch)
