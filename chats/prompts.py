@@ -187,3 +187,50 @@ def _first_result_url_in(text: str, search_results: Sequence[SearchResult]) -> s
         if _normalise(url) in known:
             return known[_normalise(url)]
     return ""
+
+
+class AnswerStreamFilter:
+    """Turns the raw token stream (tags included) into the answer text as it grows, for
+    showing to a person: `feed(token)` returns the new visible text (often "").
+
+    The visible text is recomputed from everything received, with a tag that is still
+    arriving held back, so "<ans" never flashes on screen. It only ever appends: if a later
+    token changes the picture (chatter that turns out to precede `<answer>`), nothing more
+    is shown and the stored, parsed answer is the reference.
+    """
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.shown = ""
+        self._diverged = False
+
+    def feed(self, token: str) -> str:
+        self.raw += token
+        if self._diverged:
+            return ""
+        visible = visible_answer(self.raw)
+        if not visible.startswith(self.shown):
+            self._diverged = True
+            return ""
+        new, self.shown = visible[len(self.shown) :], visible
+        return new
+
+
+def visible_answer(partial: str) -> str:
+    """The answer part of a reply that may still be arriving (see AnswerStreamFilter)."""
+    text = partial
+    last_open = text.rfind("<")
+    if last_open != -1 and ">" not in text[last_open:] and len(text) - last_open < 24:
+        text = text[:last_open]  # maybe the start of one of our tags: wait for the rest
+    opening = re.search(r"<\s*answer\s*>", text, re.IGNORECASE)
+    if opening:
+        body = text[opening.end() :]
+    else:
+        stripped = text.lstrip()
+        if stripped.startswith("```") or "<answer>".startswith(stripped.lower()):
+            return ""
+        body = text
+    end = re.search(r"<\s*/\s*answer\s*>|<\s*citation", body, re.IGNORECASE)
+    if end:
+        body = body[: end.start()]
+    return _ANY_TAG.sub("", body).strip()

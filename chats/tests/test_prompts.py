@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chats.prompts import build_messages, build_system_prompt, parse_answer
+from chats.prompts import AnswerStreamFilter, build_messages, build_system_prompt, parse_answer
 from chats.providers.base import Message
 from chats.search.base import SearchResult
 
@@ -159,3 +159,39 @@ def test_overlong_citations_are_cut_to_the_column_sizes():
 def test_empty_output():
     parsed = parse_answer("", RESULTS)
     assert (parsed.answer, parsed.citation_url, parsed.citation_title) == ("", "", "")
+
+
+# --- streaming display ----------------------------------------------------------------------
+
+
+def _feed(pieces: list[str]) -> tuple[list[str], AnswerStreamFilter]:
+    stream = AnswerStreamFilter()
+    return [stream.feed(piece) for piece in pieces], stream
+
+
+def test_stream_filter_shows_only_the_answer_and_never_half_a_tag():
+    shown, stream = _feed(
+        [
+            "<ans",
+            "wer>Renew ",
+            "online",
+            ".</ans",
+            "wer><citation-url>https://x.org</",
+            "citation-url>",
+        ]
+    )
+    assert "".join(shown) == "Renew online."
+    assert all("<" not in piece for piece in shown)
+    assert stream.shown == parse_answer(stream.raw).answer
+
+
+def test_stream_filter_passes_plain_text_through():
+    shown, stream = _feed(["Just ", "renew ", "it."])
+    assert "".join(shown) == "Just renew it."
+
+
+def test_stream_filter_stops_when_chatter_turns_out_to_precede_the_answer():
+    shown, stream = _feed(["Sure! ", "<answer>Renew online.</answer>"])
+    assert "".join(shown) == "Sure!"
+    assert stream.feed(" more") == ""
+    assert parse_answer(stream.raw).answer == "Renew online."
