@@ -5,7 +5,7 @@
 2. sentences: split per line and at sentence ends; keep those of 4 to 80 words;
 3. rank: BM25 of each sentence against the question's content words (stop words dropped,
    light stemming), the sentences of all results forming the corpus;
-4. cite: the result whose best two sentences score highest, ties going to the better
+4. cite: the result whose best two sentences score highest, discounted a little by its
    search rank; too little of the question covered -> "could not find";
 5. compose: up to 3 of the cited result's best sentences, in document order, deduplicated;
    emitted in the tag format `chats.prompts` parses, and streamed word by word.
