@@ -167,6 +167,7 @@ LOGGING = {
         # The SDKs log request details at DEBUG; keep them quiet so that nothing that
         # could carry a key reaches the log by accident.
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},  # the HTTP client inside openai/anthropic SDKs
         "openai": {"level": "WARNING"},
         "anthropic": {"level": "WARNING"},
     },
@@ -212,7 +213,7 @@ AZURE_OPENAI_API_VERSION = env("AZURE_OPENAI_API_VERSION", "2024-10-21")
 AZURE_OPENAI_DEPLOYMENTS = env_list("AZURE_OPENAI_DEPLOYMENTS")
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL")
-ANTHROPIC_MODELS = env_list("ANTHROPIC_MODELS", "claude-sonnet-4-5,claude-haiku-4-5")
+ANTHROPIC_MODELS = env_list("ANTHROPIC_MODELS", "claude-sonnet-5-5,claude-haiku-5-5")
 COMPATIBLE_BASE_URL = env("COMPATIBLE_BASE_URL")
 COMPATIBLE_API_KEY = env("COMPATIBLE_API_KEY")
 COMPATIBLE_MODELS = env_list("COMPATIBLE_MODELS")
