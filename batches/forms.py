@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from batches.ingest import ParsedUpload, UploadError, parse_upload_file
@@ -16,9 +17,10 @@ MODEL_SEPARATOR = "::"
 
 
 def model_choices() -> list[tuple[str, list[tuple[str, str]]]]:
-    """Enabled providers' models as optgroups of ("provider::model", "model")."""
+    """Enabled providers' models as optgroups (the provider's label) of ("provider::model",
+    "provider / model"), as the batch list shows them."""
     return [
-        (label, [(f"{key}{MODEL_SEPARATOR}{model}", model) for model in models])
+        (label, [(f"{key}{MODEL_SEPARATOR}{model}", f"{key} / {model}") for model in models])
         for key, label, models in provider_choices()
         if models
     ]
@@ -63,6 +65,10 @@ class BatchUploadForm(forms.Form):
                 break
         self.fields["search_provider"].choices = search_choices()
         self.fields["search_provider"].initial = settings.DEFAULT_SEARCH_PROVIDER
+        # Questions are usually asked in the language the person works in.
+        language = (get_language() or "en")[:2]
+        if language in Language.values:
+            self.fields["page_language"].initial = language
         self.parsed: ParsedUpload | None = None
 
     def clean_file(self):

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batches import services
+from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm
 from batches.ingest import UploadError
 from batches.models import Batch, BatchItem
@@ -29,7 +30,6 @@ from chats.errors import ProviderNotConfigured
 
 LIST_PAGE_SIZE = 20
 DETAIL_PAGE_SIZE = 50
-EXPORT_FORMATS = ("csv", "json", "xlsx")
 # A page-driven slice is kept short so that the request finishes well inside any proxy
 # timeout and the progress bar moves between slices.
 PAGE_SLICE_SECONDS = 5.0
@@ -313,6 +313,4 @@ def batch_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponseBase:
     if fmt not in EXPORT_FORMATS:
         raise Http404
     batch = _get_batch_for_user(request, pk)
-    from batches.export import export_response
-
     return export_response(batch, fmt)

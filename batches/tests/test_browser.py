@@ -1,0 +1,233 @@
+"""The pages in a real browser: Chromium driven by Playwright against the live server.
+
+Upload the shipped sample questions, start, watch the progress bar reach 100 %, open a
+row's chat, ask a follow-up and see it stream, download the CSV; a bad file; the same in
+French. Saves a screenshot of each page to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from chats.tests.factories import ChatFactory
+from chats.tests.fake_servers import FakeAIServer
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls made here (to
+# create the user) are still plain synchronous ones.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ROOT = Path(django_settings.BASE_DIR)
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+SAMPLE_EN = ROOT / "sample" / "questions.csv"
+SAMPLE_FR = ROOT / "sample" / "questions-fr.csv"
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM_PATH,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(live_server, settings, tmp_path, django_user_model):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.LOCAL_SEARCH_INDEX = str(tmp_path / "search-index.sqlite3")
+    settings.CELERY_BROKER_URL = ""  # the inline runner: the page drives processing
+    django_user_model.objects.create_user(username="ada", password="pw-ada-12345")
+    return live_server.url
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(
+        accept_downloads=True, viewport={"width": 1280, "height": 900}, locale="en-GB"
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page, site: str, *, screenshot: str | None = None) -> None:
+    page.goto(f"{site}/batches/")
+    assert "/accounts/login/" in page.url
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "pw-ada-12345")
+    if screenshot:
+        shot(page, screenshot)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{site}/batches/")
+
+
+def upload_and_run(page, sample: Path, *, name: str, language: str) -> int:
+    """Upload `sample` with the offline providers, start it, wait for 100 %; its id."""
+    page.fill("#id_name", name)
+    page.set_input_files("#id_file", str(sample))
+    page.select_option("#id_ai_model", "extractive::extractive")
+    page.select_option("#id_search_provider", "local")
+    page.select_option("#id_page_language", language)
+    page.click("#batch-upload button[type=submit]")
+    row = page.locator("#batch-rows tr", has_text=name)
+    row.wait_for()
+    batch_id = int(row.get_attribute("id").removeprefix("batch-"))
+    row.locator("form[action$='/start/'] button").click()
+    # The inline driver processes slices from this page; the polled row shows progress.
+    page.locator(f"#driver-{batch_id}.driver").wait_for(state="attached")
+    page.wait_for_function(
+        """id => {
+            const bar = document.querySelector(`#batch-${id} progress`);
+            return bar && bar.value === bar.max && bar.getAttribute("aria-valuenow") === "100";
+        }""",
+        arg=batch_id,
+        timeout=40_000,
+    )
+    return batch_id
+
+
+def ask_follow_up(page, question: str) -> int:
+    """Ask in the chat page; how many times the streamed answer changed before it was stored."""
+    turns_before = page.locator("#transcript article.turn").count()
+    page.evaluate(
+        """() => {
+            window.streamUpdates = 0;
+            const out = document.getElementById("streaming-answer");
+            new MutationObserver(() => { if (out.textContent) window.streamUpdates++; })
+                .observe(out, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    page.fill("#id_question", question)
+    page.click("form[data-stream] button[type=submit]")
+    page.locator("#transcript article.turn").nth(turns_before).wait_for()
+    return page.evaluate("window.streamUpdates")
+
+
+def test_english_flow_upload_start_chat_download_and_bad_file(page, site):
+    log_in(page, site, screenshot="login")
+    expected_rows = list(csv.DictReader(SAMPLE_EN.open(encoding="utf-8")))
+
+    batch_id = upload_and_run(page, SAMPLE_EN, name="Sample questions", language="en")
+    row = page.locator(f"#batch-{batch_id}")
+    assert "Completed" in row.inner_text()
+    assert f"100% · {len(expected_rows)} done, 0 failed of {len(expected_rows)}" in row.inner_text()
+    shot(page, "batches")
+
+    # Download the CSV: one row per question, in order, with the answers.
+    with page.expect_download() as download_info:
+        row.locator("a[href$='/download/csv/']").click()
+    data = Path(download_info.value.path()).read_text(encoding="utf-8-sig")
+    exported = list(csv.DictReader(io.StringIO(data)))
+    assert [r["question"] for r in exported] == [r["question"] for r in expected_rows]
+    assert all(r["status"] == "done" and r["answer"] for r in exported)
+    assert any(r["citation_url"] for r in exported)
+
+    # Detail page: the per-row table, filtered by status.
+    row.locator(f"a[href='/batches/{batch_id}/']").click()
+    page.wait_for_url(f"{site}/batches/{batch_id}/")
+    assert page.locator("tbody tr[id^=row-]").count() == len(expected_rows)
+    assert page.locator(".filter-links").inner_text().count(f"({len(expected_rows)})") == 2
+    shot(page, "batch-detail")
+
+    # A row's chat: transcript with its citation; a follow-up streams in.
+    page.locator("#row-1 a", has_text="Open chat").click()
+    page.wait_for_url("**/chats/**")
+    assert page.locator("#transcript article.turn").count() == 1
+    # The offline answerer emits its words at once, so the pieces may arrive together;
+    # test_follow_up_streams_piece_by_piece checks the streaming itself.
+    assert ask_follow_up(page, "Which encodings can a CSV file use?") >= 1
+    assert page.locator("#transcript article.turn").count() == 2
+    assert page.locator("#ask-status").inner_text() == "Answer stored."
+    page.locator("#transcript article.turn").nth(1).locator("details summary").click()
+    shot(page, "chat")
+
+    # Prompt overrides page.
+    page.click("nav >> text=Prompt overrides")
+    page.fill("#id_text", "Answer in plain words, in at most three sentences.")
+    page.click("main button[type=submit]")
+    assert "Your prompt override was saved." in page.locator("#messages").inner_text()
+    shot(page, "prompt-overrides")
+
+    # A bad file: the parser's message next to the file field, nothing created.
+    page.goto(f"{site}/batches/")
+    page.set_input_files(
+        "#id_file",
+        files=[{"name": "notes.csv", "mimeType": "text/csv", "buffer": b"title,body\nHi,There\n"}],
+    )
+    page.click("#batch-upload button[type=submit]")
+    error = page.locator("#id_file_error")
+    error.wait_for()
+    assert "question" in error.inner_text().lower()
+    assert page.locator("#id_file").get_attribute("aria-invalid") == "true"
+    assert page.locator("#batch-rows tr[id^=batch-]").count() == 1
+    shot(page, "upload-error")
+
+
+def test_french_flow(page, site):
+    log_in(page, site)
+    page.select_option("#language-select", "fr")
+    page.click("header form[action='/i18n/setlang/'] button")
+    page.wait_for_url(f"{site}/batches/")
+    assert page.locator("html").get_attribute("lang") == "fr"
+    assert page.locator("#upload-heading").inner_text() == "Nouveau lot"
+    expected = list(csv.DictReader(SAMPLE_FR.open(encoding="utf-8")))
+
+    batch_id = upload_and_run(page, SAMPLE_FR, name="Questions en français", language="fr")
+    row = page.locator(f"#batch-{batch_id}")
+    assert "Terminé" in row.inner_text()
+    assert f"100 % · {len(expected)} faites, 0 échouées sur {len(expected)}" in row.inner_text()
+    shot(page, "batches-fr")
+
+    row.locator(f"a[href='/batches/{batch_id}/']").click()
+    page.locator("#row-0 a", has_text="Ouvrir la conversation").click()
+    page.wait_for_url("**/chats/**")
+    assert ask_follow_up(page, "Quels formats de fichier sont acceptés ?") >= 1
+    assert page.locator("#ask-status").inner_text() == "Réponse enregistrée."
+    shot(page, "chat-fr")
+
+    # A bad file, in French: the form still says which field is wrong.
+    page.goto(f"{site}/batches/")
+    page.set_input_files(
+        "#id_file", files=[{"name": "vide.csv", "mimeType": "text/csv", "buffer": b""}]
+    )
+    page.click("#batch-upload button[type=submit]")
+    page.locator("#id_file_error").wait_for()
+    assert "Veuillez corriger ce qui suit" in page.locator("#batch-upload").inner_text()
+
+
+def test_follow_up_streams_piece_by_piece(page, site, settings, django_user_model):
+    # A fake OpenAI-compatible server (real SDK, real HTTP) that sends a chunk every 40 ms:
+    # the page must show the answer growing before the stored turn replaces it.
+    with FakeAIServer(stream_delay=0.04) as server:
+        server.configure(settings)
+        chat = ChatFactory(
+            uploader=django_user_model.objects.get(username="ada"),
+            ai_provider="compatible",
+            model="local-model",
+            search_provider="none",
+        )
+        log_in(page, site)
+        page.goto(f"{site}{chat.get_absolute_url()}")
+        updates = ask_follow_up(page, "Does the answer stream?")
+    assert updates > 3
+    turn = page.locator("#transcript article.turn").first
+    assert "Fake answer (turn 1) to: Does the answer stream?" in turn.inner_text()
