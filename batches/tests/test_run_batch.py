@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.core.management.base import OutputWrapper
 from openpyxl import load_workbook
 
 from batches import services
 from batches.ingest import UploadError, parse_upload
+from batches.management.commands.run_batch import Progress
 from batches.models import Batch, BatchItem
 from batches.tests.processes import ROOT, child_env
 
@@ -269,3 +271,20 @@ def test_ctrl_c_finishes_rows_in_flight_writes_results_and_says_how_to_resume(
     exported = read_csv(out_path)
     assert len(exported) == 40
     assert sum(row["status"] == "done" for row in exported) == statuses.count("done")
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    buffer = io.StringIO()
+    batch = Batch(total_items=10, processed_items=2, failed_items=1)
+    progress = Progress(OutputWrapper(buffer), total=10, finished=0, tty=True)
+    progress.update(batch)
+    batch.processed_items = 9
+    progress.update(batch)
+    progress.update(batch, force=True)  # nothing new: not repeated
+    progress.close()
+
+    lines = buffer.getvalue().split("\r")[1:]
+    assert len(lines) == 2
+    assert lines[0].startswith("3/10 rows (30%)  1 failed")
+    assert lines[1].startswith("10/10 rows (100%)  1 failed")
+    assert lines[1].endswith("\n")
