@@ -33,6 +33,9 @@ NOT_FOUND = {
     "fr": "Je n'ai pas trouvé cette information dans les documents consultés.",
 }
 MAX_SENTENCES = 3
+# Read at most this much of each document: answers sit near the top of a help page far
+# more often than 100,000 characters down, and a batch answers thousands of questions.
+MAX_DOCUMENT_CHARS = 100_000
 MAX_ANSWER_WORDS = 110
 MIN_SENTENCE_WORDS = 4
 MAX_SENTENCE_WORDS = 80
@@ -117,7 +120,8 @@ def _source_texts(results: Sequence[SearchResult]) -> list[str]:
     texts = []
     for result in results:
         full = document_text(result.url)
-        texts.append(full if full else result.snippet.replace("…", " "))
+        text = full if full else result.snippet.replace("…", " ")
+        texts.append(text[:MAX_DOCUMENT_CHARS])
     return texts
 
 
