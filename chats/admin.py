@@ -1,1 +1,138 @@
-"""Admin for chats: issue 7."""
+"""Admin for chats, their turns and prompt overrides (read mostly: the pipeline writes them).
+
+Pages cost a fixed number of queries: the chat list annotates the number of turns and
+joins the uploader; the turn list joins its chat.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.utils.text import Truncator
+
+from chats.models import Chat, Interaction, PromptOverride
+
+INLINE_TURNS = 50
+
+
+class FirstTurnsFormSet(BaseInlineFormSet):
+    def get_queryset(self):
+        if not hasattr(self, "_capped"):
+            self._capped = super().get_queryset()[:INLINE_TURNS]
+        return self._capped
+
+
+class InteractionInline(admin.StackedInline):
+    model = Interaction
+    formset = FirstTurnsFormSet
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = (
+        ("position", "created_at"),
+        "question",
+        "referring_url",
+        "answer",
+        ("citation_url", "citation_title"),
+        "search_query",
+        ("model", "input_tokens", "output_tokens", "latency_ms"),
+    )
+    readonly_fields = (
+        "position",
+        "created_at",
+        "question",
+        "referring_url",
+        "answer",
+        "citation_url",
+        "citation_title",
+        "search_query",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "latency_ms",
+    )
+    verbose_name_plural = f"turns (the first {INLINE_TURNS})"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Interaction]:
+        # The inline header prints str(turn), which reads its chat.
+        return super().get_queryset(request).select_related("chat").order_by("position")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Chat)
+class ChatAdmin(admin.ModelAdmin):
+    list_display = (
+        "chat_id",
+        "uploader",
+        "ai_provider",
+        "search_provider",
+        "page_language",
+        "turns",
+        "created_at",
+    )
+    list_filter = ("ai_provider", "search_provider", "page_language", "created_at")
+    list_select_related = ("uploader",)
+    search_fields = ("chat_id", "uploader__username")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("uploader",)
+    readonly_fields = ("chat_id", "created_at", "updated_at")
+    inlines = (InteractionInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Chat]:
+        return super().get_queryset(request).annotate(turn_count=Count("interactions"))
+
+    @admin.display(description="turns", ordering="turn_count")
+    def turns(self, chat: Chat) -> int:
+        return chat.turn_count
+
+
+@admin.register(Interaction)
+class InteractionAdmin(admin.ModelAdmin):
+    list_display = (
+        "chat_ref",
+        "position",
+        "question_excerpt",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "latency_ms",
+        "created_at",
+    )
+    list_filter = ("chat__ai_provider", "model", "created_at")
+    list_select_related = ("chat",)
+    search_fields = ("question", "answer", "chat__chat_id", "citation_url")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("chat", "prompt_override")
+    readonly_fields = ("created_at", "updated_at")
+
+    @admin.display(description="chat", ordering="chat__chat_id")
+    def chat_ref(self, interaction: Interaction) -> str:
+        return interaction.chat.chat_id
+
+    @admin.display(description="question")
+    def question_excerpt(self, interaction: Interaction) -> str:
+        return Truncator(interaction.question).chars(80)
+
+
+@admin.register(PromptOverride)
+class PromptOverrideAdmin(admin.ModelAdmin):
+    list_display = ("owner", "key", "enabled", "text_excerpt", "updated_at")
+    list_filter = ("key", "enabled")
+    list_select_related = ("owner",)
+    search_fields = ("owner__username", "text")
+    raw_id_fields = ("owner",)
+    readonly_fields = ("created_at", "updated_at")
+
+    @admin.display(description="text")
+    def text_excerpt(self, override: PromptOverride) -> str:
+        return Truncator(override.text).chars(80)
