@@ -61,6 +61,7 @@ DELIMITERS = ",;\t"
 # keeps commas inside its questions.
 NO_SPLIT = "\x00"
 SNIFF_CHARS = 16_384
+READ_CHUNK = 1024 * 1024
 # openpyxl inflates the sheet XML; a tiny ZIP can unpack to gigabytes (zip bomb).
 XLSX_MAX_INFLATION = 25
 
@@ -128,7 +129,7 @@ class ParsedUpload:
 def parse_upload(*, data: bytes, filename: str = "") -> ParsedUpload:
     """Parse an uploaded CSV or XLSX file (see the module docstring for the rules)."""
     _check_size(len(data))
-    if not data.strip():
+    if not data or data.isspace():  # isspace() copies nothing, unlike strip()
         raise UploadError(f"{_name(filename)} is empty.", code="empty")
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _parse_xlsx(data, filename)
@@ -141,10 +142,18 @@ def parse_upload(*, data: bytes, filename: str = "") -> ParsedUpload:
 def parse_upload_file(*, file: BinaryIO, filename: str = "") -> ParsedUpload:
     """Like parse_upload, reading at most MAX_UPLOAD_BYTES + 1 bytes of `file`."""
     limit = settings.MAX_UPLOAD_BYTES
-    data = file.read(limit + 1)
-    if len(data) > limit:
-        size = getattr(file, "size", None)  # Django's UploadedFile knows it
-        _check_size(size if isinstance(size, int) and size > limit else limit + 1)
+    size = getattr(file, "size", None)  # Django's UploadedFile knows it
+    if isinstance(size, int):
+        _check_size(size)
+    # Read in chunks: file.read(limit + 1) would reserve the whole limit up front.
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit and (chunk := file.read(min(READ_CHUNK, limit + 1 - total))):
+        chunks.append(chunk)
+        total += len(chunk)
+    _check_size(total)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    del chunks
     return parse_upload(data=data, filename=filename)
 
 

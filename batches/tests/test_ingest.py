@@ -339,9 +339,11 @@ def test_upload_from_a_file_reports_the_real_size_when_known(settings):
     class Uploaded(io.BytesIO):
         size = 25 * 1024 * 1024
 
+    upload = Uploaded(b"x" * (2 * 1024 * 1024))
     with pytest.raises(UploadError) as info:
-        parse_upload_file(file=Uploaded(b"x" * (2 * 1024 * 1024)), filename="big.csv")
+        parse_upload_file(file=upload, filename="big.csv")
     assert "The file is 25 MB; the limit is 1 MB" in info.value.message
+    assert upload.tell() == 0  # refused on the announced size, nothing read
 
 
 def test_upload_from_a_file_parses_like_bytes():
