@@ -123,3 +123,15 @@ def test_bootstrap_builds_the_missing_index_once(docs, tmp_path, settings):
     assert f"Built the local search index: 5 documents from {docs}." in out.getvalue()
     assert "Built the local search index" not in again.getvalue()
     assert count(index) == 5
+
+
+def test_second_document_with_the_same_url_is_skipped(tmp_path):
+    docs = tmp_path / "dup"
+    docs.mkdir()
+    for name in ("a.md", "b.md"):
+        (docs / name).write_text(f"---\nurl: https://x.example/same\n---\n# {name}\n\nText.\n")
+
+    output = run(str(docs), "--index", str(tmp_path / "i.sqlite3"))
+
+    assert "skipped b.md: same URL as a.md" in output
+    assert "Indexed 1 documents (1 skipped)" in output
