@@ -304,6 +304,9 @@ _ANTHROPIC_PATH = re.compile(r"^/(?:v1/)?messages$")
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the SDKs pool connections
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (~40 ms a request), which would swamp every latency figure.
+    disable_nagle_algorithm = True
     server: _Server
     server_version = "FakeAI/1.0"
 
