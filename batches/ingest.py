@@ -219,16 +219,20 @@ def _parse_csv(data: bytes, filename: str) -> ParsedUpload:
         raise UploadError(
             f"{_name(filename)} looks like a binary file, not CSV or XLSX text.", code="binary"
         )
-    delimiter = _sniff_delimiter(sample)
+    # Excel reads (and hides) a first line "sep=;" naming the delimiter.
+    hint = re.match(r"sep=([^\r\n])[ \t]*\r?\n", sample, re.IGNORECASE)
+    delimiter = hint.group(1) if hint else _sniff_delimiter(sample)
     # TextIOWrapper decodes in chunks and newline="" hands the csv module raw line ends,
     # so quoted newlines survive and the whole text never exists as one string.
     stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
     reader = csv.reader(stream, delimiter=delimiter)
     try:
+        if hint:
+            next(reader)
         parsed = _build(_numbered(reader), filename, fmt="csv")
     except csv.Error as exc:
         raise UploadError(
-            f"{_name(filename)} is not valid CSV near row {reader.line_num}: {exc}. "
+            f"{_name(filename)} is not valid CSV near line {reader.line_num}: {exc}. "
             "An unclosed double quote is the usual cause.",
             code="malformed_csv",
             row=reader.line_num,
@@ -327,6 +331,9 @@ def _parse_xlsx(data: bytes, filename: str) -> ParsedUpload:
         if not workbook.worksheets:
             raise UploadError(f"{_name(filename)} has no worksheet.", code="empty")
         sheet = workbook.worksheets[0]
+        # Trust the cells, not the sheet's stated size: a bogus <dimension> such as
+        # A1:XFD1048576 would otherwise pad every row to 16,384 cells.
+        sheet.reset_dimensions()
         try:
             parsed = _build(_xlsx_rows(sheet), filename, fmt="xlsx")
         except UploadError:
@@ -345,7 +352,10 @@ def _xlsx_rows(sheet) -> Iterator[tuple[int, list[str]]]:
     # value and comes out empty: we cannot evaluate Excel formulas, and the formula text
     # itself ("=A1*2") is not the question the user meant.
     for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-        yield number, [_cell_text(value) for value in values]
+        end = len(values)
+        while end and values[end - 1] is None:  # styled but empty cells at the end
+            end -= 1
+        yield number, [_cell_text(value) for value in values[:end]]
 
 
 def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str:

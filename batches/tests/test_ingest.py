@@ -111,6 +111,16 @@ def test_delimiter_inside_a_quoted_header_does_not_fool_the_sniffer():
     assert [r.question for r in parsed.rows] == ["A, b", "C, d"]
 
 
+def test_excel_sep_line_sets_the_delimiter_and_is_not_a_row():
+    parsed = parse_upload(data=(DATA / "excel_sep_line.csv").read_bytes()[:-5])
+    assert parsed.delimiter == ";"
+    assert parsed.columns == ["question", "note"]
+    assert [r.question for r in parsed.rows] == ["What, exactly?"]
+    # Excel hides the sep line, so the header is row 1 and the next rows count from 2.
+    error = refused("excel_sep_line.csv")
+    assert error.code == "empty_question" and error.row == 3
+
+
 @pytest.mark.parametrize(
     ("name", "question_column", "question", "url", "chat_key"),
     [
@@ -218,6 +228,13 @@ def test_xlsx_first_worksheet_values_become_readable_text():
     assert second.columns["ratio"] == "1e-07"
     assert second.columns["flag"] == "FALSE"
     assert second.columns["URL"] == ""
+    assert parsed.skipped_blank == 1
+
+
+def test_xlsx_with_a_bogus_sheet_size_reads_only_the_real_cells():
+    parsed = parse("bogus_dimension.xlsx")
+    assert [r.question for r in parsed.rows] == ["How do I renew my passport?", "What is EI?"]
+    assert parsed.columns == parse("good.xlsx").columns
     assert parsed.skipped_blank == 1
 
 

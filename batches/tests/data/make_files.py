@@ -104,6 +104,7 @@ def make_csv_files() -> None:
         "How do I apply, and when?;https://example.ca/apply;a, b\n"
         "What is the fee;https://example.ca/fee;none\n",
     )
+    text("excel_sep_line.csv", "sep=;\nquestion;note\nWhat, exactly?;a\n;b\n")
     text("tab.tsv", "question\turl\nWhat is a SIN, exactly?\thttps://example.ca/sin\n")
     text(
         "quoted_newlines.csv",
@@ -283,6 +284,14 @@ def make_xlsx_files() -> None:
         return content
 
     write("damaged_xml.xlsx", repack(good, break_xml))
+
+    def bogus_dimension(name: str, content: bytes) -> bytes:
+        if name == "xl/worksheets/sheet1.xml":
+            return re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:XFD1048576"', content)
+        return content
+
+    # Some writers state the maximum sheet size; reading must follow the real cells.
+    write("bogus_dimension.xlsx", repack(good, bogus_dimension))
     # Tiny file, huge when unpacked: refused before openpyxl inflates it.
     write("inflated.xlsx", repack(good, extra={"xl/media/padding.bin": bytes(5_000_000)}))
 
