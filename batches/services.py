@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -278,14 +279,19 @@ def _fail_batch(batch_id: int, message: str) -> None:
 class _Slice:
     """One call of process_for_duration: worker threads that claim, run and record rows.
 
-    1. each worker claims the next eligible row (pending, or running with an expired
-       lease; for a multi-turn chat only the earliest unfinished turn) with a
-       conditional UPDATE that sets our lease;
-    2. checks the batch is still active, runs the chat pipeline, and records the result
-       (item + interaction + counters) in one transaction that first checks the lease;
+    1. workers take rows from a local queue; when it runs dry, one of them claims the
+       next eligible rows (pending, or running with an expired lease; for a multi-turn
+       chat only its earliest unfinished turn) with one conditional UPDATE that sets our
+       lease, so a claim costs three queries for up to CLAIM_SIZE rows;
+    2. before each provider call the worker checks the batch is still active, then runs
+       the chat pipeline and records the result (item + interaction + counters) in one
+       transaction that first checks the lease is still ours;
     3. stops taking rows at the deadline, on cancel, or when nothing is left to claim;
-    4. a heartbeat thread renews our leases while rows are in flight.
+       rows claimed but not started go back to pending;
+    4. a heartbeat thread renews our leases while the slice runs.
     """
+
+    CLAIM_SIZE = 16
 
     def __init__(self, batch: Batch, *, seconds: float, concurrency: int) -> None:
         self.batch_id = batch.pk
@@ -294,46 +300,62 @@ class _Slice:
         self.lease_seconds = settings.BATCH_LEASE_SECONDS
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.stop = threading.Event()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # counters and in_flight
+        self.claim_lock = threading.Lock()  # one claimer at a time; others wait for its rows
+        self.queue: deque[BatchItem] = deque()
         self.in_flight = 0
         self.done = 0
         self.failed = 0
         self.fatal: str | None = None
 
     # -- claiming ------------------------------------------------------------------------
-    def _candidates(self) -> list[BatchItem]:
+    def _claim(self) -> list[BatchItem]:
         now = timezone.now()
+        claimable = Q(status=BatchItem.Status.PENDING) | Q(
+            status=BatchItem.Status.RUNNING, lease_expires_at__lt=now
+        )
         earlier_unfinished = BatchItem.objects.filter(
             batch_id=self.batch_id,
             chat_id=OuterRef("chat_id"),
             position__lt=OuterRef("position"),
             status__in=UNFINISHED,
         )
-        claimable = Q(status=BatchItem.Status.PENDING) | Q(
-            status=BatchItem.Status.RUNNING, lease_expires_at__lt=now
-        )
-        return list(
+        size = min(self.CLAIM_SIZE, self.concurrency)
+        ids = list(
             BatchItem.objects.filter(claimable, batch_id=self.batch_id)
             .exclude(Exists(earlier_unfinished))
             .order_by("position")
-            .only("id", "status", "lease_expires_at")[: self.concurrency * 2]
+            .values_list("pk", flat=True)[:size]
+        )
+        if not ids:
+            return []
+        # The claimable condition again: rows another caller took since the SELECT are
+        # skipped, so every row is claimed by one caller only.
+        BatchItem.objects.filter(claimable, pk__in=ids).update(
+            status=BatchItem.Status.RUNNING,
+            lease_owner=self.owner,
+            lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+            attempts=F("attempts") + 1,
+        )
+        return list(
+            BatchItem.objects.filter(
+                pk__in=ids, lease_owner=self.owner, status=BatchItem.Status.RUNNING
+            )
+            .select_related("chat")
+            .order_by("position")
         )
 
-    def _claim(self) -> BatchItem | None:
-        for candidate in self._candidates():
-            now = timezone.now()
-            guard = Q(pk=candidate.pk, status=candidate.status)
-            if candidate.status == BatchItem.Status.RUNNING:
-                guard &= Q(lease_expires_at__lt=now)
-            claimed = BatchItem.objects.filter(guard).update(
-                status=BatchItem.Status.RUNNING,
-                lease_owner=self.owner,
-                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
-                attempts=F("attempts") + 1,
-            )
-            if claimed:
-                return BatchItem.objects.select_related("chat").get(pk=candidate.pk)
-        return None
+    def _take(self) -> BatchItem | None:
+        with self.claim_lock:
+            if not self.queue and not self.stop.is_set():
+                self.queue.extend(self._claim())
+            return self.queue.popleft() if self.queue else None
+
+    def _release_unstarted(self) -> None:
+        with self.claim_lock:
+            for item in self.queue:
+                self._release(item, BatchItem.Status.PENDING)
+            self.queue.clear()
 
     def _batch_active(self) -> bool:
         status = Batch.objects.filter(pk=self.batch_id).values_list("status", flat=True).first()
@@ -410,9 +432,7 @@ class _Slice:
     def _worker(self) -> None:
         try:
             while not self.stop.is_set() and time.monotonic() < self.deadline:
-                if not self._batch_active():
-                    break
-                item = self._claim()
+                item = self._take()
                 if item is None:
                     with self.lock:
                         others_busy = self.in_flight > 0
@@ -455,6 +475,7 @@ class _Slice:
         for worker in workers:
             worker.join()
         heartbeat.join()
+        self._release_unstarted()
 
 
 def process_for_duration(
