@@ -111,6 +111,15 @@ def test_delimiter_inside_a_quoted_header_does_not_fool_the_sniffer():
     assert [r.question for r in parsed.rows] == ["A, b", "C, d"]
 
 
+def test_header_line_overrules_a_wrong_sniffer_guess():
+    # csv.Sniffer alone answers "," here: it sees `, "yes",` as a quoted field.
+    data = b'question;note\nHe said, "yes", twice;a\nShe said, "no", once;b\n'
+    parsed = parse_upload(data=data)
+    assert parsed.delimiter == ";"
+    assert [r.question for r in parsed.rows] == ['He said, "yes", twice', 'She said, "no", once']
+    assert parsed.rows[1].columns["note"] == "b"
+
+
 def test_excel_sep_line_sets_the_delimiter_and_is_not_a_row():
     parsed = parse_upload(data=(DATA / "excel_sep_line.csv").read_bytes()[:-5])
     assert parsed.delimiter == ";"
