@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     server.start()
     print(server.url, flush=True)
-    while not stop.wait(0.5):
+    while not stop.wait(0.1):
         pass
     server.stop()
     return 0
