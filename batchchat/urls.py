@@ -9,7 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/", include(("batches.api_urls", "api"))),
+    path("api/", include("batches.api_urls")),
     path("settings/tokens/", include("accounts.urls")),
     path("batches/", include("batches.urls")),
     path("chats/", include("chats.urls")),

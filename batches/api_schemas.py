@@ -172,6 +172,23 @@ class CreateFields(CamelSchema):
 
 
 class CreateJsonIn(CreateFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Passport questions",
+                    "aiProvider": "extractive",
+                    "searchProvider": "none",
+                    "pageLanguage": "en",
+                    "rows": [
+                        {"question": "How do I renew my passport?", "url": "https://example.ca"},
+                        {"question": "How long does it take?", "team": "B"},
+                    ],
+                }
+            ]
+        }
+    )
+
     rows: list[dict[str, Any]] = Field(
         description="Objects with at least `question` (or an alias); optional `url`, `chatid`, "
         "any other columns (kept for the export)",

@@ -33,7 +33,9 @@ def _json_errors(view):
     return wrapper
 
 
-ninja_patterns, app_name, namespace = api.urls
+# ninja's reverse() of its own root is "api:api-root" (urls_namespace="api").
+app_name = "api"
+ninja_patterns, _ninja_app_name, _ninja_namespace = api.urls
 for pattern in ninja_patterns:
     if isinstance(pattern, URLPattern):
         pattern.callback = _json_errors(pattern.callback)

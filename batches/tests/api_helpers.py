@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django.test import Client
+from django.urls import URLResolver, get_resolver
 
 from accounts.services import create_api_token
 
@@ -43,3 +44,23 @@ def error_of(response) -> dict[str, Any]:
     assert {"code", "message"} <= set(body["error"]), body
     assert body["error"]["message"].strip()
     return body["error"]
+
+
+# URL names under /api/ that are not API operations: the OpenAPI document, the docs page,
+# ninja's root and our catch-all.
+NON_OPERATION_URL_NAMES = {"openapi-json", "openapi-view", "api-root", "api-not-found"}
+
+
+def api_routes() -> set[str]:
+    """Every API operation path the URL resolver serves, e.g. '/api/batch/list'."""
+    routes: set[str] = set()
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif prefix.startswith("api/") and pattern.name not in NON_OPERATION_URL_NAMES:
+                routes.add("/" + prefix + str(pattern.pattern))
+
+    walk(get_resolver().url_patterns, "")
+    return routes
