@@ -80,7 +80,10 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _input_headers(batch: Batch) -> list[str]:
-    """Headers of the uploaded columns across the batch, in first-seen order (one query)."""
+    """Headers of the uploaded columns: as uploaded, or for batches made before that was
+    kept (legacy imports), across the rows in first-seen order (one query)."""
+    if batch.input_columns:
+        return [str(header) for header in batch.input_columns]
     seen: dict[str, None] = {}
     rows = BatchItem.objects.filter(batch=batch).order_by("position").values_list("row", flat=True)
     for row in rows.iterator(chunk_size=DB_CHUNK * 4):

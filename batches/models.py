@@ -47,6 +47,9 @@ class Batch(models.Model):
     last_processed_index = models.PositiveIntegerField(default=0)
     chats = models.ManyToManyField(Chat, through="BatchItem", related_name="batches")
     source_filename = models.CharField(max_length=255, blank=True)
+    # The upload's headers in file order. Kept here because PostgreSQL's jsonb does not
+    # keep the key order of BatchItem.row, and the export must return the file's order.
+    input_columns = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -76,11 +76,13 @@ def create_batch_run(
         "apply_overrides": apply_overrides,
         "uploader": uploader,
     }
+    input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
     with transaction.atomic():
         batch = Batch.objects.create(
             name=name[:200],
             total_items=len(rows),
             source_filename=source_filename[:255],
+            input_columns=input_columns,
             **chat_fields,
         )
         chat_for_key: dict[str, Chat] = {}

@@ -103,6 +103,7 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
     ]
     inputs = ["input.Question", "input.URL", "input.Team", "input.Extra"]
     if connection.vendor == "postgresql":
+        # A batch without input_columns (a legacy import) falls back to the rows' keys;
         # jsonb does not keep key order: each row's keys come back shortest first, so
         # the union follows that order (stable from one export to the next).
         assert columns[len(FIXED_COLUMNS) :] == [
@@ -113,6 +114,26 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
         ]
     else:
         assert columns[len(FIXED_COLUMNS) :] == inputs
+
+
+def test_uploaded_batches_keep_the_file_column_order_on_every_database(owner):
+    from batches.ingest import ParsedRow
+    from batches.services import create_batch_run
+
+    columns = {"Zeta team": "z", "Question": "Why?", "A": "1"}
+    batch = create_batch_run(
+        uploader=owner,
+        name="ordered",
+        rows=[ParsedRow(question="Why?", columns=columns)],
+        ai_provider="extractive",
+        search_provider="none",
+    )
+
+    assert export_columns(batch)[len(FIXED_COLUMNS) :] == [
+        "input.Zeta team",
+        "input.Question",
+        "input.A",
+    ]
 
 
 def test_rows_join_items_with_their_answers_in_upload_order(batch):
