@@ -481,6 +481,10 @@ def convert_inline_batch(batch, entries: list, *, Chat, Interaction, BatchItem) 
     question becomes a failed row saying so), so running this again creates nothing.
     """
     result = ConversionResult(batches=1)
+    if not batch.search_provider:
+        # The old app left it empty when it searched nothing; "" is not a provider here.
+        batch.search_provider = "none"
+        batch.save(update_fields=["search_provider"])
     existing = set(BatchItem.objects.filter(batch=batch).values_list("position", flat=True))
     todo = [(p, convert_entry(e)) for p, e in enumerate(entries or []) if p not in existing]
     written = write_rows(

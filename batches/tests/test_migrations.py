@@ -108,7 +108,7 @@ def test_inline_entries_become_items_chats_and_interactions(migrator):
             chat = item.chat
             assert (chat.ai_provider, chat.search_provider, chat.page_language) == (
                 document["aiProvider"],
-                document["searchProvider"],
+                document["searchProvider"] or "none",
                 document["pageLanguage"],
             )
             assert chat.apply_overrides is document["applyOverrides"]
