@@ -100,7 +100,7 @@ def upload_and_run(page, sample: Path, *, name: str, language: str) -> int:
             return bar && bar.value === bar.max && bar.getAttribute("aria-valuenow") === "100";
         }""",
         arg=batch_id,
-        timeout=40_000,
+        timeout=60_000,  # generous: CI machines may be busy
     )
     return batch_id
 
