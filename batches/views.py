@@ -97,13 +97,18 @@ def batch_page(request: HttpRequest) -> HttpResponse:
             if batch:
                 messages.success(request, _created_message(batch))
                 _with_messages(request, response)
-                # The new batch appears in the list at once, out of band.
+                # The new batch appears in the list at once, out of band, with a place
+                # for its driver (replaced when it is started).
                 response.write(
                     render_to_string(
                         "batches/list.html#list",
                         _list_context(request) | {"oob": True},
                         request=request,
                     )
+                )
+                response.write(
+                    f'<div hx-swap-oob="beforeend:#batch-drivers">'
+                    f'<span id="driver-{batch.pk}" hidden></span></div>'
                 )
             return response
         if batch:
@@ -198,22 +203,39 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     if not request.htmx:
         return redirect(batch)
-    context = {"batch": batch, "inline": _inline(), "next_url": batch.get_absolute_url()}
+    context = {
+        "batch": batch,
+        "inline": _inline(),
+        "next_url": batch.get_absolute_url(),
+        # The final state is announced in the page's live region.
+        "announce": not batch.is_active,
+    }
     response = render(request, "batches/detail.html#progress", context)
     if not batch.is_active:
         response.status_code = HTMX_STOP_POLLING
     return response
 
 
+def _driver_oob(request: HttpRequest, batch: Batch, next_url: str) -> str:
+    """The batch's inline driver, replacing the page's one out of band (started or stopped)."""
+    context = {"batch": batch, "inline": _inline(), "next_url": next_url, "oob": True}
+    return render_to_string("batches/_driver.html", context, request=request)
+
+
 def _action_response(request: HttpRequest, batch: Batch | None) -> HttpResponse:
     """After an action: the fragment the action came from (htmx) or a redirect."""
     if request.htmx:
-        if batch is not None and request.htmx.target == "batch-progress":
+        if batch is not None:
             batch.refresh_from_db()
-            context = {"batch": batch, "inline": _inline(), "next_url": batch.get_absolute_url()}
+        if batch is not None and request.htmx.target == "batch-progress":
+            next_url = batch.get_absolute_url()
+            context = {"batch": batch, "inline": _inline(), "next_url": next_url}
             response = render(request, "batches/detail.html#progress", context)
         else:
             response = _render_list(request)
+            next_url = reverse("batches:list")
+        if batch is not None:
+            response.write(_driver_oob(request, batch, next_url))
         return _with_messages(request, response)
     default = batch.get_absolute_url() if batch else reverse("batches:list")
     return redirect(_next_url(request, default))
@@ -257,7 +279,7 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     if request.method == "GET":
         return render(request, "batches/delete.html", {"batch": batch})
-    name = batch.name
+    name, pk = batch.name, batch.pk
     try:
         services.delete_batch(batch=batch)
     except services.BatchStateError as error:
@@ -269,7 +291,11 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = reverse("batches:list")
         return response
-    return _action_response(request, None)
+    response = _action_response(request, None)
+    if request.htmx:
+        # Stop the deleted batch's driver, if it had one.
+        response.write(f'<span id="driver-{pk}" hidden hx-swap-oob="true"></span>')
+    return response
 
 
 @login_required

@@ -162,6 +162,7 @@ def test_upload_with_htmx_returns_fresh_form_and_list_out_of_band(owner_client, 
     assert body.count('id="batch-upload"') == 1
     assert 'id="batch-list-body" hx-swap-oob="true"' in body
     assert f'id="batch-{batch.pk}"' in body
+    assert f'<div hx-swap-oob="beforeend:#batch-drivers"><span id="driver-{batch.pk}"' in body
     assert "<html" not in body
     assert 'id="messages" hx-swap-oob="innerHTML"' in body
     assert "was created with 3 questions" in body
@@ -292,7 +293,9 @@ def test_start_with_htmx_returns_list_with_driver_and_polling(owner_client, owne
     assert response.status_code == 200
     body = response.content.decode()
     assert 'id="batch-list-body"' in body
-    assert f'id="driver-{batch.pk}"' in body
+    # The driver is replaced out of band: it lives outside the polled rows.
+    driver = body.split(f'<form id="driver-{batch.pk}"')[1].split(">")[0]
+    assert 'hx-swap-oob="true"' in driver
     assert f'hx-post="{reverse("batches:process", args=[batch.pk])}"' in body
     assert "Keep this page open: processing runs from this page." in body
     assert 'hx-trigger="every 2s"' in body
@@ -307,6 +310,9 @@ def test_start_from_detail_returns_progress_fragment(owner_client, owner):
     body = response.content.decode()
     assert body.lstrip().startswith('<section id="batch-progress"')
     assert reverse("batches:progress", args=[batch.pk]) in body
+    section = body.split("</section>")[0]
+    assert "driver-" not in section  # a poll of the section must not restart the driver
+    assert f'<form id="driver-{batch.pk}" class="driver"' in body
 
 
 def test_cancel_then_state_error_is_reported(owner_client, owner):
@@ -350,6 +356,7 @@ def test_delete_with_htmx_from_list_returns_list(owner_client, owner):
     assert 'id="batch-list-body"' in body
     assert f'id="batch-{batch.pk}"' not in body
     assert "was deleted" in body
+    assert f'<span id="driver-{batch.pk}" hidden hx-swap-oob="true">' in body
 
 
 def test_delete_with_htmx_from_detail_redirects_to_list(owner_client, owner):
@@ -406,10 +413,16 @@ def test_process_of_inactive_batch_does_nothing(owner_client, owner):
 def test_active_batch_resumes_driving_on_page_load(owner_client, owner):
     batch = real_batch(owner)
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING)
-    for url in (LIST_URL, batch.get_absolute_url()):
+    for url, polled in (
+        (LIST_URL, 'id="batch-rows"'),
+        (batch.get_absolute_url(), 'id="batch-progress"'),
+    ):
         body = owner_client.get(url).content.decode()
-        assert f'id="driver-{batch.pk}"' in body
+        assert f'<form id="driver-{batch.pk}" class="driver"' in body
         assert 'hx-trigger="load, retry"' in body
+        # Outside the fragment that polls itself, so polling does not restart it.
+        polled_fragment = body.split(polled)[1].split("</section>")[0].split("</tbody>")[0]
+        assert "driver-" not in polled_fragment
 
 
 def test_celery_runner_only_polls(owner_client, owner, settings):
@@ -484,7 +497,9 @@ def test_progress_polls_while_active_and_stops_with_286(owner_client, owner):
     Batch.objects.filter(pk=batch.pk).update(status="completed")
     response = owner_client.get(url, **HX)
     assert response.status_code == 286
-    assert "every 2s" not in response.content.decode()
+    body = response.content.decode()
+    assert "every 2s" not in body
+    assert 'id="batch-announcer" hx-swap-oob="innerHTML">Batch status: Completed.' in body
 
 
 def test_download_streams_export(owner_client, owner):

@@ -1,11 +1,19 @@
 // BatchChat page helpers. Plain JavaScript, no build step; every page works without it.
 "use strict";
 
-// 1. Inline runner drivers: a slice request that failed (network, 5xx) is asked again
-//    after a pause instead of leaving the batch stalled until the page is reloaded.
+// 1. Inline runner drivers: a slice request that failed (network error, 5xx) is asked
+//    again after a pause instead of leaving the batch stalled until the page is reloaded.
+//    A 4xx (batch deleted, logged out) is final.
 document.addEventListener("htmx:afterRequest", (event) => {
   const elt = event.detail.elt;
-  if (event.detail.failed && elt instanceof HTMLElement && elt.classList.contains("driver")) {
+  const status = event.detail.xhr ? event.detail.xhr.status : 0;
+  const transient = status === 0 || status >= 500;
+  if (
+    event.detail.failed &&
+    transient &&
+    elt instanceof HTMLElement &&
+    elt.classList.contains("driver")
+  ) {
     window.setTimeout(() => {
       if (document.body.contains(elt)) window.htmx.trigger(elt, "retry");
     }, 5000);
