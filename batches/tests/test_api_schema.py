@@ -20,6 +20,13 @@ from batches.models import Batch, BatchItem
 from batches.tests.api_helpers import ApiClient, api_routes
 from batches.tests.factories import BatchFactory, BatchItemFactory
 
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The role fixtures create users with passwords; PBKDF2 costs ~0.5 s per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 SCHEMA = api.get_openapi_schema(path_prefix="/api/")
 OPERATIONS = [
     (method.upper(), path) for path, methods in SCHEMA["paths"].items() for method in methods
