@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -136,6 +137,32 @@ def test_start_in_the_inline_runner_says_how_to_drive_processing(api, settings):
     body = response.json()
     assert body["status"] == "queued" and body["runner"] == "inline"
     assert "process-for-duration" in body["message"]
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_start_with_celery_enqueues_slice_tasks(api, settings):
+    import redis
+
+    from batchchat.celery import app as celery_app
+
+    # The same per-process Redis database as test_celery.py: kombu keeps one producer
+    # pool per process, so both must agree on the broker.
+    broker = f"redis://127.0.0.1:6379/{10 + os.getpid() % 5}"
+    queue = redis.Redis.from_url(broker)
+    queue.flushdb()
+    settings.CELERY_BROKER_URL = broker
+    celery_app.conf.broker_url = broker
+    try:
+        batch_id = create_json(api)["batchId"]
+        response = api.post("batch/start", {"batchId": batch_id})
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["status"], body["runner"]) == ("queued", "celery")
+        assert "Celery" in body["message"]
+        assert queue.llen("celery") == settings.BATCH_PARALLEL_SLICES
+    finally:
+        queue.flushdb()
 
 
 @pytest.mark.django_db(transaction=True)
