@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -525,3 +526,19 @@ def test_pages_are_translated_to_french(owner_client, owner):
     assert '<html lang="fr">' in body
     assert "Nouveau lot" in body
     assert "Démarrer" in body
+
+
+def test_not_found_page_is_styled_and_says_what_to_do(client, other_user, owner, settings):
+    settings.DEBUG = False
+    batch = real_batch(owner)
+    client.force_login(other_user)
+    response = client.get(batch.get_absolute_url())
+    assert response.status_code == 404
+    body = response.content.decode()
+    assert "Page not found" in body and "Go to your batches" in body
+    assert "pico.min.css" in body
+
+
+def test_server_error_page_renders_without_a_request():
+    body = render_to_string("500.html")
+    assert "Something went wrong" in body and "Try again" in body
