@@ -19,12 +19,6 @@ from accounts.services import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The role fixtures create users with passwords; PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_only_the_hash_of_a_new_token_is_stored(owner):
     token, raw = create_api_token(user=owner, name="  nightly export  ")
 

@@ -9,12 +9,6 @@ from accounts.services import create_api_token, user_for_token
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The role fixtures create users with passwords; PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 TOKENS_URL = "/settings/tokens/"
 
 

@@ -19,13 +19,6 @@ from batches.models import Batch, BatchItem
 from batches.tests.api_helpers import ApiClient, error_of
 from batches.tests.factories import BatchFactory, BatchItemFactory
 
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The role fixtures create users with passwords; PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 ROWS = [
     {"question": "How do I renew a passport?", "url": "https://example.ca/a", "team": "A"},
     {"question": "Where is my tax refund?", "team": "B"},

@@ -12,12 +12,6 @@ from batches.tests.factories import BatchFactory, BatchItemFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The role fixtures create users with passwords; PBKDF2 costs ~0.5 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 ROWS = [{"question": "Mine?"}]
 
 

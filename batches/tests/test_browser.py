@@ -48,7 +48,6 @@ def browser():
 
 @pytest.fixture
 def site(live_server, settings, tmp_path, django_user_model):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.LOCAL_SEARCH_INDEX = str(tmp_path / "search-index.sqlite3")
     settings.CELERY_BROKER_URL = ""  # the inline runner: the page drives processing
     django_user_model.objects.create_user(username="ada", password="pw-ada-12345")

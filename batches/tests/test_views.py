@@ -21,11 +21,6 @@ HX = {"HTTP_HX_REQUEST": "true"}
 LIST_URL = "/batches/"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def csv_file(text: str, name: str = "questions.csv") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, text.encode("utf-8"), content_type="text/csv")
 

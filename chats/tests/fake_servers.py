@@ -231,22 +231,24 @@ class FakeAIServer:
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
-            if self._faults:
-                return self._faults.popleft()
-            if self.fault_rate and self._random.random() < self.fault_rate:
-                return Fault(self._random.choice(self.fault_kinds), self.retry_after)
-        return None
+            fault = self._faults.popleft() if self._faults else None
+            if fault is None and self.fault_rate and self._random.random() < self.fault_rate:
+                fault = Fault(self._random.choice(self.fault_kinds), self.retry_after)
+        if fault is not None:
+            # Counted before the answer goes out, so a client that has its answer sees it.
+            with self._stats.lock:
+                self._stats.faults_served += 1
+        return fault
 
     def _enter(self) -> None:
         with self._stats.lock:
             self._stats.in_flight += 1
             self._stats.max_in_flight = max(self._stats.max_in_flight, self._stats.in_flight)
 
-    def _leave(self, *, fault: bool) -> None:
+    def _leave(self) -> None:
         with self._stats.lock:
             self._stats.in_flight -= 1
             self._stats.completed += 1
-            self._stats.faults_served += int(fault)
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -358,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (timeout): nothing to do
         finally:
-            fake._leave(fault=fault is not None)
+            fake._leave()
 
     # --- faults --------------------------------------------------------------------------
     def _serve_fault(self, fault: Fault, path: str) -> None:

@@ -17,11 +17,6 @@ HX = {"HTTP_HX_REQUEST": "true"}
 STREAM = {"HTTP_X_BATCHCHAT_STREAM": "1"}
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def chat(owner):
     chat = ChatFactory(uploader=owner, search_provider="none")
