@@ -149,6 +149,8 @@ class BatchItem(models.Model):
         indexes = [
             models.Index(fields=["batch", "status", "position"], name="item_batch_status_pos"),
             models.Index(fields=["status", "lease_expires_at"], name="item_status_lease"),
+            # The engine's "earlier turn of this chat unfinished?" check.
+            models.Index(fields=["chat", "position"], name="item_chat_position"),
         ]
 
     def __str__(self) -> str:

@@ -309,43 +309,63 @@ class _Slice:
         self.done = 0
         self.failed = 0
         self.fatal: str | None = None
+        # Only batches with multi-turn chats pay for the "earlier turn unfinished" check.
+        counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
+        self.multi_turn = counts["chats"] < counts["rows"]
 
     # -- claiming ------------------------------------------------------------------------
-    def _claim(self) -> list[BatchItem]:
-        now = timezone.now()
-        claimable = Q(status=BatchItem.Status.PENDING) | Q(
-            status=BatchItem.Status.RUNNING, lease_expires_at__lt=now
-        )
-        earlier_unfinished = BatchItem.objects.filter(
-            batch_id=self.batch_id,
-            chat_id=OuterRef("chat_id"),
-            position__lt=OuterRef("position"),
-            status__in=UNFINISHED,
-        )
-        size = min(self.CLAIM_SIZE, self.concurrency)
-        ids = list(
-            BatchItem.objects.filter(claimable, batch_id=self.batch_id)
-            .exclude(Exists(earlier_unfinished))
-            .order_by("position")
-            .values_list("pk", flat=True)[:size]
-        )
-        if not ids:
-            return []
-        # The claimable condition again: rows another caller took since the SELECT are
-        # skipped, so every row is claimed by one caller only.
-        BatchItem.objects.filter(claimable, pk__in=ids).update(
-            status=BatchItem.Status.RUNNING,
-            lease_owner=self.owner,
-            lease_expires_at=now + timedelta(seconds=self.lease_seconds),
-            attempts=F("attempts") + 1,
-        )
-        return list(
-            BatchItem.objects.filter(
-                pk__in=ids, lease_owner=self.owner, status=BatchItem.Status.RUNNING
+    def _candidate_ids(self, now) -> list[int]:
+        """The next eligible rows by position. Pending and expired-running rows are asked
+        for separately: each query then walks the (batch, status, position) index instead
+        of filtering the whole batch."""
+        rows = BatchItem.objects.filter(batch_id=self.batch_id)
+        if self.multi_turn:
+            rows = rows.exclude(
+                Exists(
+                    BatchItem.objects.filter(
+                        chat_id=OuterRef("chat_id"),
+                        position__lt=OuterRef("position"),
+                        batch_id=self.batch_id,
+                        status__in=UNFINISHED,
+                    )
+                )
             )
-            .select_related("chat")
-            .order_by("position")
-        )
+        size = min(self.CLAIM_SIZE, self.concurrency)
+        pending = rows.filter(status=BatchItem.Status.PENDING)
+        expired = rows.filter(status=BatchItem.Status.RUNNING, lease_expires_at__lt=now)
+        found = [
+            *pending.order_by("position").values_list("position", "pk")[:size],
+            *expired.order_by("position").values_list("position", "pk")[:size],
+        ]
+        return [pk for _position, pk in sorted(found)[:size]]
+
+    def _claim(self) -> list[BatchItem]:
+        """Claim up to CLAIM_SIZE eligible rows; [] only when none is left to claim."""
+        while True:
+            now = timezone.now()
+            ids = self._candidate_ids(now)
+            if not ids:
+                return []
+            # The eligibility condition again: rows another caller took since the SELECT
+            # are skipped, so every row is claimed by one caller only.
+            claimable = Q(status=BatchItem.Status.PENDING) | Q(
+                status=BatchItem.Status.RUNNING, lease_expires_at__lt=now
+            )
+            claimed = BatchItem.objects.filter(claimable, pk__in=ids).update(
+                status=BatchItem.Status.RUNNING,
+                lease_owner=self.owner,
+                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+                attempts=F("attempts") + 1,
+            )
+            if claimed:
+                return list(
+                    BatchItem.objects.filter(
+                        pk__in=ids, lease_owner=self.owner, status=BatchItem.Status.RUNNING
+                    )
+                    .select_related("chat")
+                    .order_by("position")
+                )
+            # Another caller claimed all of them first: look again further on.
 
     def _take(self) -> BatchItem | None:
         with self.claim_lock:
