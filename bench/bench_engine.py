@@ -116,6 +116,8 @@ def run_configuration(runner: str, concurrency: int, args: argparse.Namespace, u
         "DJANGO_SECRET_KEY": "bench-only-secret-key-bench-only-secret-key-0123456789",
         "COMPATIBLE_BASE_URL": url + "/v1",
         "COMPATIBLE_MODELS": "local-model",
+        # The per-process cap on calls to one provider must not be what limits C.
+        "PROVIDER_MAX_CONCURRENCY": str(max(concurrency, 16)),
         "PYTHONPATH": str(ROOT),
         "LOG_LEVEL": "WARNING",
     }
