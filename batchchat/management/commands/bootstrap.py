@@ -19,6 +19,11 @@ class Command(BaseCommand):
         "DJANGO_SUPERUSER_PASSWORD) and print how to log in."
     )
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/", help="where the app will be served"
+        )
+
     def handle(self, *args, **options) -> None:
         User = get_user_model()
         login_file = Path(settings.BASE_DIR) / "var" / "local-login.txt"
@@ -41,7 +46,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS("Created the local account 'admin'."))
         if login_file.exists() and not username:
             self.stdout.write(
-                f"Log in at http://127.0.0.1:8000/ with the account in {login_file}:\n"
+                f"Log in at {options['url']} with the account in {login_file}:\n"
                 + login_file.read_text()
             )
         # The default `local` search needs its index; build it once from the sample docs
