@@ -1,0 +1,168 @@
+"""Benchmark: database queries per page and per API call, and export memory.
+
+Run: .venv/bin/python bench/bench_pages.py [--batches 10 200] [--rows 50 10000]
+
+On a fresh throwaway SQLite database (DEBUG off), builds two data sets (few and many
+batches, a short and a long batch, answered rows with interactions) and requests each page
+and API route as the owner, counting SQL queries with CaptureQueriesContext. A page
+whose count grows with the data would show as two different numbers. Then streams the
+CSV / JSON / XLSX export of the largest batch and reports the peak Python heap
+(tracemalloc) while doing so, against the size of the file produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django(tmp: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="batchchat.settings",
+        DATABASE_URL=f"sqlite:///{tmp}/bench.sqlite3",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="bench-only-secret-key-bench-only-secret-key-0123456789",
+        DJANGO_ALLOWED_HOSTS="testserver",
+        LOCAL_SEARCH_INDEX=f"{tmp}/search.sqlite3",
+        LOG_LEVEL="WARNING",
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def build(owner, *, batches: int, rows: int):
+    """`batches` batches: small ones (10 rows), then one of `rows` answered rows, returned."""
+    from batches.ingest import ParsedRow
+    from batches.models import BatchItem
+    from batches.services import create_batch_run
+    from chats.models import Interaction
+
+    batch = None
+    for n in range(batches):
+        batch = create_batch_run(
+            uploader=owner,
+            name=f"bench {n}",
+            rows=[
+                ParsedRow(question=f"Question {i}?", columns={"question": f"Question {i}?", "team": "A"})
+                for i in range(rows if n == batches - 1 else 10)
+            ],
+            ai_provider="extractive",
+            search_provider="none",
+        )  # fmt: skip
+    items = list(batch.items.select_related("chat"))
+    interactions = Interaction.objects.bulk_create(
+        Interaction(
+            chat=item.chat,
+            position=0,
+            question=item.question,
+            answer=f"An answer to {item.question} " * 5,
+            citation_url="https://example.org/doc",
+            search_results=[{"title": "Doc", "url": "https://example.org/doc", "snippet": "…"}],
+        )
+        for item in items
+    )
+    for item, interaction in zip(items, interactions, strict=True):
+        item.interaction = interaction
+        item.status = BatchItem.Status.DONE
+    BatchItem.objects.bulk_update(items, ["interaction", "status"], batch_size=500)
+    return batch
+
+
+def count_queries(client, method: str, url: str, **kwargs) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = getattr(client, method)(url, **kwargs)
+        if hasattr(response, "streaming_content"):
+            for _chunk in response.streaming_content:
+                pass
+    assert response.status_code in (200, 286), (url, response.status_code)
+    return len(captured.captured_queries)
+
+
+def routes(batch, chat_id: str) -> list[tuple[str, str, str, dict]]:
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    return [
+        ("BatchPage /batches/", "get", "/batches/", {}),
+        ("BatchList rows (htmx poll)", "get", "/batches/rows/", htmx),
+        ("batch detail", "get", f"/batches/{batch.pk}/", {}),
+        ("batch detail, done rows", "get", f"/batches/{batch.pk}/?status=done", {}),
+        ("chat page", "get", f"/chats/{chat_id}/", {}),
+        ("API list", "get", "/api/batch/list", {}),
+        ("API status", "get", f"/api/batch/status?batchId={batch.pk}", {}),
+        ("admin batch list", "get", "/admin/batches/batch/", {}),
+        ("admin batch page", "get", f"/admin/batches/batch/{batch.pk}/change/", {}),
+        ("admin chat list", "get", "/admin/chats/chat/", {}),
+    ]
+
+
+def export_memory(batch) -> list[tuple[str, float, float]]:
+    from batches.export import stream_csv, stream_json, stream_xlsx
+
+    results = []
+    for name, stream in (("csv", stream_csv), ("json", stream_json), ("xlsx", stream_xlsx)):
+        tracemalloc.start()
+        size = sum(len(chunk) for chunk in stream(batch))
+        _current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        results.append((name, size / 1e6, peak / 1e6))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, nargs=2, default=[10, 200])
+    parser.add_argument("--rows", type=int, nargs=2, default=[50, 10000])
+    args = parser.parse_args()
+    setup_django(tempfile.mkdtemp(prefix="bench-pages-"))
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from accounts.services import create_api_token
+
+    figures: dict[str, list[int]] = {}
+    sizes = list(zip(args.batches, args.rows, strict=True))
+    last = None
+    for n, (batches, rows) in enumerate(sizes):
+        owner = get_user_model().objects.create_superuser(f"owner{n}", password="x")
+        batch = build(owner, batches=batches, rows=rows)
+        client = Client()
+        client.force_login(owner)
+        token = create_api_token(user=owner, name="bench")[1]
+        chat_id = batch.items.first().chat.chat_id
+        for label, method, url, extra in routes(batch, chat_id):
+            if url.startswith("/api/"):
+                extra = {**extra, "HTTP_AUTHORIZATION": f"Bearer {token}"}
+            figures.setdefault(label, []).append(count_queries(client, method, url, **extra))
+        last = batch
+
+    header = "  ".join(f"{b} batches x {r} rows" for b, r in sizes)
+    print(f"{'queries per request':<30} {header}")
+    for label, counts in figures.items():
+        print(
+            f"{label:<30} "
+            + "  ".join(
+                f"{c:>{len(f'{b} batches x {r} rows')}}"
+                for c, (b, r) in zip(counts, sizes, strict=True)
+            )
+        )
+    print(f"\nexport of one batch of {last.total_items:,} rows: file MB, peak Python heap MB")
+    for name, size, peak in export_memory(last):
+        print(f"{name:<6} {size:>8.2f} MB file  {peak:>6.2f} MB peak heap")
+
+
+if __name__ == "__main__":
+    main()
