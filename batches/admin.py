@@ -10,25 +10,14 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet
 from batches import services
 from batches.models import Batch, BatchItem
-
-INLINE_ROWS = 50  # rows shown on a batch's page; the batch page on the site shows them all
-
-
-class FirstRowsFormSet(BaseInlineFormSet):
-    """Only the first INLINE_ROWS items: a batch may hold 10,000 rows."""
-
-    def get_queryset(self):
-        if not hasattr(self, "_capped"):
-            self._capped = super().get_queryset()[:INLINE_ROWS]
-        return self._capped
 
 
 class BatchItemInline(admin.TabularInline):
@@ -39,7 +28,7 @@ class BatchItemInline(admin.TabularInline):
     show_change_link = False
     fields = ("position", "status", "question_excerpt", "answer_excerpt", "error", "chat_link")
     readonly_fields = fields
-    verbose_name_plural = f"rows (the first {INLINE_ROWS})"
+    verbose_name_plural = f"rows (the first {INLINE_LIMIT})"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BatchItem]:
         return (

@@ -8,25 +8,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count, QuerySet
-from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
+from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet
 from chats.models import Chat, Interaction, PromptOverride
-
-INLINE_TURNS = 50
-
-
-class FirstTurnsFormSet(BaseInlineFormSet):
-    def get_queryset(self):
-        if not hasattr(self, "_capped"):
-            self._capped = super().get_queryset()[:INLINE_TURNS]
-        return self._capped
 
 
 class InteractionInline(admin.StackedInline):
     model = Interaction
-    formset = FirstTurnsFormSet
+    formset = FirstRowsFormSet
     extra = 0
     can_delete = False
     show_change_link = True
@@ -53,7 +44,7 @@ class InteractionInline(admin.StackedInline):
         "output_tokens",
         "latency_ms",
     )
-    verbose_name_plural = f"turns (the first {INLINE_TURNS})"
+    verbose_name_plural = f"turns (the first {INLINE_LIMIT})"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Interaction]:
         # The inline header prints str(turn), which reads its chat.

@@ -9,7 +9,7 @@ import factory
 import pytest
 from django.urls import reverse
 
-from batches.admin import INLINE_ROWS
+from batchchat.admin import INLINE_LIMIT
 from batches.models import Batch, BatchItem
 from batches.tests.factories import BatchFactory, BatchItemFactory
 from chats.models import Chat
@@ -79,7 +79,7 @@ def test_batch_change_page_costs_the_same_for_a_big_batch(
     admin_client, django_assert_max_num_queries
 ):
     small = make_batch_with_rows(3)
-    big = make_batch_with_rows(INLINE_ROWS + 10)
+    big = make_batch_with_rows(INLINE_LIMIT + 10)
 
     with django_assert_max_num_queries(14) as small_queries:
         admin_client.get(reverse("admin:batches_batch_change", args=[small.pk]))
@@ -88,7 +88,7 @@ def test_batch_change_page_costs_the_same_for_a_big_batch(
 
     assert response.status_code == 200
     # Capped inline, each row linking to its chat's admin page.
-    assert len(re.findall(r'href="/admin/chats/chat/\d+/change/"', response.text)) == INLINE_ROWS
+    assert len(re.findall(r'href="/admin/chats/chat/\d+/change/"', response.text)) == INLINE_LIMIT
     assert "Answer to Question" in response.text
 
 

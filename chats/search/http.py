@@ -8,9 +8,7 @@ contain a key: server text is scrubbed of every secret before it is quoted.
 
 from __future__ import annotations
 
-import email.utils
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +17,7 @@ import httpx
 from django.conf import settings
 
 from chats.errors import ProviderError, TransientProviderError
+from chats.providers.retry import parse_retry_after
 
 MAX_QUOTED = 200
 # Google reports per-minute quota errors as 403 with one of these reasons: they pass.
@@ -50,22 +49,6 @@ class SearchCall:
     key_setting: str = ""  # named when the key is rejected; empty for keyless services
     secrets: Sequence[str] = ()  # scrubbed from any text we quote
     forbidden_hint: str = ""  # what to do about a 401/403 when there is no key
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:
@@ -132,7 +115,7 @@ def request_json(
     status = response.status_code
     if status >= 400:
         detail, reasons = _server_detail(response, call)
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers)
         suffix = f": {detail}" if detail else ""
         if status == 429 or status >= 500 or reasons & RATE_LIMIT_REASONS:
             raise TransientProviderError(

@@ -11,7 +11,6 @@ import pytest
 from chats.errors import ProviderError, TransientProviderError
 from chats.search.canadaca import CanadaCaSearch
 from chats.search.google import GoogleSearch
-from chats.search.http import parse_retry_after
 from chats.search.searxng import SearxngSearch
 from chats.tests.fake_search import FakeSearchServer
 
@@ -125,10 +124,3 @@ def test_url_that_is_not_http_is_a_configuration_error(fake, settings, provider_
 
     with pytest.raises(ProviderError, match="not an http"):
         _search(provider_class)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [("12", 12.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None)]
-)
-def test_parse_retry_after(value, expected):
-    assert parse_retry_after(value) == expected
