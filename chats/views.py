@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from chats.errors import ChatPipelineError
 from chats.forms import FollowUpForm, PromptOverrideForm
 from chats.models import Chat, PromptOverride
+from chats.prompts import AnswerStreamFilter
 from chats.services import process_message
 
 logger = logging.getLogger(__name__)
@@ -119,19 +120,23 @@ def chat_ask(request: HttpRequest, chat_id: str) -> HttpResponseBase:
 
 
 def _stream_answer(*, chat: Chat, question: str) -> Iterator[str]:
-    """Run the pipeline in a worker thread; yield its tokens as they arrive.
+    """Run the pipeline in a worker thread; yield the answer's text as it arrives.
 
     The worker feeds a queue (tokens, then a final status) so that the response streams
     while the provider is still generating. The end is STREAM_END + JSON: {"ok": true,
     "position": n} once the turn is stored, or {"ok": false, "error": "..."}.
     """
     pieces: queue.Queue[tuple[str, str | dict]] = queue.Queue()
+    # The model's raw text carries the citation tags; the reader sees the answer only.
+    visible = AnswerStreamFilter()
+
+    def on_token(text: str) -> None:
+        if new := visible.feed(text):
+            pieces.put(("token", new))
 
     def work() -> None:
         try:
-            interaction = process_message(
-                chat=chat, question=question, on_token=lambda text: pieces.put(("token", text))
-            )
+            interaction = process_message(chat=chat, question=question, on_token=on_token)
         except ChatPipelineError as error:
             pieces.put(("end", {"ok": False, "error": str(error)}))
         except Exception:
