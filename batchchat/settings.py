@@ -183,6 +183,9 @@ BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 8)
 BATCH_SLICE_SECONDS = env_float("BATCH_SLICE_SECONDS", 20.0)
 BATCH_LEASE_SECONDS = env_int("BATCH_LEASE_SECONDS", 120)
 BATCH_PARALLEL_SLICES = env_int("BATCH_PARALLEL_SLICES", 2)
+# A row whose provider stays overloaded (429/5xx after the pipeline's own retries) rests
+# and is tried again, up to this many attempts, before it fails.
+BATCH_ROW_MAX_ATTEMPTS = env_int("BATCH_ROW_MAX_ATTEMPTS", 3)
 
 # --- Celery (only when a broker is configured; otherwise the inline runner) -------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")

@@ -25,6 +25,7 @@ from chats.models import Chat
 from chats.services import (
     ProviderError,
     ProviderNotConfigured,
+    TransientProviderError,
     check_chat_settings,
     process_message,
 )
@@ -306,6 +307,7 @@ class _Slice:
         self.claim_lock = threading.Lock()  # one claimer at a time; others wait for its rows
         self.queue: deque[BatchItem] = deque()
         self.in_flight = 0
+        self.resume_at = 0.0  # monotonic time before which no new call starts
         self.done = 0
         self.failed = 0
         self.fatal: str | None = None
@@ -331,7 +333,8 @@ class _Slice:
                 )
             )
         size = min(self.CLAIM_SIZE, self.concurrency)
-        pending = rows.filter(status=BatchItem.Status.PENDING)
+        # A pending row with a lease expiry is resting after a rate limit until then.
+        pending = rows.filter(status=BatchItem.Status.PENDING).exclude(lease_expires_at__gte=now)
         expired = rows.filter(status=BatchItem.Status.RUNNING, lease_expires_at__lt=now)
         found = [
             *pending.order_by("position").values_list("position", "pk")[:size],
@@ -348,8 +351,9 @@ class _Slice:
                 return []
             # The eligibility condition again: rows another caller took since the SELECT
             # are skipped, so every row is claimed by one caller only.
-            claimable = Q(status=BatchItem.Status.PENDING) | Q(
-                status=BatchItem.Status.RUNNING, lease_expires_at__lt=now
+            claimable = Q(
+                Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
+                status__in=UNFINISHED,
             )
             claimed = BatchItem.objects.filter(claimable, pk__in=ids).update(
                 status=BatchItem.Status.RUNNING,
@@ -395,7 +399,7 @@ class _Slice:
             pk=item.pk, lease_owner=self.owner, status=BatchItem.Status.RUNNING
         ).update(
             status=status,
-            error=error[:2000],
+            error=error[:2000],  # a done row forgets an earlier rate-limit message
             interaction=interaction,
             lease_owner="",
             lease_expires_at=None,
@@ -431,6 +435,12 @@ class _Slice:
         except LeaseLost:
             logger.warning("Lease lost on item %s; its result was dropped", item.pk)
             return
+        except TransientProviderError as exc:
+            if item.attempts < settings.BATCH_ROW_MAX_ATTEMPTS:
+                self._retry_later(item, exc)
+            else:
+                self._fail(item, str(exc))
+            return
         except ProviderError as exc:
             self._fail(item, str(exc))
             return
@@ -440,6 +450,25 @@ class _Slice:
             return
         with self.lock:
             self.done += 1
+
+    def _retry_later(self, item: BatchItem, exc: TransientProviderError) -> None:
+        """The provider is overloaded (it kept answering 429/5xx through the pipeline's own
+        retries): rather than fail, the row rests until the provider's Retry-After (or a
+        backoff) and goes back to pending, and this slice starts no call until then. Rows
+        fail only after BATCH_ROW_MAX_ATTEMPTS such attempts."""
+        wait = exc.retry_after
+        if wait is None:
+            wait = min(settings.PROVIDER_BACKOFF_BASE * 2**item.attempts, 300.0)
+        BatchItem.objects.filter(
+            pk=item.pk, lease_owner=self.owner, status=BatchItem.Status.RUNNING
+        ).update(
+            status=BatchItem.Status.PENDING,
+            error=str(exc)[:2000],
+            lease_owner="",
+            lease_expires_at=timezone.now() + timedelta(seconds=wait),
+        )
+        with self.lock:
+            self.resume_at = max(self.resume_at, time.monotonic() + wait)
 
     def _fail(self, item: BatchItem, message: str) -> None:
         try:
@@ -454,6 +483,11 @@ class _Slice:
     def _worker(self) -> None:
         try:
             while not self.stop.is_set() and time.monotonic() < self.deadline:
+                with self.lock:
+                    pause = self.resume_at - time.monotonic()
+                if pause > 0:
+                    self.stop.wait(min(pause, max(self.deadline - time.monotonic(), 0.0)))
+                    continue
                 item = self._take()
                 if item is None:
                     with self.lock:

@@ -203,6 +203,7 @@ def test_provider_faults_fail_rows_with_reasons_and_retry_completes_them(
     fake_ai.hang_seconds = 3
     settings.PROVIDER_TIMEOUT = 0.5
     settings.PROVIDER_MAX_ATTEMPTS = 1
+    settings.BATCH_ROW_MAX_ATTEMPTS = 1  # no resting: a fault fails its row at once
     batch = make_batch(30)
 
     result = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
@@ -226,6 +227,54 @@ def test_provider_faults_fail_rows_with_reasons_and_retry_completes_them(
     assert retried.status == Batch.Status.COMPLETED
     assert_one_interaction_per_done_item(batch)
     assert_counters_match_recount(batch)
+
+
+def test_rate_limited_rows_rest_and_are_answered_later(fake_ai, make_batch, settings):
+    settings.PROVIDER_MAX_ATTEMPTS = 1  # the pipeline gives up at once: the engine waits
+    settings.BATCH_ROW_MAX_ATTEMPTS = 3
+    fake_ai.fail_next(2, "429", retry_after=0.3)
+    batch = make_batch(1)
+    started = time.monotonic()
+
+    result = services.process_for_duration(batch_id=batch.pk, seconds=10, concurrency=2)
+
+    assert (result.done, result.failed, result.status) == (1, 0, Batch.Status.COMPLETED)
+    assert time.monotonic() - started >= 0.6  # waited out Retry-After twice
+    item = batch.items.get()
+    assert (item.attempts, item.error) == (3, "")
+    assert len(fake_ai.requests) == 3
+
+
+def test_a_row_fails_after_its_attempts_with_the_reason(fake_ai, make_batch, settings):
+    settings.PROVIDER_MAX_ATTEMPTS = 1
+    settings.BATCH_ROW_MAX_ATTEMPTS = 2
+    fake_ai.fail_next(5, "429", retry_after=0.1)
+    batch = make_batch(1)
+
+    result = services.process_for_duration(batch_id=batch.pk, seconds=10, concurrency=1)
+
+    item = batch.items.get()
+    assert (result.failed, item.status, item.attempts) == (1, BatchItem.Status.FAILED, 2)
+    assert "429" in item.error
+    assert len(fake_ai.requests) == 2
+
+
+def test_a_resting_row_waits_for_the_next_slice(fake_ai, make_batch, settings):
+    settings.PROVIDER_MAX_ATTEMPTS = 1
+    fake_ai.fail_next(1, "429", retry_after=0.5)
+    batch = make_batch(1)
+
+    first = services.process_for_duration(batch_id=batch.pk, seconds=0.2, concurrency=1)
+
+    assert (first.done, first.remaining, first.status) == (0, 1, Batch.Status.PROCESSING)
+    item = batch.items.get()
+    assert item.status == BatchItem.Status.PENDING and "429" in item.error
+    # Too early: the row is still resting, nothing is asked.
+    services.process_for_duration(batch_id=batch.pk, seconds=0.1, concurrency=1)
+    assert len(fake_ai.requests) == 1
+    time.sleep(0.5)
+    second = services.process_for_duration(batch_id=batch.pk, seconds=5, concurrency=1)
+    assert (second.done, second.status) == (1, Batch.Status.COMPLETED)
 
 
 def test_cancel_stops_new_provider_calls_and_records_rows_in_flight(fake_ai, make_batch):
