@@ -569,9 +569,12 @@ def process_for_duration(
             work.fatal = str(exc)
         else:
             work.run()
-    if work.fatal:
-        _fail_batch(batch_id, work.fatal)
-    return _finish_slice(batch_id, done=work.done, failed=work.failed)
+    try:
+        if work.fatal:
+            _fail_batch(batch_id, work.fatal)
+        return _finish_slice(batch_id, done=work.done, failed=work.failed)
+    except Batch.DoesNotExist:
+        raise BatchStateError("This batch was deleted while it was being processed.") from None
 
 
 def _finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:

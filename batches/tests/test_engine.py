@@ -362,3 +362,25 @@ def test_stalled_batches_are_found_only_without_live_leases(fake_ai, make_batch)
     )
 
     assert services.stalled_batch_ids(idle_seconds=60) == [stalled.pk]
+
+
+def test_deleting_a_batch_mid_slice_ends_the_slice_cleanly(fake_ai, make_batch):
+    fake_ai.latency = 0.2
+    batch = make_batch(20)
+    errors = []
+
+    def run():
+        try:
+            services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+        except services.BatchStateError as exc:
+            errors.append(str(exc))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(0.3)
+    services.delete_batch(batch=batch)
+    worker.join(timeout=30)
+
+    assert not worker.is_alive()
+    assert errors == ["This batch was deleted while it was being processed."]
+    assert not BatchItem.objects.filter(batch_id=batch.pk).exists()
