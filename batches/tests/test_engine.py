@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -106,7 +107,12 @@ def test_concurrent_callers_never_complete_a_row_twice(fake_ai, make_batch):
     results = []
 
     def call():
-        results.append(services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=4))
+        try:
+            results.append(
+                services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=4)
+            )
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=call) for _ in range(3)]
     for thread in threads:
@@ -281,11 +287,16 @@ def test_cancel_stops_new_provider_calls_and_records_rows_in_flight(fake_ai, mak
     fake_ai.latency = 0.3
     batch = make_batch(40)
     results = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=4)
-        )
-    )
+
+    def run():
+        try:
+            results.append(
+                services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=4)
+            )
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run)
     worker.start()
     deadline = time.monotonic() + 10
     while not batch.items.filter(status=BatchItem.Status.DONE).exists():
@@ -374,6 +385,8 @@ def test_deleting_a_batch_mid_slice_ends_the_slice_cleanly(fake_ai, make_batch):
             services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
         except services.BatchStateError as exc:
             errors.append(str(exc))
+        finally:
+            connection.close()
 
     worker = threading.Thread(target=run)
     worker.start()
