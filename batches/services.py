@@ -232,14 +232,24 @@ def retry_failed(*, batch: Batch) -> Batch:
 def delete_batch(*, batch: Batch) -> None:
     """Delete the batch, its items and its chats (a batch's chats belong to it alone).
 
-    Workers still running a row of it notice at record time (their lease is gone) and
-    drop the result.
+    Rows may be finishing while this runs. Their workers lock the chat, then the row,
+    then the batch (see chats.services.process_message and _Slice._record); locking in
+    the same order here means such a row either commits first (and is deleted with the
+    rest) or finds its row gone and drops its result: no deadlock, no orphan.
     """
     with transaction.atomic():
-        Chat.objects.filter(batch_items__batch=batch).exclude(
-            batch_items__batch__in=Batch.objects.exclude(pk=batch.pk)
-        ).delete()
-        batch.delete()
+        chat_ids = set(batch.items.values_list("chat_id", flat=True))
+        shared = set(
+            BatchItem.objects.filter(chat_id__in=chat_ids)
+            .exclude(batch_id=batch.pk)
+            .values_list("chat_id", flat=True)
+        )
+        own_chats = Chat.objects.filter(pk__in=chat_ids - shared)
+        list(own_chats.select_for_update().order_by("pk").values_list("pk", flat=True))
+        list(batch.items.select_for_update().order_by("pk").values_list("pk", flat=True))
+        list(Batch.objects.select_for_update().filter(pk=batch.pk).values_list("pk", flat=True))
+        own_chats.delete()
+        Batch.objects.filter(pk=batch.pk).delete()
 
 
 def _recount(batch: Batch) -> None:
