@@ -514,6 +514,10 @@ class _Slice:
                 finally:
                     with self.lock:
                         self.in_flight -= 1
+        except Exception:
+            # A database error while claiming: this worker stops; its siblings go on, and
+            # rows it held are released at the end of the slice or when their lease ends.
+            logger.exception("Batch %s: a slice worker stopped", self.batch_id)
         finally:
             connection.close()
 
