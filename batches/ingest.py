@@ -56,6 +56,9 @@ CHAT_ALIASES = ("chatid",)
 ACCEPTED_QUESTION_HEADERS = "question, RedactedQuestion, Problem Details, prompt"
 MAX_CELL_CHARS = 32_767  # Excel's limit for one cell
 MAX_URL_CHARS = 2_048  # BatchItem.referring_url
+# Wider files are refused: a real question sheet has a handful of columns, and a header
+# of millions of empty cells would only cost time and memory.
+MAX_COLUMNS = 500
 DELIMITERS = ",;\t"
 # Never occurs in accepted text (NUL bytes are refused as binary), so a one-column CSV
 # keeps commas inside its questions.
@@ -411,7 +414,11 @@ def _build(
             break
     if header_cells is None:
         raise UploadError(f"{_name(filename)} has no rows.", code="empty")
+    while not header_cells[-1].strip():  # trailing empty cells: spreadsheet padding
+        header_cells.pop()
+    _check_width(len(header_cells), row=1)
     headers = _unique_headers(header_cells)
+    taken = set(headers)
     named = {i for i, cell in enumerate(header_cells) if cell.strip()}
     question_key = _find_alias(headers, QUESTION_ALIASES)
     if question_key is None:
@@ -443,7 +450,9 @@ def _build(
             if not cells[-1].strip():
                 cells.pop()
                 continue
-            headers.append(_fresh_name(f"column {len(headers) + 1}", headers))
+            _check_width(len(headers) + 1, row=number)
+            headers.append(_fresh_name(f"column {len(headers) + 1}", taken))
+            taken.add(headers[-1])
         if not all_named or len(cells) > header_count:
             for index, cell in enumerate(cells):
                 if index not in named and cell.strip():
@@ -528,18 +537,29 @@ def _find_alias(headers: list[str], aliases: tuple[str, ...]) -> str | None:
 
 def _unique_headers(cells: list[str]) -> list[str]:
     headers: list[str] = []
+    taken: set[str] = set()
     for position, cell in enumerate(cells, start=1):
-        name = cell.strip() or f"column {position}"
-        headers.append(_fresh_name(name, headers))
+        name = _fresh_name(cell.strip() or f"column {position}", taken)
+        headers.append(name)
+        taken.add(name)
     return headers
 
 
-def _fresh_name(name: str, taken: list[str]) -> str:
+def _fresh_name(name: str, taken: set[str]) -> str:
     candidate, n = name, 1
     while candidate in taken:
         n += 1
         candidate = f"{name} ({n})"
     return candidate
+
+
+def _check_width(columns: int, *, row: int) -> None:
+    if columns > MAX_COLUMNS:
+        raise UploadError(
+            f"Row {row} has {columns:,} columns; at most {MAX_COLUMNS:,} are accepted.",
+            code="too_many_columns",
+            row=row,
+        )
 
 
 def _check_cells(columns: dict[str, str], *, row_label: str, row: int) -> None:

@@ -455,3 +455,27 @@ def test_records_over_the_limit_are_refused(settings):
         rows_from_records([{"question": f"Q{i}"} for i in range(4)])
     assert info.value.code == "too_many_rows"
     assert "4 questions" in info.value.message and "limit is 3" in info.value.message
+
+
+def test_a_very_wide_header_is_refused():
+    data = b"question" + b",x" * 5_000 + b"\nWhy?\n"
+
+    with pytest.raises(UploadError) as caught:
+        parse_upload(data=data, filename="wide.csv")
+
+    assert caught.value.code == "too_many_columns"
+    assert "5,001 columns" in caught.value.message and "500" in caught.value.message
+
+
+def test_a_row_wider_than_the_limit_is_refused_naming_it():
+    data = b"question,url\nFine?,u\nWhy?,u" + b",z" * 600 + b"\n"
+    with pytest.raises(UploadError) as caught:
+        parse_upload(data=data, filename="wide-row.csv")
+    assert (caught.value.code, caught.value.row) == ("too_many_columns", 3)
+
+
+def test_many_duplicate_headers_are_named_quickly():
+    data = b"question" + b",x" * 499 + b"\nWhy?\n"
+    parsed = parse_upload(data=data, filename="dupes.csv")
+    assert parsed.columns[1:4] == ["x", "x (2)", "x (3)"]
+    assert parsed.columns[-1] == "x (499)"
