@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -122,6 +123,21 @@ def _invalid_fields(fields: dict[str, list[str]]) -> JsonResponse:
     )
 
 
+def _signed_in(view):
+    """The API description and its docs page, like the API, are for signed-in users and
+    token holders; others get the JSON 401."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if request.user.is_authenticated or TokenAuth()(request) is not None:
+            return view(request, *args, **kwargs)
+        return error_response(
+            401, "Log in, or send your API token (Authorization: Bearer <token>)."
+        )
+
+    return wrapper
+
+
 api = NinjaAPI(
     title="BatchChat API",
     version="1",
@@ -136,6 +152,7 @@ api = NinjaAPI(
     auth=[TokenAuth(), SessionCsrfAuth()],
     openapi_url="/schema",
     docs_url="/docs",
+    docs_decorator=_signed_in,
 )
 
 

@@ -90,8 +90,13 @@ class Batch(models.Model):
 
     @property
     def can_start(self) -> bool:
-        return self.status in (self.Status.UPLOADED, self.Status.CANCELLED) or (
-            self.is_active and self.remaining > 0
+        """Start, resume after cancel, or again after a batch-level fault; an active batch
+        can be resumed too (start re-enqueues it only when nobody is working on it)."""
+        return self.status in (
+            self.Status.UPLOADED,
+            self.Status.CANCELLED,
+            self.Status.FAILED,
+            *self.ACTIVE_STATUSES,
         )
 
     @property

@@ -170,8 +170,9 @@ def start_batch(*, batch: Batch) -> Batch:
     """Queue the batch: uploaded, cancelled (resume) or failed (after a fix) -> queued.
 
     Cancelled rows go back to pending. With Celery, slice tasks are enqueued on commit;
-    inline, the caller drives process_for_duration. Starting an active batch again only
-    re-enqueues (harmless: slices share the work through leases).
+    inline, the caller drives process_for_duration. Starting an active batch enqueues
+    again only when nobody holds a lease on it (its tasks were lost), so repeated clicks
+    do not pile up slice chains.
     """
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
@@ -185,7 +186,9 @@ def start_batch(*, batch: Batch) -> Batch:
             batch.error = ""
             batch.finished_at = None
             batch.save(update_fields=["status", "error", "finished_at", "updated_at"])
-        _enqueue_slices(batch.pk)
+            _enqueue_slices(batch.pk)
+        elif batch.pk in stalled_batch_ids(idle_seconds=0):
+            _enqueue_slices(batch.pk)
     return batch
 
 
@@ -217,7 +220,7 @@ def retry_failed(*, batch: Batch) -> Batch:
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
         retried = batch.items.filter(
             status__in=(BatchItem.Status.FAILED, BatchItem.Status.CANCELLED)
-        ).update(status=BatchItem.Status.PENDING, error="", finished_at=None)
+        ).update(status=BatchItem.Status.PENDING, error="", finished_at=None, attempts=0)
         if not retried and batch.status != Batch.Status.FAILED:
             raise BatchStateError("This batch has no failed or cancelled rows to retry.")
         batch.status = Batch.Status.QUEUED
@@ -390,7 +393,7 @@ class _Slice:
     def _release_unstarted(self) -> None:
         with self.claim_lock:
             for item in self.queue:
-                self._release(item, BatchItem.Status.PENDING)
+                self._release(item)
             self.queue.clear()
 
     def _batch_active(self) -> bool:
@@ -398,9 +401,14 @@ class _Slice:
         return status in Batch.ACTIVE_STATUSES
 
     # -- one row ---------------------------------------------------------------------------
-    def _release(self, item: BatchItem, status: str) -> None:
+    def _release(self, item: BatchItem) -> None:
+        """Give back a claimed row that was not started (as pending: if the batch was
+        cancelled meanwhile, _finish_slice turns it into cancelled under the batch lock)."""
         BatchItem.objects.filter(pk=item.pk, lease_owner=self.owner).update(
-            status=status, lease_owner="", lease_expires_at=None, attempts=F("attempts") - 1
+            status=BatchItem.Status.PENDING,
+            lease_owner="",
+            lease_expires_at=None,
+            attempts=F("attempts") - 1,
         )
 
     def _record(self, item: BatchItem, *, status: str, error: str = "", interaction=None) -> None:
@@ -425,7 +433,7 @@ class _Slice:
     def _run(self, item: BatchItem) -> None:
         if not self._batch_active():
             # Cancelled (or failed) after we claimed it: no provider call starts now.
-            self._release(item, BatchItem.Status.CANCELLED)
+            self._release(item)
             self.stop.set()
             return
         try:
@@ -438,7 +446,7 @@ class _Slice:
                 ),
             )
         except ProviderNotConfigured as exc:
-            self._release(item, BatchItem.Status.PENDING)
+            self._release(item)
             self.fatal = str(exc)
             self.stop.set()
             return
@@ -481,13 +489,32 @@ class _Slice:
             self.resume_at = max(self.resume_at, time.monotonic() + wait)
 
     def _fail(self, item: BatchItem, message: str) -> None:
+        """Fail the row; in a multi-turn chat its later turns fail with it (they need this
+        turn's answer as history), so that a retry runs them all again in order."""
+        later = 0
         try:
             with transaction.atomic():
                 self._record(item, status=BatchItem.Status.FAILED, error=message)
+                if self.multi_turn:
+                    later = BatchItem.objects.filter(
+                        batch_id=self.batch_id,
+                        chat_id=item.chat_id,
+                        position__gt=item.position,
+                        status=BatchItem.Status.PENDING,
+                    ).update(
+                        status=BatchItem.Status.FAILED,
+                        error=f"An earlier turn of this conversation (row {item.position + 1}) "
+                        "failed; this one needs its answer first.",
+                        finished_at=timezone.now(),
+                    )
+                    if later:
+                        Batch.objects.filter(pk=self.batch_id).update(
+                            failed_items=F("failed_items") + later
+                        )
         except LeaseLost:
             return
         with self.lock:
-            self.failed += 1
+            self.failed += 1 + later
 
     # -- threads ---------------------------------------------------------------------------
     def _worker(self) -> None:
@@ -594,6 +621,11 @@ def process_for_duration(
 def _finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch_id)
+        if batch.status == Batch.Status.CANCELLED:
+            # Rows released after the cancel (claimed, not started) are cancelled too.
+            batch.items.filter(status=BatchItem.Status.PENDING).update(
+                status=BatchItem.Status.CANCELLED
+            )
         _recount(batch)
         unfinished = batch.items.filter(status__in=UNFINISHED).exists()
         if batch.status in Batch.ACTIVE_STATUSES and not unfinished:
@@ -606,18 +638,17 @@ def _finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:
 
 
 def stalled_batch_ids(*, idle_seconds: float) -> list[int]:
-    """Active batches with work left that nobody holds a live lease on and that have not
-    moved for `idle_seconds` (all workers restarted, or their tasks were lost)."""
+    """Active batches that nobody holds a live lease on and that have not moved for
+    `idle_seconds`: all workers restarted, their tasks were lost, or a runner died between
+    recording the last row and completing the batch (a slice completes it)."""
     now = timezone.now()
     live_lease = BatchItem.objects.filter(
         batch_id=OuterRef("pk"), status=BatchItem.Status.RUNNING, lease_expires_at__gte=now
     )
-    open_rows = BatchItem.objects.filter(batch_id=OuterRef("pk"), status__in=UNFINISHED)
     return list(
         Batch.objects.filter(
-            status__in=Batch.ACTIVE_STATUSES, updated_at__lt=now - timedelta(seconds=idle_seconds)
+            status__in=Batch.ACTIVE_STATUSES, updated_at__lte=now - timedelta(seconds=idle_seconds)
         )
-        .filter(Exists(open_rows))
         .exclude(Exists(live_lease))
         .values_list("pk", flat=True)
     )

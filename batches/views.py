@@ -308,7 +308,9 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
     """
     batch = _get_batch_for_user(request, pk)
     result = None
-    if _inline() and batch.is_active and batch.remaining:
+    # Also when no row is left: a runner that died after recording the last row left the
+    # batch active, and this slice completes it.
+    if _inline() and batch.is_active:
         try:
             result = services.process_for_duration(batch_id=batch.pk, seconds=_slice_seconds())
         except services.BatchStateError as error:

@@ -13,6 +13,15 @@ from django.db import connection
 
 ROOT = Path(settings.BASE_DIR)
 
+# One Redis database per test process (xdist workers gw0, gw1... run side by side), the
+# same for every test of the process: kombu keeps its producer pools per process, so all
+# of them must agree on the broker.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw9")
+TEST_BROKER_URL = "redis://{host}:6379/{db}".format(
+    host=os.environ.get("REDIS_HOST", "127.0.0.1"),
+    db=5 + int(_WORKER.removeprefix("gw") or 0) % 10,
+)
+
 
 def test_database_url() -> str:
     """The URL of the database this test process uses (the test database, not the real one)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -138,10 +137,8 @@ def test_start_with_celery_enqueues_slice_tasks(api, settings):
     import redis
 
     from batchchat.celery import app as celery_app
+    from batches.tests.processes import TEST_BROKER_URL as broker
 
-    # The same per-process Redis database as test_celery.py: kombu keeps one producer
-    # pool per process, so both must agree on the broker.
-    broker = f"redis://127.0.0.1:6379/{10 + os.getpid() % 5}"
     queue = redis.Redis.from_url(broker)
     queue.flushdb()
     settings.CELERY_BROKER_URL = broker

@@ -31,7 +31,18 @@ OPERATIONS = [
 
 
 @pytest.mark.django_db
-def test_schema_is_served_as_openapi_json(client):
+def test_schema_and_docs_are_for_signed_in_users_only(client, owner):
+    for path in ("/api/schema", "/api/docs"):
+        refused = client.get(path)
+        assert refused.status_code == 401, path
+        assert refused.json()["error"]["code"] == "not_authenticated"
+    client.force_login(owner)
+    assert client.get("/api/docs").status_code == 200
+
+
+@pytest.mark.django_db
+def test_schema_is_served_as_openapi_json(client, owner):
+    client.force_login(owner)
     response = client.get("/api/schema")
     assert response.status_code == 200
     document = response.json()
@@ -61,7 +72,8 @@ def test_create_documents_both_upload_forms():
 
 
 @pytest.mark.django_db
-def test_docs_page_uses_no_cdn(client):
+def test_docs_page_uses_no_cdn(client, owner):
+    client.force_login(owner)
     html = client.get("/api/docs").content.decode()
     assert "/static/ninja/swagger-ui-bundle.js" in html
     assert "cdn." not in html

@@ -16,7 +16,7 @@ from django.db.models import Count
 from batchchat.celery import app as celery_app
 from batches import services
 from batches.models import Batch, BatchItem
-from batches.tests.processes import ROOT, child_env
+from batches.tests.processes import ROOT, TEST_BROKER_URL, child_env
 from batches.tests.test_engine import (
     assert_counters_match_recount,
     assert_one_interaction_per_done_item,
@@ -30,12 +30,7 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-REDIS_HOST = os.environ.get("REDIS_HOST", "127.0.0.1")
-
-
-# One Redis database per test process (xdist workers run side by side). The producer
-# side is configured once: kombu keeps its connection pools for the process.
-BROKER_URL = f"redis://{REDIS_HOST}:6379/{10 + os.getpid() % 5}"
+BROKER_URL = TEST_BROKER_URL  # one Redis database per test process (see processes.py)
 
 
 @pytest.fixture

@@ -111,6 +111,23 @@ def test_transcript_shows_citation_search_results_model_tokens_latency(owner_cli
     assert 'for="id_question"' in body
 
 
+def test_only_web_addresses_become_links(owner_client, owner):
+    chat = ChatFactory(uploader=owner)
+    InteractionFactory(
+        chat=chat,
+        position=0,
+        referring_url="javascript:alert(document.cookie)",
+        citation_url="https://example.org/ok",
+        search_results=[{"title": "Bad", "url": "data:text/html,<b>x</b>", "snippet": ""}],
+    )
+
+    body = owner_client.get(reverse("chats:detail", args=[chat.chat_id])).content.decode()
+
+    assert 'href="javascript:' not in body and 'href="data:' not in body
+    assert "javascript:alert(document.cookie)" in body  # shown as text
+    assert 'href="https://example.org/ok"' in body
+
+
 def test_transcript_fragment_for_htmx(owner_client, chat):
     response = owner_client.get(reverse("chats:transcript", args=[chat.chat_id]), **HX)
     body = response.content.decode()
