@@ -1,11 +1,9 @@
-"""AI providers by key. Classes are imported lazily so that an SDK loads only when used."""
+"""AI providers by key (classes imported lazily, see chats.registry)."""
 
 from __future__ import annotations
 
-from django.utils.module_loading import import_string
-
-from chats.errors import ProviderNotConfigured
 from chats.providers.base import AIProvider
+from chats.registry import enabled_instance, load_class
 
 PROVIDERS: dict[str, str] = {
     "extractive": "chats.providers.extractive.ExtractiveProvider",
@@ -17,16 +15,9 @@ PROVIDERS: dict[str, str] = {
 
 
 def provider_class(key: str) -> type[AIProvider]:
-    if key not in PROVIDERS:
-        known = ", ".join(PROVIDERS)
-        raise ProviderNotConfigured(f"Unknown AI provider '{key}'. Known providers: {known}.")
-    return import_string(PROVIDERS[key])
+    return load_class(PROVIDERS, key, kind="AI provider")
 
 
 def get_provider(key: str) -> AIProvider:
     """An enabled provider, or ProviderNotConfigured naming the missing setting."""
-    provider = provider_class(key)()
-    missing = provider.missing_setting()
-    if missing:
-        raise ProviderNotConfigured(f"The AI provider '{key}' is not configured: set {missing}.")
-    return provider
+    return enabled_instance(PROVIDERS, key, kind="AI provider")

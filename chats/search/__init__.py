@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from django.utils.module_loading import import_string
-
-from chats.errors import ProviderNotConfigured
+from chats.registry import enabled_instance, load_class
 from chats.search.base import SearchProvider
 
 SEARCH_PROVIDERS: dict[str, str] = {
@@ -17,17 +15,8 @@ SEARCH_PROVIDERS: dict[str, str] = {
 
 
 def search_provider_class(key: str) -> type[SearchProvider]:
-    if key not in SEARCH_PROVIDERS:
-        known = ", ".join(SEARCH_PROVIDERS)
-        raise ProviderNotConfigured(f"Unknown search provider '{key}'. Known providers: {known}.")
-    return import_string(SEARCH_PROVIDERS[key])
+    return load_class(SEARCH_PROVIDERS, key, kind="search provider")
 
 
 def get_search_provider(key: str) -> SearchProvider:
-    provider = search_provider_class(key)()
-    missing = provider.missing_setting()
-    if missing:
-        raise ProviderNotConfigured(
-            f"The search provider '{key}' is not configured: set {missing}."
-        )
-    return provider
+    return enabled_instance(SEARCH_PROVIDERS, key, kind="search provider")
