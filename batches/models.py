@@ -109,6 +109,54 @@ class Batch(models.Model):
             self.failed_items > 0 or self.status == self.Status.CANCELLED
         )
 
+    # --- state transitions: call inside a transaction that locked this batch ---------------
+    def _move(self, status: str, *, error: str = "", finished: bool) -> None:
+        self.status = status
+        self.error = error
+        self.finished_at = timezone.now() if finished else None
+        self.save(update_fields=["status", "error", "finished_at", "updated_at"])
+
+    def mark_queued(self) -> None:
+        """Waiting for a runner: after start, resume or retry."""
+        self._move(self.Status.QUEUED, finished=False)
+
+    def mark_cancelled(self) -> None:
+        self._move(self.Status.CANCELLED, finished=True)
+
+    def mark_completed(self) -> None:
+        self._move(self.Status.COMPLETED, finished=True)
+
+    def mark_failed(self, message: str) -> None:
+        """A batch-level fault (provider not configured) that retrying rows cannot fix."""
+        self._move(self.Status.FAILED, error=message, finished=True)
+
+    def recount(self) -> None:
+        """Set the counters and last_processed_index from the items (two queries)."""
+        counts = self.items.aggregate(
+            total=models.Count("id"),
+            done=models.Count("id", filter=models.Q(status=BatchItem.Status.DONE)),
+            failed=models.Count("id", filter=models.Q(status=BatchItem.Status.FAILED)),
+        )
+        first_unfinished = (
+            self.items.exclude(status__in=BatchItem.FINISHED_STATUSES)
+            .order_by("position")
+            .values_list("position", flat=True)
+            .first()
+        )
+        self.total_items = counts["total"]
+        self.processed_items = counts["done"]
+        self.failed_items = counts["failed"]
+        self.last_processed_index = (
+            counts["total"] if first_unfinished is None else first_unfinished
+        )
+        Batch.objects.filter(pk=self.pk).update(
+            total_items=self.total_items,
+            processed_items=self.processed_items,
+            failed_items=self.failed_items,
+            last_processed_index=self.last_processed_index,
+            updated_at=timezone.now(),
+        )
+
 
 class BatchItem(models.Model):
     """One uploaded row: its original columns, its chat, and where the engine is with it."""
