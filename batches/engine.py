@@ -175,6 +175,8 @@ class _Slice:
     concurrency: int
     multi_turn: bool
     db: _CallerThread
+    should_stop: Callable[[], bool] | None = None
+    on_progress: Callable[[int, int], None] | None = None
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
     )
@@ -236,6 +238,8 @@ class _Slice:
 
     async def _may_start(self) -> bool:
         """Not stopped, before the deadline; waits out a provider's Retry-After."""
+        if self.should_stop is not None and self.should_stop():
+            self.stopping = True
         while not self.stopping:
             now = time.monotonic()
             if now >= self.deadline:
@@ -368,6 +372,8 @@ class _Slice:
             else:
                 self.done += done
                 self.failed += failed
+                if self.on_progress is not None:
+                    await self.db(self.on_progress, self.done, self.failed)
             self.writing = 0
             self.changed.set()
 
@@ -553,9 +559,20 @@ class _Slice:
 
 
 def process_for_duration(
-    *, batch_id: int, seconds: float, concurrency: int | None = None
+    *,
+    batch_id: int,
+    seconds: float,
+    concurrency: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> SliceResult:
     """Process rows of a batch for about `seconds`; safe to call from many places at once.
+
+    `concurrency` rows are in flight at once (default BATCH_CONCURRENCY). A long-running
+    caller (run_batch, a worker) passes a long `seconds` with `should_stop` (polled before
+    each row starts; rows in flight then finish) rather than many short slices, each of
+    which ends by waiting for its slowest row. `on_progress(done, failed)` is called in
+    this thread after every group of rows is recorded.
 
     1. move an uploaded/queued batch to processing (cancelled or failed: BatchStateError);
     2. check the providers are configured, or fail the batch without burning rows;
@@ -597,6 +614,8 @@ def process_for_duration(
                 concurrency=max(int(concurrency or settings.BATCH_CONCURRENCY), 1),
                 multi_turn=counts["chats"] < counts["rows"],
                 db=db,
+                should_stop=should_stop,
+                on_progress=on_progress,
             )
             db.serve(asyncio.run_coroutine_threadsafe(work.run(), aio.loop()))
             fatal, done, failed = work.fatal, work.done, work.failed

@@ -316,14 +316,29 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: tests and benchmarks read stdout
 
     def do_GET(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path in ("/", "/health"):
+        path = urlsplit(self.path).path
+        if path in ("/", "/health"):
             self._send_json(200, {"status": "ok"})
+        elif path == "/stats":
+            # For benchmarks driving a server in another process: what the server saw.
+            fake = self.server.fake
+            with fake._stats.lock:
+                stats = {
+                    "completed": fake._stats.completed,
+                    "max_in_flight": fake._stats.max_in_flight,
+                    "faults_served": fake._stats.faults_served,
+                }
+            self._send_json(200, stats)
         else:
             self._send_json(404, {"error": {"message": "not found", "type": "not_found"}})
 
     def do_POST(self) -> None:  # noqa: N802
         fake = self.server.fake
         split = urlsplit(self.path)
+        if split.path == "/stats/reset":
+            fake.reset()
+            self._send_json(200, {"status": "ok"})
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         try:
