@@ -224,7 +224,9 @@ PROVIDER_TIMEOUT = env_float("PROVIDER_TIMEOUT", 60.0)
 PROVIDER_MAX_ATTEMPTS = env_int("PROVIDER_MAX_ATTEMPTS", 5)
 PROVIDER_BACKOFF_BASE = env_float("PROVIDER_BACKOFF_BASE", 1.0)
 PROVIDER_BACKOFF_MAX = env_float("PROVIDER_BACKOFF_MAX", 30.0)
-PROVIDER_MAX_CONCURRENCY = env_int("PROVIDER_MAX_CONCURRENCY", 16)
+# An optional safety cap on calls in flight to one provider, per process; 0 = none (the
+# batch concurrency is what runs). run_batch says when it is in force.
+PROVIDER_MAX_CONCURRENCY = env_int("PROVIDER_MAX_CONCURRENCY", 0)
 
 # --- Search providers -------------------------------------------------------------------
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 5)

@@ -4,20 +4,20 @@ scheduling their slices. The slices themselves are run by batches.engine."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from itertools import islice
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
+from batches.bulk import insert_rows
 from batches.engine import SliceResult, process_for_duration
 from batches.errors import BatchStateError
 from batches.ingest import ParsedRow, UploadError
 from batches.models import Batch, BatchItem
-from chats.models import Chat
+from chats.models import Chat, new_chat_id
 from chats.services import check_chat_settings
 
 __all__ = [
@@ -33,14 +33,6 @@ __all__ = [
     "stalled_batch_ids",
     "start_batch",
 ]
-
-CREATE_CHUNK = 1000
-
-
-def _chunks(rows: Iterable, size: int):
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def create_batch_run(
@@ -58,8 +50,10 @@ def create_batch_run(
     """Create a batch with a Chat and a BatchItem per row, all or nothing.
 
     1. validate: at least one row, at most MAX_BATCH_ITEMS, providers configured;
-    2. in one transaction, create the Batch, then Chats and BatchItems with bulk_create
-       in chunks (rows sharing a `chat_key` share one Chat, in row order).
+    2. in one transaction, create the Batch, then the Chats (rows sharing a `chat_key`
+       share one Chat, in row order) and the BatchItems with batches.bulk.insert_rows
+       (COPY on PostgreSQL, executemany on SQLite: no model instance per row), reading
+       the new chats' keys back with one query.
     Raises UploadError or ProviderNotConfigured; nothing is created then.
     """
     if not rows:
@@ -82,6 +76,18 @@ def create_batch_run(
         "uploader": uploader,
     }
     input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
+    # The public chat id of every row; rows sharing a chat_key share one.
+    public_for_key: dict[str, str] = {}
+    new_chats: list[str] = []
+    row_chats: list[str] = []
+    for row in rows:
+        public = public_for_key.get(row.chat_key) if row.chat_key else None
+        if public is None:
+            public = new_chat_id()
+            new_chats.append(public)
+            if row.chat_key:
+                public_for_key[row.chat_key] = public
+        row_chats.append(public)
     with transaction.atomic():
         batch = Batch.objects.create(
             name=name[:200],
@@ -90,31 +96,25 @@ def create_batch_run(
             input_columns=input_columns,
             **chat_fields,
         )
-        chat_for_key: dict[str, Chat] = {}
-        for offset, chunk in enumerate(_chunks(rows, CREATE_CHUNK)):
-            new_chats: list[Chat] = []
-            row_chats: list[Chat] = []
-            for row in chunk:
-                chat = chat_for_key.get(row.chat_key) if row.chat_key else None
-                if chat is None:
-                    chat = Chat(**chat_fields)
-                    new_chats.append(chat)
-                    if row.chat_key:
-                        chat_for_key[row.chat_key] = chat
-                row_chats.append(chat)
-            Chat.objects.bulk_create(new_chats)
-            start = offset * CREATE_CHUNK
-            BatchItem.objects.bulk_create(
-                BatchItem(
-                    batch=batch,
-                    chat=chat,
-                    position=start + index,
-                    question=row.question,
-                    referring_url=row.referring_url,
-                    row=row.columns,
-                )
-                for index, (row, chat) in enumerate(zip(chunk, row_chats, strict=True))
-            )
+        # Every chat inserted now gets a key above this one (SQLite: one writer at a
+        # time; PostgreSQL: sequence values are never handed out twice).
+        before = Chat.objects.aggregate(last=Max("pk"))["last"] or 0
+        insert_rows(
+            Chat,
+            varying=("chat_id",),
+            rows=((public,) for public in new_chats),
+            constants=chat_fields,
+        )
+        chat_pk = dict(Chat.objects.filter(pk__gt=before).values_list("chat_id", "pk").iterator())
+        insert_rows(
+            BatchItem,
+            varying=("chat", "position", "question", "referring_url", "row"),
+            rows=(
+                (chat_pk[public], position, row.question, row.referring_url, row.columns)
+                for position, (row, public) in enumerate(zip(rows, row_chats, strict=True))
+            ),
+            constants={"batch": batch},
+        )
     return batch
 
 
