@@ -23,6 +23,7 @@ Configurations (issue #10 targets):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -90,7 +91,7 @@ def child_run_batch(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
+    from django.core.management import CommandError, call_command
     from django.db import connection
 
     counts = {"queries": 0, "write_transactions": 0}
@@ -98,14 +99,13 @@ def child_run_batch(args: argparse.Namespace) -> None:
     def count(execute, sql, params, many, context):
         counts["queries"] += 1
         head = sql.lstrip()[:16].upper()
-        if head.startswith("BEGIN") or (
-            head.startswith(WRITES) and not connection.in_atomic_block
-        ):
+        if head.startswith("BEGIN") or (head.startswith(WRITES) and not connection.in_atomic_block):
             counts["write_transactions"] += 1  # an explicit one, or an autocommit write
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(count):
-        try:
+        # Rows that failed end the command with an error; the figures are printed anyway.
+        with contextlib.suppress(CommandError):
             call_command(
                 "run_batch",
                 args.file,
@@ -114,8 +114,6 @@ def child_run_batch(args: argparse.Namespace) -> None:
                 concurrency=args.concurrency,
                 out=args.out,
             )
-        except SystemExit:
-            pass
     from batches.models import Batch
 
     batch = Batch.objects.latest("pk")
@@ -169,11 +167,7 @@ def child_celery(args: argparse.Namespace) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     batch.refresh_from_db()
-    print(
-        json.dumps(
-            {"engine": engine_seconds(batch), "done": batch.processed_items, "failed": 0}
-        )
-    )
+    print(json.dumps({"engine": engine_seconds(batch), "done": batch.processed_items, "failed": 0}))
 
 
 # --- parent --------------------------------------------------------------------------------
