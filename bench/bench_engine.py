@@ -103,17 +103,16 @@ def child_run_batch(args: argparse.Namespace) -> None:
             counts["write_transactions"] += 1  # an explicit one, or an autocommit write
         return execute(sql, params, many, context)
 
-    with connection.execute_wrapper(count):
-        # Rows that failed end the command with an error; the figures are printed anyway.
-        with contextlib.suppress(CommandError):
-            call_command(
-                "run_batch",
-                args.file,
-                provider="compatible",
-                search="none",
-                concurrency=args.concurrency,
-                out=args.out,
-            )
+    # Rows that failed end the command with an error; the figures are printed anyway.
+    with connection.execute_wrapper(count), contextlib.suppress(CommandError):
+        call_command(
+            "run_batch",
+            args.file,
+            provider="compatible",
+            search="none",
+            concurrency=args.concurrency,
+            out=args.out,
+        )
     from batches.models import Batch
 
     batch = Batch.objects.latest("pk")
