@@ -44,6 +44,7 @@ from batches.errors import BatchStateError
 from batches.models import Batch, BatchItem
 from chats import aio
 from chats.models import Chat
+from chats.providers import limits
 from chats.services import (
     Answer,
     ProviderError,
@@ -67,6 +68,7 @@ CLAIM_MAX = 500
 GROUP_ROWS = 50
 GROUP_SECONDS = 0.1
 ERROR_CHARS = 2000
+TICK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,8 @@ class _Slice:
     concurrency: int
     multi_turn: bool
     db: _CallerThread
+    provider: str = ""
+    model: str = ""
     should_stop: Callable[[], bool] | None = None
     on_progress: Callable[[int, int], None] | None = None
     owner: str = field(
@@ -192,6 +196,7 @@ class _Slice:
         self.pending: list[_Outcome] = []
         self.in_flight = 0
         self.writing = 0  # results taken by the writer, not yet committed
+        self.throttle: dict = {}  # as last published on the batch
         self.closing = False
 
     # -- the feeder ----------------------------------------------------------------------
@@ -203,6 +208,7 @@ class _Slice:
         slots = asyncio.Semaphore(self.concurrency)
         writer = asyncio.create_task(self._writer())
         heartbeat = asyncio.create_task(self._heartbeat())
+        ticker = asyncio.create_task(self._ticker())
         rows: set[asyncio.Task] = set()
         try:
             while await self._may_start():
@@ -234,7 +240,10 @@ class _Slice:
                 await writer
             finally:
                 heartbeat.cancel()
+                ticker.cancel()
                 await self.db(self._release_unstarted)
+                if self.throttle:
+                    await self.db(self._publish_throttle, {})
 
     async def _may_start(self) -> bool:
         """Not stopped, before the deadline; waits out a provider's Retry-After."""
@@ -376,6 +385,31 @@ class _Slice:
                     await self.db(self.on_progress, self.done, self.failed)
             self.writing = 0
             self.changed.set()
+
+    async def _ticker(self) -> None:
+        """Every second: publish whether the provider's quota holds the batch back (the
+        pages and the API show it), and report progress to a caller that asked."""
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            throttle = self._throttle_now()
+            if throttle != self.throttle:
+                await self.db(self._publish_throttle, throttle)
+            if self.on_progress is not None:
+                await self.db(self.on_progress, self.done, self.failed)
+
+    def _throttle_now(self) -> dict:
+        shot = limits.snapshot(self.provider, self.model)
+        if shot is None:
+            return {}
+        until = shot["until"] if shot["until"] > time.time() else None
+        if until is None and shot["limit"] is None:
+            return {}
+        return {
+            "until": round(until, 1) if until else None,
+            "in_flight": shot["in_flight"],
+            "limit": shot["limit"],
+            "concurrency": self.concurrency,
+        }
 
     async def _heartbeat(self) -> None:
         interval = max(self.lease_seconds / 3, 0.5)
@@ -558,6 +592,10 @@ class _Slice:
             finished_at=timezone.now(),
         )
 
+    def _publish_throttle(self, throttle: dict) -> None:
+        self.throttle = throttle
+        Batch.objects.filter(pk=self.batch_id).update(throttle=throttle)
+
     def _renew_leases(self) -> None:
         BatchItem.objects.filter(lease_owner=self.owner, status=BatchItem.Status.RUNNING).update(
             lease_expires_at=timezone.now() + timedelta(seconds=self.lease_seconds)
@@ -635,6 +673,8 @@ def process_for_duration(
                 db=db,
                 should_stop=should_stop,
                 on_progress=on_progress,
+                provider=batch.ai_provider,
+                model=batch.model,
             )
             db.serve(asyncio.run_coroutine_threadsafe(work.run(), aio.loop()))
             fatal, done, failed = work.fatal, work.done, work.failed

@@ -51,6 +51,9 @@ class Batch(models.Model):
     # keep the key order of BatchItem.row, and the export must return the file's order.
     input_columns = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # Written by the engine while a provider's quota holds the batch back, {} otherwise:
+    # {"until": epoch seconds or null, "in_flight": n, "limit": n or null, "concurrency": n}.
+    throttle = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -108,6 +111,15 @@ class Batch(models.Model):
         return self.status in self.FINISHED_STATUSES and (
             self.failed_items > 0 or self.status == self.Status.CANCELLED
         )
+
+    @property
+    def throttle_wait_seconds(self) -> int | None:
+        """Seconds until the provider's rate limit lets rows go again, when waiting."""
+        until = (self.throttle or {}).get("until")
+        if not until or not self.is_active:
+            return None
+        left = until - timezone.now().timestamp()
+        return max(int(left + 0.999), 1) if left > 0 else None
 
     # --- state transitions: call inside a transaction that locked this batch ---------------
     def _move(self, status: str, *, error: str = "", finished: bool) -> None:

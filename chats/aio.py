@@ -84,6 +84,20 @@ def loop_cache(key: Any, factory: Callable[[], T]) -> T:
         return value
 
 
+def cache_items(tag: str) -> list[tuple[Any, Any]]:
+    """(name, object) of the objects cached as loop_cache((tag, name), ...)."""
+    return [
+        (key[1], value)
+        for key, value in list(_cache.items())
+        if isinstance(key, tuple) and len(key) == 2 and key[0] == tag
+    ]
+
+
+def cache_forget(tag: str) -> None:
+    for key in [key for key in list(_cache) if isinstance(key, tuple) and key[:1] == (tag,)]:
+        _cache.pop(key, None)
+
+
 async def maybe_await(value: Awaitable[T] | T) -> T:
     """Await `value` when it is awaitable (test doubles may be plain functions)."""
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):

@@ -9,6 +9,7 @@ import anthropic
 from django.conf import settings
 
 from chats import aio
+from chats.providers import limits
 from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 
@@ -83,6 +84,12 @@ class AnthropicProvider(AIProvider):
                 output_tokens=message.usage.output_tokens,
             )
 
+        texts = [request.system] + [message.content for message in request.messages]
         return await call_with_retries(
-            call, provider_key=self.key, context=context, sdk=anthropic, on_token=on_token
+            call,
+            provider_key=self.key,
+            context=context,
+            sdk=anthropic,
+            on_token=on_token,
+            tokens=limits.estimate_tokens(texts),
         )

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from chats import aio
 from chats.errors import ProviderError
+from chats.providers import limits
 from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 
@@ -76,7 +77,12 @@ class _OpenAIProtocolProvider(AIProvider):
             return await self._stream(client, model, messages, token_callback)
 
         return await call_with_retries(
-            call, provider_key=self.key, context=context, sdk=openai, on_token=on_token
+            call,
+            provider_key=self.key,
+            context=context,
+            sdk=openai,
+            on_token=on_token,
+            tokens=limits.estimate_tokens([message["content"] for message in messages]),
         )
 
     async def _complete(self, client: Any, model: str, messages: list[dict]) -> Generation:

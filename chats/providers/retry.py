@@ -38,6 +38,7 @@ from django.conf import settings
 
 from chats import aio
 from chats.errors import ChatPipelineError, ProviderError, TransientProviderError
+from chats.providers import limits
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +94,19 @@ class CallContext:
 class FailedAttempt(Exception):
     """Internal: an SDK error translated into what the retry loop needs to know."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        self.rate_limited = rate_limited  # a 429: the key's calls in flight shrink
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -171,6 +180,7 @@ def classify_status(
             f"{label}: the provider answered {phrase}",
             retryable=True,
             retry_after=parse_retry_after(headers),
+            rate_limited=status == 429,
         )
     detail = f": {redact(server_message, context.secrets)}" if server_message else ""
     return FailedAttempt(f"{label}: the request was refused ({phrase}){detail}", retryable=False)
@@ -235,12 +245,18 @@ async def call_with_retries(
     context: CallContext,
     sdk: Any,
     on_token: TokenCallback | None = None,
+    tokens: int = 0,
 ) -> T:
-    """Await `call(on_token)` under the provider's safety cap (if any), retrying transient
-    failures. `call` receives a token callback (or None) to pass to the stream."""
+    """Await `call(on_token)` under the provider's safety cap (if any) and its key's quota
+    and adaptive concurrency (`chats.providers.limits`), retrying transient failures.
+    `call` receives a token callback (or None) to pass to the stream; `tokens` is the
+    estimated size of the call for a tokens-per-minute budget."""
     attempts = max(1, int(settings.PROVIDER_MAX_ATTEMPTS))
     semaphore = provider_semaphore(provider_key)
+    quota = limits.quota_for(provider_key, context.model)
+    key = limits.key_for(provider_key, context.model, context.secrets)
     delivered = False
+    own_pause = 0.0
 
     def deliver(token: str) -> None:
         nonlocal delivered
@@ -248,15 +264,25 @@ async def call_with_retries(
         on_token(token)
 
     for attempt in range(1, attempts + 1):
-        async with semaphore:
+        place = limits.slot(key, quota, tokens=tokens, own_pause=own_pause)
+        async with semaphore, place:
             try:
-                return await call(deliver if on_token is not None else None)
+                result = await call(deliver if on_token is not None else None)
             except ChatPipelineError:
                 raise
             except Exception as exc:
                 failure = classify_sdk_error(exc, sdk, context)
                 if failure is None:
                     raise
+                if failure.rate_limited:
+                    own_pause = await place.throttled(failure.retry_after)
+            else:
+                used = [
+                    getattr(result, "input_tokens", None),
+                    getattr(result, "output_tokens", None),
+                ]
+                await place.used(sum(used) if None not in used else None)
+                return result
         # Retrying a stream after the first token would send the reader the start of the
         # answer twice (on_token cannot take text back) and the stored answer would no
         # longer equal what was streamed. So a stream that breaks after delivering fails

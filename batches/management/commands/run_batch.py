@@ -38,6 +38,7 @@ from batches.services import (
 )
 from chats.errors import ProviderNotConfigured
 from chats.models import Language
+from chats.providers import limits
 from chats.providers.retry import safety_cap
 
 # One slice runs until the batch is done or Ctrl-C (the slice polls the flag before each
@@ -64,7 +65,7 @@ class Progress:
         self.last_finished: int | None = None
         self.width = 0
 
-    def update(self, *, finished: int, failed: int, force: bool = False) -> None:
+    def update(self, *, finished: int, failed: int, force: bool = False, note: str = "") -> None:
         now = time.monotonic()
         if force and finished == self.last_finished:
             return  # the closing line would repeat the last one
@@ -80,7 +81,7 @@ class Progress:
         line = (
             f"{finished:,}/{self.total:,} rows ({percent}%)  {failed:,} failed  "
             f"{rate:.1f} rows/s  ETA {eta}"
-        )
+        ) + (f"  {note}" if note else "")
         if self.tty:
             # Pad over the previous line, which may have been longer.
             self.out.write("\r" + line.ljust(self.width), ending="")
@@ -93,6 +94,20 @@ class Progress:
         if self.tty and self.width:
             self.out.write("")
             self.out.flush()
+
+
+def _throttle_note(batch: Batch, concurrency: int) -> str:
+    """What the provider's quota is doing to this run, if anything."""
+    shot = limits.snapshot(batch.ai_provider, batch.model)
+    if shot is None:
+        return ""
+    parts = []
+    left = shot["until"] - time.time()
+    if left > 0:
+        parts.append(f"waiting for the provider's rate limit, resumes in {left:.0f} s")
+    if shot["limit"] is not None:
+        parts.append(f"{shot['in_flight']}/{min(shot['limit'], concurrency)} calls in flight")
+    return "; ".join(parts)
 
 
 def _duration(seconds: float) -> str:
@@ -347,7 +362,11 @@ class Command(BaseCommand):
                     def report(
                         done: int, failed: int, base=(batch.finished_count, batch.failed_items)
                     ) -> None:
-                        progress.update(finished=base[0] + done + failed, failed=base[1] + failed)
+                        progress.update(
+                            finished=base[0] + done + failed,
+                            failed=base[1] + failed,
+                            note=_throttle_note(batch, concurrency),
+                        )
 
                     try:
                         result = process_for_duration(
