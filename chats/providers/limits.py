@@ -134,20 +134,25 @@ def _state(key: str) -> KeyState:
     return aio.loop_cache(("limits", key), KeyState)
 
 
+class _Shared:
+    """This process's Redis client for the budgets, and its listener for pauses."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio
+
+        self.client = redis.asyncio.from_url(url)
+        self.listener = asyncio.get_running_loop().create_task(_listen_for_pauses(url))
+
+    def close(self) -> None:
+        self.listener.cancel()
+
+
 def _redis():
     """The shared Redis client on the provider loop, or None without REDIS_URL."""
     url = settings.REDIS_URL
     if not url:
         return None
-
-    def connect():
-        import redis.asyncio
-
-        client = redis.asyncio.from_url(url)
-        asyncio.get_running_loop().create_task(_listen_for_pauses(url))
-        return client
-
-    return aio.loop_cache(("limits-redis", url), connect)
+    return aio.loop_cache(("limits", f"redis:{url}"), lambda: _Shared(url)).client
 
 
 async def _listen_for_pauses(url: str) -> None:
@@ -165,6 +170,8 @@ async def _listen_for_pauses(url: str) -> None:
                     data = json.loads(message["data"])
                     state = _state(data["key"])
                     state.paused_until = max(state.paused_until, float(data["until"]))
+        except asyncio.CancelledError:
+            raise
         except Exception:
             logger.warning("provider pause channel lost; listening again in 5 s", exc_info=True)
             await asyncio.sleep(5)
@@ -210,7 +217,9 @@ class slot:  # noqa: N801 - used as `async with limits.slot(...)`
             if wait <= 0:
                 return
             state.throttled_until = max(state.throttled_until, time.time() + wait)
-            await asyncio.sleep(wait)
+            # A short nap at a time: a usage correction or a shorter pause elsewhere may
+            # let this call go sooner than the first estimate said.
+            await asyncio.sleep(min(wait, 1.0))
 
     async def _reserve(self) -> float:
         buckets = self.quota.buckets(self.tokens)
@@ -297,7 +306,7 @@ def snapshot(provider: str, model: str) -> dict | None:
     states = [
         state
         for key, state in aio.cache_items("limits")
-        if isinstance(key, str) and key.startswith(prefix)
+        if isinstance(state, KeyState) and key.startswith(prefix)
     ]
     if not states:
         return None
@@ -312,4 +321,7 @@ def snapshot(provider: str, model: str) -> dict | None:
 
 def reset() -> None:
     """Forget every key's state in this process (tests)."""
+    for _key, value in aio.cache_items("limits"):
+        if isinstance(value, _Shared):
+            aio.loop().call_soon_threadsafe(value.close)
     aio.cache_forget("limits")
