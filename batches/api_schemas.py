@@ -165,6 +165,12 @@ class ProcessIn(BatchIdIn):
         gt=0,
         description="How long to work; default BATCH_SLICE_SECONDS; longer values are clamped",
     )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Provider calls in flight at once; default BATCH_CONCURRENCY",
+    )
 
 
 class BatchIdQuery(CamelSchema):
