@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from batches.guard_rows import guarded_item_fields
 from batches.ingest import ParsedRow, UploadError
 from batches.models import Batch, BatchItem
 from chats.models import Chat
@@ -422,6 +423,7 @@ class _Slice:
             lease_owner="",
             lease_expires_at=None,
             finished_at=timezone.now(),
+            **guarded_item_fields(item, interaction),  # the guard's redacted question
         )
         if not updated:
             raise LeaseLost(item.pk)

@@ -216,16 +216,21 @@ class _nullcontext:
 # --- Batch rows -------------------------------------------------------------------------
 
 
-def redacted_row(row: dict, question_column: str | None, result: GuardResult) -> dict:
+def redacted_row(row: dict, question_column: str | None, result: GuardResult | str) -> dict:
     """A copy of an uploaded row whose question cell holds the redacted text.
 
     Pure: the batch engine calls it when it records a screened row, so that with the
     default policy (GUARD_STORE_ORIGINAL off) no unredacted question remains once the row
-    is answered. A passed result, or no question column in the row, returns it unchanged.
+    is answered. `result` is the guard's result or the redacted text itself. A passed
+    result, or no question column in the row, returns the row unchanged.
     """
-    if not result.changed or not question_column or question_column not in row:
+    if isinstance(result, GuardResult):
+        if not result.changed:
+            return row
+        result = result.text
+    if not question_column or question_column not in row:
         return row
-    return {**row, question_column: result.text}
+    return {**row, question_column: result}
 
 
 # --- Detectors --------------------------------------------------------------------------
@@ -265,8 +270,31 @@ _SOCIAL_HOSTS = (
     "onlyfans.com",
 )
 _PERSONAL_QUERY_KEYS = frozenset(
-    "email e-mail mail courriel name nom firstname lastname prenom phone tel telephone "
-    "token session sessionid sid password pwd key auth sin nas dob".split()
+    [
+        "email",
+        "e-mail",
+        "mail",
+        "courriel",
+        "name",
+        "nom",
+        "firstname",
+        "lastname",
+        "prenom",
+        "phone",
+        "tel",
+        "telephone",
+        "token",
+        "session",
+        "sessionid",
+        "sid",
+        "password",
+        "pwd",
+        "key",
+        "auth",
+        "sin",
+        "nas",
+        "dob",
+    ]
 )
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
@@ -361,10 +389,55 @@ _NAME_INTRO = re.compile(
 _NAME_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
 # Words that follow "my name is" without being a name ("my name is misspelled").
 _NOT_A_NAME = frozenset(
-    "not on in at the a an also still wrong incorrect misspelled spelled written different "
-    "missing listed shown showing printed changed changing legally same too pas mal sur dans "
-    "écrit ecrit différent different incorrect erroné errone absent inscrit changé change "
-    "le la les un une aussi toujours".split()
+    [
+        "not",
+        "on",
+        "in",
+        "at",
+        "the",
+        "a",
+        "an",
+        "also",
+        "still",
+        "wrong",
+        "incorrect",
+        "misspelled",
+        "spelled",
+        "written",
+        "different",
+        "missing",
+        "listed",
+        "shown",
+        "showing",
+        "printed",
+        "changed",
+        "changing",
+        "legally",
+        "same",
+        "too",
+        "pas",
+        "mal",
+        "sur",
+        "dans",
+        "écrit",
+        "ecrit",
+        "différent",
+        "different",
+        "incorrect",
+        "erroné",
+        "errone",
+        "absent",
+        "inscrit",
+        "changé",
+        "change",
+        "le",
+        "la",
+        "les",
+        "un",
+        "une",
+        "aussi",
+        "toujours",
+    ]
 )
 
 # Paired XML-style tags (<system>...</system>) and chat-template markers.
@@ -737,7 +810,10 @@ def apply_ai_check(result: GuardResult, values: list[str]) -> GuardResult:
     reasons = tuple(sorted({*result.reasons, "ai_personal"}))
     blocked = result.blocked or action_for("ai_personal") == BLOCK
     return replace(
-        result, status=BLOCKED if blocked else REDACTED, text=redact(text, findings), reasons=reasons
+        result,
+        status=BLOCKED if blocked else REDACTED,
+        text=redact(text, findings),
+        reasons=reasons,
     )
 
 

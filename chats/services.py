@@ -14,6 +14,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
+from chats.guard import redacted_row
+from chats.guarding import guard_step
 from chats.models import Chat, Interaction, PromptOverride
 from chats.prompts import build_messages, build_system_prompt, parse_answer
 from chats.providers import PROVIDERS, get_provider, provider_class
@@ -27,6 +29,7 @@ __all__ = [
     "check_chat_settings",
     "process_message",
     "provider_choices",
+    "redacted_row",
     "search_choices",
 ]
 
@@ -65,12 +68,23 @@ def process_message(
     Raises ProviderNotConfigured, ProviderError or TransientProviderError; nothing is
     stored then.
     """
+    guarded = guard_step(question=question, chat=chat)  # 0. guard: before anything leaves
+    if guarded.blocked:  # no search, no AI call: the fixed answer is the turn
+        if on_token is not None:
+            on_token(guarded.answer)
+        fields = guarded.blocked_fields(referring_url=referring_url)
+        return _store_interaction(chat=chat, in_transaction=in_transaction, fields=fields)
+    question = guarded.question  # the redacted text from here on
     started = time.monotonic()
     provider = get_provider(chat.ai_provider)
     searcher = get_search_provider(chat.search_provider)
     model = chat.model or (provider.models() or [""])[0]
 
-    history = list(chat.interactions.order_by("position").values_list("question", "answer"))
+    turns = chat.interactions.exclude(guard_status="blocked").order_by("position")
+    history = [  # a screened turn is replayed as the model saw it, never the original
+        (redacted or asked, answer)
+        for asked, redacted, answer in turns.values_list("question", "redacted_question", "answer")
+    ]
     search_query = question.strip()
     results = searcher.search(
         search_query, language=chat.page_language, limit=settings.SEARCH_MAX_RESULTS
@@ -112,6 +126,7 @@ def process_message(
             "output_tokens": generation.output_tokens,
             "latency_ms": latency_ms,
             "prompt_override": override,
+            **guarded.fields(),
         },
     )
 
