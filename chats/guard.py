@@ -32,7 +32,6 @@ import ipaddress
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
@@ -236,6 +235,7 @@ def redacted_row(row: dict, question_column: str | None, result: GuardResult | s
 # --- Detectors --------------------------------------------------------------------------
 
 _DIGIT = re.compile(r"\d")
+_NO_DIGITS = str.maketrans("", "", "0123456789")
 
 # E-mail addresses, also written out: "jean . tremblay @ gmail . com", "jean at gmail dot
 # com", "jean arobase videotron point ca". The spelled-out forms need a known top-level
@@ -247,7 +247,7 @@ _DOT = r"(?:\s*\.\s*|\s*[\(\[\{]\s*(?:dot|point)\s*[\)\]\}]\s*|\s+(?:dot|point)\
 _SPACED_EMAIL = re.compile(
     rf"[\w+-]+(?:{_DOT}[\w+-]+)*{_AT}[\w-]+(?:{_DOT}[\w-]+)*?{_DOT}{_TLDS}\b", re.IGNORECASE
 )
-_SPACED_EMAIL_HINT = re.compile(r"@|\bat\b|arobase|\bchez\b", re.IGNORECASE)
+_SPACED_EMAIL_NEEDLES = ("@", " at ", "(at)", "[at]", "{at}", "arobase", " chez ")
 
 # Web addresses; personal ones are judged by `_personal_url`.
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"'()]+|\b[\w-]+\.(?:com|ca|org|net|me)/[^\s<>\"']*")
@@ -386,6 +386,30 @@ _NAME_INTRO = re.compile(
     r"(?:nom(?:\s+de\s+famille|\s+complet)?|prénom|prenom)\s*:)\s*",
     re.IGNORECASE,
 )
+# "I'm Sarah Connor", "je suis Julie Roy": only two capitalised words make a name here
+# ("I am Canadian", "I'm in Ottawa" pass).
+_SELF_INTRO = re.compile(
+    r"\b(?:i['’]?m|i\s+am|je\s+suis|moi\s+c['’]est)\s+"
+    r"(?P<name>[A-ZÀ-Ý][a-zà-ÿ'’\-]+\s+[A-ZÀ-Ý][a-zà-ÿ'’\-]+)",
+    re.IGNORECASE,
+)
+_NOT_FIRST_NAME = frozenset(
+    [
+        "canadian",
+        "indigenous",
+        "first",
+        "metis",
+        "métis",
+        "inuit",
+        "québécois",
+        "quebecois",
+        "french",
+        "english",
+        "not",
+        "new",
+        "permanent",
+    ]
+)
 _NAME_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
 # Words that follow "my name is" without being a name ("my name is misspelled").
 _NOT_A_NAME = frozenset(
@@ -456,75 +480,124 @@ _PROBES = re.compile(
     r"/\.git/|\bnmap\b|\bsqlmap\b",
     re.IGNORECASE,
 )
-_ANGLE_OR_PROBE_HINT = re.compile(
-    r"[<%{$;/\\']|\b(?:union|select|javascript|sleep|benchmark|nmap|sqlmap|xp_cmdshell|"
-    r"on(?:error|load|mouseover|focus)|alert|confirm|wp-|phpinfo|cmd\.exe)",
-    re.IGNORECASE,
+
+# Word lists are matched on words, not with one big regex (an alternation of a hundred
+# accent-blind phrases costs ~0.4 ms a question; a dictionary look-up per word ~0.01 ms).
+# Text is folded character for character (lower case, accents and typographic
+# apostrophes removed), so positions in the folded text are positions in the question.
+_FOLD = str.maketrans(
+    "ÀÂÄÁÃÅàâäáãåÈÉÊËèéêëÎÏÍÌîïíìÔÖÓÒÕôöóòõÙÛÜÚùûüúÇçŸÝÿýÑñ’‘",
+    "AAAAAAaaaaaaEEEEeeeeIIIIiiiiOOOOOoooooUUUUuuuuCcYYyyNn''",
 )
-
-_ACCENTS = {
-    "a": "aàâäáã",
-    "e": "eéèêë",
-    "i": "iîïíì",
-    "o": "oôöóò",
-    "u": "uùûüú",
-    "c": "cç",
-    "y": "yÿ",
-    "n": "nñ",
-}
+_WORD = re.compile(r"\w+")
 
 
-def _fold(char: str) -> str:
-    base = unicodedata.normalize("NFD", char)[0].lower()
-    return base if base in _ACCENTS else char.lower()
+def fold(text: str) -> str:
+    """Lower case without accents, one character for one (positions are kept)."""
+    folded = text.translate(_FOLD).lower()
+    if len(folded) != len(text):  # a rare character whose lower case is longer ("İ")
+        folded = "".join((char.translate(_FOLD).lower() or " ")[0] for char in text)
+    return folded
 
 
-def _word_pattern(entry: str) -> str:
-    """A whole-word, accent- and case-blind pattern for a word-list entry."""
-    entry = entry.strip().lower()
-    wildcard = entry.endswith("*")
-    entry = entry.rstrip("*").strip()
-    parts: list[str] = []
-    for char in entry:
-        if char.isspace():
-            if not parts or parts[-1] != r"\s+":
-                parts.append(r"\s+")
-        elif char in "'’":
-            parts.append("['’]?")
-        else:
-            folded = _fold(char)
-            variants = _ACCENTS.get(folded)
-            parts.append(f"[{variants}]" if variants else re.escape(char))
-    body = "".join(parts) + (r"\w*" if wildcard else "")
-    return rf"(?<![\w]){body}(?![\w])"
+@dataclass(frozen=True)
+class _Entry:
+    words: tuple[str, ...]
+    wildcard: bool  # the last word may go on ("fuck*": "fucking")
+    kind: str
+
+
+@dataclass(frozen=True)
+class _WordIndex:
+    exact: dict[str, tuple[_Entry, ...]]  # the word -> one-word entries
+    pairs: dict[tuple[str, str], tuple[_Entry, ...]]  # first two words -> longer entries
+    first_words: frozenset[str]
+    prefixes: tuple[str, ...]  # first words of wildcard single-word entries
+    by_prefix: dict[str, tuple[_Entry, ...]]
+
+
+def _entry(text: str, kind: str) -> _Entry | None:
+    wildcard = text.strip().endswith("*")
+    words = tuple(_WORD.findall(fold(text.strip().rstrip("*"))))
+    return _Entry(words, wildcard, kind) if words else None
 
 
 @functools.lru_cache(maxsize=16)
-def _compile_words(entries: tuple[str, ...]) -> re.Pattern[str] | None:
-    patterns = sorted({_word_pattern(entry) for entry in entries if entry.strip("* ")}, key=len)
-    if not patterns:
-        return None
-    # Longest first, so that "ferme ta gueule" wins over "ta gueule".
-    return re.compile("|".join(reversed(patterns)), re.IGNORECASE)
+def _word_index(extra_threats: tuple[str, ...], extra_profanity: tuple[str, ...]) -> _WordIndex:
+    """The index of the built-in lists plus the settings' words (cached per settings)."""
+    exact: dict[str, list[_Entry]] = {}
+    pairs: dict[tuple[str, str], list[_Entry]] = {}
+    by_prefix: dict[str, list[_Entry]] = {}
+    lists = (
+        ("injection", guard_words.INJECTION_PHRASES),
+        ("threat", guard_words.THREATS + extra_threats),
+        ("profanity", guard_words.PROFANITY + extra_profanity),
+    )
+    for kind, entries in lists:
+        for text in entries:
+            entry = _entry(text, kind)
+            if entry is None:
+                continue
+            if entry.wildcard and len(entry.words) == 1:
+                by_prefix.setdefault(entry.words[0], []).append(entry)
+            elif len(entry.words) == 1:
+                exact.setdefault(entry.words[0], []).append(entry)
+            else:
+                pairs.setdefault(entry.words[:2], []).append(entry)
+    return _WordIndex(
+        exact={word: tuple(entries) for word, entries in exact.items()},
+        pairs={pair: tuple(entries) for pair, entries in pairs.items()},
+        first_words=frozenset([*exact, *(pair[0] for pair in pairs)]),
+        prefixes=tuple(by_prefix),
+        by_prefix={word: tuple(entries) for word, entries in by_prefix.items()},
+    )
 
 
 def _settings_words(name: str) -> tuple[str, ...]:
     value = getattr(settings, name, ()) or ()
     if isinstance(value, str):
         value = value.split(",")
-    return tuple(str(word) for word in value)
+    return tuple(str(word) for word in value if str(word).strip())
 
 
-def _profanity() -> re.Pattern[str] | None:
-    return _compile_words(guard_words.PROFANITY + _settings_words("GUARD_PROFANITY_WORDS"))
+def _current_word_index() -> _WordIndex:
+    return _word_index(
+        _settings_words("GUARD_THREAT_WORDS"), _settings_words("GUARD_PROFANITY_WORDS")
+    )
 
 
-def _threats() -> re.Pattern[str] | None:
-    return _compile_words(guard_words.THREATS + _settings_words("GUARD_THREAT_WORDS"))
-
-
-def _injection_phrases() -> re.Pattern[str] | None:
-    return _compile_words(guard_words.INJECTION_PHRASES)
+def _find_listed_words(folded: str, found: list[Finding]) -> None:
+    """Profanity, threats and injection phrases: whole words, case and accents ignored."""
+    index = _current_word_index()
+    words = _WORD.findall(folded)
+    prefixes = index.prefixes
+    if index.first_words.isdisjoint(words) and not (
+        prefixes and any(word.startswith(prefixes) for word in words)
+    ):
+        return  # the usual case: no word starts an entry
+    tokens = [(match.group(0), match.start(), match.end()) for match in _WORD.finditer(folded)]
+    words = [token[0] for token in tokens]
+    count = len(words)
+    for position, word in enumerate(words):
+        candidates = index.exact.get(word, ())
+        if position + 1 < count:
+            candidates += index.pairs.get((word, words[position + 1]), ())
+        if prefixes and word.startswith(prefixes):
+            candidates += tuple(
+                entry
+                for prefix in prefixes
+                if word.startswith(prefix)
+                for entry in index.by_prefix[prefix]
+            )
+        for entry in candidates:
+            last = position + len(entry.words) - 1
+            if last >= count:
+                continue
+            head, tail = words[position:last], words[last]
+            if head != list(entry.words[:-1]):
+                continue
+            if tail == entry.words[-1] or (entry.wildcard and tail.startswith(entry.words[-1])):
+                found.append(Finding(tokens[position][1], tokens[last][2], entry.kind))
 
 
 def _luhn(digits: str) -> bool:
@@ -592,7 +665,7 @@ def _personal_url(url: str) -> bool:
     return False
 
 
-def _find_structured(text: str, found: list[Finding]) -> None:
+def _find_structured(text: str, folded: str, found: list[Finding]) -> None:
     """E-mail, web and IP addresses, cards, phones, SINs, postal codes, identity numbers.
 
     These are exclusive: the first detector to claim characters keeps them, so a card
@@ -604,18 +677,18 @@ def _find_structured(text: str, found: list[Finding]) -> None:
         if not _overlaps(start, end, taken):
             taken.append(Finding(start, end, kind))
 
-    if "@" in text:
-        for match in _EMAIL.finditer(text):
-            claim(match.start(), match.end(), "email")
-    if _SPACED_EMAIL_HINT.search(text):
-        for match in _SPACED_EMAIL.finditer(text):
-            claim(match.start(), match.end(), "email")
     if "." in text and ("/" in text or "www" in text.lower()):
         for match in _URL.finditer(text):
             url = match.group(0).rstrip(".,;:!?")
             if _personal_url(url):
                 claim(match.start(), match.start() + len(url), "url")
-    digits = sum(char.isdigit() for char in text)
+    if "@" in text:
+        for match in _EMAIL.finditer(text):
+            claim(match.start(), match.end(), "email")
+    if any(needle in folded for needle in _SPACED_EMAIL_NEEDLES):
+        for match in _SPACED_EMAIL.finditer(text):
+            claim(match.start(), match.end(), "email")
+    digits = len(text) - len(text.translate(_NO_DIGITS))
     if "." in text and digits >= 4:
         for match in _IPV4.finditer(text):
             octets = match.group(0).split(".")
@@ -712,34 +785,72 @@ def _find_names(text: str, found: list[Finding]) -> None:
             position = end + gap.end()
         if end is not None:
             found.append(Finding(intro.end(), end, "name"))
+    for match in _SELF_INTRO.finditer(text):
+        name = match.group("name")
+        # IGNORECASE lets "i'm"/"Je" match; the name itself must be capitalised.
+        words = name.split()
+        possessive = name.endswith(("'s", "’s"))  # "I am Justin Trudeau's fan"
+        if (
+            all(word[0].isupper() for word in words)
+            and words[0].lower() not in _NOT_FIRST_NAME
+            and not possessive
+        ):
+            found.append(Finding(match.start("name"), match.end("name"), "name"))
 
 
-def _find_words(pattern: re.Pattern[str] | None, text: str, kind: str, found: list) -> None:
-    if pattern is None:
-        return
-    for match in pattern.finditer(text):
-        found.append(Finding(match.start(), match.end(), kind))
+_NAME_NEEDLES = ("name", "nom", "appel", "i'm", "im ", "i am", "je suis", "c'est", ":")
+_PROBE_NEEDLES = (
+    "<",
+    "%",
+    "{",
+    "$",
+    ";",
+    "..",
+    "/etc",
+    "/bin/",
+    "/.env",
+    "/.git",
+    "union",
+    "select",
+    "javascript",
+    "sleep",
+    "benchmark",
+    "nmap",
+    "sqlmap",
+    "xp_",
+    "onerror",
+    "onload",
+    "onmouseover",
+    "onfocus",
+    "alert",
+    "confirm",
+    "wp-",
+    "phpinfo",
+    "cmd.exe",
+    "information_schema",
+    "' or",
+    "'or",
+)
 
 
 def find(text: str) -> list[Finding]:
     """Every finding in `text`, in no particular order (see `screen`)."""
     found: list[Finding] = []
-    _find_structured(text, found)
+    folded = fold(text)
+    _find_structured(text, folded, found)
     if _DIGIT.search(text):
         _find_addresses(text, found)
-    if ":" in text or re.search(r"name|nom|appelle", text, re.IGNORECASE):
+    if any(needle in folded for needle in _NAME_NEEDLES):
         _find_names(text, found)
     if "<" in text or "[" in text:
         for match in _TAGS.finditer(text):
             found.append(Finding(match.start(), match.end(), "injection"))
         for match in _TEMPLATE_MARKERS.finditer(text):
             found.append(Finding(match.start(), match.end(), "injection"))
-    _find_words(_injection_phrases(), text, "injection", found)
-    if _ANGLE_OR_PROBE_HINT.search(text):
+    if any(needle in folded for needle in _PROBE_NEEDLES):
         for match in _PROBES.finditer(text):
             found.append(Finding(match.start(), match.end(), "probe"))
-    _find_words(_threats(), text, "threat", found)
-    _find_words(_profanity(), text, "profanity", found)
+    _find_listed_words(folded, found)
     return found
 
 
