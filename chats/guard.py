@@ -737,7 +737,9 @@ def _find_numbers(text: str, digit_count: int, claim: Callable[[int, int, str], 
             # Toll-free lines belong to organisations, not people: the span is kept from
             # the other detectors (an 11-digit run) but is no finding.
             toll_free = match.number.country_code == 1 and national[:3] in _TOLL_FREE
-            claim(match.start, match.end, "" if toll_free else "phone")
+            # "(613-555-0123)": the matcher takes the opening bracket along.
+            start = match.start + (match.raw_string[:1] == "(" and ")" not in match.raw_string)
+            claim(start, match.end, "" if toll_free else "phone")
         for match in _LOCAL_PHONE.finditer(text):
             claim(match.start(), match.end(), "phone")
     for start, end, digits in runs:
