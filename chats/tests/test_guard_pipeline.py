@@ -196,3 +196,34 @@ def test_ai_check_is_off_by_default_and_never_for_extractive(servers, settings, 
     chat = _chat(ai_provider="extractive", model="extractive", search_provider="none")
     process_message(chat=chat, question="Does Bob qualify?")
     assert called == []
+
+
+def test_chat_page_shows_the_redacted_question_and_why(servers, settings, owner, owner_client):
+    settings.GUARD_PII_ACTION = "redact"
+    settings.GUARD_STORE_ORIGINAL = True
+    chat = _chat(uploader=owner)
+    url = chat.get_absolute_url()
+
+    response = owner_client.post(f"{url}ask/", {"question": f"Call {PHONE} about my EI"})
+    assert response.status_code == 302
+    page = owner_client.get(url).content.decode()
+    assert "Redacted by the guard before search and the AI model saw it (phone number)." in page
+    assert "Sent as: <q>Call [PHONE] about my EI</q>" in page
+
+    settings.GUARD_PII_ACTION = "block"
+    settings.GUARD_STORE_ORIGINAL = False
+    owner_client.post(f"{url}ask/", {"question": f"My SIN is {SIN}"})
+    page = owner_client.get(url).content.decode()
+    assert "Blocked by the guard: not sent to search or to the AI model" in page
+    assert "social insurance number" in page
+    assert SIN not in page
+
+
+def test_chat_page_in_french(servers, owner, owner_client):
+    chat = _chat(uploader=owner, page_language="fr")
+    process_message(chat=chat, question=f"Mon NAS est {SIN}")
+    owner_client.cookies["django_language"] = "fr"
+    page = owner_client.get(chat.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="fr")
+    text = page.content.decode()
+    assert "Bloquée par le filtre" in text
+    assert "numéro d&#x27;assurance sociale" in text
