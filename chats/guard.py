@@ -27,6 +27,7 @@ guard itself never touches the network.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import json
@@ -182,7 +183,7 @@ def redact(text: str, findings: Iterable[Finding]) -> str:
 
 def reason_labels(reasons: Iterable[str], language: str | None = None) -> list[str]:
     """Human labels of the kinds found, in `language` (default: the active one)."""
-    with translation.override(language) if language else _nullcontext():
+    with translation.override(language) if language else contextlib.nullcontext():
         return [str(KIND_LABELS.get(kind, kind)) for kind in reasons]
 
 
@@ -202,14 +203,6 @@ def blocked_message(reasons: Iterable[str], *, language: str) -> str:
             "This question was not answered: it contains %(reasons)s. It was not sent to "
             "search or to the AI model. Ask again in other words."
         ) % {"reasons": labels}
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # --- Batch rows -------------------------------------------------------------------------

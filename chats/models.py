@@ -123,11 +123,6 @@ class Interaction(models.Model):
         return f"{self.chat.chat_id} #{self.position}: {self.question[:60]}"
 
     @property
-    def prompt_question(self) -> str:
-        """The question as the pipeline used it: never the original of a screened turn."""
-        return self.redacted_question or self.question
-
-    @property
     def guard_labels(self) -> list[str]:
         from chats.guard import reason_labels
 
