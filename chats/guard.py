@@ -309,6 +309,7 @@ _SERIAL_BEFORE = re.compile(
     r"(?:\s+(?:number|no\.?|num(?:ber)?|#|code))?\s*[:#]?\s*$",
     re.IGNORECASE,
 )
+_NUMERIC = re.compile(r"\d[\d .\-]*")
 _PHONE_CANDIDATE = re.compile(r"\+?\(?\d[\d ().\-/]{5,30}\d")
 _LOCAL_PHONE = re.compile(r"(?<![\w.\-])\d{3}[.\-]\d{4}(?![\w]|[.\-]\d)")
 _TOLL_FREE = frozenset({"800", "833", "844", "855", "866", "877", "888"})
@@ -760,6 +761,9 @@ def _find_numbers(
     id_matches = () if _ID_WORDS.isdisjoint(words) else _ID_CONTEXT.finditer(text)
     for match in id_matches:
         value = match.group("value").rstrip(" -")
+        numeric = _NUMERIC.fullmatch(value)
+        if numeric and _date_or_years(re.sub(r"\s+", " ", value)):
+            continue  # "application 2024-2025", "case 2019 2020"
         if sum(char.isdigit() for char in value) >= 5:
             start = match.start("value")
             before = text[max(0, start - 40) : start]

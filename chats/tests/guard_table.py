@@ -144,6 +144,7 @@ TABLE: list[tuple[str, str, frozenset[str]]] = [
     ("en", "What was the exchange rate on 01/03/2024?", E),
     ("fr", "À quelle heure ouvre le bureau de Place du Portage?", E),
     ("fr", "Mon fils a 16 ans, peut-il avoir un NAS?", E),
+    ("en", "When does application 2024-2025 for student aid open?", E),
     # --- ordinary questions that must pass -------------------------------------------
     ("en", "How do I fill in form IMM 5257?", E),
     ("en", "Where do I get a T4A slip?", E),

@@ -7,8 +7,10 @@ import asyncio
 import time
 from collections import Counter
 
+import hypothesis
 import pytest
 from django.utils import translation
+from hypothesis import strategies as st
 
 from chats import guard
 from chats.guard import BLOCKED, PASSED, REDACTED, GuardResult, screen
@@ -301,3 +303,18 @@ def test_ai_check_async_takes_an_async_generate(settings):
 @pytest.mark.parametrize("kind", guard.KINDS)
 def test_every_kind_has_a_label_and_a_placeholder(kind):
     assert kind in guard.KIND_LABELS and kind in guard.PLACEHOLDERS
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    st.text(alphabet=st.sampled_from(list("0123456789 -.()+@:/<>'$abcKLMNOPéÉàA\n")), max_size=80)
+    | st.text(max_size=120)
+)
+def test_screen_never_fails_and_keeps_passed_text(text):
+    result = screen(text, language="fr")
+    assert result.status in (PASSED, REDACTED, BLOCKED)
+    assert set(result.reasons) <= set(guard.KINDS)
+    if result.status == PASSED:
+        assert result.text == text and result.reasons == ()
+    else:
+        assert result.reasons
