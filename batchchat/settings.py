@@ -43,6 +43,13 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in env(name, default).split(",") if part.strip()]
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env(name, default).strip().lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
 # The development key; `batchchat.checks` refuses it when DEBUG is off.
 INSECURE_DEV_SECRET_KEY = "django-insecure-batchchat-development-key-do-not-use-in-production"
 SECRET_KEY = env("DJANGO_SECRET_KEY", INSECURE_DEV_SECRET_KEY)
@@ -275,3 +282,17 @@ GOOGLE_SEARCH_URL = env("GOOGLE_SEARCH_URL", "https://www.googleapis.com/customs
 SEARXNG_URL = env("SEARXNG_URL")
 CANADACA_SEARCH_URL = env("CANADACA_SEARCH_URL")
 CANADACA_SEARCH_KEY = env("CANADACA_SEARCH_KEY")
+
+# --- Guard: personal information and abuse (chats.guard) ----------------------------------
+# block: the question is answered with a fixed message, nothing is sent anywhere;
+# redact: findings are replaced by placeholders and the redacted text goes on.
+GUARD_PII_ACTION = env_choice("GUARD_PII_ACTION", "block", ("block", "redact"))
+GUARD_ABUSE_ACTION = env_choice("GUARD_ABUSE_ACTION", "block", ("block", "redact"))
+# Off: the stored question is the redacted one. On: the original is stored too.
+GUARD_STORE_ORIGINAL = env_bool("GUARD_STORE_ORIGINAL", False)
+# Words and phrases added to the built-in lists of chats.guard_words (comma-separated).
+GUARD_PROFANITY_WORDS = env_list("GUARD_PROFANITY_WORDS")
+GUARD_THREAT_WORDS = env_list("GUARD_THREAT_WORDS")
+# Second stage: the chat's AI model checks the redacted question (never for extractive).
+GUARD_AI_CHECK = env_bool("GUARD_AI_CHECK", False)
+GUARD_AI_CHECK_ATTEMPTS = env_int("GUARD_AI_CHECK_ATTEMPTS", 2)

@@ -8,7 +8,11 @@ Decisions (also in the README, "Results files"):
   added later in a row's chat are not part of the batch and are not exported.
 - `row` is the 1-based number of the data row in the uploaded file (position + 1): the
   first question under the header is row 1 (spreadsheet row 2).
-- `question` and `referring_url` are what the row asked, as read at upload.
+- `question` and `referring_url` are what the row asked, as read at upload; once the
+  guard has redacted or blocked the row's question, `question` (and the question cell of
+  `input.*`) hold the redacted text unless GUARD_STORE_ORIGINAL (see batches.guard_rows).
+  `redacted_question`, `guard_status` and `guard_reasons` (the kinds found, comma-separated)
+  come from the row's interaction; empty for rows not answered yet.
 - After the fixed columns comes `input.<header>` for every column of the upload, the
   question column included (so `input.*` is always the untouched original row), in the
   order the headers were first seen. A row lacking a column gets an empty cell (null in
@@ -52,6 +56,9 @@ FIXED_COLUMNS: tuple[str, ...] = (
     "page_language",
     "referring_url",
     "question",
+    "redacted_question",
+    "guard_status",
+    "guard_reasons",
     "ai_provider",
     "model",
     "search_provider",
@@ -111,6 +118,10 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
         "page_language": chat.page_language,
         "referring_url": item.referring_url,
         "question": item.question,
+        "redacted_question": interaction.redacted_question if interaction else "",
+        "guard_status": interaction.guard_status if interaction else "",
+        # Kinds only (never values), e.g. "email, phone": one cell in every format.
+        "guard_reasons": ", ".join(interaction.guard_reasons or []) if interaction else "",
         "ai_provider": chat.ai_provider,
         "model": (interaction.model if interaction else "") or chat.model,
         "search_provider": chat.search_provider,

@@ -25,7 +25,13 @@ from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm
 from batches.ingest import UploadError
 from batches.models import Batch, BatchItem
-from batches.selectors import batch_items, batches_for, item_status_counts
+from batches.selectors import (
+    GUARD_FILTERS,
+    batch_items,
+    batches_for,
+    guard_counts,
+    item_status_counts,
+)
 from chats.errors import ProviderNotConfigured
 
 LIST_PAGE_SIZE = 20
@@ -169,6 +175,16 @@ def batch_rows(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _guard_filter(request: HttpRequest, batch: Batch) -> tuple[str, list[tuple[str, str, int]]]:
+    """The chosen guard outcome (`?guard=blocked|redacted`, else "") and the outcomes
+    with their labels and row counts (one query)."""
+    guard = request.GET.get("guard") or ""
+    if guard not in GUARD_FILTERS:
+        guard = ""
+    counts = guard_counts(batch)
+    return guard, [(value, value.label, counts[value]) for value in GUARD_FILTERS]
+
+
 @login_required
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -177,14 +193,21 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     status = request.GET.get("status") or ""
     if status not in BatchItem.Status.values:
         status = ""
-    paginator = Paginator(batch_items(batch, status=status or None), DETAIL_PAGE_SIZE)
-    # The paginator's COUNT is known from the status counts: no extra query.
-    paginator.count = counts[status] if status else sum(counts.values())
+    guard, guard_filters = _guard_filter(request, batch)
+    rows = batch_items(batch, status=status or None, guard=guard or None)
+    paginator = Paginator(rows, DETAIL_PAGE_SIZE)
+    # The paginator's COUNT is known from the status and guard counts: no extra query.
+    if not guard:
+        paginator.count = counts[status] if status else sum(counts.values())
+    elif not status:
+        paginator.count = dict((value, n) for value, _label, n in guard_filters)[guard]
     page = paginator.get_page(request.GET.get("page"))
     filters = [("", _("All"), sum(counts.values()))] + [
         (value, label, counts[value]) for value, label in BatchItem.Status.choices
     ]
     context = {
+        "guard": guard,
+        "guard_filters": guard_filters,
         "batch": batch,
         "page": page,
         "items": list(page.object_list),
