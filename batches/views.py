@@ -243,19 +243,17 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
     filters += [(value, label, counts[value]) for value, label in BatchItem.Status.choices]
     filters.append((NOT_FOUND, _("Not found"), counts[NOT_FOUND]))
     page_links = [
-        (number, "?" + _query_string(params, page=number) if number else "")
+        (number, _href(batch, params, page=number) if number else "")
         for number in _page_numbers(page.number, paginator.num_pages)
     ]
     sorts = {"position": "position", "status": "status"}
     sorts |= {"latency_desc": "-latency", "latency_asc": "latency"}
-    sort_links = {
-        name: "?" + _query_string(params, sort=key, page=None) for name, key in sorts.items()
-    }
+    sort_links = {name: _href(batch, params, sort=key, page=None) for name, key in sorts.items()}
     prev_href = next_href = ""
     if page.has_previous():
-        prev_href = "?" + _query_string(params, page=page.previous_page_number())
+        prev_href = _href(batch, params, page=page.previous_page_number())
     if page.has_next():
-        next_href = "?" + _query_string(params, page=page.next_page_number())
+        next_href = _href(batch, params, page=page.next_page_number())
     return {
         "batch": batch,
         "page": page,
@@ -263,7 +261,7 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         "params": params,
         "status": status,
         "filters": [
-            (value, label, count, "?" + _query_string(params, status=value, page=None))
+            (value, label, count, _href(batch, params, status=value, page=None))
             for value, label, count in filters
         ],
         "page_links": page_links,
@@ -275,9 +273,14 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         "context_columns": _context_columns(batch),
         "counts_words": counts_words(batch.ai_provider),
         "can_retry_rows": not batch.is_active,
-        "next_url": reverse("batches:detail", args=[batch.pk])
-        + ("?" + _query_string(params) if _query_string(params) else ""),
+        "next_url": _href(batch, params),
     }
+
+
+def _href(batch: Batch, params: dict, **changes) -> str:
+    """The detail page's URL with the rows table's state (and `changes`)."""
+    query = _query_string(params, **changes)
+    return batch.get_absolute_url() + (f"?{query}" if query else "")
 
 
 def _page_numbers(current: int, last: int) -> list[int | None]:
