@@ -36,13 +36,16 @@ def test_failed_row_shows_question_status_error_and_retry(owner_client, failed_r
     assert "Ask a follow-up" not in page  # retry first
 
 
-def test_retry_from_the_chat_page_queues_the_row_and_comes_back(owner_client, failed_row):
+def test_retry_from_the_chat_page_queues_the_row_and_shows_the_batch(owner_client, failed_row):
     chat_url = failed_row.chat.get_absolute_url()
+    page = owner_client.get(chat_url).text
+    batch_url = reverse("batches:detail", args=[failed_row.batch_id])
+    assert f'name="next" value="{batch_url}"' in page
     response = owner_client.post(
         reverse("batches:retry_items", args=[failed_row.batch_id]),
-        {"item": failed_row.pk, "next": chat_url},
+        {"item": failed_row.pk, "next": batch_url},
     )
-    assert response.status_code == 302 and response["Location"] == chat_url
+    assert response.status_code == 302 and response["Location"] == batch_url
     failed_row.refresh_from_db()
     assert failed_row.status == "pending"
     assert Batch.objects.get(pk=failed_row.batch_id).status == "queued"
