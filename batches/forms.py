@@ -44,13 +44,11 @@ def model_choices() -> list[tuple[str, list[tuple[str, str]]]]:
 def local_search_help() -> str:
     """What the `local` index holds, and how to get answers about other subjects."""
     info = index_info()
-    if info.documents is None:
+    if shipped_sample(info):
+        holds = gettext("the pages of the BatchChat user guide shipped as a sample")
+    elif info.documents is None:
         holds = gettext("the documents of %(folder)s (indexed on first use)") % {
             "folder": info.docs_dir
-        }
-    elif shipped_sample(info):
-        holds = gettext("the %(count)s pages of the BatchChat user guide shipped as a sample") % {
-            "count": info.documents
         }
     else:
         holds = gettext("%(count)s documents indexed from %(folder)s") % {
