@@ -92,6 +92,23 @@ def test_start_from_the_detail_page_makes_the_rows_poll(owner_client, owner):
     assert "status=pending" in section and "q=Q" in section
 
 
+def test_cancel_from_the_detail_page_swaps_in_the_final_rows(owner_client, owner):
+    batch = BatchFactory(uploader=owner, status=Batch.Status.PROCESSING, total_items=3)
+    answered(batch, 0)
+    for position in (1, 2):
+        BatchItemFactory(batch=batch, position=position)
+    response = owner_client.post(
+        reverse("batches:cancel", args=[batch.pk]),
+        HTTP_HX_TARGET="batch-progress",
+        HTTP_HX_CURRENT_URL=f"http://testserver{batch.get_absolute_url()}",
+        **HX,
+    )
+    rows = response.content.decode().split('id="batch-rows-section"')[1]
+    assert "every 2s" not in rows.split(">")[0]  # finished: no more polling
+    assert "Pending (0)" in rows and "Cancelled (2)" in rows and "Done (1)" in rows
+    assert 'data-status="cancelled"' in rows
+
+
 def test_the_final_progress_poll_clears_the_started_message(owner_client, owner):
     batch = completed(owner, total_items=1, processed_items=1)
     body = owner_client.get(reverse("batches:progress", args=[batch.pk]), **HX).content.decode()
