@@ -299,20 +299,21 @@ def stream_xlsx(batch: Batch) -> Iterator[bytes]:
         header_cells.append(cell)
     sheet.append(header_cells)
     wrap = Alignment(wrap_text=True, vertical="top")
-    top = Alignment(vertical="top")
-    wrapped = [column in XLSX_WRAPPED for column in columns]
+    # Only the wrapped texts and the date are styled cells; plain values cost far less
+    # (a styled cell per value made the export of 10,000 rows 2.5 times slower).
+    wrapped = {index for index, column in enumerate(columns) if column in XLSX_WRAPPED}
+    created = columns.index("created_at")
     rows = 1
     for record in _records(batch, headers):
-        cells = []
-        for column, wraps in zip(columns, wrapped, strict=True):
-            if column == "created_at":
-                cell = WriteOnlyCell(sheet, value=_xlsx_datetime(record[column]))
-                cell.number_format = XLSX_DATETIME_FORMAT
-            else:
-                cell = WriteOnlyCell(sheet, value=_xlsx_cell(record[column]))
-            cell.alignment = wrap if wraps else top
-            cells.append(cell)
-        sheet.append(cells)
+        values: list[Any] = [_xlsx_cell(record[column]) for column in columns]
+        for index in wrapped:
+            cell = WriteOnlyCell(sheet, value=values[index])
+            cell.alignment = wrap
+            values[index] = cell
+        date = WriteOnlyCell(sheet, value=_xlsx_datetime(record["created_at"]))
+        date.number_format = XLSX_DATETIME_FORMAT
+        values[created] = date
+        sheet.append(values)
         rows += 1
     # The filter covers the data rows too (known only now; write-only sheets keep the
     # auto_filter object until they are saved).
