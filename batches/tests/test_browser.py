@@ -336,6 +336,31 @@ def test_live_rows_citations_and_french_pages(page, site):
     assert page.locator("article.document h1").inner_text()
     assert "docs.batchchat.local" in page.locator("article.document header").inner_text()
 
+    # Bug 4: an answer that found nothing is counted, not shown as a plain success.
+    page.goto(f"{site}/batches/")
+    page.set_input_files(
+        "#id_file",
+        files=[
+            {
+                "name": "hors-sujet.csv",
+                "mimeType": "text/csv",
+                "buffer": b"question\nQuelle est la capitale de l'Australie ?\n",
+            }
+        ],
+    )
+    page.select_option("#id_ai_model", "extractive::extractive")
+    page.select_option("#id_search_provider", "local")
+    page.select_option("#id_page_language", "fr")
+    page.click("#batch-upload button[type=submit]")
+    off_topic = page.locator("#batch-rows tr", has_text="hors-sujet")
+    off_topic.wait_for()
+    off_topic.locator("form[action$='/start/'] button").click()
+    off_topic.locator(".not-found-count").wait_for(timeout=60_000)
+    assert "1 réponse n’a rien trouvé" in off_topic.inner_text()
+    assert off_topic.locator(".seg-not-found").count() == 1
+    off_topic.locator("a[href^='/batches/']").first.click()
+    page.locator("#batch-rows-section a[data-status=not_found]", has_text="(1)").wait_for()
+
     # Bug 9: an upload error in French.
     page.goto(f"{site}/batches/")
     page.set_input_files(
