@@ -131,6 +131,23 @@ def test_completed_with_failures_says_so_with_a_split_bar(owner_client, owner):
     assert "BLOCKED SEGMENT" not in detail  # the guard's place is a template comment
 
 
+def test_failures_and_stats_in_french(owner_client, owner):
+    start = timezone.now() - timedelta(hours=1)
+    batch = completed(
+        owner,
+        total_items=26,
+        processed_items=14,
+        failed_items=12,
+        started_at=start,
+        finished_at=start + timedelta(minutes=3, seconds=4),
+    )
+    owner_client.cookies["django_language"] = "fr"
+    assert "Terminé avec 12 échecs" in owner_client.get(LIST_URL).text
+    page = owner_client.get(batch.get_absolute_url()).text
+    assert "Terminé avec 12 échecs" in page and "Échouées : 12" in page
+    assert "Durée" in page and "3 min 04 s" in page
+
+
 def test_not_found_answers_are_counted_shown_and_filtered(owner_client, owner):
     batch = completed(owner, total_items=3, processed_items=3)
     answered(batch, 0, question="Covered?", answer="Cancel it from the batch page.")
