@@ -50,6 +50,28 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def env_prices(name: str) -> dict[str, tuple[float, float]]:
+    """`provider[:model]=INPUT/OUTPUT,...`: prices per million input and output tokens,
+    e.g. `openai:gpt-4o-mini=0.15/0.60,anthropic=3/15`. A value that cannot be read stops
+    the app naming the variable."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    prices: dict[str, tuple[float, float]] = {}
+    for entry in env_list(name):
+        key, sep, value = entry.partition("=")
+        price_in, slash, price_out = value.partition("/")
+        try:
+            if not (sep and slash and key.strip()):
+                raise ValueError(entry)
+            prices[key.strip()] = (float(price_in), float(price_out))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: cannot read {entry!r}; write provider[:model]=INPUT/OUTPUT "
+                "(prices per million tokens), entries separated by commas."
+            ) from None
+    return prices
+
+
 # The development key; `batchchat.checks` refuses it when DEBUG is off.
 INSECURE_DEV_SECRET_KEY = "django-insecure-batchchat-development-key-do-not-use-in-production"
 SECRET_KEY = env("DJANGO_SECRET_KEY", INSECURE_DEV_SECRET_KEY)
@@ -148,6 +170,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # --- Internationalisation ---------------------------------------------------------------
 LANGUAGE_CODE = "en"
+# One unambiguous date format per language ("1 Dec 2026, 14:05" / "1 déc. 2026, 14:05").
+FORMAT_MODULE_PATH = ["batchchat.formats"]
 LANGUAGES = [("en", _("English")), ("fr", _("French"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", "UTC")
@@ -271,6 +295,9 @@ RATE_LIMIT_OUTPUT_TOKENS = env_int("RATE_LIMIT_OUTPUT_TOKENS", 512)
 REDIS_URL = env("REDIS_URL") or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
 )
+# Prices per million tokens, for the estimated cost of a batch (none: no estimate).
+AI_PRICES = env_prices("AI_PRICES")
+AI_PRICE_CURRENCY = env("AI_PRICE_CURRENCY", "USD")
 
 # --- Search providers -------------------------------------------------------------------
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 5)

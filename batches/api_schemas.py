@@ -209,7 +209,9 @@ class ListQuery(CamelSchema):
 class CreateFields(CamelSchema):
     """The form's fields; `file` (multipart) or `rows` (JSON) comes beside them."""
 
-    name: str = Field(default="", max_length=200, description="Default: the file name")
+    name: str = Field(
+        default="", max_length=200, description="Default: the file name without its extension"
+    )
     ai_provider: str | None = Field(default=None, max_length=32, description="Default: settings")
     model: str = Field(default="", max_length=128, description="Default: the provider's first")
     search_provider: str | None = Field(default=None, max_length=32)

@@ -111,7 +111,7 @@ def test_multipart_upload_creates_a_batch_named_after_the_file(api):
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["totalItems"] == 2
-    assert body["name"] == "questions.csv" and body["sourceFilename"] == "questions.csv"
+    assert body["name"] == "questions" and body["sourceFilename"] == "questions.csv"
     assert body["pageLanguage"] == "fr" and body["applyOverrides"] is True
     batch = Batch.objects.get(pk=body["batchId"])
     assert list(batch.items.values_list("question", "referring_url")) == [
