@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from batches.grading import grade_finished_items
 from batches.ingest import ParsedRow, UploadError
 from batches.models import Batch, BatchItem
 from chats.models import Chat
@@ -50,6 +51,8 @@ def create_batch_run(
     page_language: str = "en",
     apply_overrides: bool = False,
     source_filename: str = "",
+    judge_enabled: bool = False,
+    run_from: Batch | None = None,
 ) -> Batch:
     """Create a batch with a Chat and a BatchItem per row, all or nothing.
 
@@ -84,6 +87,8 @@ def create_batch_run(
             total_items=len(rows),
             source_filename=source_filename[:255],
             input_columns=input_columns,
+            judge_enabled=judge_enabled,
+            run_from=run_from,
             **chat_fields,
         )
         chat_for_key: dict[str, Chat] = {}
@@ -108,10 +113,70 @@ def create_batch_run(
                     question=row.question,
                     referring_url=row.referring_url,
                     row=row.columns,
+                    expected_answer=row.expected_answer,
+                    expected_citation_url=row.expected_citation_url,
                 )
                 for index, (row, chat) in enumerate(zip(chunk, row_chats, strict=True))
             )
     return batch
+
+
+def run_again(
+    *,
+    batch: Batch,
+    uploader,
+    ai_provider: str,
+    model: str = "",
+    search_provider: str,
+    page_language: str,
+    apply_overrides: bool,
+    judge_enabled: bool | None = None,
+    name: str = "",
+) -> Batch:
+    """A new batch with the same rows as `batch` (questions, URLs, conversations, every
+    uploaded column and the expected answer and citation) and other settings; it
+    remembers `run_from=batch`, so compare aligns the two by row number.
+
+    Rows that shared a chat share one again. Raises ProviderNotConfigured like
+    create_batch_run; nothing is created then.
+    """
+    rows = [
+        ParsedRow(
+            question=item.question,
+            referring_url=item.referring_url,
+            # Every row gets its source chat as key: conversations stay together, in order.
+            chat_key=str(item.chat_id),
+            columns=item.row if isinstance(item.row, dict) else {},
+            expected_answer=item.expected_answer,
+            expected_citation_url=item.expected_citation_url,
+        )
+        for item in batch.items.order_by("position").only(
+            "question",
+            "referring_url",
+            "chat_id",
+            "row",
+            "expected_answer",
+            "expected_citation_url",
+        )
+    ]
+    with transaction.atomic():
+        new = create_batch_run(
+            uploader=uploader,
+            name=(name or "").strip() or f"{batch.name} (again)"[:200],
+            rows=rows,
+            ai_provider=ai_provider,
+            model=model,
+            search_provider=search_provider,
+            page_language=page_language,
+            apply_overrides=apply_overrides,
+            source_filename=batch.source_filename,
+            judge_enabled=batch.judge_enabled if judge_enabled is None else judge_enabled,
+            run_from=batch,
+        )
+        if batch.input_columns:  # the file's column order (row dicts lose it on jsonb)
+            new.input_columns = batch.input_columns
+            new.save(update_fields=["input_columns"])
+    return new
 
 
 # --- Engine ----------------------------------------------------------------------------
@@ -610,12 +675,23 @@ def process_for_duration(
             work.fatal = str(exc)
         else:
             work.run()
+            _grade_answered(batch_id)
     try:
         if work.fatal:
             _fail_batch(batch_id, work.fatal)
         return _finish_slice(batch_id, done=work.done, failed=work.failed)
     except Batch.DoesNotExist:
         raise BatchStateError("This batch was deleted while it was being processed.") from None
+
+
+def _grade_answered(batch_id: int) -> None:
+    """Evaluation hook: grade the rows this slice answered (batches.grading). Until the
+    grouped writer calls grading.grade_items itself, a slice grades what it left ungraded.
+    A grading bug must not fail the batch: the rows stay ungraded and can be re-graded."""
+    try:
+        grade_finished_items(batch_id=batch_id)
+    except Exception:
+        logger.exception("Batch %s: grading failed", batch_id)
 
 
 def _finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:

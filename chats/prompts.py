@@ -234,3 +234,50 @@ def visible_answer(partial: str) -> str:
     if end:
         body = body[: end.start()]
     return _ANY_TAG.sub("", body).strip()
+
+
+# "Not found" wording: the extractive answerer's own sentences (chats.providers.extractive
+# NOT_FOUND) and what ROLE asks a model to say when the results lack the answer ("say
+# that you could not find it"), with the usual variants and refusals, in both languages.
+_NOT_FOUND_PATTERNS = {
+    "en": (
+        r"\b(?:could ?n[o']t|can ?n[o']t|was unable to|am unable to|unable to|"
+        r"was not able to|am not able to|did ?n[o']t|do ?n[o']t) (?:find|locate)\b",
+        r"\bno (?:relevant )?information (?:about|on|was found|is available|in)\b",
+        r"\bi do ?n[o']t (?:know|have (?:enough |any )?information)\b",
+        r"\bi don't (?:know|have (?:enough |any )?information)\b",
+        r"\b(?:is|was) not (?:found|mentioned|covered) in the (?:documents|search results|sources)\b",
+        r"\bi(?: am|'m) (?:sorry, (?:but )?)?(?:unable|not able) to (?:help|answer)\b",
+        r"\bi (?:can ?n[o']t|can't) (?:help|answer)\b",
+    ),
+    "fr": (
+        r"\bje n'ai (?:pas|rien) (?:pu )?trouv[ée]",
+        r"\bje n'ai trouv[ée] aucune?\b",
+        r"\bje ne (?:trouve|parviens|sais) pas\b",
+        r"\b(?:impossible|incapable) de trouver\b",
+        r"\baucune information (?:sur|à ce sujet|n'a été trouvée|dans|pertinente)\b",
+        r"\bje ne (?:peux|suis) pas (?:en mesure de )?(?:r[ée]pondre|vous aider|trouver)\b",
+        r"\bne (?:figure|se trouve) pas dans les (?:documents|r[ée]sultats|sources)\b",
+    ),
+}
+_NOT_FOUND = {
+    language: re.compile("|".join(patterns), re.IGNORECASE)
+    for language, patterns in _NOT_FOUND_PATTERNS.items()
+}
+# Only the start of an answer is read: "I could not find X, but Y is..." is a real answer
+# when it goes on at length, while a not-found reply says so at once.
+NOT_FOUND_WINDOW = 240
+
+
+def is_not_found(answer: str, language: str) -> bool:
+    """Whether `answer` says the answer was not found (or refuses) instead of answering.
+
+    An empty answer counts as not found. The page language's wording is checked first,
+    then English (models sometimes reply in English whatever they are told)."""
+    text = " ".join((answer or "").split())
+    if not text:
+        return True
+    text = text[:NOT_FOUND_WINDOW].replace("\u2019", "'").replace("\u00a0", " ")
+    languages = [language] if language in _NOT_FOUND else []
+    languages += [other for other in ("en", "fr") if other not in languages]
+    return any(_NOT_FOUND[key].search(text) for key in languages)

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
+from chats.judge import JUDGE_SYSTEM, JudgeVerdict, judge_messages, parse_judge_reply
 from chats.models import Chat, Interaction, PromptOverride
 from chats.prompts import build_messages, build_system_prompt, parse_answer
 from chats.providers import PROVIDERS, get_provider, provider_class
@@ -25,6 +26,7 @@ __all__ = [
     "ProviderNotConfigured",
     "TransientProviderError",
     "check_chat_settings",
+    "judge_answer",
     "process_message",
     "provider_choices",
     "search_choices",
@@ -114,6 +116,32 @@ def process_message(
             "prompt_override": override,
         },
     )
+
+
+# Providers that cannot judge: the extractive answerer only copies sentences from results.
+NON_JUDGING_PROVIDERS = frozenset({"extractive"})
+
+
+def judge_answer(
+    *, ai_provider: str, model: str, question: str, expected_answer: str, answer: str
+) -> JudgeVerdict:
+    """Ask `ai_provider`'s `model` whether `answer` carries the ideas of `expected_answer`.
+
+    One provider call (the provider's retry policy applies). Raises ProviderNotConfigured,
+    ProviderError (also for a provider that cannot judge) or JudgeReplyError."""
+    if ai_provider in NON_JUDGING_PROVIDERS:
+        raise ProviderError(
+            f"The AI provider '{ai_provider}' cannot judge answers: choose a language model."
+        )
+    provider = get_provider(ai_provider)
+    messages = judge_messages(question=question, expected_answer=expected_answer, answer=answer)
+    request = GenerationRequest(
+        system=JUDGE_SYSTEM,
+        messages=messages,
+        question=messages[-1].content,
+        model=model or (provider.models() or [""])[0],
+    )
+    return parse_judge_reply(provider.generate(request).text)
 
 
 def _override_for(chat: Chat) -> PromptOverride | None:
