@@ -50,7 +50,7 @@ SIMILARITY_STEP = 0.1
 # How far up "Run again" chains are followed to find a common source.
 MAX_LINEAGE = 50
 _SPACES = re.compile(r"\s+")
-_TOKENS = re.compile(r"\s+|[^\s]+")
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
 
 
 # --- Pure parts ------------------------------------------------------------------------------
