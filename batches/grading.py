@@ -173,9 +173,13 @@ def grade_finished_items(*, batch_id: int) -> int:
     return total
 
 
-def regrade_batch(*, batch: Batch) -> int:
-    """Grade every answered row of `batch` again (new expectations, the judge switched on)
-    without answering anything again. Returns the number of rows graded."""
+def regrade_batch(*, batch: Batch, judge_enabled: bool | None = None) -> int:
+    """Grade every answered row of `batch` again (new expectations, the judge switched on
+    or off with `judge_enabled`) without answering anything again. Returns the number of
+    rows graded."""
+    if judge_enabled is not None and judge_enabled != batch.judge_enabled:
+        batch.judge_enabled = judge_enabled
+        Batch.objects.filter(pk=batch.pk).update(judge_enabled=judge_enabled)
     total = 0
     last = -1
     while chunk := list(_gradable(batch.pk).filter(position__gt=last)[:GRADE_CHUNK]):

@@ -203,3 +203,19 @@ class BatchItem(models.Model):
     def lease_expired(self, now=None) -> bool:
         now = now or timezone.now()
         return self.lease_expires_at is None or self.lease_expires_at <= now
+
+
+class UploadDraft(models.Model):
+    """An uploaded file kept on the server between the upload and the column chooser, so
+    the second step never trusts a path or file from the client. Deleted when the batch is
+    created; drafts older than a day are deleted whenever a new one is saved."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_drafts"
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    data = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.owner_id})"

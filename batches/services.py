@@ -20,8 +20,8 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from batches.grading import grade_finished_items
-from batches.ingest import ParsedRow, UploadError
-from batches.models import Batch, BatchItem
+from batches.ingest import ColumnChoice, ParsedRow, UploadError, parse_upload
+from batches.models import Batch, BatchItem, UploadDraft
 from chats.models import Chat
 from chats.services import (
     ProviderError,
@@ -177,6 +177,27 @@ def run_again(
             new.input_columns = batch.input_columns
             new.save(update_fields=["input_columns"])
     return new
+
+
+DRAFT_MAX_AGE = timedelta(days=1)
+
+
+def save_upload_draft(*, owner, filename: str, data: bytes) -> UploadDraft:
+    """Keep an uploaded file for the column chooser (step 2 of the upload); drafts older
+    than DRAFT_MAX_AGE, anyone's, are deleted on the way."""
+    UploadDraft.objects.filter(created_at__lt=timezone.now() - DRAFT_MAX_AGE).delete()
+    return UploadDraft.objects.create(owner=owner, filename=filename[:255], data=data)
+
+
+def create_batch_from_draft(*, draft: UploadDraft, columns: ColumnChoice, **fields) -> Batch:
+    """Parse the kept file with the chosen columns, create the batch (create_batch_run's
+    keyword arguments in `fields`), delete the draft. Raises UploadError or
+    ProviderNotConfigured; the draft is kept then, for another try."""
+    parsed = parse_upload(data=bytes(draft.data), filename=draft.filename, columns=columns)
+    with transaction.atomic():
+        batch = create_batch_run(rows=parsed.rows, source_filename=draft.filename, **fields)
+        draft.delete()
+    return batch
 
 
 # --- Engine ----------------------------------------------------------------------------
