@@ -537,10 +537,10 @@ def test_list_and_status_cost_a_fixed_number_of_queries(
     batches = [BatchFactory(uploader=owner) for _ in range(count)]
     api.get("batch/list")  # the token's first use records last_used_at; measure after it
 
-    # token lookup, count, page
-    with django_assert_max_num_queries(3):
+    # token lookup, count, page, grade summaries
+    with django_assert_max_num_queries(4):
         response = api.get("batch/list", {"pageSize": 100})
     assert len(response.json()["batches"]) == count
-    # token lookup, batch
-    with django_assert_max_num_queries(2):
+    # token lookup, batch, grade summary
+    with django_assert_max_num_queries(3):
         assert api.get("batch/status", {"batchId": batches[-1].pk}).status_code == 200
