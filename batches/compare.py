@@ -50,7 +50,7 @@ SIMILARITY_STEP = 0.1
 # How far up "Run again" chains are followed to find a common source.
 MAX_LINEAGE = 50
 _SPACES = re.compile(r"\s+")
-_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+_TOKENS = re.compile(r"\s*(?:\w+|[^\w\s])")
 
 
 # --- Pure parts ------------------------------------------------------------------------------
@@ -62,10 +62,13 @@ def normalise_question(text: str) -> str:
 
 def word_diff(a: str, b: str) -> list[tuple[str, str]]:
     """Word-level diff of `a` -> `b` as (op, text) pieces: op is "equal", "delete" (only
-    in a) or "insert" (only in b); spacing is kept with the words."""
+    in a) or "insert" (only in b). Words and punctuation marks are matched, spacing is not
+    (each unit carries the spaces before it, from its own side)."""
     left, right = _TOKENS.findall(a or ""), _TOKENS.findall(b or "")
+    matcher = difflib.SequenceMatcher(
+        None, [t.strip() for t in left], [t.strip() for t in right], autojunk=False
+    )
     pieces: list[tuple[str, str]] = []
-    matcher = difflib.SequenceMatcher(None, left, right, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
             pieces.append(("equal", "".join(left[i1:i2])))

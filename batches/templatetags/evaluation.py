@@ -22,7 +22,9 @@ def _side(pieces: list[tuple[str, str]], side: str) -> SafeString:
         if op == "equal":
             parts.append(("{}", (text,)))
         elif op == marked:
-            parts.append((f"<{tag}>{{}}</{tag}>", (text,)))
+            # The spaces before a changed word stay outside the mark.
+            words = text.lstrip()
+            parts.append((f"{{}}<{tag}>{{}}</{tag}>", (text[: len(text) - len(words)], words)))
     return format_html_join("", "{}", ((format_html(fmt, *args),) for fmt, args in parts))
 
 
