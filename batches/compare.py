@@ -60,24 +60,43 @@ def normalise_question(text: str) -> str:
     return _SPACES.sub(" ", (text or "").casefold()).strip(" .?!¿¡:;,\"'«»")
 
 
-def word_diff(a: str, b: str) -> list[tuple[str, str]]:
-    """Word-level diff of `a` -> `b` as (op, text) pieces: op is "equal", "delete" (only
-    in a) or "insert" (only in b). Words and punctuation marks are matched, spacing is not
-    (each unit carries the spaces before it, from its own side)."""
+def _diff_units(a: str, b: str) -> Iterator[tuple[str, str, str]]:
+    """(op, a_text, b_text) per run of units: words and punctuation marks are matched,
+    spacing is not (each unit carries the spaces before it, from its own side)."""
     left, right = _TOKENS.findall(a or ""), _TOKENS.findall(b or "")
     matcher = difflib.SequenceMatcher(
         None, [t.strip() for t in left], [t.strip() for t in right], autojunk=False
     )
-    pieces: list[tuple[str, str]] = []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        yield op, "".join(left[i1:i2]), "".join(right[j1:j2])
+
+
+def word_diff(a: str, b: str) -> list[tuple[str, str]]:
+    """Word-level diff of `a` -> `b` as (op, text) pieces: op is "equal" (a's text),
+    "delete" (only in a) or "insert" (only in b)."""
+    pieces: list[tuple[str, str]] = []
+    for op, a_text, b_text in _diff_units(a, b):
         if op == "equal":
-            pieces.append(("equal", "".join(left[i1:i2])))
+            pieces.append(("equal", a_text))
             continue
         if op in ("delete", "replace"):
-            pieces.append(("delete", "".join(left[i1:i2])))
+            pieces.append(("delete", a_text))
         if op in ("insert", "replace"):
-            pieces.append(("insert", "".join(right[j1:j2])))
+            pieces.append(("insert", b_text))
     return [(op, text) for op, text in pieces if text]
+
+
+def diff_sides(a: str, b: str) -> tuple[list[tuple[bool, str]], list[tuple[bool, str]]]:
+    """Both texts as (changed, text) pieces, each side with its own text and spacing:
+    `a`'s words missing from `b` and `b`'s words missing from `a` are `changed`."""
+    side_a: list[tuple[bool, str]] = []
+    side_b: list[tuple[bool, str]] = []
+    for op, a_text, b_text in _diff_units(a, b):
+        if a_text:
+            side_a.append((op != "equal", a_text))
+        if b_text:
+            side_b.append((op != "equal", b_text))
+    return side_a, side_b
 
 
 def _answered(item: BatchItem) -> bool:

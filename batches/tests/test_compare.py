@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from batches import services
-from batches.compare import compare_batches, word_diff
+from batches.compare import compare_batches, diff_sides, word_diff
 from batches.grading import regrade_batch
 from batches.ingest import ParsedRow
 from batches.models import Batch, BatchItem
@@ -193,3 +193,11 @@ def test_unrelated_batches_align_by_question(make_batch):
 )
 def test_word_diff(a, b, pieces):
     assert word_diff(a, b) == pieces
+
+
+def test_diff_sides_keep_each_sides_own_spacing():
+    side_a, side_b = diff_sides("Save the file  as .xlsx", "Save the file as .xlsx first")
+    assert "".join(text for _changed, text in side_a) == "Save the file  as .xlsx"
+    assert "".join(text for _changed, text in side_b) == "Save the file as .xlsx first"
+    assert [text for changed, text in side_b if changed] == [" first"]
+    assert not any(changed for changed, _text in side_a)
