@@ -63,7 +63,13 @@ def answer_items(batch: Batch, answers, urls=None) -> None:
         item.status = BatchItem.Status.DONE
         item.save(update_fields=["status", "interaction"])
     regrade_batch(batch=batch)
-    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED)
+    done = sum(answer is not None for answer in answers)
+    Batch.objects.filter(pk=batch.pk).update(
+        status=Batch.Status.COMPLETED,
+        processed_items=done,
+        failed_items=len(answers) - done,
+        last_processed_index=len(answers),
+    )
 
 
 # --- Detail and list ------------------------------------------------------------------------
