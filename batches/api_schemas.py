@@ -23,6 +23,13 @@ class CamelSchema(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+def _no_nul(value: Any) -> Any:
+    # PostgreSQL text cannot hold NUL; Django's form fields refuse it the same way.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 # --- Answers ------------------------------------------------------------------------------
 
 
@@ -186,6 +193,8 @@ class ColumnsIn(CamelSchema):
     """Which column plays which role: a header name, "" for none; a role left out is found
     by its aliases (see the upload rules)."""
 
+    _text = field_validator("*")(_no_nul)
+
     question: str | None = Field(default=None, max_length=500)
     url: str | None = Field(default=None, max_length=500)
     chat_id: str | None = Field(default=None, max_length=500)
@@ -290,6 +299,8 @@ class RegradeIn(CamelSchema):
 
 class RunAgainIn(CamelSchema):
     """A new batch from the same rows; every setting left out is the source batch's."""
+
+    _text = field_validator("name", "ai_provider", "model", "search_provider")(_no_nul)
 
     batch_id: int = Field(ge=1, le=2**63 - 1)
     name: str = Field(default="", max_length=200)

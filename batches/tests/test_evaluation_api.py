@@ -251,3 +251,15 @@ def test_compare_with_someone_elses_batch_is_404(api, owner, other_user):
         response = api.get("batch/compare", params)
         assert response.status_code == 404
         assert "secret" not in response.content.decode()
+
+
+def test_run_again_refuses_nul_characters(api, owner):
+    batch = graded(owner, ["A"])
+    response = api.post("batch/run-again", {"batchId": batch.pk, "name": "a\x00b"})
+    assert response.status_code == 400
+    assert "name" in error_of(response)["fields"]
+    columns = api.post(
+        "batch/create",
+        {"aiProvider": "extractive", "rows": [{"q": "x"}], "columns": {"question": "\x00"}},
+    )
+    assert columns.status_code == 400
