@@ -24,9 +24,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 from rapidfuzz.distance import LCSseq
@@ -124,34 +126,41 @@ def _judge(*, item: BatchItem) -> tuple[str, str]:
     return verdict.verdict, verdict.notes[:4000]
 
 
-def grade_item(item: BatchItem, *, judge: bool = False) -> BatchItem:
-    """Set the grades of one row in memory (item.interaction and item.chat loaded)."""
+def grade_item(item: BatchItem) -> bool:
+    """Set the local grades of one row in memory (item.interaction and item.chat loaded);
+    the judge's fields are cleared. Returns whether the judge can grade this row."""
     interaction = item.interaction
     item.graded_at = timezone.now()
     item.judge_verdict, item.judge_notes = "", ""
     if interaction is None:
         item.citation_match = item.answer_similarity = item.answer_found = None
-        return item
+        return False
     item.citation_match = citation_match(interaction.citation_url, item.expected_citation_url)
     item.answer_similarity = answer_similarity(interaction.answer, item.expected_answer)
     item.answer_found = answer_found(interaction.answer, item.chat.page_language)
-    if judge and item.expected_answer.strip() and interaction.answer.strip():
-        item.judge_verdict, item.judge_notes = _judge(item=item)
-    return item
+    return bool(item.expected_answer.strip() and interaction.answer.strip())
 
 
 def grade_items(*, items: Sequence[BatchItem]) -> int:
     """Grade `items` (with `interaction` and `chat` loaded, e.g. select_related) and save
     the grades with one bulk_update. The AI judge runs for items of batches that enable it
-    (one query to know which). Returns the number of items graded."""
+    (one query to know which), up to BATCH_CONCURRENCY calls at once (the calls touch no
+    database). Returns the number of items graded."""
     if not items:
         return 0
     batch_ids = {item.batch_id for item in items}
     judged = set(
         Batch.objects.filter(pk__in=batch_ids, judge_enabled=True).values_list("pk", flat=True)
     )
-    for item in items:
-        grade_item(item, judge=item.batch_id in judged)
+    to_judge = [item for item in items if grade_item(item) and item.batch_id in judged]
+    if len(to_judge) == 1:
+        to_judge[0].judge_verdict, to_judge[0].judge_notes = _judge(item=to_judge[0])
+    elif to_judge:
+        workers = max(1, min(settings.BATCH_CONCURRENCY, len(to_judge)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
+            verdicts = list(pool.map(lambda item: _judge(item=item), to_judge))
+        for item, (verdict, notes) in zip(to_judge, verdicts, strict=True):
+            item.judge_verdict, item.judge_notes = verdict, notes
     BatchItem.objects.bulk_update(items, GRADE_FIELDS, batch_size=GRADE_CHUNK)
     return len(items)
 
