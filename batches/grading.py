@@ -288,5 +288,29 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
     return summaries
 
 
+def summary_text(summary: GradeSummary) -> str:
+    """One line for the command line: each rate with its count of rows (English)."""
+    parts = []
+    if summary.citation_checked:
+        parts.append(
+            f"citation match {summary.citation_match_rate:.0%} "
+            f"({summary.citation_matched}/{summary.citation_checked})"
+        )
+    if summary.similarity_count:
+        parts.append(
+            f"mean similarity {summary.similarity_mean:.2f} ({summary.similarity_count} rows)"
+        )
+    if summary.found_checked:
+        parts.append(
+            f"answers found {summary.answer_found_rate:.0%} "
+            f"({summary.found}/{summary.found_checked})"
+        )
+    if summary.judged:
+        parts.append(
+            f"judge pass {summary.judge_pass_rate:.0%} ({summary.judge_passed}/{summary.judged})"
+        )
+    return ", ".join(parts)
+
+
 def grade_summary(batch: Batch) -> GradeSummary:
     return grade_summaries([batch.pk])[batch.pk]

@@ -3,7 +3,11 @@ AI judge through the fake OpenAI-protocol server."""
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -253,3 +257,32 @@ def test_extractive_batches_get_no_judge_verdict(graded_batch):
     first = graded_batch.items.get(position=0)
     assert first.judge_verdict == JudgeVerdict.ERROR
     assert "cannot judge" in first.judge_notes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_batch_prints_the_grades(tmp_path, owner, settings):
+    settings.LOCAL_SEARCH_INDEX = str(tmp_path / "search-index.sqlite3")
+    path = tmp_path / "golden.csv"
+    path.write_text(
+        "question,expected answer,expected citation\n"
+        "How do I cancel a batch that is running?,Press Cancel.,https://nowhere.example/\n"
+        "Which file formats can I upload?,CSV and XLSX.,\n",
+        encoding="utf-8",
+    )
+    out = io.StringIO()
+    call_command(
+        "run_batch",
+        str(path),
+        "--provider=extractive",
+        "--search=local",
+        "--user=owner",
+        f"--out={tmp_path / 'results.csv'}",
+        stdout=out,
+    )
+    assert (
+        "Grades: citation match 0% (0/1), mean similarity" in out.getvalue()
+        and "(2 rows), answers found 100% (2/2)." in out.getvalue()
+    )
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text("utf-8-sig"))))
+    assert [row["citation_match"] for row in rows] == ["false", ""]
+    assert [row["answer_found"] for row in rows] == ["true", "true"]
