@@ -162,7 +162,7 @@ class ColumnsForm(BatchUploadForm):
             except (TypeError, ValueError):
                 draft_id = 0
             draft = UploadDraft.objects.filter(owner=owner, pk=draft_id).first()
-        self.draft = draft
+        self.upload_draft = draft
         self.preview: ParsedUpload | None = None
         self.preview_error = ""
         if draft is not None:
@@ -184,7 +184,7 @@ class ColumnsForm(BatchUploadForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.draft is None:
+        if self.upload_draft is None:
             raise forms.ValidationError(
                 _("This upload is no longer available: choose the file again."), code="expired"
             )

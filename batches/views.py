@@ -176,7 +176,7 @@ def _create_from_columns(request: HttpRequest, form: ColumnsForm) -> Batch | Non
     provider, model = form.cleaned_data["ai_model"]
     try:
         return services.create_batch_from_draft(
-            draft=form.draft,
+            draft=form.upload_draft,
             columns=form.column_choice(),
             uploader=request.user,
             name=form.cleaned_data["name"],

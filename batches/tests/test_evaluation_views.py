@@ -271,6 +271,7 @@ def test_file_without_question_column_goes_to_the_column_chooser(owner_client, o
     assert 'id="columns-preview"' in body and "How do I renew?" in body
     draft = UploadDraft.objects.get()
     assert draft.owner == owner
+    assert "<small>questions.csv</small>" in body
     assert f'name="draft" value="{draft.pk}"' in body
     # Guessed by alias: the expected answer; the question is for the user to pick.
     assert '<option value="Golden Answer" selected>' in body
