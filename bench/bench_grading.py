@@ -18,10 +18,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-WORDS = (
-    "passport renew online form office mail fee dollars weeks apply citizen canada "
-    "service application photo guarantor document travel urgent pickup status check"
-).split()
+WORDS = [
+    "passport",
+    "renew",
+    "online",
+    "form",
+    "office",
+    "mail",
+    "fee",
+    "dollars",
+    "weeks",
+    "apply",
+    "citizen",
+    "canada",
+    "service",
+    "application",
+    "photo",
+    "guarantor",
+    "document",
+    "travel",
+    "urgent",
+    "pickup",
+    "status",
+    "check",
+]
 
 
 def main() -> None:
