@@ -288,6 +288,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     response = render(request, "batches/detail.html#progress", context)
     if not batch.is_active:
         response.status_code = HTMX_STOP_POLLING
+        _append_evaluation_oob(request, response, batch)
     return response
 
 
@@ -458,6 +459,17 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
         "compare_default": default_other,
         "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
     }
+
+
+def _append_evaluation_oob(request: HttpRequest, response: HttpResponse, batch: Batch) -> None:
+    """A batch that just finished has its grades: swap the evaluation block in too."""
+    context = {
+        "batch": batch,
+        "next_url": batch.get_absolute_url(),
+        "oob": True,
+        **_evaluation_context(request, batch, grade=""),
+    }
+    response.write(render_to_string("batches/_evaluation.html", context, request=request))
 
 
 @login_required

@@ -344,3 +344,15 @@ def test_chooser_shows_a_bad_choice_next_to_the_question(owner_client, owner):
     assert response.status_code == 400
     assert 'id="id_question_error"' in response.content.decode()
     assert UploadDraft.objects.filter(pk=draft.pk).exists()  # kept for another try
+
+
+def test_final_progress_swaps_the_grades_in(owner_client, owner):
+    batch = graded(owner, ["Answer"], citations=["https://example.org/a"])
+    response = owner_client.get(f"/batches/{batch.pk}/progress/", **HX)
+    assert response.status_code == 286
+    body = response.content.decode()
+    assert (
+        '<section id="batch-evaluation" aria-labelledby="evaluation-heading" hx-swap-oob="true">'
+        in body
+    )
+    assert "Citation match: 100 % (1/1)" in body
