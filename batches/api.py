@@ -8,7 +8,6 @@ a typed schema. Every error, including unexpected ones and unknown paths, is JSO
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from functools import wraps
@@ -42,7 +41,15 @@ from batches.api_schemas import (
     StartOut,
 )
 from batches.export import XLSX_CONTENT_TYPE, export_response
-from batches.ingest import ParsedRow, UploadError, parse_upload_file, rows_from_records
+from batches.ingest import (
+    BAD_CHARACTERS,
+    JsonBodyError,
+    ParsedRow,
+    UploadError,
+    clean_filename,
+    parse_upload_file,
+    read_json_body,
+)
 from batches.models import Batch
 from batches.selectors import batches_for
 from chats.services import ProviderNotConfigured, provider_choices, search_choices
@@ -289,10 +296,28 @@ def _validated_fields(model: type[CreateFields], data: dict[str, Any]) -> Create
         raise ValidationError(exc.errors(include_url=False)) from None
 
 
+def _check_characters(data: dict[str, Any]) -> None:
+    """422 naming the field when a text field holds what no database stores (NUL, an
+    unpaired surrogate); rows are checked by the parser, with their row and column."""
+    bad = {
+        key: ["Remove the NUL character or unpaired surrogate: it cannot be stored."]
+        for key, value in data.items()
+        if isinstance(value, str) and BAD_CHARACTERS.search(value)
+    }
+    if bad:
+        raise ApiError(
+            422,
+            f"Check these fields: {', '.join(bad)}. They hold characters that cannot be stored.",
+            code="bad_characters",
+            fields=bad,
+        )
+
+
 def _read_create_request(request: HttpRequest) -> tuple[CreateFields, list[ParsedRow], str]:
     """The form fields, the parsed rows and the file name, from multipart or JSON."""
     if request.content_type == "multipart/form-data":
         data = {key: request.POST.get(key) for key in request.POST}
+        _check_characters(data)
         fields = _validated_fields(CreateFields, data)
         upload = request.FILES.get("file")
         if upload is None:
@@ -302,19 +327,16 @@ def _read_create_request(request: HttpRequest) -> tuple[CreateFields, list[Parse
                 code="invalid_fields",
                 fields={"file": ["Choose a CSV or XLSX file."]},
             )
-        filename = upload.name or ""
+        filename = clean_filename(upload.name or "")
         parsed = parse_upload_file(file=upload, filename=filename)
         return fields, parsed.rows, filename
     if request.content_type in ("application/json", ""):
         try:
-            body = json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(
-                400, "The request body is not valid JSON: send a JSON object.", code="bad_json"
-            ) from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "Send a JSON object with `rows`.", code="bad_json")
-        if "rows" not in body:
+            # Rows are checked (and counted) while the body is read, not after.
+            body, rows = read_json_body(request.body)
+        except JsonBodyError as exc:
+            raise ApiError(400, str(exc), code="bad_json") from None
+        if rows is None:
             raise ApiError(
                 400,
                 "Give the questions as `rows` (a list of objects with a `question`), or "
@@ -322,8 +344,9 @@ def _read_create_request(request: HttpRequest) -> tuple[CreateFields, list[Parse
                 code="invalid_fields",
                 fields={"rows": ["Field required"]},
             )
-        fields = _validated_fields(CreateFields, {k: v for k, v in body.items() if k != "rows"})
-        return fields, rows_from_records(body["rows"]), ""
+        _check_characters(body)
+        fields = _validated_fields(CreateFields, body)
+        return fields, rows, ""
     raise ApiError(
         415,
         f"Unsupported content type '{request.content_type}': send multipart/form-data with "

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from batches.ingest import ParsedUpload, UploadError, parse_upload_file
+from batches.ingest import ParsedUpload, UploadError, clean_filename, parse_upload_file
 from chats.models import Language
 from chats.services import provider_choices, search_choices
 
@@ -73,6 +73,7 @@ class BatchUploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
+        upload.name = clean_filename(upload.name or "")
         try:
             # The parser's message names the problem (and the row or column): shown
             # verbatim next to the field.
