@@ -186,6 +186,10 @@ BATCH_PARALLEL_SLICES = env_int("BATCH_PARALLEL_SLICES", 2)
 # A row whose provider stays overloaded (429/5xx after the pipeline's own retries) rests
 # and is tried again, up to this many attempts, before it fails.
 BATCH_ROW_MAX_ATTEMPTS = env_int("BATCH_ROW_MAX_ATTEMPTS", 3)
+# Admission of the slices callers start (API process-for-duration, the pages' inline
+# driver), per server process: see batches/admission.py.
+MAX_SLICES_PER_USER = env_int("MAX_SLICES_PER_USER", 4)
+MAX_CONCURRENT_SLICES = env_int("MAX_CONCURRENT_SLICES", 8)
 
 # --- Celery (only when a broker is configured; otherwise the inline runner) -------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")

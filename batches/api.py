@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from accounts.auth import SessionCsrfAuth, TokenAuth
 from batches import services
+from batches.admission import SliceRefused, slice_admission
 from batches.api_schemas import (
     BatchIdIn,
     BatchIdQuery,
@@ -75,6 +76,7 @@ ERROR_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "unprocessable",
+    429: "too_many_requests",
     500: "server_error",
 }
 
@@ -201,6 +203,13 @@ def _on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(services.BatchStateError)
 def _on_state_error(request: HttpRequest, exc: services.BatchStateError) -> HttpResponse:
     return error_response(409, str(exc), code="conflict")
+
+
+@api.exception_handler(SliceRefused)
+def _on_slice_refused(request: HttpRequest, exc: SliceRefused) -> HttpResponse:
+    response = error_response(exc.status, exc.message, code=exc.code)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(UploadError)
@@ -417,17 +426,21 @@ def create(request: HttpRequest):
 
 @router.post(
     "/process-for-duration",
-    response={200: ProcessOut, **_response_docs(*COMMON_ERRORS, 409)},
+    response={200: ProcessOut, **_response_docs(*COMMON_ERRORS, 409, 429)},
     summary="Process rows for a while (this drives the inline runner)",
 )
 def process_for_duration(request: HttpRequest, payload: ProcessIn):
     """Works on the batch for `seconds` (default BATCH_SLICE_SECONDS, at most 60), then
     answers with its progress; call again while `remaining` > 0. Safe to call from several
-    clients at once. A cancelled or failed batch answers 409: start it first."""
+    clients at once. A cancelled or failed batch answers 409: start it first. A second call
+    on the same batch while yours runs answers 409 (`slice_running`); more than
+    MAX_SLICES_PER_USER of your slices, or MAX_CONCURRENT_SLICES on the server, answer 429
+    with Retry-After."""
     batch = _batch_for(request, payload.batch_id)
     seconds = payload.seconds or settings.BATCH_SLICE_SECONDS
     seconds = min(seconds, MAX_SLICE_SECONDS) if math.isfinite(seconds) else MAX_SLICE_SECONDS
-    result = services.process_for_duration(batch_id=batch.pk, seconds=seconds)
+    with slice_admission(user=request.auth, batch_id=batch.pk):
+        result = services.process_for_duration(batch_id=batch.pk, seconds=seconds)
     batch.refresh_from_db()
     return ProcessOut.of(
         batch, remaining=result.remaining, slice_done=result.done, slice_failed=result.failed

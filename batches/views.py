@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batches import services
+from batches.admission import SliceRefused, slice_admission
 from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm
 from batches.ingest import UploadError
@@ -310,13 +311,21 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
     result = None
     # Also when no row is left: a runner that died after recording the last row left the
     # batch active, and this slice completes it.
+    refused = None
     if _inline() and batch.is_active:
         try:
-            result = services.process_for_duration(batch_id=batch.pk, seconds=_slice_seconds())
+            with slice_admission(user=request.user, batch_id=batch.pk):
+                result = services.process_for_duration(batch_id=batch.pk, seconds=_slice_seconds())
         except services.BatchStateError as error:
             messages.error(request, str(error))
+        except SliceRefused as error:
+            # Another tab of this user drives the batch, or the server is busy: this
+            # driver runs nothing and asks again after its idle pause.
+            refused = error
         batch.refresh_from_db()
     if not request.htmx:
+        if refused is not None:
+            messages.info(request, refused.message)
         if result is not None:
             messages.info(
                 request,
@@ -330,7 +339,7 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
         "next_url": _next_url(request, batch.get_absolute_url()),
         # A slice that finished nothing (another tab holds the rows' leases) waits a
         # little before asking again instead of spinning.
-        "idle": result is not None and result.done + result.failed == 0,
+        "idle": refused is not None or (result is not None and result.done + result.failed == 0),
     }
     return _with_messages(request, render(request, "batches/_driver.html", context))
 
