@@ -52,7 +52,7 @@ from batches.ingest import (
     read_json_body,
 )
 from batches.models import Batch
-from batches.selectors import batches_for
+from batches.selectors import batches_for, may_act_on
 from chats.services import ProviderNotConfigured, provider_choices, search_choices
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ INLINE_START_MESSAGE = (
     "The inline runner processes a batch only while a client drives it: call "
     "POST /api/batch/process-for-duration with this batchId until `remaining` is 0 "
     "(or configure CELERY_BROKER_URL to process batches in the background)."
+)
+
+STAFF_READ_ONLY = (
+    "Staff may read every batch, but only its owner (or a superuser) may start, process, "
+    "cancel, retry or delete it."
 )
 
 ERROR_CODES = {
@@ -260,11 +265,15 @@ def _server_error_response() -> JsonResponse:
 # --- Helpers ------------------------------------------------------------------------------
 
 
-def _batch_for(request: HttpRequest, batch_id: int) -> Batch:
+def _batch_for(request: HttpRequest, batch_id: int, *, act: bool = False) -> Batch:
+    """The batch when the caller may see it (404 otherwise); with `act`, 403 when they may
+    see it but not change it (staff on another user's batch, see may_act_on)."""
     batch = batches_for(request.auth).filter(pk=batch_id).first()
     if batch is None:
         # The same answer whether the batch does not exist or belongs to someone else.
         raise ApiError(404, f"No batch with batchId {batch_id}.")
+    if act and not may_act_on(request.auth, batch):
+        raise ApiError(403, STAFF_READ_ONLY, code="forbidden")
     return batch
 
 
@@ -436,7 +445,7 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
     on the same batch while yours runs answers 409 (`slice_running`); more than
     MAX_SLICES_PER_USER of your slices, or MAX_CONCURRENT_SLICES on the server, answer 429
     with Retry-After."""
-    batch = _batch_for(request, payload.batch_id)
+    batch = _batch_for(request, payload.batch_id, act=True)
     seconds = payload.seconds or settings.BATCH_SLICE_SECONDS
     seconds = min(seconds, MAX_SLICE_SECONDS) if math.isfinite(seconds) else MAX_SLICE_SECONDS
     with slice_admission(user=request.auth, batch_id=batch.pk):
@@ -453,7 +462,7 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
     summary="Queue a batch (uploaded, cancelled or failed); Celery processes it",
 )
 def start(request: HttpRequest, payload: BatchIdIn):
-    batch = services.start_batch(batch=_batch_for(request, payload.batch_id))
+    batch = services.start_batch(batch=_batch_for(request, payload.batch_id, act=True))
     mode = services.runner_mode()
     message = (
         INLINE_START_MESSAGE
@@ -469,7 +478,7 @@ def start(request: HttpRequest, payload: BatchIdIn):
     summary="Cancel a batch: pending rows are cancelled, rows in flight finish",
 )
 def cancel(request: HttpRequest, payload: BatchIdIn):
-    return BatchOut.of(services.cancel_batch(batch=_batch_for(request, payload.batch_id)))
+    return BatchOut.of(services.cancel_batch(batch=_batch_for(request, payload.batch_id, act=True)))
 
 
 @router.post(
@@ -478,7 +487,7 @@ def cancel(request: HttpRequest, payload: BatchIdIn):
     summary="Put failed and cancelled rows back to pending; the batch back to queued",
 )
 def retry_failed(request: HttpRequest, payload: BatchIdIn):
-    return BatchOut.of(services.retry_failed(batch=_batch_for(request, payload.batch_id)))
+    return BatchOut.of(services.retry_failed(batch=_batch_for(request, payload.batch_id, act=True)))
 
 
 @router.post(
@@ -487,7 +496,7 @@ def retry_failed(request: HttpRequest, payload: BatchIdIn):
     summary="Delete a batch, its rows and the chats that belong only to it",
 )
 def delete(request: HttpRequest, payload: BatchIdIn):
-    batch = _batch_for(request, payload.batch_id)
+    batch = _batch_for(request, payload.batch_id, act=True)
     batch_id = batch.pk
     services.delete_batch(batch=batch)
     return DeletedOut(batch_id=batch_id, deleted=True)

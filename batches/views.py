@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,7 +27,7 @@ from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm
 from batches.ingest import UploadError
 from batches.models import Batch, BatchItem
-from batches.selectors import batch_items, batches_for, item_status_counts
+from batches.selectors import batch_items, batches_for, item_status_counts, may_act_on
 from chats.errors import ProviderNotConfigured
 
 LIST_PAGE_SIZE = 20
@@ -36,9 +37,18 @@ DETAIL_PAGE_SIZE = 50
 PAGE_SLICE_SECONDS = 5.0
 
 
-def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
-    """The batch when the user may see it (own, or staff); 404 otherwise."""
-    return get_object_or_404(batches_for(request.user), pk=pk)
+def _get_batch_for_user(request: HttpRequest, pk: int, *, act: bool = False) -> Batch:
+    """The batch when the user may see it (own, or staff); 404 otherwise. With `act`, 403
+    when they may see it but not change it (staff on another user's batch)."""
+    batch = get_object_or_404(batches_for(request.user), pk=pk)
+    if act and not may_act_on(request.user, batch):
+        raise PermissionDenied(
+            _(
+                "Staff may read every batch, but only its owner (or a superuser) may start, "
+                "process, cancel, retry or delete it."
+            )
+        )
+    return batch
 
 
 def _inline() -> bool:
@@ -243,7 +253,7 @@ def _action_response(request: HttpRequest, batch: Batch | None) -> HttpResponse:
 
 
 def _run_action(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, act=True)
     try:
         batch = action(batch=batch)
     except services.BatchStateError as error:
@@ -277,7 +287,7 @@ def batch_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: a confirmation page (no JavaScript); POST: delete (htmx asks with hx-confirm)."""
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, act=True)
     if request.method == "GET":
         return render(request, "batches/delete.html", {"batch": batch})
     name, pk = batch.name, batch.pk
@@ -307,7 +317,7 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
     The page keeps calling this while the batch is active and has rows left; reopening the
     page resumes where it stopped. With Celery the workers process and pages only poll.
     """
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, act=True)
     result = None
     # Also when no row is left: a runner that died after recording the last row left the
     # batch active, and this slice completes it.
