@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -63,6 +64,9 @@ INSTALLED_APPS = [
     "chats",
     "batches",
     "accounts",
+    # Login brute-force protection (see "Brute force" below).
+    "axes",
+    "csp",
     # django-ninja (the HTTP API); installed as an app so /api/docs serves its own static
     # Swagger UI files instead of loading them from a CDN.
     "ninja",
@@ -81,6 +85,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "batchchat.urls"
@@ -137,6 +144,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Brute force -------------------------------------------------------------------------
+# Logins (the login page and the admin's): django-axes counts failures per account and
+# per address in the database; LOGIN_FAILURE_LIMIT failures lock that account, or that
+# address, out for LOGIN_LOCKOUT_MINUTES (counted from the last failure). Unlock early
+# with `manage.py axes_reset_username NAME` or `axes_reset_ip ADDRESS`. The address is
+# REMOTE_ADDR: behind a reverse proxy, have the proxy set it (e.g. gunicorn's
+# --forwarded-allow-ips), or every client shares the proxy's address.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
+AXES_VERBOSE = False
+# API tokens (accounts/throttle.py): per address and per token prefix, in the cache.
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
+API_TOKEN_LOCKOUT_MINUTES = env_int("API_TOKEN_LOCKOUT_MINUTES", 15)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/batches/"
 LOGOUT_REDIRECT_URL = "login"
@@ -159,6 +187,35 @@ SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS in production (all off by default: a plain-HTTP set-up would otherwise redirect
+# forever). Behind a proxy that ends TLS, DJANGO_SECURE_PROXY_SSL_HEADER=1 trusts its
+# X-Forwarded-Proto header (only when the proxy sets it and clients cannot reach the app
+# directly).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp), always on: scripts and styles only from the app's
+# own static files (htmx is vendored; no inline script or style anywhere, and htmx's own
+# indicator <style> and eval are switched off in base.html), nothing framed, forms post
+# only here. Pico CSS draws its icons with data: images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOGGING = {
     "version": 1,

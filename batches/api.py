@@ -22,6 +22,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from accounts.auth import SessionCsrfAuth, TokenAuth
+from accounts.throttle import TooManyBadTokens
 from batches import services
 from batches.admission import SliceRefused, slice_admission
 from batches.api_schemas import (
@@ -143,8 +144,11 @@ def _signed_in(view):
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
-        if request.user.is_authenticated or TokenAuth()(request) is not None:
-            return view(request, *args, **kwargs)
+        try:
+            if request.user.is_authenticated or TokenAuth()(request) is not None:
+                return view(request, *args, **kwargs)
+        except TooManyBadTokens as exc:
+            return _too_many_bad_tokens(exc)
         return error_response(
             401, "Log in, or send your API token (Authorization: Bearer <token>)."
         )
@@ -208,6 +212,17 @@ def _on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(services.BatchStateError)
 def _on_state_error(request: HttpRequest, exc: services.BatchStateError) -> HttpResponse:
     return error_response(409, str(exc), code="conflict")
+
+
+def _too_many_bad_tokens(exc: TooManyBadTokens) -> HttpResponse:
+    response = error_response(429, str(exc), code="too_many_attempts")
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(TooManyBadTokens)
+def _on_too_many_bad_tokens(request: HttpRequest, exc: TooManyBadTokens) -> HttpResponse:
+    return _too_many_bad_tokens(exc)
 
 
 @api.exception_handler(SliceRefused)
