@@ -62,8 +62,17 @@ def page(browser, site, screenshots):
     context.set_default_timeout(TIMEOUT_MS)
     context.screenshots = screenshots
     page = context.new_page()
+    # The Content-Security-Policy must not block anything the pages use.
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert violations == []
 
 
 @pytest.fixture(scope="module")
