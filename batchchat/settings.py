@@ -230,6 +230,8 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},  # the HTTP client inside openai/anthropic SDKs
         "openai": {"level": "WARNING"},
         "anthropic": {"level": "WARNING"},
+        # django-axes logs every login at INFO; failures and lock-outs are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -250,3 +250,17 @@ def test_follow_up_streams_piece_by_piece(page, site, settings, django_user_mode
     assert updates > 3
     turn = page.locator("#transcript article.turn").first
     assert "Fake answer (turn 1) to: Does the answer stream?" in turn.inner_text()
+
+
+def test_admin_and_api_docs_work_under_the_content_security_policy(page, site):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username="ada").update(is_staff=True, is_superuser=True)
+    log_in(page, site)
+    response = page.goto(f"{site}/batches/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page.goto(f"{site}/admin/batches/batch/")
+    page.locator("#changelist").wait_for()
+    page.goto(f"{site}/api/docs")
+    page.locator(".swagger-ui .info").wait_for()  # rendered by its own scripts
+    # The page fixture fails the test on any Content-Security-Policy violation.
