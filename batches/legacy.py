@@ -15,6 +15,9 @@ migration can pass historical models.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import re
 import secrets
 from collections import Counter
@@ -46,6 +49,12 @@ QUESTION_KEYS = ("question", "redactedQuestion", "problemDetails", "prompt")
 URL_KEYS = ("url", "referringUrl", "referring_url")
 FINISHED = ("done", "failed")
 CHUNK = 500
+MAX_COUNT = 2_147_483_647  # PositiveIntegerField
+# MongoDB stores no document over 16 MB (its BSON limit), so a longer line of an export is
+# not a document of the old application: it is reported and skipped, unread.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+# A --jsonArray export is one JSON value, read whole; past this, export JSON Lines.
+MAX_ARRAY_FILE_BYTES = 256 * 1024 * 1024
 
 # Fields of an answered entry that become the Interaction rather than input columns.
 _ANSWER_KEYS = {
@@ -77,7 +86,7 @@ class LegacyDocumentError(Exception):
 # --- Values ----------------------------------------------------------------------------
 
 
-def to_int(value: Any) -> int | None:
+def to_int(value: Any, *, maximum: int | None = MAX_COUNT) -> int | None:
     """A non-negative int from a number, a numeric string or {"$numberLong": ...}."""
     if isinstance(value, dict):
         value = value.get("$numberLong", value.get("$numberInt", value.get("$numberDouble")))
@@ -87,7 +96,8 @@ def to_int(value: Any) -> int | None:
         number = int(float(value))
     except (TypeError, ValueError, OverflowError):
         return None
-    return number if number >= 0 else None
+    # Counters are 32-bit integer columns: 1e300 tokens is a corrupt value, not a count.
+    return number if number >= 0 and (maximum is None or number <= maximum) else None
 
 
 def to_datetime(value: Any) -> datetime | None:
@@ -95,7 +105,7 @@ def to_datetime(value: Any) -> datetime | None:
     if isinstance(value, dict) and "$date" in value:
         value = value["$date"]
         if isinstance(value, dict):
-            value = to_int(value)
+            value = to_int(value, maximum=None)  # epoch milliseconds
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -115,7 +125,31 @@ def to_datetime(value: Any) -> datetime | None:
 def text(value: Any) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else str(value)
+    return storable(value if isinstance(value, str) else str(value))
+
+
+# NUL and unpaired surrogates: no database stores them (uploads refuse them; an import
+# drops NUL and shows a surrogate as U+FFFD, since the export cannot be fixed at the source).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    if _UNSTORABLE.search(value) is None:
+        return value
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
+ID_CHARS = 64  # Batch.legacy_id and Chat.chat_id
+
+
+def fit_id(value: str) -> str:
+    """An id that fits in ID_CHARS: as it is when it does, else its start and a hash of
+    the whole, so two long ids that share their first 64 characters stay two ids (and the
+    same id gives the same result on every run)."""
+    if len(value) <= ID_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:16]
+    return f"{value[: ID_CHARS - 17]}~{digest}"
 
 
 def first(mapping: dict, keys: tuple[str, ...]) -> str:
@@ -151,16 +185,20 @@ def plain_json(value: Any) -> Any:
                 return parsed.isoformat() if parsed else plain_json(inner)
             if key in ("$numberLong", "$numberInt", "$numberDouble"):
                 return plain_json(inner)
-        return {str(k): plain_json(v) for k, v in value.items()}
+        return {storable(str(k)): plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain_json(v) for v in value]
     if isinstance(value, datetime):
         return to_datetime(value).isoformat()
-    if isinstance(value, bool | str | float) or value is None:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None  # JSON has no NaN or infinity
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
         return int(value)  # bson Int64 -> int
-    return str(value)  # ObjectId, Decimal128, ...
+    return storable(str(value))  # ObjectId, Decimal128, ...
 
 
 def parse_search_results(value: Any) -> list[dict]:
@@ -298,9 +336,10 @@ def write_rows(
 ) -> WriteResult:
     """Create the Chats, Interactions and BatchItems of `rows` for `batch`.
 
-    1. chats: a row with a `chat_key` reuses the Chat whose `chat_id` is that legacy id
-       (from an earlier import or an earlier row), else one is created with that id; a row
-       without one gets a new Chat with the batch's settings;
+    1. chats: a row with a `chat_key` reuses the batch owner's Chat whose `chat_id` is that
+       legacy id (from an earlier import or an earlier row), else one is created with that
+       id (or, when another owner's chat has it, with an id derived for this owner: see
+       _owned_chats); a row without one gets a new Chat with the batch's settings;
     2. interactions: an answered row reuses the turn already stored at its position in a
        reused chat when it asks the same question and no other row links it; a turn that
        belongs to another row (or asks something else) drops the row, with a note;
@@ -317,10 +356,9 @@ def write_rows(
         "apply_overrides": batch.apply_overrides,
         "uploader_id": batch.uploader_id,
     }
-    keys = sorted({r.chat_key for r in rows if r.chat_key})
-    chats: dict[str, Any] = {}
-    for chunk in _chunks(keys):
-        chats.update({c.chat_id: c for c in Chat.objects.filter(chat_id__in=chunk)})
+    chats, chat_ids = _owned_chats(
+        sorted({r.chat_key for r in rows if r.chat_key}), batch.uploader_id, Chat, result, label
+    )
     reused_chats = set(chats)
     result.chats_reused = len(reused_chats)
     turns: dict[tuple[int, int], Any] = {}
@@ -343,7 +381,7 @@ def write_rows(
         chat = chats.get(row.chat_key) if row.chat_key else None
         if chat is None:
             chat = Chat(
-                chat_id=row.chat_key or secrets.token_urlsafe(9),
+                chat_id=chat_ids.get(row.chat_key) or secrets.token_urlsafe(9),
                 **{**chat_settings, **row.chat_fields},
             )
             chat.created_at = row.chat_created_at or batch.created_at
@@ -416,6 +454,39 @@ def write_rows(
         f"batch {label} row {index}: {row.note}" for index, row, *_ in kept if row.note
     )
     return result
+
+
+def owner_chat_id(key: str, owner_id) -> str:
+    """The chat id a legacy chat gets when another owner's chat here already has its id:
+    derived from both, so a later import for the same owner finds it again."""
+    digest = hashlib.sha256(f"{owner_id}:{key}".encode("utf-8", "replace")).hexdigest()[:16]
+    return f"{key[:40]}~u{digest}"
+
+
+def _owned_chats(keys: list[str], owner_id, Chat, result: WriteResult, label):
+    """1. the Chats of `owner_id` for these legacy chat ids (by the id itself, or by the id
+    derived for this owner after a collision); 2. for each key without one, the chat id
+    its new Chat gets: the legacy id, or, when another owner's chat already has it, the
+    derived id (reported: a row never joins someone else's conversation)."""
+    chats: dict[str, Any] = {}
+    derived = {owner_chat_id(key, owner_id): key for key in keys}
+    for chunk in _chunks([*keys, *derived]):
+        for chat in Chat.objects.filter(chat_id__in=chunk, uploader_id=owner_id):
+            key = derived.get(chat.chat_id, chat.chat_id)
+            if key not in chats or chat.chat_id == key:
+                chats[key] = chat
+    missing = [key for key in keys if key not in chats]
+    taken: set[str] = set()
+    for chunk in _chunks(missing):
+        taken.update(Chat.objects.filter(chat_id__in=chunk).values_list("chat_id", flat=True))
+    chat_ids = {key: key for key in missing}
+    for key in sorted(taken):
+        chat_ids[key] = owner_chat_id(key, owner_id)
+        result.notes.append(
+            f"batch {label}: legacy chat {key} already exists here for another owner; its "
+            f"rows get their own chat {chat_ids[key]}"
+        )
+    return chats, chat_ids
 
 
 def counters_for(statuses: list[str]) -> dict[str, int]:
@@ -622,39 +693,95 @@ ERA2_FILES = ("interactions", "chats", "questions", "answers", "citations", "con
 
 
 def read_export(path: Path) -> tuple[list[dict], list[str]]:
-    """Documents of a mongoexport file (JSON Lines or one JSON array) and parse errors.
+    """Documents of a mongoexport file (JSON Lines or one JSON array) and read errors.
 
-    A bad line is reported with its number and skipped; the others still load.
+    JSON Lines are read line by line: a line over MAX_DOCUMENT_BYTES is skipped without
+    being held in memory, and a line that is not valid (Extended) JSON is reported with
+    its number and reason (a bad `$oid`, `$numberDecimal` or `$date`, nesting deeper
+    than Python parses, ...) while the others still load. A JSON array is one value: it
+    is read whole, up to MAX_ARRAY_FILE_BYTES.
     """
-    from bson import json_util
+    name = f"{path.parent.name}/{path.name}"
+    with path.open("rb") as handle:
+        start = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        handle.seek(0)
+        if start.startswith(b"["):
+            return _read_array(path, name, handle)
+        return _read_lines(name, handle)
+
+
+def _json_options():
     from bson.json_util import JSONOptions
 
-    options = JSONOptions(tz_aware=True, tzinfo=UTC)
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return [], [f"{path}: not UTF-8 text ({exc.reason}); export it again with mongoexport"]
-    name = f"{path.parent.name}/{path.name}"
+    return JSONOptions(tz_aware=True, tzinfo=UTC)
+
+
+def _loads(raw: str) -> Any:
+    from bson import json_util
+
+    return json_util.loads(raw, json_options=_json_options())
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _read_lines(name: str, handle) -> tuple[list[dict], list[str]]:
     documents: list[dict] = []
     errors: list[str] = []
-    if content.lstrip().startswith("["):
+    limit = MAX_DOCUMENT_BYTES
+    for number, line in enumerate(iter(lambda: handle.readline(limit + 1), b""), start=1):
+        if len(line) > limit and not line.endswith(b"\n"):
+            while (rest := handle.readline(1024 * 1024)) and not rest.endswith(b"\n"):
+                pass  # the rest of an over-long line, read and dropped piece by piece
+            errors.append(
+                f"{name} line {number}: a document of more than {limit // (1024 * 1024)} MB, "
+                "larger than MongoDB stores; skipped"
+            )
+            continue
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
+        if not line.strip():
+            continue
         try:
-            loaded = json_util.loads(content, json_options=options)
-        except (ValueError, TypeError) as exc:
-            return [], [f"{path}: not valid JSON ({exc}); nothing read from this file"]
-        lines = list(enumerate(loaded if isinstance(loaded, list) else [loaded], start=1))
-        where = "item"
-    else:
-        lines = [(n, line) for n, line in enumerate(content.splitlines(), start=1) if line.strip()]
-        where = "line"
-    for number, raw in lines:
-        try:
-            document = json_util.loads(raw, json_options=options) if isinstance(raw, str) else raw
-        except (ValueError, TypeError) as exc:
-            errors.append(f"{name} {where} {number}: not valid JSON ({exc}); skipped")
+            document = _loads(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            errors.append(f"{name} line {number}: not UTF-8 text ({exc.reason}); skipped")
+            continue
+        except Exception as exc:  # bson raises its own types, RecursionError, ArithmeticError
+            errors.append(f"{name} line {number}: not valid JSON ({_why(exc)}); skipped")
             continue
         if not isinstance(document, dict):
-            errors.append(f"{name} {where} {number}: not a JSON object; skipped")
+            errors.append(f"{name} line {number}: not a JSON object; skipped")
+            continue
+        documents.append(document)
+    return documents, errors
+
+
+def _read_array(path: Path, name: str, handle) -> tuple[list[dict], list[str]]:
+    size = path.stat().st_size
+    if size > MAX_ARRAY_FILE_BYTES:
+        return [], [
+            f"{path}: a JSON array of {size // (1024 * 1024)} MB; arrays are read whole, up to "
+            f"{MAX_ARRAY_FILE_BYTES // (1024 * 1024)} MB. Export it as JSON Lines "
+            "(mongoexport without --jsonArray); nothing read from this file"
+        ]
+    try:
+        content = handle.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return [], [f"{path}: not UTF-8 text ({exc.reason}); export it again with mongoexport"]
+    try:
+        loaded = _loads(content)
+    except Exception as exc:  # as in _read_lines
+        return [], [f"{path}: not valid JSON ({_why(exc)}); nothing read from this file"]
+    documents: list[dict] = []
+    errors: list[str] = []
+    for number, document in enumerate(loaded if isinstance(loaded, list) else [loaded], 1):
+        if not isinstance(document, dict):
+            errors.append(f"{name} item {number}: not a JSON object; skipped")
             continue
         documents.append(document)
     return documents, errors
@@ -699,7 +826,11 @@ def load_folder(path: Path) -> ExportFolder:
         by_id: dict[str, dict] = {}
         duplicates = 0
         for document in documents:
-            key = document_id(document)
+            try:
+                key = document_id(document)
+            except Exception as exc:  # an _id shaped like nothing the old app wrote
+                errors.append(f"{path.name}/{file.name}: a document's _id: {_why(exc)}; skipped")
+                continue
             if not key:
                 errors.append(f"{path.name}/{file.name}: a document without _id; skipped")
             elif key in by_id:
@@ -750,7 +881,7 @@ def _batch_fields(document: dict) -> dict:
 
 
 def legacy_batch_id(document: dict) -> str:
-    return (text(plain_json(document.get("batchId"))).strip() or document_id(document))[:64]
+    return fit_id(text(plain_json(document.get("batchId"))).strip() or document_id(document))
 
 
 def batch_from_era1(document: dict) -> LegacyBatch:
@@ -872,7 +1003,7 @@ def _era2_row(
     chat_key, chat_position, chat_created = "", 0, None
     if chat_turn is not None:
         chat, chat_position = chat_turn
-        chat_key = (text(plain_json(chat.get("chatId"))).strip() or document_id(chat))[:64]
+        chat_key = fit_id(text(plain_json(chat.get("chatId"))).strip() or document_id(chat))
         chat_created = to_datetime(chat.get("createdAt"))
         for key, name in (("aiProvider", "ai_provider"), ("searchProvider", "search_provider")):
             if text(chat.get(key)).strip():
@@ -924,6 +1055,41 @@ def _era2_row(
     )
 
 
+def check_upload_limits(legacy: LegacyBatch) -> None:
+    """The rules an upload follows (batches.ingest), for an imported batch: at most
+    MAX_BATCH_ITEMS rows, MAX_COLUMNS columns per row and in all, MAX_CELL_CHARS per cell,
+    so that it can be run, shown and exported like any other. Raises LegacyDocumentError
+    naming the first rule broken; `migrate_batches --ignore-upload-limits` skips this."""
+    from django.conf import settings
+
+    from batches.ingest import MAX_CELL_CHARS, MAX_COLUMNS
+
+    hint = " (or import with --ignore-upload-limits)"
+    limit = settings.MAX_BATCH_ITEMS
+    if len(legacy.rows) > limit:
+        raise LegacyDocumentError(
+            f"{len(legacy.rows):,} rows; the limit is {limit:,} per batch (MAX_BATCH_ITEMS): "
+            f"split it, raise the limit{hint}"
+        )
+    columns: set[str] = set()
+    for index, row in enumerate(legacy.rows):
+        if len(row.question) > MAX_CELL_CHARS:
+            raise LegacyDocumentError(
+                f"row {index}: the question has {len(row.question):,} characters; the limit "
+                f"is {MAX_CELL_CHARS:,}{hint}"
+            )
+        columns.update(row.row)
+        if len(row.row) > MAX_COLUMNS or len(columns) > MAX_COLUMNS:
+            raise LegacyDocumentError(f"row {index}: more than {MAX_COLUMNS:,} columns{hint}")
+        for key, value in row.row.items():
+            size = len(value) if isinstance(value, str) else len(json.dumps(value, default=str))
+            if size > MAX_CELL_CHARS:
+                raise LegacyDocumentError(
+                    f'row {index}, column "{key}": {size:,} characters; the limit is '
+                    f"{MAX_CELL_CHARS:,}{hint}"
+                )
+
+
 # --- migrate_batches --from ------------------------------------------------------------
 
 
@@ -956,14 +1122,17 @@ def import_exports(
     dry_run: bool = False,
     progress: Callable[[str], None] = lambda message: None,
     progress_every: int = 100,
+    upload_limits: bool = True,
 ) -> ImportSummary:
     """Import every batch of the mongoexport files in `source` (and its subfolders).
 
     1. read each folder's batches.json (and era-2 collections); unreadable lines are
        reported and skipped;
     2. per batch, in its own transaction: skip it when its legacy id is already imported
-       (or repeated in the export), convert it, create the Batch, its rows, chats and
-       interactions, recount; a batch that cannot be converted is reported and skipped;
+       (or repeated in the export), convert it, hold it to the upload limits (unless
+       `upload_limits` is False: see check_upload_limits), create the Batch, its rows,
+       chats and interactions, recount; a batch that cannot be converted, for whatever
+       reason, is reported with that reason and skipped, and the others are imported;
     3. a dry run does all of it inside one transaction that is rolled back.
     """
     from django.db import transaction
@@ -988,7 +1157,16 @@ def import_exports(
                 summary.notes += folder.notes
                 progress(f"{folder_path}: {len(folder.batches)} batches")
                 for number, document in enumerate(folder.batches, start=1):
-                    _import_one(document, folder, owner, seen, summary, models, Batch)
+                    _import_one(
+                        document,
+                        folder,
+                        owner,
+                        seen,
+                        summary,
+                        models,
+                        Batch,
+                        upload_limits=upload_limits,
+                    )
                     if number % progress_every == 0 or number == len(folder.batches):
                         progress(
                             f"  {number}/{len(folder.batches)} read: {summary.batches} imported, "
@@ -1001,10 +1179,14 @@ def import_exports(
     return summary
 
 
-def _import_one(document, folder, owner, seen, summary, models, Batch) -> None:
-    from django.db import DatabaseError, transaction
+def _import_one(document, folder, owner, seen, summary, models, Batch, *, upload_limits) -> None:
+    from django.db import transaction
 
-    legacy_id = legacy_batch_id(document)
+    try:
+        legacy_id = legacy_batch_id(document)
+    except Exception as exc:  # a batchId or _id shaped like nothing the old app wrote
+        summary.skipped.append(f"a batch in {folder.path.name}/batches.json: {_why(exc)}")
+        return
     label = f"batch {legacy_id or '(no batchId or _id)'} in {folder.path.name}/batches.json"
     if not legacy_id:
         summary.skipped.append(f"{label}: no batchId and no _id")
@@ -1033,6 +1215,8 @@ def _import_one(document, folder, owner, seen, summary, models, Batch) -> None:
             legacy = batch_from_era2(document, folder)
         else:
             raise LegacyDocumentError("neither `entries` nor `interactions`: not a batch")
+        if upload_limits:
+            check_upload_limits(legacy)
         with transaction.atomic():
             fields = dict(legacy.fields)
             created_at = fields.pop("created_at")
@@ -1052,9 +1236,11 @@ def _import_one(document, folder, owner, seen, summary, models, Batch) -> None:
     except LegacyDocumentError as exc:
         summary.skipped.append(f"{label}: {exc}")
         return
-    except (DatabaseError, ValueError, TypeError, AttributeError) as exc:
-        # Shapes the rules above did not foresee: report this batch, import the others.
-        summary.skipped.append(f"{label}: cannot be converted ({type(exc).__name__}: {exc})")
+    except Exception as exc:
+        # Shapes the rules above did not foresee (a value out of range for its column,
+        # nesting deeper than Python recurses, ...): this batch's transaction is rolled
+        # back and reported; the others are imported.
+        summary.skipped.append(f"{label}: cannot be converted ({_why(exc)})")
         return
     summary.batches += 1
     summary.items += written.items
