@@ -99,7 +99,7 @@ def test_each_bad_document_is_skipped_with_its_reason_and_the_rest_imported(tmp_
 
 
 def test_a_document_over_the_size_limit_is_skipped_unread(tmp_path, owner, monkeypatch):
-    monkeypatch.setattr(legacy, "MAX_DOCUMENT_BYTES", 2_000)
+    monkeypatch.setattr(legacy.mongoexport, "MAX_DOCUMENT_BYTES", 2_000)
     big = era1_batch("big")
     big["entries"][0]["question"] = "x" * 10_000
     folder = write_lines(
