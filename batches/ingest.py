@@ -79,14 +79,14 @@ DELIMITERS = ",;\t"
 NO_SPLIT = "\x00"
 SNIFF_CHARS = 16_384
 READ_CHUNK = 1024 * 1024
-# XLSX bounds (rule 11). openpyxl costs about 10 microseconds per cell (100,000 cells a
-# second on a 2-core machine) and keeps every shared string in memory, so the counts
-# matter more than the bytes: 300,000 cells is 10,000 rows of 30 columns, about 3 s.
+# XLSX bounds (rule 11). openpyxl costs 10 to 20 microseconds per cell on a 2-core machine
+# and keeps every shared string in memory, so the counts matter more than the bytes:
+# 200,000 cells is 10,000 rows of 20 columns, 2 to 4 s (bench/bench_upload_limits.py).
 XLSX_MAX_PARTS = 1_000  # files inside the ZIP; a workbook has a few dozen
 XLSX_MAX_PART_BYTES = 64 * 1024 * 1024  # a worksheet or the shared-string table
 XLSX_MAX_XML_PART_BYTES = 4 * 1024 * 1024  # other XML parts, which openpyxl parses whole
 XLSX_MAX_TOTAL_BYTES = 128 * 1024 * 1024  # all parts together
-XLSX_MAX_CELLS = 300_000  # cells of the first worksheet, empty styled ones included
+XLSX_MAX_CELLS = 200_000  # cells of the first worksheet, empty styled ones included
 XLSX_MAX_SHARED_STRINGS = 100_000  # openpyxl: about 9 microseconds each, all kept
 # Text no database stores (rule 10): NUL, and unpaired surrogates (a str holds one only
 # when it came from a JSON escape or a lenient decoder).
@@ -521,10 +521,12 @@ def _parse_xlsx(data: bytes, filename: str) -> ParsedUpload:
             raise UploadError(f"{_name(filename)} has no worksheet.", code="empty")
         sheet = workbook.worksheets[0]
         path = str(getattr(sheet, "_worksheet_path", "")).lstrip("/")
-        if cells.get(path, 0) > XLSX_MAX_CELLS:
+        # Should the sheet's part not be found by name, the largest count stands for it.
+        count = cells.get(path, max(cells.values(), default=0))
+        if count > XLSX_MAX_CELLS:
             raise UploadError(
-                f"The first worksheet of {_name(filename)} has {cells[path]:,} cells; at most "
-                f"{XLSX_MAX_CELLS:,} are read from a workbook (10,000 rows of 30 columns). "
+                f"The first worksheet of {_name(filename)} has {count:,} cells; at most "
+                f"{XLSX_MAX_CELLS:,} are read from a workbook (10,000 rows of 20 columns). "
                 "Delete unused rows and columns, or save it as CSV.",
                 code="too_large",
             )

@@ -94,7 +94,7 @@ def test_a_sheet_with_more_cells_than_the_limit_is_refused_before_it_is_parsed(m
     error = refused(data)
 
     assert error.code == "too_large"
-    assert "400,001 cells" in error.message and "300,000" in error.message
+    assert "400,001 cells" in error.message and "200,000" in error.message
     assert parsed_rows == []
 
 
