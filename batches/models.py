@@ -156,11 +156,15 @@ class Batch(models.Model):
             self.Status.FAILED: gettext("stopped"),
         }.get(self.status, gettext("finished"))
 
-    def _share(self, count: int) -> float:
-        return round(100 * count / self.total_items, 3) if self.total_items else 0.0
+    def _share(self, count: int) -> int:
+        """Whole percent of the bar (drawn with the w-0 ... w-100 CSS classes: the
+        Content-Security-Policy allows no style attributes); a row that counts shows."""
+        if not self.total_items or not count:
+            return 0
+        return max(1, round(100 * count / self.total_items))
 
     @property
-    def bar_segments(self) -> list[tuple[str, float, int]]:
+    def bar_segments(self) -> list[tuple[str, int, int]]:
         """(kind, percent of the bar, rows) for the progress bar, in drawing order.
         BLOCKED: the guard (issue 12) adds ("blocked", share, count) after "failed"."""
         return [
