@@ -5,9 +5,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from batchchat import ops
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="batches:list", permanent=False)),
     path("admin/", admin.site.urls),
+    path("healthz", ops.healthz, name="healthz"),
+    path("metrics", ops.metrics, name="metrics"),
     # Login, logout and password change; no password reset: it needs an e-mail set-up
     # this app does not have (an administrator resets passwords in the admin).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -41,10 +41,11 @@ from batches.api_schemas import (
     ResultsQuery,
     StartOut,
 )
+from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.ingest import ParsedRow, UploadError, parse_upload_file, rows_from_records
 from batches.models import Batch
-from batches.selectors import batches_for
+from batches.selectors import batches_for, worker_alive
 from chats.services import ProviderNotConfigured, provider_choices, search_choices
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,14 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 # One call of process-for-duration holds a worker (and the HTTP connection) this long at most.
 MAX_SLICE_SECONDS = 60.0
+WORKER_START_MESSAGE = (
+    "The batch is queued; the background worker (manage.py run_worker) processes it: "
+    "poll GET /api/batch/status until it is completed."
+)
 INLINE_START_MESSAGE = (
     "The inline runner processes a batch only while a client drives it: call "
     "POST /api/batch/process-for-duration with this batchId until `remaining` is 0 "
-    "(or configure CELERY_BROKER_URL to process batches in the background)."
+    "(or start the background worker, manage.py run_worker, or configure CELERY_BROKER_URL)."
 )
 
 ERROR_CODES = {
@@ -404,7 +409,7 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
     batch = _batch_for(request, payload.batch_id)
     seconds = payload.seconds or settings.BATCH_SLICE_SECONDS
     seconds = min(seconds, MAX_SLICE_SECONDS) if math.isfinite(seconds) else MAX_SLICE_SECONDS
-    result = services.process_for_duration(batch_id=batch.pk, seconds=seconds)
+    result = run_slice(batch_id=batch.pk, seconds=seconds, runner="api")
     batch.refresh_from_db()
     return ProcessOut.of(
         batch, remaining=result.remaining, slice_done=result.done, slice_failed=result.failed
@@ -419,11 +424,12 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
 def start(request: HttpRequest, payload: BatchIdIn):
     batch = services.start_batch(batch=_batch_for(request, payload.batch_id))
     mode = services.runner_mode()
-    message = (
-        INLINE_START_MESSAGE
-        if mode == "inline"
-        else "The batch is queued; Celery workers process it in the background."
-    )
+    if mode == "inline" and worker_alive():
+        mode, message = "worker", WORKER_START_MESSAGE
+    elif mode == "inline":
+        message = INLINE_START_MESSAGE
+    else:
+        message = "The batch is queued; Celery workers process it in the background."
     return StartOut.of(batch, runner=mode, message=message)
 
 

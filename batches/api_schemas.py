@@ -44,6 +44,11 @@ class BatchOut(CamelSchema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    activity: Literal["processing", "waiting_for_worker"] | None = Field(
+        default=None,
+        description="For an active batch: 'processing' when a worker (or a client holding "
+        "its rows) works on it, 'waiting_for_worker' when nothing moves it; null otherwise",
+    )
 
     @classmethod
     def fields_of(cls, batch: Batch) -> dict[str, Any]:
@@ -51,6 +56,7 @@ class BatchOut(CamelSchema):
             "batch_id": batch.pk,
             "name": batch.name,
             "status": batch.status,
+            "activity": batch.activity or None,
             "ai_provider": batch.ai_provider,
             "model": batch.model,
             "search_provider": batch.search_provider,
@@ -80,7 +86,7 @@ class ProcessOut(BatchOut):
 
 
 class StartOut(BatchOut):
-    runner: Literal["inline", "celery"]
+    runner: Literal["inline", "worker", "celery"]
     message: str
 
 

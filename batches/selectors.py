@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from datetime import timedelta
 
-from batches.models import Batch, BatchItem
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from batches.models import Batch, BatchItem, WorkerHeartbeat
+
+
+def live_workers() -> QuerySet[WorkerHeartbeat]:
+    """`run_worker` processes whose heartbeat is younger than WORKER_HEARTBEAT_TIMEOUT."""
+    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_TIMEOUT)
+    return WorkerHeartbeat.objects.filter(last_seen__gte=cutoff)
+
+
+def worker_alive() -> bool:
+    """Whether a `run_worker` is alive: then the pages leave the batches to it."""
+    return live_workers().exists()
+
+
+def with_activity(queryset: QuerySet[Batch]) -> QuerySet[Batch]:
+    """Annotate what `Batch.activity` needs, inside the same query (no query per batch)."""
+    now = timezone.now()
+    live_lease = BatchItem.objects.filter(
+        batch_id=OuterRef("pk"), status=BatchItem.Status.RUNNING, lease_expires_at__gte=now
+    )
+    return queryset.annotate(worker_alive=Exists(live_workers()), has_live_lease=Exists(live_lease))
 
 
 def batches_for(user) -> QuerySet[Batch]:
-    """The batches `user` may see: their own; staff see all."""
-    queryset = Batch.objects.select_related("uploader")
+    """The batches `user` may see: their own; staff see all (with their activity)."""
+    queryset = with_activity(Batch.objects.select_related("uploader"))
     if user.is_staff:
         return queryset
     return queryset.filter(uploader=user)

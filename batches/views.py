@@ -21,11 +21,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batches import services
+from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm
 from batches.ingest import UploadError
 from batches.models import Batch, BatchItem
-from batches.selectors import batch_items, batches_for, item_status_counts
+from batches.selectors import batch_items, batches_for, item_status_counts, worker_alive
 from chats.errors import ProviderNotConfigured
 
 LIST_PAGE_SIZE = 20
@@ -41,7 +42,14 @@ def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
 
 
 def _inline() -> bool:
+    """No broker: the pages may drive slices (only while no worker is alive)."""
     return services.runner_mode() == "inline"
+
+
+def _runner_context() -> dict:
+    """What the inline driver needs: may the page drive, and is a worker doing it."""
+    inline = _inline()
+    return {"inline": inline, "worker_alive": inline and worker_alive()}
 
 
 def _slice_seconds() -> float:
@@ -75,7 +83,7 @@ def _list_context(request: HttpRequest) -> dict:
         "page": page,
         "batches": batches,
         "any_active": any(batch.is_active for batch in batches),
-        "inline": _inline(),
+        **_runner_context(),
     }
 
 
@@ -190,7 +198,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "items": list(page.object_list),
         "status": status,
         "filters": filters,
-        "inline": _inline(),
+        **_runner_context(),
         "next_url": request.get_full_path(),
     }
     return render(request, "batches/detail.html", context)
@@ -205,7 +213,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(batch)
     context = {
         "batch": batch,
-        "inline": _inline(),
+        **_runner_context(),
         "next_url": batch.get_absolute_url(),
         # The final state is announced in the page's live region.
         "announce": not batch.is_active,
@@ -218,7 +226,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _driver_oob(request: HttpRequest, batch: Batch, next_url: str) -> str:
     """The batch's inline driver, replacing the page's one out of band (started or stopped)."""
-    context = {"batch": batch, "inline": _inline(), "next_url": next_url, "oob": True}
+    context = {"batch": batch, **_runner_context(), "next_url": next_url, "oob": True}
     return render_to_string("batches/_driver.html", context, request=request)
 
 
@@ -229,7 +237,7 @@ def _action_response(request: HttpRequest, batch: Batch | None) -> HttpResponse:
             batch.refresh_from_db()
         if batch is not None and request.htmx.target == "batch-progress":
             next_url = batch.get_absolute_url()
-            context = {"batch": batch, "inline": _inline(), "next_url": next_url}
+            context = {"batch": batch, **_runner_context(), "next_url": next_url}
             response = render(request, "batches/detail.html#progress", context)
         else:
             response = _render_list(request)
@@ -304,15 +312,18 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Inline runner: run one short slice, then answer the driver that asks for the next.
 
     The page keeps calling this while the batch is active and has rows left; reopening the
-    page resumes where it stopped. With Celery the workers process and pages only poll.
+    page resumes where it stopped. While a `run_worker` is alive the page runs nothing and
+    only checks back now and then (it takes over if the worker dies). With Celery the
+    workers process and pages only poll.
     """
     batch = _get_batch_for_user(request, pk)
     result = None
+    runner = _runner_context()
     # Also when no row is left: a runner that died after recording the last row left the
     # batch active, and this slice completes it.
-    if _inline() and batch.is_active:
+    if runner["inline"] and not runner["worker_alive"] and batch.is_active:
         try:
-            result = services.process_for_duration(batch_id=batch.pk, seconds=_slice_seconds())
+            result = run_slice(batch_id=batch.pk, seconds=_slice_seconds(), runner="page")
         except services.BatchStateError as error:
             messages.error(request, str(error))
         batch.refresh_from_db()
@@ -326,7 +337,7 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
         return redirect(_next_url(request, batch.get_absolute_url()))
     context = {
         "batch": batch,
-        "inline": _inline(),
+        **runner,
         "next_url": _next_url(request, batch.get_absolute_url()),
         # A slice that finished nothing (another tab holds the rows' leases) waits a
         # little before asking again instead of spinning.

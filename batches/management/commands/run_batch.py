@@ -25,13 +25,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, stream_csv
 from batches.ingest import UploadError, parse_upload_file
 from batches.models import Batch
 from batches.services import (
     BatchStateError,
     create_batch_run,
-    process_for_duration,
     retry_failed,
     start_batch,
 )
@@ -334,9 +334,10 @@ class Command(BaseCommand):
             with _Interrupt() as interrupt:
                 while not interrupt.requested:
                     try:
-                        result = process_for_duration(
+                        result = run_slice(
                             batch_id=batch.pk,
                             seconds=slice_seconds,
+                            runner="run_batch",
                             concurrency=options["concurrency"],
                         )
                     except BatchStateError:
