@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -34,6 +35,8 @@ from batches.models import Batch, WorkerHeartbeat
 from batches.services import BatchStateError
 
 logger = logging.getLogger("batchchat.worker")
+
+STALE_HEARTBEAT = timedelta(days=1)
 
 
 class Worker:
@@ -139,6 +142,8 @@ class Worker:
 
     def run(self) -> None:
         """Work until request_stop(); see the module docstring."""
+        # Rows of workers killed long ago (SIGKILL leaves them behind).
+        WorkerHeartbeat.objects.filter(last_seen__lt=timezone.now() - STALE_HEARTBEAT).delete()
         self.beat()
         done = threading.Event()
         heartbeat = threading.Thread(
