@@ -11,7 +11,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from batches.metrics import render_metrics
 from batches.models import WorkerHeartbeat
@@ -93,4 +92,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response = HttpResponse("Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = render_metrics(request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)

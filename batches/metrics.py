@@ -25,13 +25,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from batches.models import Batch, BatchItem, WorkerHeartbeat
@@ -167,8 +168,10 @@ class BatchChatCollector(Collector):
         yield rows
 
 
-def render_metrics() -> bytes:
-    """The Prometheus text exposition of BatchChat's metrics."""
+def render_metrics(accept: str = "") -> tuple[bytes, str]:
+    """BatchChat's metrics in the format the scraper asks for (`Accept`: OpenMetrics or
+    the Prometheus text format), with its content type."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BatchChatCollector())
-    return generate_latest(registry)
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type
