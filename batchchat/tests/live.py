@@ -3,6 +3,7 @@ port, a temporary SQLite file, the fake AI provider; plain HTTP from the test.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,10 +92,8 @@ def running(pid: int) -> bool:
 
 def stop_group(pid: int) -> None:
     """SIGKILL the process group `pid` leads, if any is left (test clean-up)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def wait_until(condition, *, timeout: float, message: str, interval: float = 0.2):
