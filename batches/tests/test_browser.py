@@ -107,7 +107,9 @@ def upload_and_run(page, sample: Path, *, name: str, language: str) -> int:
     page.wait_for_function(
         """id => {
             const bar = document.querySelector(`#batch-${id} progress`);
-            return bar && bar.value === bar.max && bar.getAttribute("aria-valuenow") === "100";
+            // The counters reach the total a moment before the slice completes the batch.
+            return bar && bar.value === bar.max && bar.getAttribute("aria-valuenow") === "100"
+                && document.querySelector(`#batch-${id} .status-completed`) !== null;
         }""",
         arg=batch_id,
         timeout=60_000,  # generous: CI machines may be busy
