@@ -15,8 +15,19 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+from django.conf import settings
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+
+
+# The apps these tests start use SQLite files of their own, whatever the suite's database:
+# bin/test's PostgreSQL pass would only repeat them.
+once_per_suite = pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
+    reason="starts its own app on SQLite; runs in the SQLite pass",
+)
 
 
 def free_port() -> int:

@@ -20,6 +20,7 @@ from batchchat.tests.live import (
     free_port,
     health,
     http,
+    once_per_suite,
     running,
     start,
     stop_group,
@@ -27,7 +28,7 @@ from batchchat.tests.live import (
 )
 from chats.tests.fake_servers import FakeAIServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, once_per_suite]
 
 ROWS = 60
 

@@ -26,6 +26,7 @@ from batchchat.tests.live import (
     free_port,
     health,
     http,
+    once_per_suite,
     running,
     start,
     stop_group,
@@ -33,7 +34,7 @@ from batchchat.tests.live import (
 )
 from chats.tests.fake_servers import FakeAIServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, once_per_suite]
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 METRICS_TOKEN = "metrics-" + secrets.token_urlsafe(16)
