@@ -247,3 +247,32 @@ def test_sigterm_finishes_rows_in_flight_gives_back_the_rest_and_exits_0(fake_ai
     assert_counters_match_recount(batch)
     assert not WorkerHeartbeat.objects.exists()
     assert batch.activity == Batch.ACTIVITY_PROCESSING or not worker_alive()
+
+
+# --- Settings and admin --------------------------------------------------------------------
+
+
+def test_a_heartbeat_timeout_shorter_than_the_heartbeat_is_refused(settings):
+    from batches.checks import check_worker_settings
+
+    settings.WORKER_HEARTBEAT_SECONDS = 5
+    settings.WORKER_HEARTBEAT_TIMEOUT = 5
+    settings.WORKER_SLICE_SECONDS = 0
+    ids = [error.id for error in check_worker_settings(None)]
+    assert ids == ["batches.E001", "batches.E002"]
+
+    settings.WORKER_HEARTBEAT_TIMEOUT = 15
+    settings.WORKER_SLICE_SECONDS = 5
+    assert check_worker_settings(None) == []
+
+
+@pytest.mark.django_db
+def test_admin_lists_workers_read_only(admin_client):
+    alive_heartbeat("alive-worker")
+    WorkerHeartbeat.objects.create(
+        name="dead-worker", hostname="h", pid=4, last_seen=timezone.now() - timedelta(hours=1)
+    )
+    page = admin_client.get("/admin/batches/workerheartbeat/")
+    assert page.status_code == 200
+    assert "alive-worker" in page.text and "dead-worker" in page.text
+    assert admin_client.get("/admin/batches/workerheartbeat/add/").status_code == 403
