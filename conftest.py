@@ -59,6 +59,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture(autouse=True)
+def fresh_provider_limits():
+    """Pauses and adaptive limits of one test's provider keys must not slow the next."""
+    from chats.providers import limits
+
+    limits.reset()
+    yield
+    limits.reset()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
     """Real hashers cost most of a second per user; tests need logins, not strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

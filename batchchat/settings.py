@@ -206,8 +206,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Background worker, production serving, health, metrics and logs (issue 14) --------
 # `manage.py run_worker` drives the slices of active batches without a broker (bin/run
-# and bin/serve start one). Its slices are short so that SIGTERM is honoured quickly.
-WORKER_SLICE_SECONDS = env_float("WORKER_SLICE_SECONDS", 5.0)
+# and bin/serve start one), one slice per batch in turn (a stop ends a slice early).
+WORKER_SLICE_SECONDS = env_float("WORKER_SLICE_SECONDS", 10.0)
 WORKER_POLL_SECONDS = env_float("WORKER_POLL_SECONDS", 1.0)
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 # A worker not heard from for this long is dead: the pages drive batches again.
@@ -259,7 +259,45 @@ PROVIDER_TIMEOUT = env_float("PROVIDER_TIMEOUT", 60.0)
 PROVIDER_MAX_ATTEMPTS = env_int("PROVIDER_MAX_ATTEMPTS", 5)
 PROVIDER_BACKOFF_BASE = env_float("PROVIDER_BACKOFF_BASE", 1.0)
 PROVIDER_BACKOFF_MAX = env_float("PROVIDER_BACKOFF_MAX", 30.0)
-PROVIDER_MAX_CONCURRENCY = env_int("PROVIDER_MAX_CONCURRENCY", 16)
+# An optional safety cap on calls in flight to one provider, per process; 0 = none (the
+# batch concurrency is what runs). run_batch says when it is in force.
+PROVIDER_MAX_CONCURRENCY = env_int("PROVIDER_MAX_CONCURRENCY", 0)
+
+# --- Provider quotas: requests and tokens per minute (see README "Provider rate limits") ---
+# Unset means unlimited (and no work per call). With Redis (REDIS_URL, or a redis://
+# Celery broker) the budget is shared by every process and machine on the same key.
+PROVIDER_RATE_LIMITS = {
+    provider: {"rpm": env_float(f"{prefix}_RPM", 0.0), "tpm": env_float(f"{prefix}_TPM", 0.0)}
+    for provider, prefix in (
+        ("openai", "OPENAI"),
+        ("azure", "AZURE_OPENAI"),
+        ("anthropic", "ANTHROPIC"),
+        ("compatible", "COMPATIBLE"),
+    )
+}
+# Per model, overriding its provider's: "openai:gpt-4o=500/30000, anthropic:claude-x=50/0"
+# (requests per minute / tokens per minute; 0 = unlimited).
+PROVIDER_MODEL_RATE_LIMITS = {}
+for _entry in env_list("PROVIDER_MODEL_RATE_LIMITS"):
+    _name, _, _limits = _entry.partition("=")
+    _rpm, _, _tpm = _limits.partition("/")
+    try:
+        PROVIDER_MODEL_RATE_LIMITS[_name.strip()] = {
+            "rpm": float(_rpm or 0),
+            "tpm": float(_tpm or 0),
+        }
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"PROVIDER_MODEL_RATE_LIMITS: {_entry!r} is not provider:model=RPM/TPM"
+        ) from None
+# How much of a minute's budget may go out at once (providers enforce per-minute limits
+# over shorter windows, so requests are spread evenly).
+RATE_LIMIT_BURST_SECONDS = env_float("RATE_LIMIT_BURST_SECONDS", 1.0)
+# Output tokens budgeted for a call before the provider reports its usage.
+RATE_LIMIT_OUTPUT_TOKENS = env_int("RATE_LIMIT_OUTPUT_TOKENS", 512)
+REDIS_URL = env("REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
 
 # --- Search providers -------------------------------------------------------------------
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 5)

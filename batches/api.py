@@ -409,7 +409,9 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
     batch = _batch_for(request, payload.batch_id)
     seconds = payload.seconds or settings.BATCH_SLICE_SECONDS
     seconds = min(seconds, MAX_SLICE_SECONDS) if math.isfinite(seconds) else MAX_SLICE_SECONDS
-    result = run_slice(batch_id=batch.pk, seconds=seconds, runner="api")
+    result = run_slice(
+        batch_id=batch.pk, seconds=seconds, runner="api", concurrency=payload.concurrency
+    )
     batch.refresh_from_db()
     return ProcessOut.of(
         batch, remaining=result.remaining, slice_done=result.done, slice_failed=result.failed

@@ -25,6 +25,29 @@ class CamelSchema(Schema):
 # --- Answers ------------------------------------------------------------------------------
 
 
+class ThrottleOut(CamelSchema):
+    resumes_in_seconds: int | None = Field(
+        description="Seconds until the provider's rate limit lets calls go again, if waiting"
+    )
+    calls_in_flight: int
+    call_limit: int | None = Field(
+        description="Calls in flight allowed after 429s (adaptive), if below the concurrency"
+    )
+    concurrency: int
+
+    @classmethod
+    def of(cls, batch: Batch) -> ThrottleOut | None:
+        throttle = batch.throttle or {}
+        if not throttle or not batch.is_active:
+            return None
+        return cls(
+            resumes_in_seconds=batch.throttle_wait_seconds,
+            calls_in_flight=int(throttle.get("in_flight") or 0),
+            call_limit=throttle.get("limit"),
+            concurrency=int(throttle.get("concurrency") or 0),
+        )
+
+
 class BatchOut(CamelSchema):
     batch_id: int
     name: str
@@ -44,6 +67,9 @@ class BatchOut(CamelSchema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    throttle: ThrottleOut | None = Field(
+        description="Set while the provider's rate limit holds the batch back"
+    )
     activity: Literal["processing", "waiting_for_worker"] | None = Field(
         default=None,
         description="For an active batch: 'processing' when a worker (or a client holding "
@@ -72,6 +98,7 @@ class BatchOut(CamelSchema):
             "created_at": batch.created_at,
             "started_at": batch.started_at,
             "finished_at": batch.finished_at,
+            "throttle": ThrottleOut.of(batch),
         }
 
     @classmethod
@@ -143,6 +170,12 @@ class ProcessIn(BatchIdIn):
         default=None,
         gt=0,
         description="How long to work; default BATCH_SLICE_SECONDS; longer values are clamped",
+    )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Provider calls in flight at once; default BATCH_CONCURRENCY",
     )
 
 

@@ -13,6 +13,7 @@ one batch, a transition (completed) may be seen, and logged, by more than one of
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.utils import timezone
 
@@ -42,11 +43,24 @@ def resting_rows(batch_id: int) -> int:
 
 
 def run_slice(
-    *, batch_id: int, seconds: float, runner: str, concurrency: int | None = None
+    *,
+    batch_id: int,
+    seconds: float,
+    runner: str,
+    concurrency: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> SliceResult:
-    """`process_for_duration`, plus the batch's event lines. Raises what it raises."""
+    """`process_for_duration` (same arguments), plus the batch's event lines. Raises what
+    it raises."""
     before = Batch.objects.filter(pk=batch_id).values_list("status", flat=True).first()
-    result = process_for_duration(batch_id=batch_id, seconds=seconds, concurrency=concurrency)
+    result = process_for_duration(
+        batch_id=batch_id,
+        seconds=seconds,
+        concurrency=concurrency,
+        should_stop=should_stop,
+        on_progress=on_progress,
+    )
     counts = {"runner": runner, "done": result.done, "failed": result.failed}
     if before in (Batch.Status.UPLOADED, Batch.Status.QUEUED):
         log_batch_event("started", batch_id=batch_id, **counts, remaining=result.remaining)
@@ -54,15 +68,23 @@ def run_slice(
         log_batch_event(
             "slice", batch_id=batch_id, **counts, remaining=result.remaining, status=result.status
         )
-    if result.status in Batch.ACTIVE_STATUSES and (resting := resting_rows(batch_id)):
-        log_batch_event(
-            "throttled",
-            batch_id=batch_id,
-            level=logging.WARNING,
-            runner=runner,
-            resting=resting,
-            remaining=result.remaining,
-        )
+    if result.status in Batch.ACTIVE_STATUSES:
+        throttle = Batch.objects.filter(pk=batch_id).values_list("throttle", flat=True).first()
+        resting = resting_rows(batch_id)
+        if throttle or resting:
+            # The provider's rate limit holds the batch back (published by the engine:
+            # a pause until a time, or fewer calls in flight), or rows wait out a 429.
+            throttle = throttle or {}
+            log_batch_event(
+                "throttled",
+                batch_id=batch_id,
+                level=logging.WARNING,
+                runner=runner,
+                resting=resting,
+                remaining=result.remaining,
+                limit=throttle.get("limit"),
+                until=throttle.get("until"),
+            )
     if before in Batch.ACTIVE_STATUSES and result.status not in Batch.ACTIVE_STATUSES:
         batch = Batch.objects.filter(pk=batch_id).first()
         if batch is not None:

@@ -10,7 +10,8 @@ reads it (a handful of grouped queries, whatever the number of rows):
 - `batchchat_rows_waiting{provider}`: pending and running rows of active batches;
 - `batchchat_rows_rate_limited{provider}`: rows resting after the provider kept answering
   429/5xx, until their retry time;
-- `batchchat_batches{status}`;
+- `batchchat_batches{status}`, and `batchchat_batches_throttled{provider}`: active
+  batches the provider's rate limit holds back (as the engine publishes on the batch);
 - `batchchat_provider_latency_seconds{provider}`: a gauge histogram of the answers of the
   last METRICS_LATENCY_WINDOW_SECONDS (search + generation, as stored on each turn);
 - `batchchat_workers_alive`, and per worker (`run_worker`) its last heartbeat, slices and
@@ -48,6 +49,7 @@ class BatchChatCollector(Collector):
         now = timezone.now()
         yield from self._rows(now)
         yield self._batches()
+        yield self._throttled()
         yield self._latency(now)
         yield from self._workers()
 
@@ -96,6 +98,24 @@ class BatchChatCollector(Collector):
             limited.add_metric([provider], resting)
         yield waiting
         yield limited
+
+    def _throttled(self) -> Metric:
+        family = GaugeMetricFamily(
+            "batchchat_batches_throttled",
+            "Active batches that the provider's rate limit holds back (a pause after a 429, "
+            "or fewer calls in flight), by AI provider.",
+            labels=["provider"],
+        )
+        per_provider = (
+            Batch.objects.order_by()
+            .filter(status__in=Batch.ACTIVE_STATUSES)
+            .exclude(throttle={})
+            .values_list("ai_provider")
+            .annotate(n=Count("id"))
+        )
+        for provider, n in per_provider:
+            family.add_metric([provider], n)
+        return family
 
     def _batches(self) -> Metric:
         family = GaugeMetricFamily("batchchat_batches", "Batches by status.", labels=["status"])

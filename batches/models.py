@@ -55,6 +55,9 @@ class Batch(models.Model):
     # keep the key order of BatchItem.row, and the export must return the file's order.
     input_columns = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # Written by the engine while a provider's quota holds the batch back, {} otherwise:
+    # {"until": epoch seconds or null, "in_flight": n, "limit": n or null, "concurrency": n}.
+    throttle = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -149,6 +152,63 @@ class Batch(models.Model):
     def can_retry(self) -> bool:
         return self.status in self.FINISHED_STATUSES and (
             self.failed_items > 0 or self.status == self.Status.CANCELLED
+        )
+
+    @property
+    def throttle_wait_seconds(self) -> int | None:
+        """Seconds until the provider's rate limit lets rows go again, when waiting."""
+        until = (self.throttle or {}).get("until")
+        if not until or not self.is_active:
+            return None
+        left = until - timezone.now().timestamp()
+        return max(int(left + 0.999), 1) if left > 0 else None
+
+    # --- state transitions: call inside a transaction that locked this batch ---------------
+    def _move(self, status: str, *, error: str = "", finished: bool) -> None:
+        self.status = status
+        self.error = error
+        self.finished_at = timezone.now() if finished else None
+        self.save(update_fields=["status", "error", "finished_at", "updated_at"])
+
+    def mark_queued(self) -> None:
+        """Waiting for a runner: after start, resume or retry."""
+        self._move(self.Status.QUEUED, finished=False)
+
+    def mark_cancelled(self) -> None:
+        self._move(self.Status.CANCELLED, finished=True)
+
+    def mark_completed(self) -> None:
+        self._move(self.Status.COMPLETED, finished=True)
+
+    def mark_failed(self, message: str) -> None:
+        """A batch-level fault (provider not configured) that retrying rows cannot fix."""
+        self._move(self.Status.FAILED, error=message, finished=True)
+
+    def recount(self) -> None:
+        """Set the counters and last_processed_index from the items (two queries)."""
+        counts = self.items.aggregate(
+            total=models.Count("id"),
+            done=models.Count("id", filter=models.Q(status=BatchItem.Status.DONE)),
+            failed=models.Count("id", filter=models.Q(status=BatchItem.Status.FAILED)),
+        )
+        first_unfinished = (
+            self.items.exclude(status__in=BatchItem.FINISHED_STATUSES)
+            .order_by("position")
+            .values_list("position", flat=True)
+            .first()
+        )
+        self.total_items = counts["total"]
+        self.processed_items = counts["done"]
+        self.failed_items = counts["failed"]
+        self.last_processed_index = (
+            counts["total"] if first_unfinished is None else first_unfinished
+        )
+        Batch.objects.filter(pk=self.pk).update(
+            total_items=self.total_items,
+            processed_items=self.processed_items,
+            failed_items=self.failed_items,
+            last_processed_index=self.last_processed_index,
+            updated_at=timezone.now(),
         )
 
 

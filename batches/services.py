@@ -1,42 +1,38 @@
-"""The batch engine: creating batch runs and processing them in resumable slices."""
+"""Batch services: creating batch runs, their lifecycle (start, cancel, retry, delete) and
+scheduling their slices. The slices themselves are run by batches.engine."""
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
-import time
-import uuid
-from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import timedelta
-from itertools import islice
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
+from batches.bulk import insert_rows
+from batches.engine import SliceResult, process_for_duration
+from batches.errors import BatchStateError
 from batches.ingest import ParsedRow, UploadError
 from batches.models import Batch, BatchItem
-from chats.models import Chat
-from chats.services import (
-    ProviderError,
-    ProviderNotConfigured,
-    TransientProviderError,
-    check_chat_settings,
-    process_message,
-)
+from chats.models import Chat, new_chat_id
+from chats.services import check_chat_settings
 
-CREATE_CHUNK = 1000
-
-
-def _chunks(rows: Iterable, size: int):
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+__all__ = [
+    "BatchStateError",
+    "SliceResult",
+    "cancel_batch",
+    "create_batch_run",
+    "delete_batch",
+    "process_for_duration",
+    "recover_stalled_batches",
+    "retry_failed",
+    "runner_mode",
+    "stalled_batch_ids",
+    "start_batch",
+]
 
 
 def create_batch_run(
@@ -54,8 +50,10 @@ def create_batch_run(
     """Create a batch with a Chat and a BatchItem per row, all or nothing.
 
     1. validate: at least one row, at most MAX_BATCH_ITEMS, providers configured;
-    2. in one transaction, create the Batch, then Chats and BatchItems with bulk_create
-       in chunks (rows sharing a `chat_key` share one Chat, in row order).
+    2. in one transaction, create the Batch, then the Chats (rows sharing a `chat_key`
+       share one Chat, in row order) and the BatchItems with batches.bulk.insert_rows
+       (COPY on PostgreSQL, executemany on SQLite: no model instance per row), reading
+       the new chats' keys back with one query.
     Raises UploadError or ProviderNotConfigured; nothing is created then.
     """
     if not rows:
@@ -78,6 +76,18 @@ def create_batch_run(
         "uploader": uploader,
     }
     input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
+    # The public chat id of every row; rows sharing a chat_key share one.
+    public_for_key: dict[str, str] = {}
+    new_chats: list[str] = []
+    row_chats: list[str] = []
+    for row in rows:
+        public = public_for_key.get(row.chat_key) if row.chat_key else None
+        if public is None:
+            public = new_chat_id()
+            new_chats.append(public)
+            if row.chat_key:
+                public_for_key[row.chat_key] = public
+        row_chats.append(public)
     with transaction.atomic():
         batch = Batch.objects.create(
             name=name[:200],
@@ -86,69 +96,34 @@ def create_batch_run(
             input_columns=input_columns,
             **chat_fields,
         )
-        chat_for_key: dict[str, Chat] = {}
-        for offset, chunk in enumerate(_chunks(rows, CREATE_CHUNK)):
-            new_chats: list[Chat] = []
-            row_chats: list[Chat] = []
-            for row in chunk:
-                chat = chat_for_key.get(row.chat_key) if row.chat_key else None
-                if chat is None:
-                    chat = Chat(**chat_fields)
-                    new_chats.append(chat)
-                    if row.chat_key:
-                        chat_for_key[row.chat_key] = chat
-                row_chats.append(chat)
-            Chat.objects.bulk_create(new_chats)
-            start = offset * CREATE_CHUNK
-            BatchItem.objects.bulk_create(
-                BatchItem(
-                    batch=batch,
-                    chat=chat,
-                    position=start + index,
-                    question=row.question,
-                    referring_url=row.referring_url,
-                    row=row.columns,
-                )
-                for index, (row, chat) in enumerate(zip(chunk, row_chats, strict=True))
-            )
+        # Every chat inserted now gets a key above this one (SQLite: one writer at a
+        # time; PostgreSQL: sequence values are never handed out twice).
+        before = Chat.objects.aggregate(last=Max("pk"))["last"] or 0
+        insert_rows(
+            Chat,
+            varying=("chat_id",),
+            rows=((public,) for public in new_chats),
+            constants=chat_fields,
+        )
+        chat_pk = dict(Chat.objects.filter(pk__gt=before).values_list("chat_id", "pk").iterator())
+        insert_rows(
+            BatchItem,
+            varying=("chat", "position", "question", "referring_url", "row"),
+            rows=(
+                (chat_pk[public], position, row.question, row.referring_url, row.columns)
+                for position, (row, public) in enumerate(zip(rows, row_chats, strict=True))
+            ),
+            constants={"batch": batch},
+        )
     return batch
 
 
-# --- Engine ----------------------------------------------------------------------------
+# --- Lifecycle ---------------------------------------------------------------------------
 #
-# State lives on rows: an item is claimed with a conditional UPDATE that sets a lease
-# (owner + expiry), and every result is recorded with a conditional UPDATE that checks the
-# lease is still ours. So any number of callers (threads, processes, Celery workers) can
-# work on one batch: each row completes once, and a row whose worker died is claimed
-# again when its lease expires.
+# The engine (claims, leases, slices, grouped writes) is in batches.engine; these services
+# move a batch between states and schedule its slices.
 
 logger = logging.getLogger(__name__)
-
-UNFINISHED = (BatchItem.Status.PENDING, BatchItem.Status.RUNNING)
-
-
-class BatchStateError(Exception):
-    """The batch is in a state that does not allow this action (HTTP 409)."""
-
-
-class LeaseLost(Exception):
-    """Our lease on an item expired and another worker took it: drop our result."""
-
-
-@dataclass(frozen=True)
-class SliceResult:
-    """What one call of process_for_duration did, and where the batch stands after it."""
-
-    batch_id: int
-    status: str
-    done: int  # rows that finished done during this slice
-    failed: int  # rows that finished failed during this slice
-    remaining: int  # rows of the batch not finished (pending, running, cancelled)
-
-    @property
-    def should_continue(self) -> bool:
-        """Whether a background runner should schedule another slice."""
-        return self.status in Batch.ACTIVE_STATUSES and self.remaining > 0
 
 
 def runner_mode() -> str:
@@ -182,10 +157,7 @@ def start_batch(*, batch: Batch) -> Batch:
             batch.items.filter(status=BatchItem.Status.CANCELLED).update(
                 status=BatchItem.Status.PENDING, error=""
             )
-            batch.status = Batch.Status.QUEUED
-            batch.error = ""
-            batch.finished_at = None
-            batch.save(update_fields=["status", "error", "finished_at", "updated_at"])
+            batch.mark_queued()
             _enqueue_slices(batch.pk)
         elif batch.pk in stalled_batch_ids(idle_seconds=0):
             _enqueue_slices(batch.pk)
@@ -207,10 +179,8 @@ def cancel_batch(*, batch: Batch) -> Batch:
         batch.items.filter(status=BatchItem.Status.PENDING).update(
             status=BatchItem.Status.CANCELLED
         )
-        batch.status = Batch.Status.CANCELLED
-        batch.finished_at = timezone.now()
-        batch.save(update_fields=["status", "finished_at", "updated_at"])
-        _recount(batch)
+        batch.mark_cancelled()
+        batch.recount()
     return batch
 
 
@@ -223,11 +193,8 @@ def retry_failed(*, batch: Batch) -> Batch:
         ).update(status=BatchItem.Status.PENDING, error="", finished_at=None, attempts=0)
         if not retried and batch.status != Batch.Status.FAILED:
             raise BatchStateError("This batch has no failed or cancelled rows to retry.")
-        batch.status = Batch.Status.QUEUED
-        batch.error = ""
-        batch.finished_at = None
-        batch.save(update_fields=["status", "error", "finished_at", "updated_at"])
-        _recount(batch)
+        batch.mark_queued()
+        batch.recount()
         _enqueue_slices(batch.pk)
     return batch
 
@@ -235,8 +202,8 @@ def retry_failed(*, batch: Batch) -> Batch:
 def delete_batch(*, batch: Batch) -> None:
     """Delete the batch, its items and its chats (a batch's chats belong to it alone).
 
-    Rows may be finishing while this runs. Their workers lock the chat, then the row,
-    then the batch (see chats.services.process_message and _Slice._record); locking in
+    Rows may be finishing while this runs. Their writers lock the chats, then the rows,
+    then the batch (see batches.engine._Slice._write_group); locking in
     the same order here means such a row either commits first (and is deleted with the
     rest) or finds its row gone and drops its result: no deadlock, no orphan.
     """
@@ -253,388 +220,6 @@ def delete_batch(*, batch: Batch) -> None:
         list(Batch.objects.select_for_update().filter(pk=batch.pk).values_list("pk", flat=True))
         own_chats.delete()
         Batch.objects.filter(pk=batch.pk).delete()
-
-
-def _recount(batch: Batch) -> None:
-    """Set the counters from the items. Call inside a transaction that locked the batch."""
-    counts = batch.items.aggregate(
-        total=Count("id"),
-        done=Count("id", filter=Q(status=BatchItem.Status.DONE)),
-        failed=Count("id", filter=Q(status=BatchItem.Status.FAILED)),
-    )
-    first_unfinished = (
-        batch.items.exclude(status__in=BatchItem.FINISHED_STATUSES)
-        .order_by("position")
-        .values_list("position", flat=True)
-        .first()
-    )
-    batch.total_items = counts["total"]
-    batch.processed_items = counts["done"]
-    batch.failed_items = counts["failed"]
-    batch.last_processed_index = counts["total"] if first_unfinished is None else first_unfinished
-    Batch.objects.filter(pk=batch.pk).update(
-        total_items=batch.total_items,
-        processed_items=batch.processed_items,
-        failed_items=batch.failed_items,
-        last_processed_index=batch.last_processed_index,
-        updated_at=timezone.now(),
-    )
-
-
-def _fail_batch(batch_id: int, message: str) -> None:
-    """A batch-level fault (provider not configured): stop the batch, burn no rows."""
-    with transaction.atomic():
-        batch = Batch.objects.select_for_update().get(pk=batch_id)
-        if batch.status in Batch.ACTIVE_STATUSES:
-            batch.status = Batch.Status.FAILED
-            batch.error = message
-            batch.finished_at = timezone.now()
-            batch.save(update_fields=["status", "error", "finished_at", "updated_at"])
-
-
-class _Slice:
-    """One call of process_for_duration: worker threads that claim, run and record rows.
-
-    1. workers take rows from a local queue; when it runs dry, one of them claims the
-       next eligible rows (pending, or running with an expired lease; for a multi-turn
-       chat only its earliest unfinished turn) with one conditional UPDATE that sets our
-       lease, so a claim costs three queries for up to CLAIM_SIZE rows;
-    2. before each provider call the worker checks the batch is still active, then runs
-       the chat pipeline and records the result (item + interaction + counters) in one
-       transaction that first checks the lease is still ours;
-    3. stops taking rows at the deadline, on cancel, or when nothing is left to claim;
-       rows claimed but not started go back to pending;
-    4. a heartbeat thread renews our leases while the slice runs.
-    """
-
-    CLAIM_SIZE = 16
-
-    def __init__(self, batch: Batch, *, seconds: float, concurrency: int) -> None:
-        self.batch_id = batch.pk
-        self.deadline = time.monotonic() + max(seconds, 0.0)
-        self.concurrency = max(concurrency, 1)
-        self.lease_seconds = settings.BATCH_LEASE_SECONDS
-        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self.stop = threading.Event()
-        self.lock = threading.Lock()  # counters and in_flight
-        self.claim_lock = threading.Lock()  # one claimer at a time; others wait for its rows
-        self.queue: deque[BatchItem] = deque()
-        self.in_flight = 0
-        self.resume_at = 0.0  # monotonic time before which no new call starts
-        self.done = 0
-        self.failed = 0
-        self.fatal: str | None = None
-        # Only batches with multi-turn chats pay for the "earlier turn unfinished" check.
-        counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
-        self.multi_turn = counts["chats"] < counts["rows"]
-
-    # -- claiming ------------------------------------------------------------------------
-    def _candidate_ids(self, now) -> list[int]:
-        """The next eligible rows by position. Pending and expired-running rows are asked
-        for separately: each query then walks the (batch, status, position) index instead
-        of filtering the whole batch."""
-        rows = BatchItem.objects.filter(batch_id=self.batch_id)
-        if self.multi_turn:
-            rows = rows.exclude(
-                Exists(
-                    BatchItem.objects.filter(
-                        chat_id=OuterRef("chat_id"),
-                        position__lt=OuterRef("position"),
-                        batch_id=self.batch_id,
-                        status__in=UNFINISHED,
-                    )
-                )
-            )
-        size = min(self.CLAIM_SIZE, self.concurrency)
-        # A pending row with a lease expiry is resting after a rate limit until then.
-        pending = rows.filter(status=BatchItem.Status.PENDING).exclude(lease_expires_at__gte=now)
-        expired = rows.filter(status=BatchItem.Status.RUNNING, lease_expires_at__lt=now)
-        found = [
-            *pending.order_by("position").values_list("position", "pk")[:size],
-            *expired.order_by("position").values_list("position", "pk")[:size],
-        ]
-        return [pk for _position, pk in sorted(found)[:size]]
-
-    def _claim(self) -> list[BatchItem]:
-        """Claim up to CLAIM_SIZE eligible rows; [] only when none is left to claim."""
-        while True:
-            now = timezone.now()
-            ids = self._candidate_ids(now)
-            if not ids:
-                return []
-            # The eligibility condition again: rows another caller took since the SELECT
-            # are skipped, so every row is claimed by one caller only.
-            claimable = Q(
-                Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
-                status__in=UNFINISHED,
-            )
-            claimed = BatchItem.objects.filter(claimable, pk__in=ids).update(
-                status=BatchItem.Status.RUNNING,
-                lease_owner=self.owner,
-                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
-                attempts=F("attempts") + 1,
-            )
-            if claimed:
-                return list(
-                    BatchItem.objects.filter(
-                        pk__in=ids, lease_owner=self.owner, status=BatchItem.Status.RUNNING
-                    )
-                    .select_related("chat")
-                    .order_by("position")
-                )
-            # Another caller claimed all of them first: look again further on.
-
-    def _take(self) -> BatchItem | None:
-        with self.claim_lock:
-            if not self.queue and not self.stop.is_set():
-                self.queue.extend(self._claim())
-            return self.queue.popleft() if self.queue else None
-
-    def _release_unstarted(self) -> None:
-        with self.claim_lock:
-            for item in self.queue:
-                self._release(item)
-            self.queue.clear()
-
-    def _batch_active(self) -> bool:
-        status = Batch.objects.filter(pk=self.batch_id).values_list("status", flat=True).first()
-        return status in Batch.ACTIVE_STATUSES
-
-    # -- one row ---------------------------------------------------------------------------
-    def _release(self, item: BatchItem) -> None:
-        """Give back a claimed row that was not started (as pending: if the batch was
-        cancelled meanwhile, _finish_slice turns it into cancelled under the batch lock)."""
-        BatchItem.objects.filter(pk=item.pk, lease_owner=self.owner).update(
-            status=BatchItem.Status.PENDING,
-            lease_owner="",
-            lease_expires_at=None,
-            attempts=F("attempts") - 1,
-        )
-
-    def _record(self, item: BatchItem, *, status: str, error: str = "", interaction=None) -> None:
-        """Item status + counters (+ the interaction, stored by the caller's transaction)."""
-        updated = BatchItem.objects.filter(
-            pk=item.pk, lease_owner=self.owner, status=BatchItem.Status.RUNNING
-        ).update(
-            status=status,
-            error=error[:2000],  # a done row forgets an earlier rate-limit message
-            interaction=interaction,
-            lease_owner="",
-            lease_expires_at=None,
-            finished_at=timezone.now(),
-        )
-        if not updated:
-            raise LeaseLost(item.pk)
-        counter = "processed_items" if status == BatchItem.Status.DONE else "failed_items"
-        Batch.objects.filter(pk=self.batch_id).update(
-            **{counter: F(counter) + 1}, updated_at=timezone.now()
-        )
-
-    def _run(self, item: BatchItem) -> None:
-        if not self._batch_active():
-            # Cancelled (or failed) after we claimed it: no provider call starts now.
-            self._release(item)
-            self.stop.set()
-            return
-        try:
-            process_message(
-                chat=item.chat,
-                question=item.question,
-                referring_url=item.referring_url,
-                in_transaction=lambda interaction: self._record(
-                    item, status=BatchItem.Status.DONE, interaction=interaction
-                ),
-            )
-        except ProviderNotConfigured as exc:
-            self._release(item)
-            self.fatal = str(exc)
-            self.stop.set()
-            return
-        except LeaseLost:
-            logger.warning("Lease lost on item %s; its result was dropped", item.pk)
-            return
-        except TransientProviderError as exc:
-            if item.attempts < settings.BATCH_ROW_MAX_ATTEMPTS:
-                self._retry_later(item, exc)
-            else:
-                self._fail(item, str(exc))
-            return
-        except ProviderError as exc:
-            self._fail(item, str(exc))
-            return
-        except Exception as exc:  # a bug must fail the row, not kill the slice
-            logger.exception("Unexpected error on batch item %s", item.pk)
-            self._fail(item, f"Unexpected error: {type(exc).__name__}: {exc}")
-            return
-        with self.lock:
-            self.done += 1
-
-    def _retry_later(self, item: BatchItem, exc: TransientProviderError) -> None:
-        """The provider is overloaded (it kept answering 429/5xx through the pipeline's own
-        retries): rather than fail, the row rests until the provider's Retry-After (or a
-        backoff) and goes back to pending, and this slice starts no call until then. Rows
-        fail only after BATCH_ROW_MAX_ATTEMPTS such attempts."""
-        wait = exc.retry_after
-        if wait is None:
-            wait = min(settings.PROVIDER_BACKOFF_BASE * 2**item.attempts, 300.0)
-        BatchItem.objects.filter(
-            pk=item.pk, lease_owner=self.owner, status=BatchItem.Status.RUNNING
-        ).update(
-            status=BatchItem.Status.PENDING,
-            error=str(exc)[:2000],
-            lease_owner="",
-            lease_expires_at=timezone.now() + timedelta(seconds=wait),
-        )
-        with self.lock:
-            self.resume_at = max(self.resume_at, time.monotonic() + wait)
-
-    def _fail(self, item: BatchItem, message: str) -> None:
-        """Fail the row; in a multi-turn chat its later turns fail with it (they need this
-        turn's answer as history), so that a retry runs them all again in order."""
-        later = 0
-        try:
-            with transaction.atomic():
-                self._record(item, status=BatchItem.Status.FAILED, error=message)
-                if self.multi_turn:
-                    later = BatchItem.objects.filter(
-                        batch_id=self.batch_id,
-                        chat_id=item.chat_id,
-                        position__gt=item.position,
-                        status=BatchItem.Status.PENDING,
-                    ).update(
-                        status=BatchItem.Status.FAILED,
-                        error=f"An earlier turn of this conversation (row {item.position + 1}) "
-                        "failed; this one needs its answer first.",
-                        finished_at=timezone.now(),
-                    )
-                    if later:
-                        Batch.objects.filter(pk=self.batch_id).update(
-                            failed_items=F("failed_items") + later
-                        )
-        except LeaseLost:
-            return
-        with self.lock:
-            self.failed += 1 + later
-
-    # -- threads ---------------------------------------------------------------------------
-    def _worker(self) -> None:
-        try:
-            while not self.stop.is_set() and time.monotonic() < self.deadline:
-                with self.lock:
-                    pause = self.resume_at - time.monotonic()
-                if pause > 0:
-                    self.stop.wait(min(pause, max(self.deadline - time.monotonic(), 0.0)))
-                    continue
-                item = self._take()
-                if item is None:
-                    with self.lock:
-                        others_busy = self.in_flight > 0
-                    if not others_busy:
-                        break
-                    # A row in flight here may unblock the next turn of its chat.
-                    time.sleep(0.05)
-                    continue
-                with self.lock:
-                    self.in_flight += 1
-                try:
-                    self._run(item)
-                finally:
-                    with self.lock:
-                        self.in_flight -= 1
-        except Exception:
-            # A database error while claiming: this worker stops; its siblings go on, and
-            # rows it held are released at the end of the slice or when their lease ends.
-            logger.exception("Batch %s: a slice worker stopped", self.batch_id)
-        finally:
-            connection.close()
-
-    def _heartbeat(self, workers: list[threading.Thread]) -> None:
-        interval = max(self.lease_seconds / 3, 0.5)
-        try:
-            while any(w.is_alive() for w in workers):
-                for w in workers:
-                    w.join(timeout=interval / len(workers))
-                BatchItem.objects.filter(
-                    lease_owner=self.owner, status=BatchItem.Status.RUNNING
-                ).update(lease_expires_at=timezone.now() + timedelta(seconds=self.lease_seconds))
-        finally:
-            connection.close()
-
-    def run(self) -> None:
-        workers = [
-            threading.Thread(target=self._worker, name=f"batch-{self.batch_id}-{n}", daemon=True)
-            for n in range(self.concurrency)
-        ]
-        for worker in workers:
-            worker.start()
-        heartbeat = threading.Thread(target=self._heartbeat, args=(workers,), daemon=True)
-        heartbeat.start()
-        for worker in workers:
-            worker.join()
-        heartbeat.join()
-        self._release_unstarted()
-
-
-def process_for_duration(
-    *, batch_id: int, seconds: float, concurrency: int | None = None
-) -> SliceResult:
-    """Process rows of a batch for about `seconds`; safe to call from many places at once.
-
-    1. move an uploaded/queued batch to processing (cancelled or failed: BatchStateError);
-    2. check the providers are configured, or fail the batch without burning rows;
-    3. run a slice (see _Slice): rows in flight at the deadline are finished, not dropped;
-    4. recount the counters and last_processed_index, and complete the batch when no
-       row is left.
-    """
-    now = timezone.now()
-    batch = Batch.objects.get(pk=batch_id)
-    if batch.status in (Batch.Status.CANCELLED, Batch.Status.FAILED):
-        raise BatchStateError(
-            f"This batch is {batch.get_status_display().lower()}; start it again to resume."
-        )
-    Batch.objects.filter(
-        pk=batch_id, status__in=(Batch.Status.UPLOADED, Batch.Status.QUEUED)
-    ).update(status=Batch.Status.PROCESSING, updated_at=now)
-    Batch.objects.filter(pk=batch_id, started_at__isnull=True).update(started_at=now)
-    batch.refresh_from_db()
-
-    work = _Slice(batch, seconds=seconds, concurrency=concurrency or settings.BATCH_CONCURRENCY)
-    if batch.status == Batch.Status.PROCESSING:
-        try:
-            check_chat_settings(
-                ai_provider=batch.ai_provider,
-                model=batch.model,
-                search_provider=batch.search_provider,
-            )
-        except ProviderNotConfigured as exc:
-            work.fatal = str(exc)
-        else:
-            work.run()
-    try:
-        if work.fatal:
-            _fail_batch(batch_id, work.fatal)
-        return _finish_slice(batch_id, done=work.done, failed=work.failed)
-    except Batch.DoesNotExist:
-        raise BatchStateError("This batch was deleted while it was being processed.") from None
-
-
-def _finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:
-    with transaction.atomic():
-        batch = Batch.objects.select_for_update().get(pk=batch_id)
-        if batch.status == Batch.Status.CANCELLED:
-            # Rows released after the cancel (claimed, not started) are cancelled too.
-            batch.items.filter(status=BatchItem.Status.PENDING).update(
-                status=BatchItem.Status.CANCELLED
-            )
-        _recount(batch)
-        unfinished = batch.items.filter(status__in=UNFINISHED).exists()
-        if batch.status in Batch.ACTIVE_STATUSES and not unfinished:
-            batch.status = Batch.Status.COMPLETED
-            batch.finished_at = timezone.now()
-            batch.save(update_fields=["status", "finished_at", "updated_at"])
-    return SliceResult(
-        batch_id=batch_id, status=batch.status, done=done, failed=failed, remaining=batch.remaining
-    )
 
 
 def stalled_batch_ids(*, idle_seconds: float) -> list[int]:

@@ -10,8 +10,9 @@ batch, so that a started batch finishes with no page open.
    over when their lease (BATCH_LEASE_SECONDS) expires;
 3. a heartbeat thread writes its WorkerHeartbeat row every WORKER_HEARTBEAT_SECONDS, so
    the pages, the API, /healthz and /metrics know a worker is alive;
-4. `request_stop()` (SIGTERM, Ctrl-C): no new slice starts; the slice under way stops
-   taking rows at its deadline and finishes the rows in flight; the heartbeat row is
+4. `request_stop()` (SIGTERM, Ctrl-C): no new slice starts and the slice under way
+   starts no new row (the engine's `should_stop`); the rows in flight finish and are
+   recorded, rows claimed but not started go back to pending, and the heartbeat row is
    deleted, so the pages take over at once.
 """
 
@@ -124,6 +125,7 @@ class Worker:
                 seconds=self.slice_seconds,
                 runner="worker",
                 concurrency=self.concurrency,
+                should_stop=self.stopping.is_set,
             )
         except (Batch.DoesNotExist, BatchStateError):
             return True  # cancelled, failed or deleted meanwhile: next batch

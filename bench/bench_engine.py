@@ -1,34 +1,51 @@
-"""Benchmark: batch engine throughput against the fake provider, compared with the ideal.
+"""Benchmark: batch engine throughput against a fake provider, as a ratio to the ideal.
 
-Run: .venv/bin/python bench/bench_engine.py [--rows 2000] [--latency 0.2]
-     [--concurrency 8 32] [--runners inline celery]
+Run: .venv/bin/python bench/bench_engine.py [--configs small large celery] [--scale 1.0]
 
-Each configuration runs in a fresh child process against a fresh database:
-- inline: SQLite file, one caller driving process_for_duration slices (as the batch page
-  and run_batch do) with C threads;
-- celery: PostgreSQL + Redis, 2 Celery worker processes (one slice at a time each),
-  BATCH_PARALLEL_SLICES=2 and C/2 threads per slice, so C calls are in flight in all.
-The fake provider (chats.tests.fake_servers) answers every call after `latency` seconds,
-so the ideal wall time is rows x latency / C; the ratio shows what BatchChat adds.
-DEBUG is off, as in production.
+The fake OpenAI-compatible server (chats.tests.fake_servers, its own process) answers
+every call after L seconds, so the ideal wall time is rows x L / C. Figures:
+- engine ratio: ideal / engine time, engine time = from the batch's start (first claim)
+  to the last row recorded (the rows' finished_at);
+- command ratio: ideal / wall time of the whole `run_batch` command (Python start-up,
+  imports, creating the batch, answering, writing the results file);
+- CPU ms/row: user + system CPU of the run_batch process / rows;
+- write transactions and queries per row, counted on the process's connection;
+- max in flight: what the server saw at once, next to C.
+Configurations (issue #10 targets):
+- small:  run_batch, SQLite, N=1,000, C=32,  L=200 ms (engine >= 0.95, command >= 0.80)
+- large:  run_batch, SQLite, N=5,000, C=256, L=500 ms (engine >= 0.90, command >= 0.80,
+          CPU <= 2 ms/row, write transactions <= 0.1/row)
+- celery: 2 Celery workers (one slice of C/2 each), PostgreSQL + Redis, N=2,000, C=64,
+          L=200 ms (engine >= 0.90)
+`--scale 0.2` runs a fifth of the rows (a quick look; figures are less stable).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BENCH_DB = "batchchat_bench"
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/9")
+CONFIGS = {
+    "small": {"runner": "run_batch", "rows": 1000, "concurrency": 32, "latency": 0.2},
+    "large": {"runner": "run_batch", "rows": 5000, "concurrency": 256, "latency": 0.5},
+    "celery": {"runner": "celery", "rows": 2000, "concurrency": 64, "latency": 0.2},
+}
+WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
 def start_fake_provider(latency: float) -> tuple[subprocess.Popen, str]:
@@ -41,6 +58,15 @@ def start_fake_provider(latency: float) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
+def server_stats(url: str) -> dict:
+    with urllib.request.urlopen(url + "/stats", timeout=10) as response:
+        return json.load(response)
+
+
+def reset_server(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(url + "/stats/reset", method="POST"), timeout=10)
+
+
 def fresh_postgres_url() -> str:
     import psycopg
 
@@ -50,8 +76,59 @@ def fresh_postgres_url() -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
 
 
-def child(args: argparse.Namespace) -> None:
-    """One configuration, in its own process (settings come from the environment)."""
+def engine_seconds(batch) -> float:
+    from django.db.models import Max
+
+    last = batch.items.aggregate(last=Max("finished_at"))["last"]
+    return (last - batch.started_at).total_seconds()
+
+
+# --- children ------------------------------------------------------------------------------
+
+
+def child_run_batch(args: argparse.Namespace) -> None:
+    """`manage.py run_batch` in this process, with the connection's statements counted."""
+    import django
+
+    django.setup()
+    from django.core.management import CommandError, call_command
+    from django.db import connection
+
+    counts = {"queries": 0, "write_transactions": 0}
+
+    def count(execute, sql, params, many, context):
+        counts["queries"] += 1
+        head = sql.lstrip()[:16].upper()
+        if head.startswith("BEGIN") or (head.startswith(WRITES) and not connection.in_atomic_block):
+            counts["write_transactions"] += 1  # an explicit one, or an autocommit write
+        return execute(sql, params, many, context)
+
+    # Rows that failed end the command with an error; the figures are printed anyway.
+    with connection.execute_wrapper(count), contextlib.suppress(CommandError):
+        call_command(
+            "run_batch",
+            args.file,
+            provider="compatible",
+            search="none",
+            concurrency=args.concurrency,
+            out=args.out,
+        )
+    from batches.models import Batch
+
+    batch = Batch.objects.latest("pk")
+    print(
+        json.dumps(
+            {
+                "engine": engine_seconds(batch),
+                "done": batch.processed_items,
+                "failed": batch.failed_items,
+                **counts,
+            }
+        )
+    )
+
+
+def child_celery(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
@@ -71,60 +148,63 @@ def child(args: argparse.Namespace) -> None:
         model="local-model",
         search_provider="none",
     )
-    workers = []
-    started = time.monotonic()
-    if args.runner == "inline":
-        while True:
-            result = services.process_for_duration(
-                batch_id=batch.pk, seconds=20, concurrency=args.concurrency[0]
-            )
-            if not result.should_continue:
-                break
-    else:
-        for n in range(2):
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "batchchat", "worker",
-                     "--concurrency", "1", "--pool", "prefork", "--loglevel", "WARNING",
-                     "--without-gossip", "--without-mingle", "-n", f"bench{n}@%h"],
-                    cwd=ROOT,
-                    start_new_session=True,
-                )
-            )  # fmt: skip
-        time.sleep(3)  # let both workers connect before the first task is queued
-        started = time.monotonic()
-        services.start_batch(batch=batch)
-        while Batch.objects.get(pk=batch.pk).status != Batch.Status.COMPLETED:
-            time.sleep(0.1)
-    elapsed = time.monotonic() - started
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "batchchat", "worker",
+             "--concurrency", "1", "--pool", "prefork", "--loglevel", "WARNING",
+             "--without-gossip", "--without-mingle", "-n", f"bench{n}@%h"],
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        for n in range(2)
+    ]  # fmt: skip
+    time.sleep(4)  # let both workers connect before the first task is queued
+    services.start_batch(batch=batch)
+    while Batch.objects.get(pk=batch.pk).status != Batch.Status.COMPLETED:
+        time.sleep(0.1)
     for proc in workers:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     batch.refresh_from_db()
-    print(
-        json.dumps(
-            {"elapsed": elapsed, "done": batch.processed_items, "failed": batch.failed_items}
-        )
-    )
+    print(json.dumps({"engine": engine_seconds(batch), "done": batch.processed_items, "failed": 0}))
 
 
-def run_configuration(runner: str, concurrency: int, args: argparse.Namespace, url: str) -> dict:
-    env = {
+# --- parent --------------------------------------------------------------------------------
+
+
+def base_env(url: str) -> dict[str, str]:
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "batchchat.settings",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "bench-only-secret-key-bench-only-secret-key-0123456789",
         "COMPATIBLE_BASE_URL": url + "/v1",
         "COMPATIBLE_MODELS": "local-model",
-        # The per-process cap on calls to one provider must not be what limits C.
-        "PROVIDER_MAX_CONCURRENCY": str(max(concurrency, 16)),
         "PYTHONPATH": str(ROOT),
         "LOG_LEVEL": "WARNING",
     }
-    tmp = tempfile.mkdtemp(prefix="bench-engine-")
-    if runner == "inline":
+
+
+def run_config(name: str, config: dict, url: str) -> dict:
+    env = base_env(url)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    rows, concurrency = config["rows"], config["concurrency"]
+    if config["runner"] == "run_batch":
         env["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
         env.pop("CELERY_BROKER_URL", None)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+            cwd=ROOT, env=env, check=True,
+        )  # fmt: skip
+        questions = tmp / "questions.csv"
+        with open(questions, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["question"])
+            writer.writerows([f"Benchmark question {i}?"] for i in range(rows))
+        command = [
+            sys.executable, __file__, "--child", "run_batch", "--file", str(questions),
+            "--concurrency", str(concurrency), "--out", str(tmp / "results.csv"),
+        ]  # fmt: skip
     else:
         import redis
 
@@ -132,47 +212,71 @@ def run_configuration(runner: str, concurrency: int, args: argparse.Namespace, u
         env["DATABASE_URL"] = fresh_postgres_url()
         env["CELERY_BROKER_URL"] = BROKER_URL
         env["BATCH_PARALLEL_SLICES"] = "2"
-        env["BATCH_CONCURRENCY"] = str(max(concurrency // 2, 1))
-        env["BATCH_SLICE_SECONDS"] = "20"
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", runner, "--rows", str(args.rows),
-         "--concurrency", str(concurrency)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return json.loads(out.strip().splitlines()[-1])
+        env["BATCH_CONCURRENCY"] = str(concurrency // 2)
+        env["BATCH_SLICE_SECONDS"] = "60"
+        command = [sys.executable, __file__, "--child", "celery", "--rows", str(rows)]
+    reset_server(url)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode not in (0, 1) or not out.stdout.strip():
+        raise SystemExit(f"{name} failed:\n{out.stdout}\n{out.stderr}")
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return figures | {"wall": wall, "cpu": cpu, "server": server_stats(url)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
-    parser.add_argument("--runners", nargs="+", default=["inline", "celery"])
-    parser.add_argument("--child", choices=["inline", "celery"])
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rows to run")
+    parser.add_argument("--child", choices=["run_batch", "celery"])
+    parser.add_argument("--file")
+    parser.add_argument("--out")
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--concurrency", type=int)
     args = parser.parse_args()
-    if args.child:
-        args.runner = args.child
-        child(args)
+    if args.child == "run_batch":
+        child_run_batch(args)
+        return
+    if args.child == "celery":
+        child_celery(args)
         return
 
-    fake, url = start_fake_provider(args.latency)
-    try:
-        print(f"rows={args.rows} latency={args.latency * 1000:.0f} ms, fake provider at {url}")
-        print(f"{'runner':<32} {'C':>3} {'seconds':>8} {'ideal':>7} {'ratio':>6} {'rows/s':>7}")
-        for runner in args.runners:
-            for concurrency in args.concurrency:
-                figures = run_configuration(runner, concurrency, args, url)
-                ideal = args.rows * args.latency / concurrency
-                label = "inline, SQLite" if runner == "inline" else "celery (2 workers), PostgreSQL"
-                print(
-                    f"{label:<32} {concurrency:>3} {figures['elapsed']:>8.1f} {ideal:>7.1f} "
-                    f"{figures['elapsed'] / ideal:>6.2f} {args.rows / figures['elapsed']:>7.1f}"
-                    + (f"  ({figures['failed']} failed)" if figures["failed"] else ""),
-                    flush=True,
-                )
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)
+    print(
+        f"{'config':<8} {'runner':<10} {'N':>6} {'C':>4} {'L ms':>5} {'ideal s':>8} "
+        f"{'engine s':>8} {'ratio':>6} {'cmd s':>6} {'ratio':>6} {'CPU ms/row':>10} "
+        f"{'wtx/row':>7} {'q/row':>6} {'max in flight':>13}"
+    )
+    for name in args.configs:
+        config = dict(CONFIGS[name])
+        config["rows"] = max(int(config["rows"] * args.scale), config["concurrency"])
+        fake, url = start_fake_provider(config["latency"])
+        try:
+            figures = run_config(name, config, url)
+        finally:
+            fake.terminate()
+            fake.wait(timeout=10)
+        rows = config["rows"]
+        ideal = rows * config["latency"] / config["concurrency"]
+        run_batch = config["runner"] == "run_batch"
+        print(
+            f"{name:<8} {config['runner']:<10} {rows:>6} {config['concurrency']:>4} "
+            f"{config['latency'] * 1000:>5.0f} {ideal:>8.2f} {figures['engine']:>8.2f} "
+            f"{ideal / figures['engine']:>6.2f} "
+            + (
+                f"{figures['wall']:>6.2f} {ideal / figures['wall']:>6.2f} "
+                f"{figures['cpu'] * 1000 / rows:>10.2f} "
+                f"{figures['write_transactions'] / rows:>7.3f} {figures['queries'] / rows:>6.2f} "
+                if run_batch
+                else f"{'':>6} {'':>6} {'':>10} {'':>7} {'':>6} "
+            )
+            + f"{figures['server']['max_in_flight']:>13}"
+            + (f"  ({figures['failed']} failed)" if figures["failed"] else ""),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

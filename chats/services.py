@@ -1,18 +1,24 @@
 """The chat pipeline: one question in, one stored Interaction out.
 
-`process_message` is the only entry point other apps use (batches calls nothing deeper).
+Two steps that every caller shares: `answer` (history, search, prompt, generate, parse:
+no database writes, awaited on the provider loop) and `store_answers` (one transaction).
+`process_message` is the two together, for one question (the chat page, `manage.py ask`);
+the batch engine answers many turns at once on the provider loop and stores them in
+groups. Other apps use this module and the chats models, nothing deeper.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from chats import aio
 from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
 from chats.models import Chat, Interaction, PromptOverride
 from chats.prompts import build_messages, build_system_prompt, parse_answer
@@ -21,13 +27,18 @@ from chats.providers.base import GenerationRequest
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
 
 __all__ = [
+    "Answer",
     "ProviderError",
     "ProviderNotConfigured",
     "TransientProviderError",
+    "Turn",
+    "answer",
     "check_chat_settings",
     "process_message",
     "provider_choices",
     "search_choices",
+    "store_answers",
+    "turns_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -38,70 +49,102 @@ logger = logging.getLogger(__name__)
 OPEN_MODEL_PROVIDERS = frozenset({"compatible"})
 
 
-def process_message(
-    *,
-    chat: Chat,
-    question: str,
-    referring_url: str = "",
-    on_token: Callable[[str], None] | None = None,
-    in_transaction: Callable[[Interaction], None] | None = None,
-) -> Interaction:
-    """Answer `question` in `chat` and store the turn.
+@dataclass(frozen=True)
+class Turn:
+    """What answering one question needs, read from the database beforehand."""
 
-    1. history: the chat's earlier interactions, by position, become prior turns;
-    2. search: the chat's search provider, up to SEARCH_MAX_RESULTS results for the
+    chat: Chat
+    question: str
+    referring_url: str = ""
+    history: tuple[tuple[str, str], ...] = ()  # earlier (question, answer) pairs
+    override: PromptOverride | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A turn answered and not yet stored: the Interaction's fields."""
+
+    fields: dict = field(default_factory=dict)
+
+
+def turns_for(requests: Sequence[tuple[Chat, str, str]]) -> list[Turn]:
+    """Turns for (chat, question, referring_url) requests, with each chat's history and
+    its uploader's prompt override: two queries, whatever the number of requests."""
+    chat_ids = {chat.pk for chat, _question, _url in requests}
+    history: dict[int, list[tuple[str, str]]] = {}
+    rows = (
+        Interaction.objects.filter(chat_id__in=chat_ids)
+        .order_by("chat_id", "position")
+        .values_list("chat_id", "question", "answer")
+    )
+    for chat_id, question, answer_text in rows:
+        history.setdefault(chat_id, []).append((question, answer_text))
+    owners = {chat.uploader_id for chat, _q, _u in requests if chat.apply_overrides}
+    overrides = {
+        override.owner_id: override
+        for override in PromptOverride.objects.filter(
+            owner_id__in=owners - {None}, key=PromptOverride.Key.SYSTEM, enabled=True
+        )
+    }
+    return [
+        Turn(
+            chat=chat,
+            question=question,
+            referring_url=referring_url,
+            history=tuple(history.get(chat.pk, ())),
+            override=overrides.get(chat.uploader_id) if chat.apply_overrides else None,
+        )
+        for chat, question, referring_url in requests
+    ]
+
+
+async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -> Answer:
+    """Answer one turn; no database access (it runs on the provider loop).
+
+    1. search: the chat's search provider, up to SEARCH_MAX_RESULTS results for the
        question (the question alone is the query, also for follow-ups);
-    3. prompt: system prompt + the uploader's enabled override when `apply_overrides`;
-    4. generate: the chat's AI provider and model; with `on_token`, the raw model text
+    2. prompt: system prompt + the uploader's enabled override when `apply_overrides`,
+       the chat's earlier turns as history;
+    3. generate: the chat's AI provider and model; with `on_token`, the raw model text
        (tags included) is streamed to it as it arrives;
-    5. parse: answer and citation out of the raw text (`chats.prompts.parse_answer`), so the
-       stored answer is the parse of exactly the streamed text;
-    6. store: one Interaction at the chat's next free position, in one transaction.
+    4. parse: answer and citation out of the raw text (`chats.prompts.parse_answer`), so
+       the stored answer is the parse of exactly the streamed text.
 
-    `latency_ms` is the wall time of steps 2-5 (what the asker waits for).
-    `in_transaction(interaction)` runs inside the store transaction, after the save: a
-    caller's own bookkeeping (a batch row's status) commits with the turn or not at all;
-    an exception from it rolls the turn back and propagates.
-    Raises ProviderNotConfigured, ProviderError or TransientProviderError; nothing is
-    stored then.
+    `latency_ms` is the wall time of steps 1-4 (what the asker waits for).
+    Raises ProviderNotConfigured, ProviderError or TransientProviderError.
     """
     started = time.monotonic()
+    chat = turn.chat
     provider = get_provider(chat.ai_provider)
     searcher = get_search_provider(chat.search_provider)
     model = chat.model or (provider.models() or [""])[0]
+    question = turn.question
 
-    history = list(chat.interactions.order_by("position").values_list("question", "answer"))
     search_query = question.strip()
-    results = searcher.search(
-        search_query, language=chat.page_language, limit=settings.SEARCH_MAX_RESULTS
-    )
-    results = list(results)[: settings.SEARCH_MAX_RESULTS]
+    limit = settings.SEARCH_MAX_RESULTS
+    results = list(await searcher.asearch(search_query, language=chat.page_language, limit=limit))
+    results = results[:limit]
 
-    override = _override_for(chat)
     system = build_system_prompt(
         language=chat.page_language,
         search_results=results,
-        referring_url=referring_url,
-        override_text=override.text if override else "",
+        referring_url=turn.referring_url,
+        override_text=turn.override.text if turn.override else "",
     )
     request = GenerationRequest(
         system=system,
-        messages=build_messages(history=history, question=question),
+        messages=build_messages(history=list(turn.history), question=question),
         question=question,
         search_results=results,
         language=chat.page_language,
         model=model,
     )
-    generation = provider.generate(request, on_token=on_token)
+    generation = await provider.agenerate(request, on_token=on_token)
     parsed = parse_answer(generation.text, results)
-    latency_ms = round((time.monotonic() - started) * 1000)
-
-    return _store_interaction(
-        chat=chat,
-        in_transaction=in_transaction,
+    return Answer(
         fields={
             "question": question,
-            "referring_url": referring_url[:2048],
+            "referring_url": turn.referring_url[:2048],
             "answer": parsed.answer,
             "citation_url": parsed.citation_url,
             "citation_title": parsed.citation_title,
@@ -110,45 +153,69 @@ def process_message(
             "model": generation.model or model,
             "input_tokens": generation.input_tokens,
             "output_tokens": generation.output_tokens,
-            "latency_ms": latency_ms,
-            "prompt_override": override,
-        },
+            "latency_ms": round((time.monotonic() - started) * 1000),
+            "prompt_override": turn.override,
+        }
     )
 
 
-def _override_for(chat: Chat) -> PromptOverride | None:
-    if not chat.apply_overrides or chat.uploader_id is None:
-        return None
-    return PromptOverride.objects.filter(
-        owner_id=chat.uploader_id, key=PromptOverride.Key.SYSTEM, enabled=True
-    ).first()
-
-
-def _store_interaction(
-    *, chat: Chat, fields: dict, in_transaction: Callable[[Interaction], None] | None = None
-) -> Interaction:
-    """Create the interaction at the chat's next free position.
+def store_answers(answers: Sequence[tuple[Chat, Answer]]) -> list[Interaction]:
+    """Store answers as Interactions at their chats' next free positions (answers of one
+    chat in the order given), in one transaction and three queries.
 
     Two turns of one chat may finish at the same time (a follow-up typed while a batch
-    row runs, two workers). Locking the chat row serialises them on PostgreSQL; SQLite has
-    no row locks but its IMMEDIATE transactions serialise writers. The IntegrityError
-    retry covers any database where neither holds (the unique constraint is the guard).
+    row runs, two workers). Locking the chats (in primary-key order, as delete_batch does)
+    serialises them on PostgreSQL; SQLite has no row locks but its IMMEDIATE transactions
+    serialise writers. The IntegrityError retry covers any database where neither holds
+    (the unique constraint is the guard). Called inside a caller's transaction, this
+    commits with it or not at all.
     """
+    if not answers:
+        return []
+    chat_ids = sorted({chat.pk for chat, _answer in answers})
     for attempt in range(2):
         try:
             with transaction.atomic():
-                Chat.objects.select_for_update().filter(pk=chat.pk).first()
-                last = chat.interactions.aggregate(last=Max("position"))["last"]
-                interaction = Interaction.objects.create(
-                    chat=chat, position=0 if last is None else last + 1, **fields
+                list(
+                    Chat.objects.select_for_update()
+                    .filter(pk__in=chat_ids)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
                 )
-                if in_transaction is not None:
-                    in_transaction(interaction)
-                return interaction
+                last = dict(
+                    Interaction.objects.filter(chat_id__in=chat_ids)
+                    .values("chat_id")
+                    .annotate(last=Max("position"))
+                    .values_list("chat_id", "last")
+                )
+                interactions = []
+                for chat, answered in answers:
+                    position = last.get(chat.pk, -1) + 1
+                    last[chat.pk] = position
+                    interactions.append(
+                        Interaction(chat=chat, position=position, **answered.fields)
+                    )
+                return Interaction.objects.bulk_create(interactions)
         except IntegrityError:
             if attempt == 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def process_message(
+    *,
+    chat: Chat,
+    question: str,
+    referring_url: str = "",
+    on_token: Callable[[str], None] | None = None,
+) -> Interaction:
+    """Answer `question` in `chat` and store the turn: `turns_for` (history), `answer` on
+    the provider loop, `store_answers`. Raises ProviderNotConfigured, ProviderError or
+    TransientProviderError; nothing is stored then."""
+    (turn,) = turns_for([(chat, question, referring_url)])
+    answered = aio.run(answer(turn, on_token=on_token))
+    (interaction,) = store_answers([(chat, answered)])
+    return interaction
 
 
 def check_chat_settings(*, ai_provider: str, model: str = "", search_provider: str) -> str:

@@ -105,7 +105,9 @@ def scrape(client) -> dict[str, dict]:
 
 def test_metrics_count_rows_latency_rate_limits_and_workers(client, settings, owner):
     settings.METRICS_TOKEN = "metrics-secret"
-    batch = BatchFactory(uploader=owner, ai_provider="openai", status="processing")
+    batch = BatchFactory(
+        uploader=owner, ai_provider="openai", status="processing", throttle={"limit": 2}
+    )
     for position, status in enumerate(["done", "done", "failed", "pending", "pending", "running"]):
         BatchItemFactory(batch=batch, position=position, status=status)
     # One row rests after a 429 until its retry time.
@@ -123,6 +125,7 @@ def test_metrics_count_rows_latency_rate_limits_and_workers(client, settings, ow
     assert samples["batchchat_rows_waiting"][(("provider", "openai"),)] == 3
     assert samples["batchchat_rows_rate_limited"][(("provider", "openai"),)] == 1
     assert samples["batchchat_batches"][(("status", "processing"),)] == 1
+    assert samples["batchchat_batches_throttled"][(("provider", "openai"),)] == 1
     buckets = samples["batchchat_provider_latency_seconds_bucket"]
     assert buckets[(("le", "0.5"), ("provider", "openai"))] == 1
     assert buckets[(("le", "5.0"), ("provider", "openai"))] == 2
@@ -140,8 +143,8 @@ def test_metrics_cost_a_fixed_number_of_queries(
     settings.METRICS_TOKEN = "metrics-secret"
     for provider in ("openai", "anthropic", "extractive"):
         BatchItemFactory(batch=BatchFactory(uploader=owner, ai_provider=provider))
-    # rows, open rows, batches, latency, live workers, all heartbeats
-    with django_assert_max_num_queries(6):
+    # rows, open rows, batches, throttled, latency, live workers, all heartbeats
+    with django_assert_max_num_queries(7):
         scrape(client)
 
 

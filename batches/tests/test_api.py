@@ -544,3 +544,26 @@ def test_list_and_status_cost_a_fixed_number_of_queries(
     # token lookup, batch
     with django_assert_max_num_queries(2):
         assert api.get("batch/status", {"batchId": batches[-1].pk}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_process_for_duration_puts_the_asked_concurrency_in_flight(api, fake_ai, settings):
+    settings.BATCH_CONCURRENCY = 2
+    fake_ai.latency = 0.3
+    rows = [{"question": f"Question {i}?"} for i in range(12)]
+    created = create_json(
+        api, rows=rows, aiProvider="compatible", model="local-model", searchProvider="none"
+    )
+
+    response = api.post(
+        "batch/process-for-duration",
+        {"batchId": created["batchId"], "seconds": 30, "concurrency": 6},
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["remaining"] == 0
+    assert fake_ai.max_in_flight > 2  # the asked 6, not the default 2 (timing allowing)
+    too_many = api.post(
+        "batch/process-for-duration", {"batchId": created["batchId"], "concurrency": 0}
+    )
+    assert too_many.status_code == 400  # a validation error, as for every field

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from batches import services
 from batches.ingest import ParsedRow, UploadError, parse_upload
 from batches.models import Batch, BatchItem
 from batches.services import create_batch_run
@@ -61,9 +60,7 @@ def test_each_row_becomes_an_item_with_its_own_chat_in_order(owner):
     assert list(batch.chats.order_by("batch_items__position")) == [i.chat for i in items]
 
 
-def test_rows_sharing_a_chat_key_share_one_chat_in_row_order(owner, monkeypatch):
-    # Small chunks so that one conversation spans several bulk_create rounds.
-    monkeypatch.setattr(services, "CREATE_CHUNK", 2)
+def test_rows_sharing_a_chat_key_share_one_chat_in_row_order(owner):
     parsed = parse_upload(data=(DATA / "chatid_grouping.csv").read_bytes())
     batch = create(owner, parsed.rows)
     items = list(batch.items.all())
@@ -91,8 +88,7 @@ def test_every_column_and_the_referring_url_are_kept(owner):
     assert (batch.name, batch.source_filename) == ("good.xlsx", "good.xlsx")
 
 
-def test_positions_run_from_zero_without_gaps_across_chunks(owner, monkeypatch):
-    monkeypatch.setattr(services, "CREATE_CHUNK", 3)
+def test_positions_run_from_zero_without_gaps(owner):
     batch = create(owner, rows_of(*(f"Q{i}?" for i in range(10))))
     positions = list(batch.items.values_list("position", flat=True))
     assert positions == list(range(10))
@@ -130,8 +126,7 @@ def test_unknown_provider_or_model_creates_nothing(owner, providers):
     assert counts() == before
 
 
-def test_failure_in_a_later_chunk_rolls_back_the_whole_batch(owner, monkeypatch):
-    monkeypatch.setattr(services, "CREATE_CHUNK", 2)
+def test_failure_in_a_later_row_rolls_back_the_whole_batch(owner):
     rows = rows_of("A?", "B?", "C?")
     # A value the JSON field cannot store: the third row fails after two were written.
     rows.append(ParsedRow(question="D?", columns={"question": "D?", "bad": {1, 2}}))  # type: ignore[dict-item]

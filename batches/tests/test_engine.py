@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from datetime import timedelta
@@ -11,9 +12,10 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from batches import services
+from batches import engine, services
 from batches.ingest import ParsedRow
 from batches.models import Batch, BatchItem
+from chats import aio
 from chats.models import Interaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -159,14 +161,20 @@ def test_expired_lease_of_a_dead_worker_is_taken_over(fake_ai, make_batch):
 def test_a_result_whose_lease_was_lost_is_dropped(fake_ai, make_batch, monkeypatch):
     batch = make_batch(1)
     item = batch.items.get()
-    original = services.process_message
+    original = engine.answer
 
-    def steal_then_answer(**kwargs):
+    def steal():
+        try:
+            BatchItem.objects.filter(pk=item.pk).update(lease_owner="thief")
+        finally:
+            connection.close()
+
+    async def steal_then_answer(turn, **kwargs):
         # Another worker takes the row over while we are waiting for the provider.
-        BatchItem.objects.filter(pk=item.pk).update(lease_owner="thief")
-        return original(**kwargs)
+        await asyncio.to_thread(steal)
+        return await original(turn, **kwargs)
 
-    monkeypatch.setattr(services, "process_message", steal_then_answer)
+    monkeypatch.setattr(engine, "answer", steal_then_answer)
 
     result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=1)
 
@@ -174,7 +182,7 @@ def test_a_result_whose_lease_was_lost_is_dropped(fake_ai, make_batch, monkeypat
     item.refresh_from_db()
     assert item.status == BatchItem.Status.RUNNING and item.lease_owner == "thief"
     assert item.interaction is None
-    # The interaction was rolled back with the record: nothing to double count.
+    # The interaction was never stored: nothing to double count.
     assert not Interaction.objects.filter(chat=item.chat).exists()
     assert_counters_match_recount(batch)
 
@@ -483,18 +491,26 @@ def test_rows_given_back_after_a_cancel_end_cancelled_and_a_resume_runs_them(fak
     batch = make_batch(4)
     services.start_batch(batch=batch)
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING)
-    work = services._Slice(Batch.objects.get(pk=batch.pk), seconds=30, concurrency=4)
+    work = engine._Slice(
+        batch_id=batch.pk,
+        deadline=time.monotonic() + 30,
+        concurrency=4,
+        multi_turn=False,
+        db=engine._CallerThread(),
+    )
     claimed = work._claim()
     assert len(claimed) == 4
 
     services.cancel_batch(batch=batch)
-    work._run(claimed[0])  # the worker sees the cancel before calling the provider
-    work.queue.extend(claimed[1:])
-    work._release_unstarted()
-    result = services._finish_slice(batch.pk, done=0, failed=0)
+    # The slice starts with these rows claimed: the first sees the cancel before calling
+    # the provider, the others are given back unstarted.
+    work.queue.extend(claimed)
+    work.db.serve(asyncio.run_coroutine_threadsafe(work.run(), aio.loop()))
+    result = engine._finish_slice(batch.pk, done=work.done, failed=work.failed)
 
     assert result.status == Batch.Status.CANCELLED
     assert set(batch.items.values_list("status", flat=True)) == {BatchItem.Status.CANCELLED}
+    assert set(batch.items.values_list("attempts", flat=True)) == {0}
     assert fake_ai.requests == []
     services.start_batch(batch=batch)
     assert services.process_for_duration(batch_id=batch.pk, seconds=30).done == 4

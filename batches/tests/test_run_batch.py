@@ -275,12 +275,10 @@ def test_ctrl_c_finishes_rows_in_flight_writes_results_and_says_how_to_resume(
 
 def test_progress_rewrites_one_line_on_a_terminal():
     buffer = io.StringIO()
-    batch = Batch(total_items=10, processed_items=2, failed_items=1)
     progress = Progress(OutputWrapper(buffer), total=10, finished=0, tty=True)
-    progress.update(batch)
-    batch.processed_items = 9
-    progress.update(batch)
-    progress.update(batch, force=True)  # nothing new: not repeated
+    progress.update(finished=3, failed=1)
+    progress.update(finished=10, failed=1)
+    progress.update(finished=10, failed=1, force=True)  # nothing new: not repeated
     progress.close()
 
     lines = buffer.getvalue().split("\r")[1:]

@@ -211,8 +211,9 @@ def test_api_status_and_start_tell_the_activity(make_batch, owner):
 @pytest.mark.django_db(transaction=True)
 def test_sigterm_finishes_rows_in_flight_gives_back_the_rest_and_exits_0(fake_ai, make_batch):
     fake_ai.latency = 0.3
-    batch = services.start_batch(batch=make_batch(200))
-    env = child_env(fake_ai, WORKER_SLICE_SECONDS=2, WORKER_HEARTBEAT_SECONDS=0.5)
+    batch = services.start_batch(batch=make_batch(400))
+    # One slice could take the whole batch: SIGTERM must end it early (should_stop).
+    env = child_env(fake_ai, WORKER_SLICE_SECONDS=600, WORKER_HEARTBEAT_SECONDS=0.5)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "run_worker", "--concurrency", "4"],
         cwd=ROOT,

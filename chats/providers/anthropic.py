@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import anthropic
 from django.conf import settings
 
+from chats import aio
+from chats.providers import limits
 from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 
@@ -16,11 +17,13 @@ from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 MAX_OUTPUT_TOKENS = 2048
 
 
-@functools.lru_cache(maxsize=16)
-def _client(base_url: str, api_key: str, timeout: float) -> anthropic.Anthropic:
-    # Cached per settings values; thread-safe; retries are ours (max_retries=0).
-    return anthropic.Anthropic(
-        api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0
+def _client(base_url: str, api_key: str, timeout: float) -> anthropic.AsyncAnthropic:
+    # One client per provider loop and settings values; retries are ours (max_retries=0).
+    return aio.loop_cache(
+        ("anthropic", base_url, api_key, timeout),
+        lambda: anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0
+        ),
     )
 
 
@@ -38,7 +41,7 @@ class AnthropicProvider(AIProvider):
     def models(self) -> list[str]:
         return list(settings.ANTHROPIC_MODELS)
 
-    def generate(
+    async def agenerate(
         self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
     ) -> Generation:
         model = request.model or self.models()[0]
@@ -62,15 +65,15 @@ class AnthropicProvider(AIProvider):
             secrets=(settings.ANTHROPIC_API_KEY,),
         )
 
-        def call(token_callback: TokenCallback | None) -> Generation:
+        async def call(token_callback: TokenCallback | None) -> Generation:
             if token_callback is None:
-                message = client.messages.create(**arguments)
+                message = await client.messages.create(**arguments)
             else:
-                with client.messages.stream(**arguments) as stream:
-                    for piece in stream.text_stream:
+                async with client.messages.stream(**arguments) as stream:
+                    async for piece in stream.text_stream:
                         if piece:
                             token_callback(piece)
-                    message = stream.get_final_message()
+                    message = await stream.get_final_message()
             text = "".join(
                 block.text for block in message.content if getattr(block, "type", "") == "text"
             )
@@ -81,6 +84,12 @@ class AnthropicProvider(AIProvider):
                 output_tokens=message.usage.output_tokens,
             )
 
-        return call_with_retries(
-            call, provider_key=self.key, context=context, sdk=anthropic, on_token=on_token
+        texts = [request.system] + [message.content for message in request.messages]
+        return await call_with_retries(
+            call,
+            provider_key=self.key,
+            context=context,
+            sdk=anthropic,
+            on_token=on_token,
+            tokens=limits.estimate_tokens(texts),
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from chats import aio
 from chats.search.base import SearchResult
 
 
@@ -37,7 +39,12 @@ class Generation:
 
 
 class AIProvider:
-    """One AI provider. Instances are cheap; configuration comes from settings."""
+    """One AI provider. Instances are cheap; configuration comes from settings.
+
+    A provider implements `agenerate` (network providers: the SDK's async client on the
+    provider loop) or `generate` (blocking work such as the offline extractive answerer,
+    which `agenerate` then runs in a thread); the other one comes from this class.
+    """
 
     key: ClassVar[str]
     label: ClassVar[str]
@@ -50,9 +57,15 @@ class AIProvider:
         """Models offered in forms and the API; the first is the default."""
         raise NotImplementedError
 
-    def generate(
+    async def agenerate(
         self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
     ) -> Generation:
         """Answer the request; with `on_token`, call it with each piece of text as it
-        streams. Raise chats.errors types on failure."""
-        raise NotImplementedError
+        streams (on the provider loop: it must not block). Raise chats.errors types."""
+        return await asyncio.to_thread(self.generate, request, on_token=on_token)
+
+    def generate(
+        self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
+    ) -> Generation:
+        """`agenerate` for synchronous callers: runs it on the provider loop and waits."""
+        return aio.run(self.agenerate(request, on_token=on_token))

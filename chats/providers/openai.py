@@ -4,14 +4,15 @@ llama.cpp server, ...) at COMPATIBLE_BASE_URL."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import openai
 from django.conf import settings
 
+from chats import aio
 from chats.errors import ProviderError
+from chats.providers import limits
 from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 
@@ -19,21 +20,28 @@ from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 DUMMY_API_KEY = "not-needed"
 
 
-@functools.lru_cache(maxsize=32)
-def _openai_client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
-    # Cached per settings values (tests override settings; a new value gets a new client).
-    # SDK clients are thread-safe and pool connections. Retries are ours: max_retries=0.
-    return openai.OpenAI(api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0)
+def _openai_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncOpenAI:
+    # One client per provider loop and settings values (tests override settings; a new
+    # value gets a new client): it pools connections for every call in flight. Retries are
+    # ours: max_retries=0.
+    return aio.loop_cache(
+        ("openai", base_url, api_key, timeout),
+        lambda: openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0
+        ),
+    )
 
 
-@functools.lru_cache(maxsize=32)
 def _azure_client(endpoint: str, api_key: str, api_version: str, timeout: float) -> Any:
-    return openai.AzureOpenAI(
-        azure_endpoint=endpoint,
-        api_key=api_key,
-        api_version=api_version,
-        timeout=timeout,
-        max_retries=0,
+    return aio.loop_cache(
+        ("azure", endpoint, api_key, api_version, timeout),
+        lambda: openai.AsyncAzureOpenAI(
+            azure_endpoint=endpoint,
+            api_key=api_key,
+            api_version=api_version,
+            timeout=timeout,
+            max_retries=0,
+        ),
     )
 
 
@@ -47,7 +55,7 @@ class _OpenAIProtocolProvider(AIProvider):
     def _api_key(self) -> str:
         raise NotImplementedError
 
-    def generate(
+    async def agenerate(
         self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
     ) -> Generation:
         model = request.model or self.models()[0]
@@ -63,17 +71,22 @@ class _OpenAIProtocolProvider(AIProvider):
             secrets=(self._api_key(),),
         )
 
-        def call(token_callback: TokenCallback | None) -> Generation:
+        async def call(token_callback: TokenCallback | None) -> Generation:
             if token_callback is None:
-                return self._complete(client, model, messages)
-            return self._stream(client, model, messages, token_callback)
+                return await self._complete(client, model, messages)
+            return await self._stream(client, model, messages, token_callback)
 
-        return call_with_retries(
-            call, provider_key=self.key, context=context, sdk=openai, on_token=on_token
+        return await call_with_retries(
+            call,
+            provider_key=self.key,
+            context=context,
+            sdk=openai,
+            on_token=on_token,
+            tokens=limits.estimate_tokens([message["content"] for message in messages]),
         )
 
-    def _complete(self, client: Any, model: str, messages: list[dict]) -> Generation:
-        completion = client.chat.completions.create(model=model, messages=messages)
+    async def _complete(self, client: Any, model: str, messages: list[dict]) -> Generation:
+        completion = await client.chat.completions.create(model=model, messages=messages)
         if not completion.choices:
             raise ProviderError(f"{self.label}: the provider returned no answer.")
         usage = completion.usage
@@ -84,19 +97,19 @@ class _OpenAIProtocolProvider(AIProvider):
             output_tokens=usage.completion_tokens if usage else None,
         )
 
-    def _stream(
+    async def _stream(
         self, client: Any, model: str, messages: list[dict], on_token: TokenCallback
     ) -> Generation:
         pieces: list[str] = []
         usage = None
-        stream = client.chat.completions.create(
+        stream = await client.chat.completions.create(
             model=model,
             messages=messages,
             stream=True,
             stream_options={"include_usage": True},
         )
-        with stream:
-            for chunk in stream:
+        async with stream:
+            async for chunk in stream:
                 if chunk.usage is not None:
                     usage = chunk.usage  # the final chunk (include_usage) has no choices
                 for choice in chunk.choices:

@@ -10,8 +10,13 @@ Every network provider calls `call_with_retries`. The SDK clients are built with
   an HTTP date). A Retry-After longer than PROVIDER_BACKOFF_MAX is not slept through: the
   call fails at once with TransientProviderError(retry_after=...) so the caller (a batch
   slice) can come back later instead of holding a worker;
-- a process-wide cap of PROVIDER_MAX_CONCURRENCY calls in flight per provider, shared by
-  every thread (the batch engine runs many), released while backing off.
+- optionally, a process-wide safety cap of PROVIDER_MAX_CONCURRENCY calls in flight per
+  provider (0, the default, means none: the batch's concurrency is what runs), released
+  while backing off. When set below a batch's concurrency, run_batch and the batch page say
+  so.
+
+Calls run on the process's provider loop (`chats.aio`): `call_with_retries` is a coroutine
+and waits with `await sleep(...)`.
 
 Messages are for people, name the setting to fix, and never contain a key: server error
 text is only quoted for 400/422 (it explains a bad request) and is scrubbed of the key.
@@ -19,19 +24,21 @@ text is only quoted for 400/422 (it explains a bad request) and is scrubbed of t
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import random
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeVar
 
 from django.conf import settings
 
+from chats import aio
 from chats.errors import ChatPipelineError, ProviderError, TransientProviderError
+from chats.providers import limits
 
 logger = logging.getLogger(__name__)
 
@@ -41,23 +48,36 @@ TokenCallback = Callable[[str], None]
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 MAX_QUOTED_SERVER_MESSAGE = 300
 
-# Tests replace these to observe waits without slowing down (or set a tiny backoff base).
-sleep: Callable[[float], None] = time.sleep
+# Tests replace these to observe waits without slowing down (or set a tiny backoff base);
+# `sleep` may be a coroutine function (the default) or a plain one.
+sleep: Callable[[float], Awaitable[None] | None] = asyncio.sleep
 jitter: Callable[[float, float], float] = random.uniform
 
-_semaphores: dict[tuple[str, int], threading.BoundedSemaphore] = {}
-_semaphores_lock = threading.Lock()
+
+class _NoCap:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
-def provider_semaphore(key: str) -> threading.BoundedSemaphore:
-    """The process-wide slot pool of one provider (keyed with its size, so a test that
-    changes PROVIDER_MAX_CONCURRENCY gets a pool of the new size)."""
-    size = max(1, int(settings.PROVIDER_MAX_CONCURRENCY))
-    with _semaphores_lock:
-        semaphore = _semaphores.get((key, size))
-        if semaphore is None:
-            semaphore = _semaphores[(key, size)] = threading.BoundedSemaphore(size)
-        return semaphore
+_NO_CAP = _NoCap()
+
+
+def safety_cap() -> int:
+    """PROVIDER_MAX_CONCURRENCY, or 0 when there is no cap."""
+    return max(0, int(settings.PROVIDER_MAX_CONCURRENCY or 0))
+
+
+def provider_semaphore(key: str) -> asyncio.Semaphore | _NoCap:
+    """The process-wide slot pool of one provider when a safety cap is set (keyed with its
+    size, so a test that changes PROVIDER_MAX_CONCURRENCY gets a pool of the new size).
+    Call on the provider loop."""
+    size = safety_cap()
+    if not size:
+        return _NO_CAP
+    return aio.loop_cache(("provider-cap", key, size), lambda: asyncio.Semaphore(size))
 
 
 @dataclass(frozen=True)
@@ -74,11 +94,19 @@ class CallContext:
 class FailedAttempt(Exception):
     """Internal: an SDK error translated into what the retry loop needs to know."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        self.rate_limited = rate_limited  # a 429: the key's calls in flight shrink
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -152,6 +180,7 @@ def classify_status(
             f"{label}: the provider answered {phrase}",
             retryable=True,
             retry_after=parse_retry_after(headers),
+            rate_limited=status == 429,
         )
     detail = f": {redact(server_message, context.secrets)}" if server_message else ""
     return FailedAttempt(f"{label}: the request was refused ({phrase}){detail}", retryable=False)
@@ -209,19 +238,25 @@ def backoff_delay(attempt: int) -> float:
     return jitter(0.0, max(0.0, ceiling))
 
 
-def call_with_retries(
-    call: Callable[[TokenCallback | None], T],
+async def call_with_retries(
+    call: Callable[[TokenCallback | None], Awaitable[T]],
     *,
     provider_key: str,
     context: CallContext,
     sdk: Any,
     on_token: TokenCallback | None = None,
+    tokens: int = 0,
 ) -> T:
-    """Run `call(on_token)` under the provider's concurrency limit, retrying transient
-    failures. `call` receives a token callback (or None) to pass to the stream."""
+    """Await `call(on_token)` under the provider's safety cap (if any) and its key's quota
+    and adaptive concurrency (`chats.providers.limits`), retrying transient failures.
+    `call` receives a token callback (or None) to pass to the stream; `tokens` is the
+    estimated size of the call for a tokens-per-minute budget."""
     attempts = max(1, int(settings.PROVIDER_MAX_ATTEMPTS))
     semaphore = provider_semaphore(provider_key)
+    quota = limits.quota_for(provider_key, context.model)
+    key = limits.key_for(provider_key, context.model, context.secrets)
     delivered = False
+    own_pause = 0.0
 
     def deliver(token: str) -> None:
         nonlocal delivered
@@ -229,15 +264,25 @@ def call_with_retries(
         on_token(token)
 
     for attempt in range(1, attempts + 1):
-        with semaphore:
+        place = limits.slot(key, quota, tokens=tokens, own_pause=own_pause)
+        async with semaphore, place:
             try:
-                return call(deliver if on_token is not None else None)
+                result = await call(deliver if on_token is not None else None)
             except ChatPipelineError:
                 raise
             except Exception as exc:
                 failure = classify_sdk_error(exc, sdk, context)
                 if failure is None:
                     raise
+                if failure.rate_limited:
+                    own_pause = await place.throttled(failure.retry_after)
+            else:
+                used = [
+                    getattr(result, "input_tokens", None),
+                    getattr(result, "output_tokens", None),
+                ]
+                await place.used(sum(used) if None not in used else None)
+                return result
         # Retrying a stream after the first token would send the reader the start of the
         # answer twice (on_token cannot take text back) and the stored answer would no
         # longer equal what was streamed. So a stream that breaks after delivering fails
@@ -270,5 +315,5 @@ def call_with_retries(
             attempt + 1,
             attempts,
         )
-        sleep(delay)
+        await aio.maybe_await(sleep(delay))
     raise AssertionError("unreachable")  # the loop returns or raises

@@ -23,7 +23,7 @@ class CanadaCaSearch(SearchProvider):
             return "CANADACA_SEARCH_KEY"
         return None
 
-    def search(self, query: str, *, language: str, limit: int) -> list[SearchResult]:
+    async def asearch(self, query: str, *, language: str, limit: int) -> list[SearchResult]:
         query = query.strip()
         if not query or limit <= 0:
             return []
@@ -34,7 +34,7 @@ class CanadaCaSearch(SearchProvider):
             key_setting="CANADACA_SEARCH_KEY",
             secrets=(key,),
         )
-        data = request_json(
+        data = await request_json(
             call,
             "POST",
             settings.CANADACA_SEARCH_URL,

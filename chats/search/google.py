@@ -25,7 +25,7 @@ class GoogleSearch(SearchProvider):
             return "GOOGLE_SEARCH_ENGINE_ID"
         return None
 
-    def search(self, query: str, *, language: str, limit: int) -> list[SearchResult]:
+    async def asearch(self, query: str, *, language: str, limit: int) -> list[SearchResult]:
         query = query.strip()
         if not query or limit <= 0:
             return []
@@ -36,7 +36,7 @@ class GoogleSearch(SearchProvider):
             key_setting="GOOGLE_SEARCH_API_KEY",
             secrets=(settings.GOOGLE_SEARCH_API_KEY,),
         )
-        data = request_json(
+        data = await request_json(
             call,
             "GET",
             settings.GOOGLE_SEARCH_URL,

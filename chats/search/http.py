@@ -8,7 +8,6 @@ contain a key: server text is scrubbed of every secret before it is quoted.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from chats import aio
 from chats.errors import ProviderError, TransientProviderError
 from chats.providers.retry import parse_retry_after
 
@@ -25,21 +25,18 @@ RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 # ... and an invalid key as 400 with one of these.
 BAD_KEY_REASONS = frozenset({"keyInvalid", "API_KEY_INVALID"})
 
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
 
-
-def client() -> httpx.Client:
-    """One pooled client per process; httpx.Client is safe to share between threads."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = httpx.Client(
-                follow_redirects=True,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-                headers={"User-Agent": "BatchChat search"},
-            )
-        return _client
+def client() -> httpx.AsyncClient:
+    """One pooled client per provider loop (see chats.aio); call on that loop. The pool is
+    as large as the calls a batch keeps in flight."""
+    return aio.loop_cache(
+        "search-http",
+        lambda: httpx.AsyncClient(
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            headers={"User-Agent": "BatchChat search"},
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ def _server_detail(response: httpx.Response, call: SearchCall) -> tuple[str, set
     return message, reasons
 
 
-def request_json(
+async def request_json(
     call: SearchCall,
     method: str,
     url: str,
@@ -93,7 +90,7 @@ def request_json(
     """The decoded JSON answer, or a chats.errors exception (see the module docstring)."""
     timeout = float(settings.PROVIDER_TIMEOUT)
     try:
-        response = client().request(
+        response = await client().request(
             method, url, params=params, json=json, headers=headers, timeout=timeout
         )
     except httpx.TimeoutException:

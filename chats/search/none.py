@@ -14,3 +14,6 @@ class NoSearch(SearchProvider):
 
     def search(self, query: str, *, language: str, limit: int) -> list[SearchResult]:
         return []
+
+    async def asearch(self, query: str, *, language: str, limit: int) -> list[SearchResult]:
+        return []

@@ -20,7 +20,7 @@ class SearxngSearch(SearchProvider):
     def missing_setting(self) -> str | None:
         return None if settings.SEARXNG_URL else "SEARXNG_URL"
 
-    def search(self, query: str, *, language: str, limit: int) -> list[SearchResult]:
+    async def asearch(self, query: str, *, language: str, limit: int) -> list[SearchResult]:
         query = query.strip()
         if not query or limit <= 0:
             return []
@@ -31,7 +31,7 @@ class SearxngSearch(SearchProvider):
                 "enable the json format (search.formats in the instance's settings.yml)."
             ),
         )
-        data = request_json(
+        data = await request_json(
             call,
             "GET",
             settings.SEARXNG_URL.rstrip("/") + "/search",

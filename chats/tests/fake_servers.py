@@ -101,6 +101,8 @@ class FakeAIServer:
         seed: int = 0,
         api_key: str | None = None,
         stream_delay: float = 0.0,
+        rate_limit_rpm: float | None = None,
+        rate_limit_burst: int = 1,
     ) -> None:
         unknown = set(fault_kinds) - set(FAULT_KINDS)
         if unknown:
@@ -114,6 +116,13 @@ class FakeAIServer:
         self.hang_seconds = hang_seconds
         self.api_key = api_key
         self.stream_delay = stream_delay
+        # A provider's quota: requests beyond `rate_limit_rpm` a minute (evenly spaced,
+        # `rate_limit_burst` at once) are answered 429 with the Retry-After to the next slot.
+        self.rate_limit_rpm = rate_limit_rpm
+        self.rate_limit_burst = rate_limit_burst
+        self._rate_tat = 0.0
+        self.rate_limited = 0  # requests answered 429 by the quota
+        self.accepted_times: list[float] = []  # when requests within the quota arrived
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
@@ -240,6 +249,23 @@ class FakeAIServer:
                 self._stats.faults_served += 1
         return fault
 
+    def _over_quota(self) -> float:
+        """0 when the request is within the quota (and counts against it), else the
+        seconds until it would be (GCRA)."""
+        if not self.rate_limit_rpm:
+            return 0.0
+        interval = 60.0 / self.rate_limit_rpm
+        tolerance = interval * max(self.rate_limit_burst - 1, 0)
+        with self._lock:
+            now = time.monotonic()
+            tat = max(self._rate_tat, now)
+            if tat - now > tolerance:
+                self.rate_limited += 1
+                return tat - now - tolerance
+            self._rate_tat = tat + interval
+            self.accepted_times.append(now)
+            return 0.0
+
     def _enter(self) -> None:
         with self._stats.lock:
             self._stats.in_flight += 1
@@ -316,14 +342,29 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: tests and benchmarks read stdout
 
     def do_GET(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path in ("/", "/health"):
+        path = urlsplit(self.path).path
+        if path in ("/", "/health"):
             self._send_json(200, {"status": "ok"})
+        elif path == "/stats":
+            # For benchmarks driving a server in another process: what the server saw.
+            fake = self.server.fake
+            with fake._stats.lock:
+                stats = {
+                    "completed": fake._stats.completed,
+                    "max_in_flight": fake._stats.max_in_flight,
+                    "faults_served": fake._stats.faults_served,
+                }
+            self._send_json(200, stats)
         else:
             self._send_json(404, {"error": {"message": "not found", "type": "not_found"}})
 
     def do_POST(self) -> None:  # noqa: N802
         fake = self.server.fake
         split = urlsplit(self.path)
+        if split.path == "/stats/reset":
+            fake.reset()
+            self._send_json(200, {"status": "ok"})
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         try:
@@ -337,6 +378,11 @@ class _Handler(BaseHTTPRequestHandler):
         fault = None
         try:
             fault = fake._next_fault()
+            over = fake._over_quota() if fault is None else 0.0
+            if over:
+                # Over the quota: refused at once, as providers do.
+                self._serve_fault(Fault("429", retry_after=over), split.path)
+                return
             fake._sleep(fake.latency)
             if fault is not None and not (fault.kind == "stream-error" and body.get("stream")):
                 self._serve_fault(fault, split.path)

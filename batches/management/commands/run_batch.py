@@ -4,8 +4,9 @@
     manage.py run_batch --resume 12            # continue batch 12 (after Ctrl-C, a crash...)
 
 The batch is an ordinary batch: it shows up in the pages and the API (owned by `--user`,
-else by nobody, so only staff see it), and the same engine answers it, in short slices
-driven from this process. Ctrl-C stops taking new rows: the rows in flight finish and are
+else by nobody, so only staff see it), and the same engine answers it, in one long slice
+driven from this process (`--concurrency` calls in flight). Ctrl-C stops taking new rows:
+the rows in flight finish and are
 recorded, the results so far are written, and the command prints how to resume. A second
 Ctrl-C quits at once (rows in flight are then picked up again when their lease expires).
 
@@ -37,9 +38,13 @@ from batches.services import (
 )
 from chats.errors import ProviderNotConfigured
 from chats.models import Language
+from chats.providers import limits
+from chats.providers.retry import safety_cap
 
-# Short slices so that Ctrl-C is honoured within a few seconds (plus rows in flight).
-DEFAULT_SLICE_SECONDS = 3.0
+# One slice runs until the batch is done or Ctrl-C (the slice polls the flag before each
+# row starts); a slice that ends waits for its slowest row, so many short ones would leave
+# the provider idle at every boundary.
+DEFAULT_SLICE_SECONDS = 24 * 3600.0
 # Without a terminal (logs, CI), one progress line this often.
 LOG_EVERY_SECONDS = 5.0
 # When a slice found nothing to claim (rows leased by another runner), wait a little.
@@ -60,9 +65,8 @@ class Progress:
         self.last_finished: int | None = None
         self.width = 0
 
-    def update(self, batch: Batch, *, force: bool = False) -> None:
+    def update(self, *, finished: int, failed: int, force: bool = False, note: str = "") -> None:
         now = time.monotonic()
-        finished = batch.finished_count
         if force and finished == self.last_finished:
             return  # the closing line would repeat the last one
         if not self.tty and not force and now - self.last_line < LOG_EVERY_SECONDS:
@@ -75,9 +79,9 @@ class Progress:
         eta = _duration(left / rate) if rate > 0 else "?"
         percent = 100 * finished // self.total if self.total else 100
         line = (
-            f"{finished:,}/{self.total:,} rows ({percent}%)  {batch.failed_items:,} failed  "
+            f"{finished:,}/{self.total:,} rows ({percent}%)  {failed:,} failed  "
             f"{rate:.1f} rows/s  ETA {eta}"
-        )
+        ) + (f"  {note}" if note else "")
         if self.tty:
             # Pad over the previous line, which may have been longer.
             self.out.write("\r" + line.ljust(self.width), ending="")
@@ -90,6 +94,20 @@ class Progress:
         if self.tty and self.width:
             self.out.write("")
             self.out.flush()
+
+
+def _throttle_note(batch: Batch, concurrency: int) -> str:
+    """What the provider's quota is doing to this run, if anything."""
+    shot = limits.snapshot(batch.ai_provider, batch.model)
+    if shot is None:
+        return ""
+    parts = []
+    left = shot["until"] - time.time()
+    if left > 0:
+        parts.append(f"waiting for the provider's rate limit, resumes in {left:.0f} s")
+    if shot["limit"] is not None:
+        parts.append(f"{shot['in_flight']}/{min(shot['limit'], concurrency)} calls in flight")
+    return "; ".join(parts)
 
 
 def _duration(seconds: float) -> str:
@@ -161,7 +179,7 @@ class Command(BaseCommand):
             "--slice-seconds",
             type=float,
             default=DEFAULT_SLICE_SECONDS,
-            help="Length of one engine slice; Ctrl-C is honoured between slices.",
+            help="Length of one engine slice (default: until done; Ctrl-C stops it early).",
         )
         parser.add_argument(
             "--out",
@@ -330,28 +348,47 @@ class Command(BaseCommand):
             tty=self.stderr.isatty(),
         )
         slice_seconds = max(options["slice_seconds"], 0.1)
+        concurrency = options["concurrency"] or settings.BATCH_CONCURRENCY
+        cap = safety_cap()
+        if cap and cap < concurrency:
+            self.stdout.write(
+                f"Note: PROVIDER_MAX_CONCURRENCY={cap} is in force: at most {cap} calls in "
+                f"flight, not {concurrency}."
+            )
         try:
             with _Interrupt() as interrupt:
                 while not interrupt.requested:
+
+                    def report(
+                        done: int, failed: int, base=(batch.finished_count, batch.failed_items)
+                    ) -> None:
+                        progress.update(
+                            finished=base[0] + done + failed,
+                            failed=base[1] + failed,
+                            note=_throttle_note(batch, concurrency),
+                        )
+
                     try:
                         result = run_slice(
                             batch_id=batch.pk,
                             seconds=slice_seconds,
                             runner="run_batch",
-                            concurrency=options["concurrency"],
+                            concurrency=concurrency,
+                            should_stop=lambda: interrupt.requested,
+                            on_progress=report,
                         )
                     except BatchStateError:
                         # Cancelled or failed from elsewhere (pages, API) meanwhile.
                         break
                     batch.refresh_from_db()
-                    progress.update(batch)
                     if not result.should_continue:
                         break
                     if not (result.done or result.failed):
-                        # Every open row is leased by another runner: let it work.
+                        # Every open row is leased by another runner, or resting after a
+                        # rate limit: let it work.
                         time.sleep(IDLE_WAIT_SECONDS)
                 return interrupt.requested
         finally:
             batch.refresh_from_db()
-            progress.update(batch, force=True)
+            progress.update(finished=batch.finished_count, failed=batch.failed_items, force=True)
             progress.close()

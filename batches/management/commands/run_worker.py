@@ -3,8 +3,8 @@
     manage.py run_worker                      # what bin/run and bin/serve start
     manage.py run_worker --concurrency 16     # provider calls in flight per slice
 
-Runs until SIGTERM or Ctrl-C: then it starts no new slice, lets the slice under way finish
-the rows in flight (at most WORKER_SLICE_SECONDS plus those rows), and exits 0. A second
+Runs until SIGTERM or Ctrl-C: then it starts no new row, lets the rows in flight finish
+and be recorded, gives back the rows it claimed but did not start, and exits 0. A second
 Ctrl-C quits at once (rows in flight are then taken over when their lease expires).
 Several workers, on one machine or many, may run at once.
 """
@@ -35,7 +35,8 @@ class Command(BaseCommand):
             "--slice-seconds",
             type=float,
             default=None,
-            help="Length of one slice (default: WORKER_SLICE_SECONDS); a stop waits for it.",
+            help="Time given to one batch before the next one's turn (default: "
+            "WORKER_SLICE_SECONDS).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

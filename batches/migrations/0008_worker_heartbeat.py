@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('batches', '0006_item_chat_position_index'),
+        ('batches', '0007_batch_throttle'),
     ]
 
     operations = [
