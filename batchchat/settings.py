@@ -43,6 +43,35 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in env(name, default).split(",") if part.strip()]
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env(name, default).strip().lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+def env_prices(name: str) -> dict[str, tuple[float, float]]:
+    """`provider[:model]=INPUT/OUTPUT,...`: prices per million input and output tokens,
+    e.g. `openai:gpt-4o-mini=0.15/0.60,anthropic=3/15`. A value that cannot be read stops
+    the app naming the variable."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    prices: dict[str, tuple[float, float]] = {}
+    for entry in env_list(name):
+        key, sep, value = entry.partition("=")
+        price_in, slash, price_out = value.partition("/")
+        try:
+            if not (sep and slash and key.strip()):
+                raise ValueError(entry)
+            prices[key.strip()] = (float(price_in), float(price_out))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: cannot read {entry!r}; write provider[:model]=INPUT/OUTPUT "
+                "(prices per million tokens), entries separated by commas."
+            ) from None
+    return prices
+
+
 # The development key; `batchchat.checks` refuses it when DEBUG is off.
 INSECURE_DEV_SECRET_KEY = "django-insecure-batchchat-development-key-do-not-use-in-production"
 SECRET_KEY = env("DJANGO_SECRET_KEY", INSECURE_DEV_SECRET_KEY)
@@ -141,6 +170,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # --- Internationalisation ---------------------------------------------------------------
 LANGUAGE_CODE = "en"
+# One unambiguous date format per language ("1 Dec 2026, 14:05" / "1 déc. 2026, 14:05").
+FORMAT_MODULE_PATH = ["batchchat.formats"]
 LANGUAGES = [("en", _("English")), ("fr", _("French"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", "UTC")
@@ -298,6 +329,9 @@ RATE_LIMIT_OUTPUT_TOKENS = env_int("RATE_LIMIT_OUTPUT_TOKENS", 512)
 REDIS_URL = env("REDIS_URL") or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
 )
+# Prices per million tokens, for the estimated cost of a batch (none: no estimate).
+AI_PRICES = env_prices("AI_PRICES")
+AI_PRICE_CURRENCY = env("AI_PRICE_CURRENCY", "USD")
 
 # --- Search providers -------------------------------------------------------------------
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 5)
@@ -309,3 +343,17 @@ GOOGLE_SEARCH_URL = env("GOOGLE_SEARCH_URL", "https://www.googleapis.com/customs
 SEARXNG_URL = env("SEARXNG_URL")
 CANADACA_SEARCH_URL = env("CANADACA_SEARCH_URL")
 CANADACA_SEARCH_KEY = env("CANADACA_SEARCH_KEY")
+
+# --- Guard: personal information and abuse (chats.guard) ----------------------------------
+# block: the question is answered with a fixed message, nothing is sent anywhere;
+# redact: findings are replaced by placeholders and the redacted text goes on.
+GUARD_PII_ACTION = env_choice("GUARD_PII_ACTION", "block", ("block", "redact"))
+GUARD_ABUSE_ACTION = env_choice("GUARD_ABUSE_ACTION", "block", ("block", "redact"))
+# Off: the stored question is the redacted one. On: the original is stored too.
+GUARD_STORE_ORIGINAL = env_bool("GUARD_STORE_ORIGINAL", False)
+# Words and phrases added to the built-in lists of chats.guard_words (comma-separated).
+GUARD_PROFANITY_WORDS = env_list("GUARD_PROFANITY_WORDS")
+GUARD_THREAT_WORDS = env_list("GUARD_THREAT_WORDS")
+# Second stage: the chat's AI model checks the redacted question (never for extractive).
+GUARD_AI_CHECK = env_bool("GUARD_AI_CHECK", False)
+GUARD_AI_CHECK_ATTEMPTS = env_int("GUARD_AI_CHECK_ATTEMPTS", 2)

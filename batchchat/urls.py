@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 from batchchat import ops
+from chats import views as chat_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="batches:list", permanent=False)),
@@ -31,6 +34,10 @@ urlpatterns = [
     path("settings/tokens/", include("accounts.urls")),
     path("batches/", include("batches.urls")),
     path("chats/", include("chats.urls")),
+    # The local search index's documents, where their citations point (chats.documents).
+    path("docs/", chat_views.document, name="document-index"),
+    path("docs/<path:path>", chat_views.document, name="document"),
+    path("favicon.ico", lambda request: redirect(static("favicon.svg"), permanent=True)),
 ]
 
 # JSON for /api/ paths, Django's default pages elsewhere.

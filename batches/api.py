@@ -45,7 +45,7 @@ from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.ingest import ParsedRow, UploadError, parse_upload_file, rows_from_records
 from batches.models import Batch
-from batches.selectors import batches_for, worker_alive
+from batches.selectors import batches_for, guard_counts_for, worker_alive
 from chats.services import ProviderNotConfigured, provider_choices, search_choices
 
 logger = logging.getLogger(__name__)
@@ -485,7 +485,10 @@ def list_batches(request: HttpRequest, query: Query[ListQuery]):
         batches = batches.filter(status=query.status)
     total = batches.count()
     start = (query.page - 1) * query.page_size
-    page = batches.order_by("-created_at", "-id")[start : start + query.page_size]
+    page = list(batches.order_by("-created_at", "-id")[start : start + query.page_size])
+    counts = guard_counts_for([batch.pk for batch in page])
+    for batch in page:
+        batch.guard_counts = counts[batch.pk]
     return BatchListOut(
         batches=[BatchOut.of(batch) for batch in page],
         page=query.page,

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from batches.models import Batch
+from batches.selectors import guard_counts
 
 BatchStatus = Literal["uploaded", "queued", "processing", "completed", "cancelled", "failed"]
 ExportFormat = Literal["csv", "json", "xlsx"]
@@ -62,6 +63,14 @@ class BatchOut(CamelSchema):
     processed_items: int
     failed_items: int
     last_processed_index: int
+    blocked_items: int = Field(
+        description="Rows answered with the guard's fixed message (personal information or "
+        "abuse found); counted in processedItems too"
+    )
+    redacted_items: int = Field(
+        description="Rows answered after the guard replaced personal information or abuse "
+        "with placeholders; counted in processedItems too"
+    )
     progress_percent: int = Field(description="(processed + failed) / total, 0-100")
     error: str = Field(description="A batch-level fault (e.g. provider not configured), or ''")
     created_at: datetime
@@ -78,6 +87,8 @@ class BatchOut(CamelSchema):
 
     @classmethod
     def fields_of(cls, batch: Batch) -> dict[str, Any]:
+        # A list sets `guard_counts` on its batches (one query for the page); else one query.
+        guard = getattr(batch, "guard_counts", None) or guard_counts(batch)
         return {
             "batch_id": batch.pk,
             "name": batch.name,
@@ -93,6 +104,8 @@ class BatchOut(CamelSchema):
             "processed_items": batch.processed_items,
             "failed_items": batch.failed_items,
             "last_processed_index": batch.last_processed_index,
+            "blocked_items": guard["blocked"],
+            "redacted_items": guard["redacted"],
             "progress_percent": batch.progress_percent,
             "error": batch.error,
             "created_at": batch.created_at,
@@ -202,7 +215,9 @@ class ListQuery(CamelSchema):
 class CreateFields(CamelSchema):
     """The form's fields; `file` (multipart) or `rows` (JSON) comes beside them."""
 
-    name: str = Field(default="", max_length=200, description="Default: the file name")
+    name: str = Field(
+        default="", max_length=200, description="Default: the file name without its extension"
+    )
     ai_provider: str | None = Field(default=None, max_length=32, description="Default: settings")
     model: str = Field(default="", max_length=128, description="Default: the provider's first")
     search_provider: str | None = Field(default=None, max_length=32)

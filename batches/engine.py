@@ -41,6 +41,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from batches.errors import BatchStateError
+from batches.guard_rows import guarded_item_fields
 from batches.models import Batch, BatchItem
 from chats import aio
 from chats.models import Chat
@@ -518,6 +519,16 @@ class _Slice:
             for outcome, interaction in zip(answered, interactions, strict=True):
                 outcome.item.interaction = interaction
             self._update_rows(kept, now)
+            # The guard's redacted question replaces the batch's own copies of it.
+            screened = []
+            for outcome in answered:
+                fields = guarded_item_fields(outcome.item, outcome.item.interaction)
+                if fields:
+                    outcome.item.question = fields["question"]
+                    outcome.item.row = fields.get("row", outcome.item.row)
+                    screened.append(outcome.item)
+            if screened:
+                BatchItem.objects.bulk_update(screened, ["question", "row"])
             done = len(answered)
             failed = sum(o.status == BatchItem.Status.FAILED for o in kept)
             if self.multi_turn:

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.utils.translation import get_language
+from django.utils.functional import lazy
+from django.utils.translation import get_language, gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from batches.ingest import ParsedUpload, UploadError, parse_upload_file
+from batches.ingest import ACCEPTED_QUESTION_HEADERS, ParsedUpload, UploadError, parse_upload_file
+from chats.documents import index_info, shipped_sample
 from chats.models import Language
 from chats.services import provider_choices, search_choices
+
+# The providers' labels live in chats (English, as the API returns them); the form shows
+# them translated. Listed here so that makemessages finds them.
+PROVIDER_LABELS = (
+    gettext_noop("Extractive (offline, no AI model)"),
+    gettext_noop("OpenAI-compatible server"),
+    gettext_noop("No search"),
+    gettext_noop("Local documents (offline)"),
+    gettext_noop("Google Programmable Search"),
+)
 
 # "provider::model" in one select: the model list depends on the provider, and one
 # select with an optgroup per provider works without JavaScript.
@@ -20,10 +32,45 @@ def model_choices() -> list[tuple[str, list[tuple[str, str]]]]:
     """Enabled providers' models as optgroups (the provider's label) of ("provider::model",
     "provider / model"), as the batch list shows them."""
     return [
-        (label, [(f"{key}{MODEL_SEPARATOR}{model}", f"{key} / {model}") for model in models])
+        (
+            gettext(label),
+            [(f"{key}{MODEL_SEPARATOR}{model}", f"{key} / {model}") for model in models],
+        )
         for key, label, models in provider_choices()
         if models
     ]
+
+
+def local_search_help() -> str:
+    """What the `local` index holds, and how to get answers about other subjects."""
+    info = index_info()
+    if shipped_sample(info):
+        holds = gettext("the pages of the BatchChat user guide shipped as a sample")
+    elif info.documents is None:
+        holds = gettext("the documents of %(folder)s (indexed on first use)") % {
+            "folder": info.docs_dir
+        }
+    else:
+        holds = gettext("%(count)s documents indexed from %(folder)s") % {
+            "count": info.documents,
+            "folder": info.docs_dir,
+        }
+    return gettext(
+        "“Local documents (offline)” searches %(holds)s; questions on other subjects are "
+        "answered “not found”. Index your own documents with "
+        "“manage.py index_documents FOLDER”, or configure a web search and an AI "
+        "provider in the server settings (see the README)."
+    ) % {"holds": holds}
+
+
+def _file_help() -> str:
+    # The same names as the "no question column" error (ingest.ACCEPTED_QUESTION_HEADERS).
+    return gettext(
+        "One question per row, in a column named one of: %(names)s (case, spaces, _ "
+        "and - do not matter). Optional: url or referringurl (the page asked from), "
+        "chatid (rows sharing it are one conversation). Other columns are kept and "
+        "come back in the results."
+    ) % {"names": ACCEPTED_QUESTION_HEADERS}
 
 
 class BatchUploadForm(forms.Form):
@@ -35,10 +82,7 @@ class BatchUploadForm(forms.Form):
     )
     file = forms.FileField(
         label=_("Questions file (CSV or XLSX)"),
-        help_text=_(
-            "One question per row, in a column named question (or prompt, problem "
-            "details). Optional columns: url, chatid."
-        ),
+        help_text=lazy(_file_help, str)(),
         widget=forms.ClearableFileInput(
             attrs={
                 "accept": ".csv,.xlsx,text/csv,"
@@ -63,7 +107,10 @@ class BatchUploadForm(forms.Form):
             if options and options[0][0].startswith(f"{default_provider}{MODEL_SEPARATOR}"):
                 self.fields["ai_model"].initial = options[0][0]
                 break
-        self.fields["search_provider"].choices = search_choices()
+        search = search_choices()
+        self.fields["search_provider"].choices = [(key, gettext(label)) for key, label in search]
+        if any(key == "local" for key, _label in search):
+            self.fields["search_provider"].help_text = local_search_help()
         self.fields["search_provider"].initial = settings.DEFAULT_SEARCH_PROVIDER
         # Questions are usually asked in the language the person works in.
         language = (get_language() or "en")[:2]

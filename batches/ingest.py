@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
 from django.conf import settings
+from django.utils.translation import gettext, gettext_noop, ngettext
 
 QUESTION_ALIASES = ("question", "redactedquestion", "problemdetails", "prompt")
 URL_ALIASES = ("url", "referringurl")
@@ -71,18 +72,20 @@ XLSX_MAX_INFLATION = 25
 SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (
         b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-        "an old Excel 97-2003 workbook (.xls) or another "
-        "legacy Office file; open it in Excel and save it as .xlsx or CSV",
+        gettext_noop(
+            "an old Excel 97-2003 workbook (.xls) or another "
+            "legacy Office file; open it in Excel and save it as .xlsx or CSV"
+        ),
     ),
-    (b"%PDF", "a PDF document"),
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"\x1f\x8b", "a gzip-compressed file"),
-    (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"{\\rtf", "an RTF document"),
+    (b"%PDF", gettext_noop("a PDF document")),
+    (b"\x89PNG\r\n\x1a\n", gettext_noop("a PNG image")),
+    (b"\xff\xd8\xff", gettext_noop("a JPEG image")),
+    (b"GIF87a", gettext_noop("a GIF image")),
+    (b"GIF89a", gettext_noop("a GIF image")),
+    (b"\x1f\x8b", gettext_noop("a gzip-compressed file")),
+    (b"Rar!", gettext_noop("a RAR archive")),
+    (b"7z\xbc\xaf\x27\x1c", gettext_noop("a 7-Zip archive")),
+    (b"{\\rtf", gettext_noop("an RTF document")),
 )
 
 
@@ -133,7 +136,7 @@ def parse_upload(*, data: bytes, filename: str = "") -> ParsedUpload:
     """Parse an uploaded CSV or XLSX file (see the module docstring for the rules)."""
     _check_size(len(data))
     if not data or data.isspace():  # isspace() copies nothing, unlike strip()
-        raise UploadError(f"{_name(filename)} is empty.", code="empty")
+        raise UploadError(gettext("%(file)s is empty.") % {"file": _name(filename)}, code="empty")
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _parse_xlsx(data, filename)
     for magic, what in SIGNATURES:
@@ -216,11 +219,13 @@ def _parse_csv(data: bytes, filename: str) -> ParsedUpload:
     sample = _decode_sample(data, encoding)
     stripped = sample.lstrip("\ufeff \t\r\n").lower()
     if stripped.startswith(("<!doctype html", "<html")):
-        raise _not_tabular(filename, "an HTML page")
+        raise _not_tabular(filename, gettext("an HTML page"))
     control = sum(1 for ch in sample if ch < " " and ch not in "\t\r\n")
     if control > max(2, len(sample) // 100):
         raise UploadError(
-            f"{_name(filename)} looks like a binary file, not CSV or XLSX text.", code="binary"
+            gettext("%(file)s looks like a binary file, not CSV or XLSX text.")
+            % {"file": _name(filename)},
+            code="binary",
         )
     # Excel reads (and hides) a first line "sep=;" naming the delimiter.
     hint = re.match(r"sep=([^\r\n])[ \t]*\r?\n", sample, re.IGNORECASE)
@@ -235,8 +240,11 @@ def _parse_csv(data: bytes, filename: str) -> ParsedUpload:
         parsed = _build(_numbered(reader), filename, fmt="csv")
     except csv.Error as exc:
         raise UploadError(
-            f"{_name(filename)} is not valid CSV near line {reader.line_num}: {exc}. "
-            "An unclosed double quote is the usual cause.",
+            gettext(
+                "%(file)s is not valid CSV near line %(line)s: %(error)s. "
+                "An unclosed double quote is the usual cause."
+            )
+            % {"file": _name(filename), "line": reader.line_num, "error": exc},
             code="malformed_csv",
             row=reader.line_num,
         ) from exc
@@ -252,8 +260,11 @@ def _csv_encoding(data: bytes, filename: str) -> str:
         return "utf-16"  # the codec reads the BOM to pick the byte order
     if b"\x00" in data:
         raise UploadError(
-            f"{_name(filename)} contains NUL bytes: it is a binary file, or UTF-16 text "
-            "without a byte-order mark. Upload a CSV (UTF-8 is best) or an XLSX workbook.",
+            gettext(
+                "%(file)s contains NUL bytes: it is a binary file, or UTF-16 text "
+                "without a byte-order mark. Upload a CSV (UTF-8 is best) or an XLSX workbook."
+            )
+            % {"file": _name(filename)},
             code="binary",
         )
     try:
@@ -267,8 +278,11 @@ def _csv_encoding(data: bytes, filename: str) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise UploadError(
-            f"{_name(filename)} is neither UTF-8 nor Windows-1252 text (byte "
-            f'0x{data[exc.start]:02X} on line {line}). Save it as "CSV UTF-8".',
+            gettext(
+                "%(file)s is neither UTF-8 nor Windows-1252 text (byte "
+                '%(byte)s on line %(line)s). Save it as "CSV UTF-8".'
+            )
+            % {"file": _name(filename), "byte": f"0x{data[exc.start]:02X}", "line": line},
             code="encoding",
             row=line,
         ) from exc
@@ -317,13 +331,16 @@ def _parse_xlsx(data: bytes, filename: str) -> ParsedUpload:
         names = set(archive.namelist())
         unpacked = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise _damaged(filename, "the ZIP container is broken or truncated") from exc
+        raise _damaged(filename, gettext("the ZIP container is broken or truncated")) from exc
     if "xl/workbook.xml" not in names:
         raise _not_tabular(filename, _zip_kind(archive, names))
     if unpacked > XLSX_MAX_INFLATION * max(settings.MAX_UPLOAD_BYTES, len(data)):
         raise UploadError(
-            f"{_name(filename)} unpacks to {_size(unpacked)}, far more than a workbook of "
-            "questions needs. Save it as CSV, or split it.",
+            gettext(
+                "%(file)s unpacks to %(size)s, far more than a workbook of "
+                "questions needs. Save it as CSV, or split it."
+            )
+            % {"file": _name(filename), "size": _size(unpacked)},
             code="too_large",
         )
     try:
@@ -363,15 +380,15 @@ def _xlsx_rows(sheet) -> Iterator[tuple[int, list[str]]]:
 
 def _zip_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
     if "word/document.xml" in names:
-        return "a Word document (.docx)"
+        return gettext("a Word document (.docx)")
     if "ppt/presentation.xml" in names:
-        return "a PowerPoint presentation (.pptx)"
+        return gettext("a PowerPoint presentation (.pptx)")
     if "mimetype" in names:
         mimetype = archive.read("mimetype")[:100].decode("ascii", "replace")
         if "opendocument.spreadsheet" in mimetype:
-            return "an OpenDocument spreadsheet (.ods); save it as .xlsx or CSV"
-        return f"an OpenDocument file ({mimetype})"
-    return "a ZIP archive that is not an Excel workbook"
+            return gettext("an OpenDocument spreadsheet (.ods); save it as .xlsx or CSV")
+        return gettext("an OpenDocument file (%(type)s)") % {"type": mimetype}
+    return gettext("a ZIP archive that is not an Excel workbook")
 
 
 def _cell_text(value: object) -> str:
@@ -422,14 +439,20 @@ def _build(
     named = {i for i, cell in enumerate(header_cells) if cell.strip()}
     question_key = _find_alias(headers, QUESTION_ALIASES)
     if question_key is None:
-        found = ", ".join(f'"{h}"' for h in headers if h) or "none"
+        found = ", ".join(f'"{h}"' for h in headers if h) or gettext("none")
         hint = ""
         if any(h.rstrip().endswith("?") for h in header_cells):
-            hint = " The first row is read as column names: add a header row above it."
+            hint = " " + gettext(
+                "The first row is read as column names: add a header row above it."
+            )
         raise UploadError(
-            "No question column. The first row must name one of: "
-            f"{ACCEPTED_QUESTION_HEADERS} (case, spaces, _ and - do not matter). "
-            f"Columns found: {found}.{hint}",
+            gettext(
+                "No question column. The first row must name one of: "
+                "%(names)s (case, spaces, _ and - do not matter). "
+                "Columns found: %(found)s."
+            )
+            % {"names": ACCEPTED_QUESTION_HEADERS, "found": found}
+            + hint,
             code="no_question_column",
             row=1,
         )
@@ -480,7 +503,8 @@ def _build(
         raise _empty_question(empty_question_rows, question_key, fmt)
     if not count:
         raise UploadError(
-            f"{_name(filename)} has a header row but no questions below it.",
+            gettext("%(file)s has a header row but no questions below it.")
+            % {"file": _name(filename)},
             code="header_only",
         )
     _check_count(count)
@@ -515,8 +539,16 @@ def _make_row(
     url = columns[url_key].strip() if url_key else ""
     if len(url) > MAX_URL_CHARS:  # BatchItem.referring_url is a 2,048-character column
         raise UploadError(
-            f'{row_label}, column "{url_key}": the URL has {len(url):,} characters; '
-            f"the limit is {MAX_URL_CHARS:,}.",
+            gettext(
+                '%(row)s, column "%(column)s": the URL has %(length)s characters; '
+                "the limit is %(limit)s."
+            )
+            % {
+                "row": row_label,
+                "column": url_key,
+                "length": f"{len(url):,}",
+                "limit": f"{MAX_URL_CHARS:,}",
+            },
             code="url_too_long",
             row=row,
             column=url_key,
@@ -556,7 +588,8 @@ def _fresh_name(name: str, taken: set[str]) -> str:
 def _check_width(columns: int, *, row: int) -> None:
     if columns > MAX_COLUMNS:
         raise UploadError(
-            f"Row {row} has {columns:,} columns; at most {MAX_COLUMNS:,} are accepted.",
+            gettext("Row %(row)s has %(count)s columns; at most %(limit)s are accepted.")
+            % {"row": row, "count": f"{columns:,}", "limit": f"{MAX_COLUMNS:,}"},
             code="too_many_columns",
             row=row,
         )
@@ -569,10 +602,19 @@ def _check_cells(columns: dict[str, str], *, row_label: str, row: int) -> None:
         if len(value) > MAX_CELL_CHARS:
             hint = ""
             if "\n" in value:
-                hint = " In a CSV this is usually an unclosed double quote."
+                hint = " " + gettext("In a CSV this is usually an unclosed double quote.")
             raise UploadError(
-                f'{row_label}, column "{column}": the cell has {len(value):,} characters; '
-                f"the limit is {MAX_CELL_CHARS:,}.{hint}",
+                gettext(
+                    '%(row)s, column "%(column)s": the cell has %(length)s characters; '
+                    "the limit is %(limit)s."
+                )
+                % {
+                    "row": row_label,
+                    "column": column,
+                    "length": f"{len(value):,}",
+                    "limit": f"{MAX_CELL_CHARS:,}",
+                }
+                + hint,
                 code="cell_too_long",
                 row=row,
                 column=column,
@@ -583,8 +625,11 @@ def _check_count(count: int) -> None:
     limit = settings.MAX_BATCH_ITEMS
     if count > limit:
         raise UploadError(
-            f"The file has {count:,} questions; the limit is {limit:,} per batch. "
-            "Split it into several batches.",
+            gettext(
+                "The file has %(count)s questions; the limit is %(limit)s per batch. "
+                "Split it into several batches."
+            )
+            % {"count": f"{count:,}", "limit": f"{limit:,}"},
             code="too_many_rows",
         )
 
@@ -596,7 +641,8 @@ def _check_size(size: int) -> None:
         if shown == allowed:
             shown, allowed = f"{size:,} bytes", f"{limit:,} bytes"
         raise UploadError(
-            f"The file is {shown}; the limit is {allowed}. Split it into smaller files.",
+            gettext("The file is %(size)s; the limit is %(limit)s. Split it into smaller files.")
+            % {"size": shown, "limit": allowed},
             code="too_large",
         )
 
@@ -604,19 +650,25 @@ def _check_size(size: int) -> None:
 def _empty_question(numbers: list[int], question_key: str, fmt: str) -> UploadError:
     shown = ", ".join(str(n) for n in numbers[:5])
     if len(numbers) > 5:
-        shown += f" and {len(numbers) - 5:,} more"
+        shown += gettext(" and %(count)s more") % {"count": f"{len(numbers) - 5:,}"}
     elif len(numbers) > 1:
-        shown = ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
-    rows = "Row" if len(numbers) == 1 else "Rows"
-    return UploadError(
-        f'{rows} {shown}: the "{question_key}" cell is empty but other cells are filled. '
-        "Fill in the question or delete the row (the header is row 1)."
-        + (
-            " If the cell holds a formula, open the file in Excel and save it again so that "
+        shown = ", ".join(str(n) for n in numbers[:-1]) + gettext(" and %(last)s") % {
+            "last": numbers[-1]
+        }
+    message = ngettext(
+        'Row %(rows)s: the "%(column)s" cell is empty but other cells are filled. '
+        "Fill in the question or delete the row (the header is row 1).",
+        'Rows %(rows)s: the "%(column)s" cell is empty but other cells are filled. '
+        "Fill in the question or delete the row (the header is row 1).",
+        len(numbers),
+    ) % {"rows": shown, "column": question_key}
+    if fmt == "xlsx":
+        message += " " + gettext(
+            "If the cell holds a formula, open the file in Excel and save it again so that "
             "the formula's value is stored in the file."
-            if fmt == "xlsx"
-            else ""
-        ),
+        )
+    return UploadError(
+        message,
         code="empty_question",
         row=numbers[0],
         column=question_key,
@@ -633,20 +685,24 @@ def _size(n: int) -> str:
 
 
 def _name(filename: str) -> str:
-    return f'"{filename}"' if filename else "The file"
+    return f'"{filename}"' if filename else gettext("The file")
 
 
 def _not_tabular(filename: str, what: str) -> UploadError:
     return UploadError(
-        f"{_name(filename)} is neither CSV nor XLSX: it looks like {what}.",
+        gettext("%(file)s is neither CSV nor XLSX: it looks like %(what)s.")
+        % {"file": _name(filename), "what": gettext(what)},
         code="not_tabular",
     )
 
 
 def _damaged(filename: str, reason: str) -> UploadError:
     return UploadError(
-        f"{_name(filename)} looks like an Excel workbook but cannot be read ({reason}). "
-        "Open it in Excel and save it again, or save it as CSV.",
+        gettext(
+            "%(file)s looks like an Excel workbook but cannot be read (%(reason)s). "
+            "Open it in Excel and save it again, or save it as CSV."
+        )
+        % {"file": _name(filename), "reason": reason},
         code="damaged_xlsx",
     )
 

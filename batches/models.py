@@ -3,9 +3,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from chats.models import Chat, Interaction, Language
@@ -125,15 +127,6 @@ class Batch(models.Model):
         return self.ACTIVITY_PROCESSING if has_live_lease else self.ACTIVITY_WAITING
 
     @property
-    def activity_display(self) -> str:
-        """The status a person sees: for an active batch, its activity."""
-        if self.activity == self.ACTIVITY_PROCESSING:
-            return str(_("Processing"))
-        if self.activity == self.ACTIVITY_WAITING:
-            return str(_("Waiting for a worker"))
-        return self.get_status_display()
-
-    @property
     def can_start(self) -> bool:
         """Start, resume after cancel, or again after a batch-level fault; an active batch
         can be resumed too (start re-enqueues it only when nobody is working on it)."""
@@ -146,7 +139,67 @@ class Batch(models.Model):
 
     @property
     def can_cancel(self) -> bool:
-        return self.is_active or self.status == self.Status.UPLOADED
+        """Offered on pages while the batch runs; an uploaded batch is simply not started
+        (or deleted). The API may still cancel an uploaded batch (cancel_batch)."""
+        return self.is_active
+
+    # Done rows whose answer says nothing was found (chats.prompts.is_not_found); counted
+    # from the stored answers by the selectors (not_found_counts, batch_stats) and set
+    # on the instance; 0 until then.
+    not_found_items: int = 0
+
+    @property
+    def answered_items(self) -> int:
+        return max(self.processed_items - self.not_found_items, 0)
+
+    @property
+    def has_problems(self) -> bool:
+        return bool(self.failed_items or self.not_found_items)
+
+    @property
+    def status_label(self) -> str:
+        """The status as people read it: an active batch says whether anything works on
+        it (see `activity`); a completed batch with failed rows says so."""
+        if self.activity == self.ACTIVITY_PROCESSING:
+            return str(_("Processing"))
+        if self.activity == self.ACTIVITY_WAITING:
+            return str(_("Waiting for a worker"))
+        if self.status == self.Status.COMPLETED and self.failed_items:
+            return ngettext(
+                "Completed with %(count)s failed",
+                "Completed with %(count)s failed",
+                self.failed_items,
+            ) % {"count": intcomma(self.failed_items)}
+        return self.get_status_display()
+
+    @property
+    def status_class(self) -> str:
+        """CSS class of the status badge (completed with failures is a warning)."""
+        if self.status == self.Status.COMPLETED and self.failed_items:
+            return "completed-failures"
+        return self.status
+
+    @property
+    def finished_label(self) -> str:
+        """What the end time means: finished, cancelled or stopped by a fault."""
+        return {
+            self.Status.COMPLETED: gettext("finished"),
+            self.Status.CANCELLED: gettext("cancelled"),
+            self.Status.FAILED: gettext("stopped"),
+        }.get(self.status, gettext("finished"))
+
+    def _share(self, count: int) -> float:
+        return round(100 * count / self.total_items, 3) if self.total_items else 0.0
+
+    @property
+    def bar_segments(self) -> list[tuple[str, float, int]]:
+        """(kind, percent of the bar, rows) for the progress bar, in drawing order.
+        BLOCKED: the guard (issue 12) adds ("blocked", share, count) after "failed"."""
+        return [
+            ("answered", self._share(self.answered_items), self.answered_items),
+            ("not-found", self._share(self.not_found_items), self.not_found_items),
+            ("failed", self._share(self.failed_items), self.failed_items),
+        ]
 
     @property
     def can_retry(self) -> bool:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from batches.models import Batch, BatchItem, WorkerHeartbeat
+from chats.models import GuardStatus
+from chats.prompts import counts_words, not_found_q
+
+# Guard outcomes shown (counted and filtered) on the batch page and in the API.
+GUARD_FILTERS = (GuardStatus.BLOCKED, GuardStatus.REDACTED)
 
 
 def live_workers() -> QuerySet[WorkerHeartbeat]:
@@ -39,18 +45,183 @@ def batches_for(user) -> QuerySet[Batch]:
     return queryset.filter(uploader=user)
 
 
-def batch_items(batch: Batch, *, status: str | None = None) -> QuerySet[BatchItem]:
-    """A batch's rows in order, with their chat and answer, optionally of one status."""
-    queryset = batch.items.select_related("chat", "interaction").order_by("position")
-    if status:
+# Sorts of the rows table: key -> ordering. "status" puts what needs attention first.
+ROW_SORTS = ("position", "latency", "-latency", "status")
+_STATUS_RANK = Case(
+    When(status=BatchItem.Status.FAILED, then=Value(0)),
+    When(status=BatchItem.Status.CANCELLED, then=Value(1)),
+    When(status=BatchItem.Status.RUNNING, then=Value(2)),
+    When(status=BatchItem.Status.PENDING, then=Value(3)),
+    default=Value(4),
+)
+NOT_FOUND = "not_found"  # the rows filter of done rows whose answer found nothing
+
+
+def batch_items(
+    batch: Batch,
+    *,
+    status: str | None = None,
+    guard: str | None = None,
+    query: str = "",
+    sort: str = "position",
+) -> QuerySet[BatchItem]:
+    """A batch's rows with their chat and answer: optionally of one status (or NOT_FOUND)
+    and/or one guard outcome (`blocked`, `redacted`), containing `query` in the question,
+    answer or error, in one of ROW_SORTS."""
+    queryset = batch.items.select_related("chat", "interaction")
+    if status == NOT_FOUND:
+        queryset = queryset.filter(not_found_items(batch))
+    elif status:
         queryset = queryset.filter(status=status)
-    return queryset
+    if guard:
+        queryset = queryset.filter(interaction__guard_status=guard)
+    query = query.strip()
+    if query:
+        queryset = queryset.filter(
+            Q(question__icontains=query)
+            | Q(interaction__answer__icontains=query)
+            | Q(error__icontains=query)
+        )
+    if sort == "latency":
+        return queryset.order_by(F("interaction__latency_ms").asc(nulls_last=True), "position")
+    if sort == "-latency":
+        return queryset.order_by(F("interaction__latency_ms").desc(nulls_last=True), "position")
+    if sort == "status":
+        return queryset.order_by(_STATUS_RANK, "position")
+    return queryset.order_by("position")
+
+
+def guard_counts_for(batch_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Rows per guard outcome (blocked, redacted) of each batch, in one query; every
+    batch and outcome present (0 when none)."""
+    counts = {batch_id: dict.fromkeys(GUARD_FILTERS, 0) for batch_id in batch_ids}
+    if not batch_ids:
+        return counts
+    rows = (
+        BatchItem.objects.filter(
+            batch_id__in=batch_ids, interaction__guard_status__in=GUARD_FILTERS
+        )
+        .order_by()
+        .values_list("batch_id", "interaction__guard_status")
+        .annotate(n=Count("id"))
+    )
+    for batch_id, outcome, n in rows:
+        counts[batch_id][outcome] = n
+    return counts
+
+
+def guard_counts(batch: Batch) -> dict[str, int]:
+    """Rows of `batch` per guard outcome (blocked, redacted), in one query."""
+    return guard_counts_for([batch.pk])[batch.pk]
 
 
 def item_status_counts(batch: Batch) -> dict[str, int]:
-    """Rows of `batch` per status, every status present (0 when none), in one query."""
-    counts = dict.fromkeys(BatchItem.Status.values, 0)
-    rows = batch.items.order_by().values_list("status").annotate(n=Count("id"))
-    for status, n in rows:
-        counts[status] = n
+    """Rows of `batch` per status, every status present (0 when none), plus NOT_FOUND
+    (done rows whose answer found nothing), in one query. Sets batch.not_found_items."""
+    aggregates = {value: Count("id", filter=Q(status=value)) for value in BatchItem.Status.values}
+    aggregates[NOT_FOUND] = Count("id", filter=not_found_items(batch))
+    counts = batch.items.aggregate(**aggregates)
+    batch.not_found_items = counts[NOT_FOUND]
     return counts
+
+
+def not_found_counts(batches: list[Batch]) -> dict[int, int]:
+    """Done rows whose answer says nothing was found, per batch, in one query; each
+    batch's page language's phrases (chats.prompts.is_not_found). Also set on the
+    instances (`batch.not_found_items`) for the progress bars."""
+    if not batches:
+        return {}
+    condition = Q()
+    for language in {batch.page_language for batch in batches}:
+        condition |= Q(batch__page_language=language) & not_found_q("interaction__answer", language)
+    rows = (
+        BatchItem.objects.filter(batch__in=batches, status=BatchItem.Status.DONE)
+        .filter(condition)
+        .order_by()
+        .values_list("batch_id")
+        .annotate(n=Count("id"))
+    )
+    counts = dict(rows)
+    for batch in batches:
+        batch.not_found_items = counts.get(batch.pk, 0)
+    return counts
+
+
+def not_found_items(batch: Batch) -> Q:
+    """The filter of `batch`'s done rows whose answer says nothing was found."""
+    return Q(status=BatchItem.Status.DONE) & not_found_q("interaction__answer", batch.page_language)
+
+
+# Rows per second are measured over the last minute: fast enough to follow a change of
+# pace, long enough not to jump with every slice.
+RATE_WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Derived figures of one batch, from stored fields (see `batch_stats`)."""
+
+    input_tokens: int
+    output_tokens: int
+    counts_words: bool  # the provider's "tokens" are word counts (extractive)
+    not_found: int
+    elapsed_seconds: int | None  # since the start, while running
+    duration_seconds: int | None  # start to end, once finished
+    rows_per_second: float | None
+    remaining_seconds: int | None
+    estimated_cost: float | None
+    currency: str
+
+
+def _price_for(batch: Batch) -> tuple[float, float] | None:
+    prices = settings.AI_PRICES
+    return prices.get(f"{batch.ai_provider}:{batch.model}") or prices.get(batch.ai_provider)
+
+
+def batch_stats(batch: Batch, *, now=None) -> BatchStats:
+    """Tokens, not-found answers, pace and time of a batch, in one query.
+
+    Elapsed time runs from `started_at` (the first start; a resumed batch counts its
+    pause too); the duration is `finished_at - started_at`. Rows per second are the rows
+    finished in the last RATE_WINDOW_SECONDS (or since the start, when shorter), and the
+    time remaining is the rows left at that pace. The estimated cost uses AI_PRICES
+    (per million tokens) for the batch's provider and model, when set.
+    Also sets `batch.not_found_items`.
+    """
+    now = now or timezone.now()
+    window_start = now - timedelta(seconds=RATE_WINDOW_SECONDS)
+    totals = batch.items.aggregate(
+        input_tokens=Sum("interaction__input_tokens"),
+        output_tokens=Sum("interaction__output_tokens"),
+        not_found=Count("id", filter=not_found_items(batch)),
+        recent=Count("id", filter=Q(finished_at__gte=window_start)),
+    )
+    batch.not_found_items = totals["not_found"]
+    input_tokens = totals["input_tokens"] or 0
+    output_tokens = totals["output_tokens"] or 0
+    elapsed = duration = rate = remaining = None
+    if batch.started_at and batch.is_active:
+        elapsed = max(int((now - batch.started_at).total_seconds()), 0)
+        span = min(max((now - batch.started_at).total_seconds(), 1.0), RATE_WINDOW_SECONDS)
+        if totals["recent"]:
+            rate = totals["recent"] / span
+            remaining = int(round(batch.remaining / rate))
+    elif batch.started_at and batch.finished_at:
+        duration = max(int((batch.finished_at - batch.started_at).total_seconds()), 0)
+    words = counts_words(batch.ai_provider)
+    cost = None
+    price = None if words else _price_for(batch)
+    if price is not None:
+        cost = (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+    return BatchStats(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        counts_words=words,
+        not_found=totals["not_found"],
+        elapsed_seconds=elapsed,
+        duration_seconds=duration,
+        rows_per_second=rate,
+        remaining_seconds=remaining,
+        estimated_cost=cost,
+        currency=settings.AI_PRICE_CURRENCY,
+    )

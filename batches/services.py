@@ -4,13 +4,15 @@ scheduling their slices. The slices themselves are run by batches.engine."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from batches.bulk import insert_rows
 from batches.engine import SliceResult, process_for_duration
@@ -57,16 +59,19 @@ def create_batch_run(
     Raises UploadError or ProviderNotConfigured; nothing is created then.
     """
     if not rows:
-        raise UploadError("The batch has no questions.", code="empty")
+        raise UploadError(gettext("The batch has no questions."), code="empty")
     limit = settings.MAX_BATCH_ITEMS
     if len(rows) > limit:
         raise UploadError(
-            f"The batch has {len(rows):,} questions; the limit is {limit:,}.", code="too_many_rows"
+            gettext("The batch has %(count)s questions; the limit is %(limit)s.")
+            % {"count": f"{len(rows):,}", "limit": f"{limit:,}"},
+            code="too_many_rows",
         )
     model = check_chat_settings(
         ai_provider=ai_provider, model=model, search_provider=search_provider
     )
-    name = (name or "").strip() or source_filename or "Untitled batch"
+    # The file's stem: "questions.csv" makes a batch named "questions".
+    name = (name or "").strip() or Path(source_filename).stem.strip() or gettext("Untitled batch")
     chat_fields = {
         "ai_provider": ai_provider,
         "model": model,
@@ -152,7 +157,9 @@ def start_batch(*, batch: Batch) -> Batch:
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
         if batch.status == Batch.Status.COMPLETED:
-            raise BatchStateError("This batch is completed; retry its failed rows instead.")
+            raise BatchStateError(
+                gettext("This batch is completed; retry its failed rows instead.")
+            )
         if batch.status in (Batch.Status.UPLOADED, Batch.Status.CANCELLED, Batch.Status.FAILED):
             batch.items.filter(status=BatchItem.Status.CANCELLED).update(
                 status=BatchItem.Status.PENDING, error=""
@@ -174,7 +181,8 @@ def cancel_batch(*, batch: Batch) -> Batch:
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
         if batch.status not in (*Batch.ACTIVE_STATUSES, Batch.Status.UPLOADED):
             raise BatchStateError(
-                f"A {batch.get_status_display().lower()} batch cannot be cancelled."
+                gettext("A batch that is %(status)s cannot be cancelled.")
+                % {"status": batch.get_status_display().lower()}
             )
         batch.items.filter(status=BatchItem.Status.PENDING).update(
             status=BatchItem.Status.CANCELLED
@@ -192,11 +200,39 @@ def retry_failed(*, batch: Batch) -> Batch:
             status__in=(BatchItem.Status.FAILED, BatchItem.Status.CANCELLED)
         ).update(status=BatchItem.Status.PENDING, error="", finished_at=None, attempts=0)
         if not retried and batch.status != Batch.Status.FAILED:
-            raise BatchStateError("This batch has no failed or cancelled rows to retry.")
+            raise BatchStateError(gettext("This batch has no failed or cancelled rows to retry."))
         batch.mark_queued()
         batch.recount()
         _enqueue_slices(batch.pk)
     return batch
+
+
+def retry_items(*, batch: Batch, item_ids: Iterable[int]) -> int:
+    """Chosen failed or cancelled rows back to pending; a finished batch back to queued.
+
+    1. the rows must belong to `batch` and be failed or cancelled (others are ignored:
+       a done row keeps its answer; a pending or running one is already on its way);
+    2. a multi-turn chat is retried whole: every failed or cancelled turn of the chosen
+       rows' chats comes back too, so the turns run again in order with their history;
+    3. a finished batch (completed, cancelled, failed) is queued again and, with Celery,
+       its slices enqueued; an active batch simply picks the rows up.
+    Returns how many rows were queued; raises BatchStateError when none could be.
+    """
+    wanted = {int(pk) for pk in item_ids}
+    retryable = (BatchItem.Status.FAILED, BatchItem.Status.CANCELLED)
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        chat_ids = batch.items.filter(pk__in=wanted, status__in=retryable).values("chat_id")
+        retried = batch.items.filter(chat_id__in=chat_ids, status__in=retryable).update(
+            status=BatchItem.Status.PENDING, error="", finished_at=None, attempts=0
+        )
+        if not retried:
+            raise BatchStateError(gettext("None of the chosen rows failed or was cancelled."))
+        if batch.status not in Batch.ACTIVE_STATUSES:
+            batch.mark_queued()
+            _enqueue_slices(batch.pk)
+        batch.recount()
+    return retried
 
 
 def delete_batch(*, batch: Batch) -> None:

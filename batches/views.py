@@ -7,16 +7,19 @@ messages swapped out of band into the page's live region.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
@@ -26,8 +29,20 @@ from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm
 from batches.ingest import UploadError
 from batches.models import Batch, BatchItem
-from batches.selectors import batch_items, batches_for, item_status_counts, worker_alive
+from batches.selectors import (
+    GUARD_FILTERS,
+    NOT_FOUND,
+    ROW_SORTS,
+    batch_items,
+    batch_stats,
+    batches_for,
+    guard_counts,
+    item_status_counts,
+    not_found_counts,
+    worker_alive,
+)
 from chats.errors import ProviderNotConfigured
+from chats.prompts import counts_words, uses_prompt
 
 LIST_PAGE_SIZE = 20
 DETAIL_PAGE_SIZE = 50
@@ -75,6 +90,7 @@ def _list_context(request: HttpRequest) -> dict:
     paginator = Paginator(batches_for(request.user), LIST_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     batches = list(page.object_list)
+    not_found_counts(batches)
     next_url = reverse("batches:list")
     if page.number > 1:
         next_url += f"?page={page.number}"
@@ -177,31 +193,175 @@ def batch_rows(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _guard_filters(batch: Batch, params: dict) -> list[tuple[str, str, int, str]]:
+    """The guard outcomes (blocked, redacted) with their labels, row counts (one query)
+    and the rows table's link to them."""
+    counts = guard_counts(batch)
+    return [
+        (value, value.label, counts[value], _href(batch, params, guard=value, page=None))
+        for value in GUARD_FILTERS
+    ]
+
+
+def _row_params(query: QueryDict, batch: Batch) -> dict:
+    """The rows table's state from a query string: status filter, search, sort, page and
+    the uploaded columns to show."""
+    status = query.get("status") or ""
+    if status not in (*BatchItem.Status.values, NOT_FOUND):
+        status = ""
+    sort = query.get("sort") or "position"
+    if sort not in ROW_SORTS:
+        sort = "position"
+    guard = query.get("guard") or ""
+    if guard not in GUARD_FILTERS:
+        guard = ""
+    available = _context_columns(batch)
+    return {
+        "status": status,
+        "guard": guard,
+        "q": (query.get("q") or "").strip()[:200],
+        "sort": sort,
+        "page": query.get("page") or "1",
+        "cols": [column for column in query.getlist("col") if column in available],
+    }
+
+
+def _context_columns(batch: Batch) -> list[str]:
+    """Uploaded columns that can be shown beside the question (not the question itself)."""
+    question_keys = {"question", "redactedquestion", "problemdetails", "prompt"}
+    return [
+        str(column)
+        for column in batch.input_columns
+        if str(column).lower().replace(" ", "").replace("_", "").replace("-", "")
+        not in question_keys
+    ]
+
+
+def _query_string(params: dict, **changes) -> str:
+    """The rows table's query string with `changes` (None drops a key); defaults (first
+    page, row order) are left out."""
+    values = {key: params[key] for key in ("status", "guard", "q", "sort", "page")} | changes
+    defaults = {"sort": "position", "page": "1"}
+    pairs = [
+        (key, value)
+        for key, value in values.items()
+        if value not in (None, "") and str(value) != defaults.get(key)
+    ]
+    pairs += [("col", column) for column in params["cols"]]
+    return urlencode(pairs)
+
+
+def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
+    """The rows section: status tabs with counts, the page of rows, the pager.
+    A fixed number of queries: counts (1), the page (1), plus the count of a search."""
+    params = _row_params(query, batch)
+    counts = item_status_counts(batch)
+    status = params["status"]
+    items = batch_items(
+        batch,
+        status=status or None,
+        guard=params["guard"] or None,
+        query=params["q"],
+        sort=params["sort"],
+    )
+    paginator = Paginator(items, DETAIL_PAGE_SIZE)
+    if not params["q"] and not params["guard"]:
+        # The paginator's COUNT is known from the status counts: no extra query.
+        all_rows = sum(counts[value] for value in BatchItem.Status.values)
+        paginator.count = counts[status] if status else all_rows
+    page = paginator.get_page(params["page"])
+    filters = [("", _("All"), sum(counts[value] for value in BatchItem.Status.values))]
+    filters += [(value, label, counts[value]) for value, label in BatchItem.Status.choices]
+    filters.append((NOT_FOUND, _("Not found"), counts[NOT_FOUND]))
+    page_links = [
+        (number, _href(batch, params, page=number) if number else "")
+        for number in _page_numbers(page.number, paginator.num_pages)
+    ]
+    sorts = {"position": "position", "status": "status"}
+    sorts |= {"latency_desc": "-latency", "latency_asc": "latency"}
+    sort_links = {name: _href(batch, params, sort=key, page=None) for name, key in sorts.items()}
+    prev_href = next_href = ""
+    if page.has_previous():
+        prev_href = _href(batch, params, page=page.previous_page_number())
+    if page.has_next():
+        next_href = _href(batch, params, page=page.next_page_number())
+    return {
+        "batch": batch,
+        "page": page,
+        "items": list(page.object_list),
+        "params": params,
+        "status": status,
+        "filters": [
+            (value, label, count, _href(batch, params, status=value, page=None))
+            for value, label, count in filters
+        ],
+        "page_links": page_links,
+        "sort_links": sort_links,
+        "guard": params["guard"],
+        "guard_filters": _guard_filters(batch, params),
+        "guard_all_href": _href(batch, params, guard=None, page=None),
+        "rows_query": _query_string(params),
+        "prev_href": prev_href,
+        "next_href": next_href,
+        "retryable_count": counts[BatchItem.Status.FAILED] + counts[BatchItem.Status.CANCELLED],
+        "context_columns": _context_columns(batch),
+        "counts_words": counts_words(batch.ai_provider),
+        "can_retry_rows": not batch.is_active,
+        "next_url": _href(batch, params),
+    }
+
+
+def _href(batch: Batch, params: dict, **changes) -> str:
+    """The detail page's URL with the rows table's state (and `changes`)."""
+    query = _query_string(params, **changes)
+    return batch.get_absolute_url() + (f"?{query}" if query else "")
+
+
+def _page_numbers(current: int, last: int) -> list[int | None]:
+    """Page numbers to link: first, last, and two each side of the current (None = gap)."""
+    wanted = {1, last, *range(current - 2, current + 3)}
+    numbers: list[int | None] = []
+    for number in sorted(n for n in wanted if 1 <= n <= last):
+        if numbers and numbers[-1] is not None and number - numbers[-1] > 1:
+            numbers.append(None)
+        numbers.append(number)
+    return numbers
+
+
+def _progress_context(batch: Batch) -> dict:
+    return {
+        "batch": batch,
+        "stats": batch_stats(batch),
+        **_runner_context(),
+        "next_url": batch.get_absolute_url(),
+    }
+
+
 @login_required
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
-    counts = item_status_counts(batch)
-    status = request.GET.get("status") or ""
-    if status not in BatchItem.Status.values:
-        status = ""
-    paginator = Paginator(batch_items(batch, status=status or None), DETAIL_PAGE_SIZE)
-    # The paginator's COUNT is known from the status counts: no extra query.
-    paginator.count = counts[status] if status else sum(counts.values())
-    page = paginator.get_page(request.GET.get("page"))
-    filters = [("", _("All"), sum(counts.values()))] + [
-        (value, label, counts[value]) for value, label in BatchItem.Status.choices
-    ]
-    context = {
-        "batch": batch,
-        "page": page,
-        "items": list(page.object_list),
-        "status": status,
-        "filters": filters,
-        **_runner_context(),
-        "next_url": request.get_full_path(),
-    }
+    context = _progress_context(batch) | _rows_context(request, batch, request.GET)
+    context["uses_prompt"] = uses_prompt(batch.ai_provider)
+    context["next_url"] = request.get_full_path()
     return render(request, "batches/detail.html", context)
+
+
+@login_required
+@require_GET
+def batch_item_rows(request: HttpRequest, pk: int) -> HttpResponse:
+    """The detail page's rows section (tabs, table, pager), polled every 2 s while the
+    batch is active; the final state once it is not, with 286 so polling stops."""
+    batch = _get_batch_for_user(request, pk)
+    if not request.htmx:
+        query = request.GET.urlencode()
+        return redirect(batch.get_absolute_url() + (f"?{query}" if query else ""))
+    response = render(
+        request, "batches/detail.html#rows", _rows_context(request, batch, request.GET)
+    )
+    if not batch.is_active:
+        response.status_code = HTMX_STOP_POLLING
+    return response
 
 
 @login_required
@@ -211,17 +371,41 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     if not request.htmx:
         return redirect(batch)
-    context = {
-        "batch": batch,
-        **_runner_context(),
-        "next_url": batch.get_absolute_url(),
-        # The final state is announced in the page's live region.
-        "announce": not batch.is_active,
-    }
+    # The final state is announced in the page's live region, and the flash messages of
+    # the run ("… started.") are cleared: they no longer describe the batch.
+    context = _progress_context(batch) | {"announce": not batch.is_active}
     response = render(request, "batches/detail.html#progress", context)
     if not batch.is_active:
         response.status_code = HTMX_STOP_POLLING
     return response
+
+
+@login_required
+@require_POST
+def batch_retry_items(request: HttpRequest, pk: int) -> HttpResponse:
+    """Retry one row (`item`) or the ticked rows (`items`) of a batch; back to `next`."""
+    batch = _get_batch_for_user(request, pk)
+    single = request.POST.get("item")
+    raw_ids = [single] if single else request.POST.getlist("items")
+    item_ids = [int(value) for value in raw_ids if value.isdigit()]
+    if not item_ids:
+        messages.error(request, _("Choose at least one row to retry."))
+    else:
+        try:
+            count = services.retry_items(batch=batch, item_ids=item_ids)
+        except services.BatchStateError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)s row of “%(name)s” is queued again.",
+                    "%(count)s rows of “%(name)s” are queued again.",
+                    count,
+                )
+                % {"count": count, "name": batch.name},
+            )
+    return redirect(_next_url(request, batch.get_absolute_url()))
 
 
 def _driver_oob(request: HttpRequest, batch: Batch, next_url: str) -> str:
@@ -237,8 +421,12 @@ def _action_response(request: HttpRequest, batch: Batch | None) -> HttpResponse:
             batch.refresh_from_db()
         if batch is not None and request.htmx.target == "batch-progress":
             next_url = batch.get_absolute_url()
-            context = {"batch": batch, **_runner_context(), "next_url": next_url}
-            response = render(request, "batches/detail.html#progress", context)
+            response = render(request, "batches/detail.html#progress", _progress_context(batch))
+            # The rows section follows the new state (starts or stops polling), with the
+            # table state of the page the action came from.
+            current = urlsplit(request.htmx.current_url or "").query
+            rows = _rows_context(request, batch, QueryDict(current)) | {"oob": True}
+            response.write(render_to_string("batches/detail.html#rows", rows, request=request))
         else:
             response = _render_list(request)
             next_url = reverse("batches:list")

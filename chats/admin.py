@@ -24,6 +24,7 @@ class InteractionInline(admin.StackedInline):
     fields = (
         ("position", "created_at"),
         "question",
+        ("guard_status", "guard_reasons"),
         "referring_url",
         "answer",
         ("citation_url", "citation_title"),
@@ -34,6 +35,8 @@ class InteractionInline(admin.StackedInline):
         "position",
         "created_at",
         "question",
+        "guard_status",
+        "guard_reasons",
         "referring_url",
         "answer",
         "citation_url",
@@ -93,18 +96,26 @@ class InteractionAdmin(admin.ModelAdmin):
         "chat_ref",
         "position",
         "question_excerpt",
+        "guard_status",
         "model",
         "input_tokens",
         "output_tokens",
         "latency_ms",
         "created_at",
     )
-    list_filter = ("chat__ai_provider", "model", "created_at")
+    list_filter = ("guard_status", "chat__ai_provider", "model", "created_at")
     list_select_related = ("chat",)
     search_fields = ("question", "answer", "chat__chat_id", "citation_url")
     date_hierarchy = "created_at"
     raw_id_fields = ("chat", "prompt_override")
-    readonly_fields = ("created_at", "updated_at")
+    # The guard's outcome is the pipeline's record of what it found: not edited by hand.
+    readonly_fields = (
+        "created_at",
+        "updated_at",
+        "guard_status",
+        "guard_reasons",
+        "redacted_question",
+    )
 
     @admin.display(description="chat", ordering="chat__chat_id")
     def chat_ref(self, interaction: Interaction) -> str:

@@ -73,12 +73,26 @@ class PromptOverride(models.Model):
         return f"{self.owner} / {self.key} ({state})"
 
 
+class GuardStatus(models.TextChoices):
+    """What the guard (`chats.guard`) decided; blank for turns stored before it existed."""
+
+    PASSED = "passed", _("Passed")
+    REDACTED = "redacted", _("Redacted")
+    BLOCKED = "blocked", _("Blocked")
+
+
 class Interaction(models.Model):
     """One turn of a chat: the question, what search found, and the answer."""
 
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="interactions")
     position = models.PositiveIntegerField()
+    # The redacted question unless GUARD_STORE_ORIGINAL (then the question as asked).
     question = models.TextField()
+    # What the pipeline used (search query, prompt) when the guard changed the question.
+    redacted_question = models.TextField(blank=True)
+    guard_status = models.CharField(max_length=16, choices=GuardStatus.choices, blank=True)
+    # The kinds found (chats.guard.KINDS), never the values.
+    guard_reasons = models.JSONField(default=list, blank=True)
     referring_url = models.CharField(max_length=2048, blank=True)
     answer = models.TextField(blank=True)
     citation_url = models.CharField(max_length=2048, blank=True)
@@ -107,3 +121,9 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat.chat_id} #{self.position}: {self.question[:60]}"
+
+    @property
+    def guard_labels(self) -> list[str]:
+        from chats.guard import reason_labels
+
+        return reason_labels(self.guard_reasons or [])

@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from chats.providers.base import Message
 from chats.search.base import SearchResult
 
@@ -234,3 +236,82 @@ def visible_answer(partial: str) -> str:
     if end:
         body = body[: end.start()]
     return _ANY_TAG.sub("", body).strip()
+
+
+# --- "Not found" answers ----------------------------------------------------------------
+#
+# One definition, used by the pages (counts, filters) and by the evaluation's
+# `answer_found` grader: an answer is "not found" when it is empty or says, in the words
+# the extractive answerer uses or the words ROLE asks a model for ("say that you could
+# not find it"), that the sources did not hold the answer. Phrases are lower case and
+# matched as substrings of the lower-cased answer, in the page language and in English
+# (models sometimes answer in English whatever they are told).
+
+NOT_FOUND_PHRASES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "i could not find this in the documents searched",  # the extractive answerer
+        "i could not find",
+        "i couldn't find",
+        "i couldn’t find",
+        "i was unable to find",
+        "i did not find",
+        "i didn't find",
+        "could not find the answer",
+        "could not find any information",
+    ),
+    "fr": (
+        "je n'ai pas trouvé cette information",  # the extractive answerer
+        "je n'ai pas trouvé",
+        "je n’ai pas trouvé",
+        "je n'ai trouvé aucune",
+        "je n’ai trouvé aucune",
+        "je ne trouve pas",
+        "impossible de trouver",
+    ),
+}
+
+
+def not_found_phrases(language: str | None = None) -> tuple[str, ...]:
+    """The phrases that mark a not-found answer in `language` (and English); all
+    languages' when `language` is None (a query over batches of several languages)."""
+    if language is None:
+        return tuple(dict.fromkeys(p for phrases in NOT_FOUND_PHRASES.values() for p in phrases))
+    own = NOT_FOUND_PHRASES.get(language, ())
+    return tuple(dict.fromkeys((*own, *NOT_FOUND_PHRASES["en"])))
+
+
+def is_not_found(answer: str, language: str = "en") -> bool:
+    """Whether `answer` says the sources did not hold the answer (or is empty)."""
+    text = " ".join((answer or "").split()).lower()
+    if not text:
+        return True
+    return any(phrase in text for phrase in not_found_phrases(language))
+
+
+def not_found_q(field: str = "answer", language: str | None = None):
+    """`is_not_found` as a database filter on the text field `field`, for counting and
+    filtering rows in one query. Same phrases; case-insensitive like the Python test
+    (SQLite folds ASCII case only: every phrase starts with an ASCII letter)."""
+    condition = Q(**{field: ""})
+    for phrase in not_found_phrases(language):
+        condition |= Q(**{f"{field}__icontains": phrase})
+    return condition
+
+
+# --- Providers that use no prompt -------------------------------------------------------
+#
+# The extractive answerer composes its answer from the search results without a model:
+# it reads no system prompt (so prompt overrides do not apply to it), and its "tokens" are
+# word counts (there is no tokenizer without a model). Pages say so instead of implying
+# otherwise.
+PROMPTLESS_PROVIDERS = frozenset({"extractive"})
+
+
+def uses_prompt(ai_provider: str) -> bool:
+    """Whether the AI provider reads the system prompt (and so prompt overrides)."""
+    return ai_provider not in PROMPTLESS_PROVIDERS
+
+
+def counts_words(ai_provider: str) -> bool:
+    """Whether the provider's input/output "tokens" are word counts."""
+    return ai_provider in PROMPTLESS_PROVIDERS

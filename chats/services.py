@@ -20,6 +20,8 @@ from django.db.models import Max
 
 from chats import aio
 from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
+from chats.guard import redacted_row
+from chats.guarding import guard_step
 from chats.models import Chat, Interaction, PromptOverride
 from chats.prompts import build_messages, build_system_prompt, parse_answer
 from chats.providers import PROVIDERS, get_provider, provider_class
@@ -36,6 +38,7 @@ __all__ = [
     "check_chat_settings",
     "process_message",
     "provider_choices",
+    "redacted_row",
     "search_choices",
     "store_answers",
     "turns_for",
@@ -74,11 +77,13 @@ def turns_for(requests: Sequence[tuple[Chat, str, str]]) -> list[Turn]:
     history: dict[int, list[tuple[str, str]]] = {}
     rows = (
         Interaction.objects.filter(chat_id__in=chat_ids)
+        .exclude(guard_status="blocked")
         .order_by("chat_id", "position")
-        .values_list("chat_id", "question", "answer")
+        .values_list("chat_id", "question", "redacted_question", "answer")
     )
-    for chat_id, question, answer_text in rows:
-        history.setdefault(chat_id, []).append((question, answer_text))
+    for chat_id, asked, redacted, answer_text in rows:
+        # A screened turn is replayed as the model saw it, never the original.
+        history.setdefault(chat_id, []).append((redacted or asked, answer_text))
     owners = {chat.uploader_id for chat, _q, _u in requests if chat.apply_overrides}
     overrides = {
         override.owner_id: override
@@ -101,6 +106,9 @@ def turns_for(requests: Sequence[tuple[Chat, str, str]]) -> list[Turn]:
 async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -> Answer:
     """Answer one turn; no database access (it runs on the provider loop).
 
+    0. guard: personal information and abuse are screened first (`chats.guarding`); a
+       blocked question is answered with the fixed, translated message, with no search
+       and no AI call; a redacted one goes on as its redacted text;
     1. search: the chat's search provider, up to SEARCH_MAX_RESULTS results for the
        question (the question alone is the query, also for follow-ups);
     2. prompt: system prompt + the uploader's enabled override when `apply_overrides`,
@@ -115,10 +123,15 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
     """
     started = time.monotonic()
     chat = turn.chat
+    guarded = await guard_step(question=turn.question, chat=chat)
+    if guarded.blocked:
+        if on_token is not None:
+            on_token(guarded.answer)
+        return Answer(fields=guarded.blocked_fields(referring_url=turn.referring_url))
+    question = guarded.question  # the redacted text from here on
     provider = get_provider(chat.ai_provider)
     searcher = get_search_provider(chat.search_provider)
     model = chat.model or (provider.models() or [""])[0]
-    question = turn.question
 
     search_query = question.strip()
     limit = settings.SEARCH_MAX_RESULTS
@@ -155,6 +168,7 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
             "output_tokens": generation.output_tokens,
             "latency_ms": round((time.monotonic() - started) * 1000),
             "prompt_override": turn.override,
+            **guarded.fields(),
         }
     )
 

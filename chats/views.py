@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connections
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -22,10 +23,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from chats.documents import indexed_document
 from chats.errors import ChatPipelineError
 from chats.forms import FollowUpForm, PromptOverrideForm
 from chats.models import Chat, PromptOverride
-from chats.prompts import AnswerStreamFilter
+from chats.prompts import AnswerStreamFilter, counts_words, uses_prompt
 from chats.services import process_message
 
 logger = logging.getLogger(__name__)
@@ -44,17 +46,44 @@ def _get_chat_for_user(request: HttpRequest, chat_id: str) -> Chat:
     return get_object_or_404(queryset, chat_id=chat_id)
 
 
-def _can_ask(request: HttpRequest, chat: Chat) -> bool:
+def _can_ask(request: HttpRequest, chat: Chat, rows: list | None = None) -> bool:
     # Staff may read every chat, but only its uploader continues it: a follow-up becomes
-    # part of the uploader's results.
-    return chat.uploader_id == request.user.pk
+    # part of the uploader's results. A chat with a batch row not answered yet (pending,
+    # failed, cancelled) is not continued: the follow-up would take that row's turn; the
+    # page offers retrying the row instead.
+    if chat.uploader_id != request.user.pk:
+        return False
+    if rows is None:
+        return not chat.batch_items.filter(interaction__isnull=True).exists()
+    return all(row.interaction_id is not None for row in rows)
+
+
+def _batch_rows(chat: Chat) -> list:
+    """The batch rows this chat answers, with their batch, in order (one query; a reverse
+    relation: chats does not import batches)."""
+    return list(chat.batch_items.select_related("batch").order_by("batch_id", "position"))
+
+
+def _chat_title(chat: Chat, rows: list) -> str:
+    """ "<batch name> · row N" (rows N-M for a multi-turn chat); the id for other chats."""
+    if not rows:
+        return _("Chat %(id)s") % {"id": chat.chat_id}
+    first, last = rows[0], rows[-1]
+    if first.position == last.position or first.batch_id != last.batch_id:
+        where = _("row %(row)s") % {"row": first.position + 1}
+    else:
+        where = _("rows %(first)s–%(last)s") % {
+            "first": first.position + 1,
+            "last": last.position + 1,
+        }
+    return f"{first.batch.name} · {where}"
 
 
 def _transcript_context(request: HttpRequest, chat: Chat) -> dict:
     return {
         "chat": chat,
         "interactions": list(chat.interactions.order_by("position")),
-        "can_ask": _can_ask(request, chat),
+        "counts_words": counts_words(chat.ai_provider),
     }
 
 
@@ -62,11 +91,25 @@ def _transcript_context(request: HttpRequest, chat: Chat) -> dict:
 @require_GET
 def chat_detail(request: HttpRequest, chat_id: str) -> HttpResponse:
     chat = _get_chat_for_user(request, chat_id)
-    context = _transcript_context(request, chat) | {"form": FollowUpForm()}
-    # The batches this chat answers rows of, for the way back (a reverse relation:
-    # chats does not import batches).
-    context["batches"] = list(chat.batches.distinct().only("pk", "name"))
+    rows = _batch_rows(chat)
+    context = _transcript_context(request, chat) | _rows_context(request, chat, rows)
+    context["form"] = FollowUpForm()
     return render(request, "chats/detail.html", context)
+
+
+def _rows_context(request: HttpRequest, chat: Chat, rows: list) -> dict:
+    return {
+        "rows": rows,
+        # The batches this chat answers rows of, for the way back.
+        "batches": list({row.batch_id: row.batch for row in rows}.values()),
+        # Rows without an answer: their question, status and error, with a retry.
+        "unanswered": [row for row in rows if row.interaction_id is None],
+        "title": _chat_title(chat, rows),
+        "can_ask": _can_ask(request, chat, rows),
+        "is_owner": chat.uploader_id == request.user.pk,
+        "uses_prompt": uses_prompt(chat.ai_provider),
+        "counts_words": counts_words(chat.ai_provider),
+    }
 
 
 @login_required
@@ -89,8 +132,14 @@ def chat_ask(request: HttpRequest, chat_id: str) -> HttpResponseBase:
     then redirect back to the chat (POST-redirect-GET).
     """
     chat = _get_chat_for_user(request, chat_id)
-    if not _can_ask(request, chat):
+    if chat.uploader_id != request.user.pk:
         return HttpResponseForbidden(_("Only the person who uploaded this chat can continue it."))
+    if not _can_ask(request, chat):
+        return HttpResponse(
+            _("This chat has a batch row that is not answered yet: retry it first."),
+            status=409,
+            content_type="text/plain; charset=utf-8",
+        )
     form = FollowUpForm(request.POST)
     streaming = request.META.get(STREAM_HEADER) == "1"
     if not form.is_valid():
@@ -98,7 +147,9 @@ def chat_ask(request: HttpRequest, chat_id: str) -> HttpResponseBase:
             message = " ".join(form.errors.get("question", [])) or _("Write a question.")
             body = STREAM_END + json.dumps({"ok": False, "error": message})
             return HttpResponse(body, status=400, content_type="text/plain; charset=utf-8")
-        context = _transcript_context(request, chat) | {"form": form, "batches": []}
+        rows = _batch_rows(chat)
+        context = _transcript_context(request, chat) | _rows_context(request, chat, rows)
+        context["form"] = form
         return render(request, "chats/detail.html", context, status=400)
     question = form.cleaned_data["question"]
     if streaming:
@@ -180,3 +231,14 @@ def prompt_overrides(request: HttpRequest) -> HttpResponse:
     else:
         form = PromptOverrideForm(instance=override)
     return render(request, "chats/overrides.html", {"form": form, "override": override})
+
+
+@login_required
+@require_GET
+def document(request: HttpRequest, path: str = "") -> HttpResponse:
+    """An indexed document of the local search, where its citations point (see
+    chats.documents)."""
+    found = indexed_document(path)
+    if found is None:
+        raise Http404
+    return render(request, "chats/document.html", {"document": found})

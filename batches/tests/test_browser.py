@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -73,9 +74,9 @@ def screenshots(tmp_path_factory) -> Path:
     return folder
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, *, full_page: bool = True) -> None:
     path = page.context.screenshots / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 10_000  # a rendered page, not a blank one
 
 
@@ -101,20 +102,26 @@ def upload_and_run(page, sample: Path, *, name: str, language: str) -> int:
     row = page.locator("#batch-rows tr", has_text=name)
     row.wait_for()
     batch_id = int(row.get_attribute("id").removeprefix("batch-"))
+    # Not started yet: nothing to cancel.
+    assert row.locator("form[action$='/cancel/']").count() == 0
     row.locator("form[action$='/start/'] button").click()
     # The inline driver processes slices from this page; the polled row shows progress.
     page.locator(f"#driver-{batch_id}.driver").wait_for(state="attached")
+    wait_for_bar_full(page, f"#batch-{batch_id}")
+    return batch_id
+
+
+def wait_for_bar_full(page, scope: str) -> None:
+    """Wait until the progress bar inside `scope` shows every row finished."""
     page.wait_for_function(
-        """id => {
-            const bar = document.querySelector(`#batch-${id} progress`);
-            // The counters reach the total a moment before the slice completes the batch.
-            return bar && bar.value === bar.max && bar.getAttribute("aria-valuenow") === "100"
-                && document.querySelector(`#batch-${id} .status-completed`) !== null;
+        """scope => {
+            const bar = document.querySelector(`${scope} .bar[role=progressbar]`);
+            return bar && bar.dataset.total !== "0" && bar.dataset.finished === bar.dataset.total
+                && bar.getAttribute("aria-valuenow") === "100";
         }""",
-        arg=batch_id,
+        arg=scope,
         timeout=60_000,  # generous: CI machines may be busy
     )
-    return batch_id
 
 
 def ask_follow_up(page, question: str) -> int:
@@ -243,3 +250,211 @@ def test_follow_up_streams_piece_by_piece(page, site, settings, django_user_mode
     assert updates > 3
     turn = page.locator("#transcript article.turn").first
     assert "Fake answer (turn 1) to: Does the answer stream?" in turn.inner_text()
+
+
+# --- Issue 15: the pages as a user found them -----------------------------------------------
+
+
+def tab_text(page, status: str) -> str:
+    return page.locator(f"#batch-rows-section a[data-status={status}]").inner_text()
+
+
+def assert_fits(page, width: int) -> None:
+    """Nothing sticks out sideways: no horizontal scrolling, header controls on screen."""
+    overflow = page.evaluate("() => document.documentElement.scrollWidth")
+    wide = page.evaluate(
+        """w => [...document.querySelectorAll("body *")]
+            .filter(e => e.getBoundingClientRect().right > w + 1)
+            .slice(0, 5).map(e => e.tagName + ": " + e.textContent.trim().slice(0, 30))""",
+        width,
+    )
+    assert overflow <= width, f"page is {overflow}px wide in a {width}px viewport: {wide}"
+    for control in page.locator("header button, header select, header a").all():
+        box = control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+def test_live_rows_citations_and_french_pages(page, site):
+    """French UI: start from the batch page; rows and tabs follow progress with no reload and
+    end right; the "started" message goes; a citation opens the sample document."""
+    log_in(page, site)
+    page.select_option("#language-select", "fr")
+    page.click("header form[action='/i18n/setlang/'] button")
+    page.wait_for_url(f"{site}/batches/")
+    # Bug 9: provider labels in French, and the form says what the local index holds.
+    assert "Sans recherche" in page.locator("#id_search_provider").inner_text()
+    assert "Documents locaux (hors ligne)" in page.locator("#id_search_provider").inner_text()
+    assert "index_documents" in page.locator("#id_search_provider_helptext").inner_text()
+    expected = list(csv.DictReader(SAMPLE_FR.open(encoding="utf-8")))
+
+    page.set_input_files("#id_file", str(SAMPLE_FR))
+    page.select_option("#id_ai_model", "extractive::extractive")
+    page.select_option("#id_search_provider", "local")
+    page.select_option("#id_page_language", "fr")
+    page.click("#batch-upload button[type=submit]")
+    row = page.locator("#batch-rows tr", has_text="questions-fr")  # the file's stem
+    row.wait_for()
+    assert "questions-fr.csv" not in row.locator("a").first.inner_text()
+    batch_id = int(row.get_attribute("id").removeprefix("batch-"))
+    row.locator(f"a[href='/batches/{batch_id}/']").click()
+    page.wait_for_url(f"{site}/batches/{batch_id}/")
+    assert f"En attente ({len(expected)})" in tab_text(page, "pending")
+    # Bug 5: the offline answerer uses no prompt.
+    assert "sans effet" in page.locator("dl.settings").inner_text()
+
+    page.locator("#batch-progress form[action$='/start/'] button").click()
+    wait_for_bar_full(page, "#batch-progress")
+    # Bug 1: the rows and the tabs follow, without a reload, and end right.
+    page.wait_for_function(
+        """n => document.querySelectorAll("#batch-rows-section tbody tr[data-status=done]")
+            .length === n""",
+        arg=len(expected),
+        timeout=30_000,
+    )
+    page.wait_for_function(
+        """() => document.querySelector("#batch-rows-section a[data-status=pending]")
+            .textContent.includes("(0)")""",
+        timeout=30_000,
+    )
+    assert f"Fait ({len(expected)})" in tab_text(page, "done")
+    assert "Actualiser" not in page.locator("main").inner_text()
+    # Bug 6: the "started" message is gone once the batch is finished.
+    page.wait_for_function("() => !document.getElementById('messages').textContent.trim()")
+    assert "Terminé" in page.locator("#batch-progress .status").inner_text()
+    assert "Durée" in page.locator("#batch-stats").inner_text()
+    assert "Mots lus / écrits" in page.locator("#batch-stats").inner_text()
+    # Bug 10: one unambiguous date format ("1 déc. 2026, 14:05").
+    created = page.locator("dl.settings time").inner_text()
+    assert re.fullmatch(r"\d{1,2} [a-zéû]+\.? \d{4}, \d{2}:\d{2}", created), created
+    shot(page, "batch-detail-fr")
+
+    # Bug 7: a citation opens the indexed document, served by the app.
+    citation = page.locator("#batch-rows-section tbody a[href^='/docs/']").first
+    href = citation.get_attribute("href")
+    citation.click()
+    page.wait_for_url(f"{site}{href}")
+    assert page.locator("article.document h1").inner_text()
+    assert "docs.batchchat.local" in page.locator("article.document header").inner_text()
+
+    # Bug 4: an answer that found nothing is counted, not shown as a plain success.
+    page.goto(f"{site}/batches/")
+    page.set_input_files(
+        "#id_file",
+        files=[
+            {
+                "name": "hors-sujet.csv",
+                "mimeType": "text/csv",
+                "buffer": b"question\nQuelle est la capitale de l'Australie ?\n",
+            }
+        ],
+    )
+    page.select_option("#id_ai_model", "extractive::extractive")
+    page.select_option("#id_search_provider", "local")
+    page.select_option("#id_page_language", "fr")
+    page.click("#batch-upload button[type=submit]")
+    off_topic = page.locator("#batch-rows tr", has_text="hors-sujet")
+    off_topic.wait_for()
+    off_topic.locator("form[action$='/start/'] button").click()
+    off_topic.locator(".not-found-count").wait_for(timeout=60_000)
+    assert "1 réponse n’a rien trouvé" in off_topic.inner_text()
+    assert off_topic.locator(".seg-not-found").count() == 1
+    off_topic.locator("a[href^='/batches/']").first.click()
+    page.locator("#batch-rows-section a[data-status=not_found]", has_text="(1)").wait_for()
+
+    # Bug 9: an upload error in French.
+    page.goto(f"{site}/batches/")
+    page.set_input_files(
+        "#id_file",
+        files=[{"name": "notes.csv", "mimeType": "text/csv", "buffer": b"titre,texte\nA,B\n"}],
+    )
+    page.click("#batch-upload button[type=submit]")
+    error = page.locator("#id_file_error")
+    error.wait_for()
+    assert "Aucune colonne de questions" in error.inner_text()
+
+
+def test_failures_are_shown_and_rows_retried(page, site, settings):
+    """Bugs 2 and 3: failed rows make "Completed with 2 failed" and a split bar; a failed row's
+    chat shows its question and error and retries it; selected rows are retried."""
+    with FakeAIServer() as server:
+        server.configure(settings)
+        server.fail_next(2, "400")  # a 400 fails the row at once (no retry)
+        log_in(page, site)
+        page.set_input_files("#id_file", str(SAMPLE_EN))
+        page.select_option("#id_ai_model", "compatible::local-model")
+        page.select_option("#id_search_provider", "none")
+        page.click("#batch-upload button[type=submit]")
+        row = page.locator("#batch-rows tr", has_text="questions")
+        row.wait_for()
+        batch_id = int(row.get_attribute("id").removeprefix("batch-"))
+        row.locator("form[action$='/start/'] button").click()
+        wait_for_bar_full(page, f"#batch-{batch_id}")
+        row.locator(".status", has_text="Completed with 2 failed").wait_for()
+        assert row.locator(".seg-failed").count() == 1
+        assert "2 failed" in row.locator(".bar-text").inner_text()
+        shot(page, "batches-failures")
+
+        row.locator(f"a[href='/batches/{batch_id}/']").click()
+        page.wait_for_url(f"{site}/batches/{batch_id}/")
+        assert "Failed (2)" in tab_text(page, "failed")
+        page.locator(
+            "#batch-rows-section tbody tr[data-status=failed] a", has_text="Open chat"
+        ).first.click()
+        page.wait_for_url("**/chats/**")
+        unanswered = page.locator("#unanswered")
+        assert "Failed" in unanswered.inner_text()
+        assert "400" in unanswered.locator(".form-errors").inner_text()
+        assert unanswered.locator("p.question").inner_text().strip()
+        assert page.locator("#id_question").count() == 0  # no follow-up before a retry
+        assert "row" in page.locator("h1").inner_text()
+        shot(page, "chat-failed-row")
+        page.click("#unanswered button[type=submit]")
+        page.wait_for_url(f"{site}/batches/{batch_id}/")
+        wait_for_bar_full(page, "#batch-progress")
+        page.locator("#batch-progress .status", has_text="Completed with 1 failed").wait_for()
+
+        # Select the remaining failed row and retry it from the table.
+        page.wait_for_function(
+            "() => document.querySelectorAll('#rows-form input[name=items]').length === 1"
+        )
+        page.check("#rows-form input[name=items]")
+        page.click("#retry-selected")
+        page.wait_for_url(f"{site}/batches/{batch_id}/")
+        wait_for_bar_full(page, "#batch-progress")
+        page.wait_for_function(
+            """() => document.querySelector("#batch-progress .status").textContent.trim()
+                === "Completed" """
+        )
+        page.wait_for_function(
+            """() => document.querySelector("#batch-rows-section a[data-status=failed]")
+                .textContent.includes("(0)")""",
+        )
+
+
+def test_phone_viewport_390px(browser, site, screenshots):
+    """Bug 8: at 390 px the header wraps (every control on screen) and the tables need no
+    sideways scrolling."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB")
+    context.set_default_timeout(TIMEOUT_MS)
+    context.screenshots = screenshots
+    page = context.new_page()
+    try:
+        log_in(page, site)
+        batch_id = upload_and_run(page, SAMPLE_EN, name="Phone batch", language="en")
+        assert_fits(page, 390)
+        status = page.locator(f"#batch-{batch_id} .status")
+        box = status.bounding_box()
+        assert box["x"] + box["width"] <= 390
+        shot(page, "batches-phone")
+        page.goto(f"{site}/batches/{batch_id}/")
+        assert_fits(page, 390)
+        first_row = page.locator("#batch-rows-section tbody tr").first
+        for cell in first_row.locator("td:visible").all():
+            cell_box = cell.bounding_box()
+            assert cell_box["x"] + cell_box["width"] <= 390
+        status_cell = first_row.locator("td[data-label=Status]")
+        assert status_cell.is_visible() and "Done" in status_cell.inner_text()
+        first_row.scroll_into_view_if_needed()
+        shot(page, "batch-detail-phone", full_page=False)  # the whole page is 22 cards long
+    finally:
+        context.close()

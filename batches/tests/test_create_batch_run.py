@@ -85,7 +85,7 @@ def test_every_column_and_the_referring_url_are_kept(owner):
     assert first.row["when"] == "2024-03-01" and first.row["count"] == "3"
     assert first.referring_url == "https://example.ca/p"
     assert first.question == "How do I renew my passport?"
-    assert (batch.name, batch.source_filename) == ("good.xlsx", "good.xlsx")
+    assert (batch.name, batch.source_filename) == ("good", "good.xlsx")  # the file's stem
 
 
 def test_positions_run_from_zero_without_gaps(owner):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import template
 from django.utils.html import format_html
 
+from chats.documents import served_url
+
 register = template.Library()
 
 
@@ -15,8 +17,12 @@ def is_web_url(value: object) -> bool:
 @register.simple_tag
 def external_link(url: str, text: str = "") -> str:
     """An <a> for http(s) addresses only; anything else (`javascript:`, `data:`, a bare
-    name) is shown as text, never made clickable."""
+    name) is shown as text, never made clickable. Documents of the local index under
+    their placeholder address link to the app's own copy (chats.documents)."""
     label = text or url
     if not is_web_url(url):
         return format_html("{}", label)
+    href = served_url(url)
+    if href != url:
+        return format_html('<a href="{}" title="{}">{}</a>', href, url, label)
     return format_html('<a href="{}" rel="noopener noreferrer" target="_blank">{}</a>', url, label)

@@ -86,6 +86,8 @@ class FakeAIServer:
     api_key: when set, requests without it (Bearer, `api-key` or `x-api-key`) get 401.
     stream_delay: seconds between streamed chunks.
     fail_next(...): queue explicit faults served to the next requests, in order.
+    responder: when set, `responder(system, messages)` is the answer text instead of
+        `compose_answer` (e.g. the JSON verdict of the guard's AI check).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class FakeAIServer:
         self._rate_tat = 0.0
         self.rate_limited = 0  # requests answered 429 by the quota
         self.accepted_times: list[float] = []  # when requests within the quota arrived
+        self.responder: Any = None
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
@@ -467,7 +470,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         messages = list(body.get("messages") or [])
         system = "\n".join(_text_of(m.get("content")) for m in messages if m["role"] == "system")
-        answer = compose_answer(system, messages)
+        answer = (self.server.fake.responder or compose_answer)(system, messages)
         prompt_tokens = sum(_count_tokens(_text_of(m.get("content"))) for m in messages)
         usage = {
             "prompt_tokens": prompt_tokens,

@@ -195,3 +195,49 @@ def test_stream_filter_stops_when_chatter_turns_out_to_precede_the_answer():
     assert "".join(shown) == "Sure!"
     assert stream.feed(" more") == ""
     assert parse_answer(stream.raw).answer == "Renew online."
+
+
+# --- Not-found answers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer, language, expected",
+    [
+        ("I could not find this in the documents searched.", "en", True),
+        ("Je n'ai pas trouvé cette information dans les documents consultés.", "fr", True),
+        ("I couldn't find that in the search results; try the help centre.", "fr", True),
+        ("  ", "en", True),
+        ("Cancel it from the batch page: rows in flight finish.", "en", False),
+        ("Annulez-le depuis la page du lot.", "fr", False),
+    ],
+)
+def test_is_not_found(answer, language, expected):
+    from chats.prompts import is_not_found
+
+    assert is_not_found(answer, language) is expected
+
+
+@pytest.mark.django_db
+def test_not_found_query_agrees_with_is_not_found():
+    from chats.models import Interaction
+    from chats.prompts import is_not_found, not_found_q
+    from chats.providers.extractive import NOT_FOUND
+    from chats.tests.factories import InteractionFactory
+
+    answers = [NOT_FOUND["en"], NOT_FOUND["fr"], "", "A real answer.", "I did not find it."]
+    for answer in answers:
+        InteractionFactory(answer=answer)
+    for language in ("en", "fr"):
+        matched = set(
+            Interaction.objects.filter(not_found_q("answer", language)).values_list(
+                "answer", flat=True
+            )
+        )
+        assert matched == {a for a in answers if is_not_found(a, language)}
+
+
+def test_extractive_answerer_needs_no_prompt():
+    from chats.prompts import counts_words, uses_prompt
+
+    assert not uses_prompt("extractive") and counts_words("extractive")
+    assert uses_prompt("openai") and not counts_words("openai")

@@ -1,0 +1,44 @@
+"""The batch's own copy of a screened question (see the README, "The guard").
+
+A batch keeps the upload twice: `BatchItem.question` (what the engine asks) and the
+question cell inside `BatchItem.row` (every original column, for the export). Screening
+happens when a row is answered, not at upload (100,000-row uploads stay fast). When the
+engine records an answered row whose question the guard redacted or blocked, both copies
+are replaced by the redacted text in the same UPDATE, so with the default policy
+(GUARD_STORE_ORIGINAL off) no unredacted question remains in the database once the row
+is done. Rows not answered yet (pending, failed, cancelled) still hold the upload: they
+have not been screened. With GUARD_STORE_ORIGINAL on, the upload is kept as it was.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from batches.ingest import QUESTION_ALIASES, _find_alias
+from batches.models import BatchItem
+from chats.models import GuardStatus, Interaction
+from chats.services import redacted_row
+
+
+def question_column(row: dict) -> str | None:
+    """The header of the row's question column (the upload rules' aliases)."""
+    return _find_alias([str(key) for key in row], QUESTION_ALIASES) if row else None
+
+
+def guarded_item_fields(item: BatchItem, interaction: Interaction | None) -> dict:
+    """Extra fields for the UPDATE that records `item` as answered by `interaction`:
+    the redacted question in `question` and in the row's question cell; {} when the
+    guard passed the question or the policy keeps the original."""
+    if (
+        interaction is None
+        or interaction.guard_status not in (GuardStatus.REDACTED, GuardStatus.BLOCKED)
+        or settings.GUARD_STORE_ORIGINAL
+    ):
+        return {}
+    text = interaction.redacted_question
+    fields: dict = {"question": text}
+    row = item.row if isinstance(item.row, dict) else {}
+    column = question_column(row)
+    if column is not None and str(row.get(column, "")).strip() == item.question.strip():
+        fields["row"] = redacted_row(row, column, text)
+    return fields

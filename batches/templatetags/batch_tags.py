@@ -1,0 +1,39 @@
+"""Small filters of the batch pages."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.translation import gettext
+
+from chats.prompts import is_not_found as _is_not_found
+
+register = template.Library()
+
+
+@register.filter
+def get_item(mapping, key):
+    """`row|get_item:"department"`: a value of an uploaded row (None when absent)."""
+    if isinstance(mapping, dict):
+        return mapping.get(key)
+    return None
+
+
+@register.filter
+def is_not_found(answer: str, language: str = "en") -> bool:
+    """Whether a stored answer says nothing was found (chats.prompts.is_not_found)."""
+    return _is_not_found(answer, language or "en")
+
+
+@register.filter
+def duration(seconds) -> str:
+    """Seconds as "1 h 02 min 05 s", "3 min 04 s" or "12 s" (to the second)."""
+    if seconds is None or seconds == "":
+        return "—"
+    total = max(int(seconds), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return gettext("%(h)d h %(m)02d min %(s)02d s") % {"h": hours, "m": minutes, "s": secs}
+    if minutes:
+        return gettext("%(m)d min %(s)02d s") % {"m": minutes, "s": secs}
+    return gettext("%(s)d s") % {"s": secs}

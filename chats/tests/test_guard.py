@@ -1,0 +1,311 @@
+"""chats.guard: the labelled table (precision/recall per kind, printed), the policy, the
+messages, the cost per question, and the AI check's parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import hypothesis
+import pytest
+from django.utils import translation
+from hypothesis import strategies as st
+
+from chats import guard
+from chats.guard import BLOCKED, PASSED, REDACTED, GuardResult, screen
+from chats.providers.base import Generation
+from chats.tests.guard_table import TABLE
+
+# Kinds the issue calls structured: all of them together need recall >= 0.9.
+STRUCTURED = (
+    "phone",
+    "email",
+    "postal_code",
+    "sin",
+    "card",
+    "id_number",
+    "ip_address",
+    "url",
+    "address",
+    "name",
+)
+# Every case of these kinds must be blocked.
+ALWAYS_BLOCKED = ("phone", "email", "postal_code", "sin", "card")
+
+
+def _evaluate() -> tuple[dict[str, Counter], list[tuple[str, str, set, set]]]:
+    per_kind: dict[str, Counter] = {}
+    rows = []
+    for language, question, expected in TABLE:
+        result = screen(question, language=language)
+        found = set(result.reasons)
+        for kind in expected | found:
+            counts = per_kind.setdefault(kind, Counter())
+            if kind in expected and kind in found:
+                counts["tp"] += 1
+            elif kind in expected:
+                counts["fn"] += 1
+            else:
+                counts["fp"] += 1
+        rows.append((language, question, set(expected), found, result.status))
+    return per_kind, rows
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 1.0
+
+
+def test_labelled_table_precision_and_recall_per_kind(capsys):
+    assert len(TABLE) >= 100
+    assert {language for language, _, _ in TABLE} == {"en", "fr"}
+    per_kind, rows = _evaluate()
+
+    lines = [
+        f"guard evaluation: {len(TABLE)} questions "
+        f"({sum(1 for r in rows if r[2])} to block, {sum(1 for r in rows if not r[2])} ordinary)",
+        f"{'kind':<12} {'cases':>5} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7}",
+    ]
+    for kind in sorted(per_kind):
+        counts = per_kind[kind]
+        precision = _ratio(counts["tp"], counts["tp"] + counts["fp"])
+        recall = _ratio(counts["tp"], counts["tp"] + counts["fn"])
+        cases = counts["tp"] + counts["fn"]
+        lines.append(
+            f"{kind:<12} {cases:>5} {counts['tp']:>4} {counts['fp']:>4} {counts['fn']:>4} "
+            f"{precision:>9.2f} {recall:>7.2f}"
+        )
+    structured_tp = sum(per_kind.get(kind, Counter())["tp"] for kind in STRUCTURED)
+    structured_fn = sum(per_kind.get(kind, Counter())["fn"] for kind in STRUCTURED)
+    structured_recall = _ratio(structured_tp, structured_tp + structured_fn)
+    ordinary = [row for row in rows if not row[2]]
+    ordinary_blocked = [row for row in ordinary if row[4] != PASSED]
+    to_block = [row for row in rows if row[2]]
+    missed = [row for row in to_block if row[4] != BLOCKED]
+    lines.append(f"structured kinds recall: {structured_recall:.2f}")
+    lines.append(f"ordinary questions stopped: {len(ordinary_blocked)} of {len(ordinary)}")
+    lines.append(f"questions to block that passed: {len(missed)} of {len(to_block)}")
+    for language, question, expected, found, _status in rows:
+        if expected != found:
+            lines.append(
+                f"  differs: [{language}] {question!r}: {sorted(expected)} -> {sorted(found)}"
+            )
+    report = "\n".join(lines)
+    print(report)  # shown with -s or -rP (captured otherwise)
+    with capsys.disabled():
+        print("\n" + report)
+
+    for language, question, expected, _found, status in rows:
+        if expected & set(ALWAYS_BLOCKED):
+            assert status == BLOCKED, (language, question)
+    assert structured_recall >= 0.9
+    assert len(ordinary_blocked) * 20 <= len(ordinary), ordinary_blocked
+
+
+def test_reasons_are_kinds_never_values():
+    result = screen("my name is Ana Silva, SIN 046 454 286, 613-555-0111", language="en")
+    assert result.reasons == ("name", "phone", "sin")
+    assert result.status == BLOCKED
+    for value in ("Ana", "Silva", "046", "454", "286", "613", "0111"):
+        assert value not in result.text
+        assert all(value not in reason for reason in result.reasons)
+    assert result.text == "my name is [NAME], SIN [SIN], [PHONE]"
+
+
+def test_passed_question_is_returned_unchanged():
+    question = "How do I renew my passport? Form PPTC 054, $160."
+    assert screen(question, language="en") == GuardResult(PASSED, question, ())
+
+
+def test_redact_policy_replaces_findings_and_goes_on(settings):
+    settings.GUARD_PII_ACTION = "redact"
+    result = screen("Email jean@example.ca or call 613-555-0123 about my EI", language="en")
+    assert result.status == REDACTED
+    assert result.reasons == ("email", "phone")
+    assert result.text == "Email [EMAIL] or call [PHONE] about my EI"
+
+
+def test_abuse_follows_its_own_action(settings):
+    settings.GUARD_PII_ACTION = "redact"
+    settings.GUARD_ABUSE_ACTION = "block"
+    assert screen("where is my fucking refund", language="en").status == BLOCKED
+    settings.GUARD_ABUSE_ACTION = "redact"
+    result = screen("where is my fucking refund", language="en")
+    assert result.status == REDACTED
+    assert result.text == "where is my […] refund"
+    # Personal information still follows GUARD_PII_ACTION.
+    settings.GUARD_PII_ACTION = "block"
+    assert screen("shit, my SIN 046 454 286", language="en").status == BLOCKED
+
+
+def test_redacted_text_passes_a_second_screening(settings):
+    settings.GUARD_PII_ACTION = "redact"
+    settings.GUARD_ABUSE_ACTION = "redact"
+    for language, question, _ in TABLE:
+        redacted = screen(question, language=language).text
+        assert screen(redacted, language=language).status == PASSED, (question, redacted)
+
+
+def test_settings_add_words_to_the_lists(settings):
+    assert screen("this is a frobnicated answer", language="en").status == PASSED
+    settings.GUARD_PROFANITY_WORDS = ["frobnicat*"]
+    settings.GUARD_THREAT_WORDS = ["je vais tout casser"]
+    assert screen("this is a frobnicated answer", language="en").reasons == ("profanity",)
+    assert screen("Je vais TOUT casser!", language="fr").reasons == ("threat",)
+
+
+def test_words_match_whole_words_ignoring_case_and_accents():
+    assert screen("ENCULÉ", language="fr").reasons == ("profanity",)
+    assert screen("encule", language="fr").reasons == ("profanity",)
+    assert screen("Scunthorpe and shitake mushrooms", language="en").status == PASSED
+
+
+def test_blocked_message_is_translated_and_names_the_reasons():
+    english = guard.blocked_message(("phone", "sin"), language="en")
+    french = guard.blocked_message(("phone", "sin"), language="fr")
+    assert "personal information" in english
+    assert "phone number, social insurance number" in english
+    assert "renseignements personnels" in french
+    assert "numéro de téléphone, numéro d'assurance sociale" in french
+    abuse = guard.blocked_message(("threat",), language="fr")
+    assert "menace" in abuse
+    # The active language is left as it was.
+    with translation.override("en"):
+        guard.blocked_message(("phone",), language="fr")
+        assert translation.get_language() == "en"
+
+
+def test_reason_labels_in_each_language():
+    assert guard.reason_labels(["email", "address"], "en") == ["e-mail address", "street address"]
+    assert guard.reason_labels(["email", "address"], "fr") == [
+        "adresse courriel",
+        "adresse postale",
+    ]
+
+
+def test_redacted_row_replaces_only_the_question_cell():
+    row = {"Question": "call 613-555-0123", "expected": "x", "url": "https://a.example"}
+    result = screen(row["Question"], language="en")
+    assert guard.redacted_row(row, "Question", result) == {**row, "Question": "call [PHONE]"}
+    assert row["Question"] == "call 613-555-0123"  # a copy, the input is untouched
+    passed = screen("hello", language="en")
+    assert guard.redacted_row(row, "Question", passed) is row
+    assert guard.redacted_row(row, None, result) is row
+    assert guard.redacted_row(row, "Question", "[NAME] asks") == {**row, "Question": "[NAME] asks"}
+
+
+def test_cost_per_question_is_printed(capsys):
+    """No timed assertion: the figures are printed (the README quotes them)."""
+    ordinary = "How do I apply for the Canada Child Benefit if I moved from France last year?"
+    with_digits = "I moved to Ottawa in 2023 and owe $1,250 on form T1 line 15000, why?"
+    with_phone = "please call me back at 613-555-0123 about my EI claim"
+    figures = []
+    for label, question in (
+        ("ordinary", ordinary),
+        ("digits", with_digits),
+        ("phone", with_phone),
+    ):
+        screen(question, language="en")  # warm the compiled patterns
+        runs = 2000
+        started = time.perf_counter()
+        for _ in range(runs):
+            screen(question, language="en")
+        figures.append((label, (time.perf_counter() - started) / runs * 1000))
+    started = time.perf_counter()
+    for language, question, _ in TABLE:
+        screen(question, language=language)
+    table_ms = (time.perf_counter() - started) / len(TABLE) * 1000
+    report = " · ".join(f"{label} {ms:.3f} ms" for label, ms in figures)
+    report = f"guard cost per question: {report} · labelled table mean {table_ms:.3f} ms"
+    print(report)
+    with capsys.disabled():
+        print("\n" + report)
+
+
+# --- AI check: parsing and the retry loop (the HTTP round trip is in test_guard_pipeline) --
+
+
+def test_parse_ai_check_is_strict():
+    text = "Does Bob Lee get the benefit?"
+    ok = '{"personal_information": [{"kind": "name", "text": "Bob Lee"}]}'
+    assert guard.parse_ai_check(ok, text) == ["Bob Lee"]
+    assert guard.parse_ai_check('{"personal_information": []}', text) == []
+    assert guard.parse_ai_check("```json\n" + ok + "\n```", text) == ["Bob Lee"]
+    for bad in (
+        "no",
+        "Sure! " + ok,
+        '{"personal_information": "Bob"}',
+        '{"personal_information": [{"kind": "name", "text": "Alice"}]}',  # not in the text
+        '{"personal_information": [], "extra": 1}',
+        '{"personal_information": [{"kind": "name"}]}',
+        "[]",
+    ):
+        assert guard.parse_ai_check(bad, text) is None, bad
+
+
+def _answers(*texts):
+    replies = list(texts)
+    requests = []
+
+    async def generate(request):
+        requests.append(request)
+        return Generation(text=replies.pop(0), model="m")
+
+    return generate, requests
+
+
+def test_ai_check_redacts_what_the_model_found(settings):
+    settings.GUARD_PII_ACTION = "redact"
+    generate, requests = _answers(
+        "nonsense", '{"personal_information": [{"kind": "name", "text": "Bob Lee"}]}'
+    )
+    start = screen("Does Bob Lee at 613-555-0123 get the benefit?", language="en")
+    result = asyncio.run(guard.ai_check(start, agenerate=generate, language="en", model="m"))
+    assert len(requests) == 2  # the unparseable answer was asked again
+    assert "613" not in requests[0].messages[0].content  # the model sees the redacted text
+    assert result.status == REDACTED
+    assert result.reasons == ("ai_personal", "phone")
+    assert result.text == "Does [PERSONAL] at [PHONE] get the benefit?"
+
+
+def test_ai_check_blocks_under_the_block_policy_and_skips_blocked_questions():
+    generate, requests = _answers('{"personal_information": [{"kind": "name", "text": "Bob"}]}')
+    result = asyncio.run(
+        guard.ai_check(
+            screen("Is Bob eligible?", language="en"), agenerate=generate, language="en", model="m"
+        )
+    )
+    assert result.status == BLOCKED and result.reasons == ("ai_personal",)
+    blocked = screen("SIN 046 454 286", language="en")
+    checked = guard.ai_check(blocked, agenerate=generate, language="en", model="m")
+    assert asyncio.run(checked) is blocked
+    assert len(requests) == 1
+
+
+def test_ai_check_gives_up_after_its_attempts(settings):
+    settings.GUARD_AI_CHECK_ATTEMPTS = 3
+    generate, requests = _answers("x", "y", "z", "never asked")
+    start = screen("Is Bob eligible?", language="en")
+    checked = guard.ai_check(start, agenerate=generate, language="en", model="m")
+    assert asyncio.run(checked) is start
+    assert len(requests) == 3
+
+
+@pytest.mark.parametrize("kind", guard.KINDS)
+def test_every_kind_has_a_label_and_a_placeholder(kind):
+    assert kind in guard.KIND_LABELS and kind in guard.PLACEHOLDERS
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    st.text(alphabet=st.sampled_from(list("0123456789 -.()+@:/<>'$abcKLMNOPéÉàA\n")), max_size=80)
+    | st.text(max_size=120)
+)
+def test_screen_never_fails_and_keeps_passed_text(text):
+    result = screen(text, language="fr")
+    assert result.status in (PASSED, REDACTED, BLOCKED)
+    assert set(result.reasons) <= set(guard.KINDS)
+    if result.status == PASSED:
+        assert result.text == text and result.reasons == ()
+    else:
+        assert result.reasons

@@ -1,0 +1,234 @@
+"""The guard inside process_message: what the fake search and AI servers received (nothing
+for a blocked question, only redacted text otherwise), what is stored and logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from chats import guarding
+from chats.guard import AI_CHECK_SYSTEM
+from chats.models import Interaction
+from chats.services import process_message
+from chats.tests.factories import ChatFactory
+from chats.tests.fake_search import FakeSearchServer
+from chats.tests.fake_servers import FakeAIServer, compose_answer
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "613-555-0123"
+SIN = "046 454 286"
+
+
+@pytest.fixture
+def servers(settings):
+    with FakeAIServer() as ai, FakeSearchServer() as search:
+        ai.configure(settings)
+        search.configure(settings)
+        yield ai, search
+
+
+def _chat(**kwargs):
+    fields = {"ai_provider": "openai", "model": "gpt-4o-mini", "search_provider": "searxng"}
+    return ChatFactory(**(fields | kwargs))
+
+
+def _everything_sent(ai, search) -> str:
+    return "\n".join([*(r.raw for r in ai.requests), *(r.raw for r in search.requests)])
+
+
+def test_blocked_question_makes_no_request_and_stores_the_fixed_answer(servers, caplog):
+    ai, search = servers
+    chat = _chat()
+    tokens = []
+    caplog.set_level(logging.DEBUG)
+
+    interaction = process_message(
+        chat=chat, question=f"My SIN is {SIN}, call me at {PHONE}", on_token=tokens.append
+    )
+
+    assert ai.requests == [] and search.requests == []
+    interaction.refresh_from_db()
+    assert interaction.guard_status == "blocked"
+    assert interaction.guard_reasons == ["phone", "sin"]
+    assert interaction.question == "My SIN is [SIN], call me at [PHONE]"
+    assert interaction.redacted_question == interaction.question
+    assert interaction.answer.startswith("This question was not answered")
+    assert "phone number, social insurance number" in interaction.answer
+    assert interaction.model == "guard"
+    assert interaction.search_query == "" and interaction.search_results == []
+    assert interaction.input_tokens is None and interaction.citation_url == ""
+    assert tokens == [interaction.answer]  # the chat page streams the fixed answer
+    assert "046" not in caplog.text and "555-0123" not in caplog.text
+
+
+def test_blocked_answer_is_in_the_page_language(servers):
+    interaction = process_message(chat=_chat(page_language="fr"), question=f"Mon NAS: {SIN}")
+    assert "renseignements personnels" in interaction.answer
+
+
+def test_redacted_question_goes_on_without_the_values(servers, settings, caplog):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+    caplog.set_level(logging.DEBUG)
+
+    interaction = process_message(
+        chat=_chat(), question=f"Is my EI late? call {PHONE} or mail jo.roy@example.ca"
+    )
+
+    assert len(ai.requests) == 1 and len(search.requests) == 1
+    sent = _everything_sent(ai, search)
+    for value in (PHONE, "555", "jo.roy", "example.ca"):
+        assert value not in sent
+        assert value not in caplog.text
+    assert search.requests[0].query["q"] == "Is my EI late? call [PHONE] or mail [EMAIL]"
+    interaction.refresh_from_db()
+    assert interaction.guard_status == "redacted"
+    assert interaction.guard_reasons == ["email", "phone"]
+    assert interaction.question == "Is my EI late? call [PHONE] or mail [EMAIL]"
+    assert interaction.redacted_question == interaction.question
+    assert interaction.search_query == interaction.question
+    assert interaction.answer == "Fake answer (turn 1) to: " + interaction.question
+
+
+def test_passed_question_is_stored_as_asked(servers):
+    interaction = process_message(chat=_chat(), question="How do I renew my passport?")
+    interaction.refresh_from_db()
+    assert interaction.guard_status == "passed"
+    assert interaction.guard_reasons == []
+    assert interaction.redacted_question == ""
+    assert interaction.question == "How do I renew my passport?"
+
+
+def test_store_original_keeps_it_but_never_sends_it_again(servers, settings):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+    settings.GUARD_STORE_ORIGINAL = True
+    chat = _chat()
+
+    first = process_message(chat=chat, question=f"Call {PHONE} about my claim")
+    first.refresh_from_db()
+    assert first.question == f"Call {PHONE} about my claim"
+    assert first.redacted_question == "Call [PHONE] about my claim"
+
+    process_message(chat=chat, question="And when will it be paid?")
+    # The follow-up replays the first turn as the model saw it, without the number.
+    assert PHONE not in _everything_sent(ai, search)
+    history = ai.requests[1].body["messages"]
+    assert {"role": "user", "content": "Call [PHONE] about my claim"} in history
+
+
+def test_blocked_turns_are_left_out_of_later_prompts(servers):
+    ai, _search = servers
+    chat = _chat()
+    process_message(chat=chat, question=f"My SIN is {SIN}")
+    process_message(chat=chat, question="How do I renew my passport?")
+    (request,) = ai.requests
+    users = [m["content"] for m in request.body["messages"] if m["role"] == "user"]
+    assert users == ["How do I renew my passport?"]
+    assert Interaction.objects.filter(chat=chat).count() == 2
+
+
+def _ai_check_responder(found: list[str]):
+    def respond(system, messages):
+        if system == AI_CHECK_SYSTEM:
+            entries = [{"kind": "name", "text": value} for value in found]
+            return json.dumps({"personal_information": entries})
+        return compose_answer(system, messages)
+
+    return respond
+
+
+def test_ai_check_through_the_provider_redacts_what_patterns_missed(servers, settings):
+    ai, search = servers
+    settings.GUARD_AI_CHECK = True
+    settings.GUARD_PII_ACTION = "redact"
+    ai.responder = _ai_check_responder(["Bob Lee"])
+
+    interaction = process_message(chat=_chat(), question=f"Does Bob Lee ({PHONE}) qualify?")
+
+    check, answer = ai.requests
+    assert check.body["messages"][0] == {"role": "system", "content": AI_CHECK_SYSTEM}
+    assert check.body["messages"][1]["content"] == "Does Bob Lee ([PHONE]) qualify?"
+    assert "Bob Lee" not in answer.raw and "Bob Lee" not in search.requests[0].raw
+    assert interaction.guard_status == "redacted"
+    assert interaction.guard_reasons == ["ai_personal", "phone"]
+    assert interaction.question == "Does [PERSONAL] ([PHONE]) qualify?"
+
+
+def test_ai_check_blocks_under_the_default_policy(servers, settings):
+    ai, search = servers
+    settings.GUARD_AI_CHECK = True
+    ai.responder = _ai_check_responder(["Bob Lee"])
+
+    interaction = process_message(chat=_chat(), question="Does Bob Lee qualify?")
+
+    assert len(ai.requests) == 1  # the check only; no answer was asked for
+    assert search.requests == []
+    assert interaction.guard_status == "blocked"
+    assert interaction.question == "Does [PERSONAL] qualify?"
+
+
+def test_ai_check_retries_an_answer_that_does_not_parse(servers, settings):
+    ai, _search = servers
+    settings.GUARD_AI_CHECK = True
+    replies = iter(["I think there is a name.", '{"personal_information": []}'])
+
+    def respond(system, messages):
+        return next(replies) if system == AI_CHECK_SYSTEM else compose_answer(system, messages)
+
+    ai.responder = respond
+    interaction = process_message(chat=_chat(), question="Does Bob qualify?")
+    assert len(ai.requests) == 3  # two checks, one answer
+    assert interaction.guard_status == "passed"
+
+
+def test_ai_check_is_off_by_default_and_never_for_extractive(servers, settings, monkeypatch):
+    ai, _search = servers
+    process_message(chat=_chat(), question="Does Bob qualify?")
+    assert len(ai.requests) == 1  # no check
+
+    settings.GUARD_AI_CHECK = True
+    called = []
+
+    async def check(result, chat):
+        called.append(chat)
+        return result
+
+    monkeypatch.setattr(guarding, "_ai_check", check)
+    chat = _chat(ai_provider="extractive", model="extractive", search_provider="none")
+    process_message(chat=chat, question="Does Bob qualify?")
+    assert called == []
+
+
+def test_chat_page_shows_the_redacted_question_and_why(servers, settings, owner, owner_client):
+    settings.GUARD_PII_ACTION = "redact"
+    settings.GUARD_STORE_ORIGINAL = True
+    chat = _chat(uploader=owner)
+    url = chat.get_absolute_url()
+
+    response = owner_client.post(f"{url}ask/", {"question": f"Call {PHONE} about my EI"})
+    assert response.status_code == 302
+    page = owner_client.get(url).content.decode()
+    assert "Redacted by the guard before search and the AI model saw it (phone number)." in page
+    assert "Sent as: <q>Call [PHONE] about my EI</q>" in page
+
+    settings.GUARD_PII_ACTION = "block"
+    settings.GUARD_STORE_ORIGINAL = False
+    owner_client.post(f"{url}ask/", {"question": f"My SIN is {SIN}"})
+    page = owner_client.get(url).content.decode()
+    assert "Blocked by the guard: not sent to search or to the AI model" in page
+    assert "social insurance number" in page
+    assert SIN not in page
+
+
+def test_chat_page_in_french(servers, owner, owner_client):
+    chat = _chat(uploader=owner, page_language="fr")
+    process_message(chat=chat, question=f"Mon NAS est {SIN}")
+    owner_client.cookies["django_language"] = "fr"
+    page = owner_client.get(chat.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="fr")
+    text = page.content.decode()
+    assert "Bloquée par le filtre" in text
+    assert "numéro d&#x27;assurance sociale" in text
