@@ -26,7 +26,18 @@ class BatchItemInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
-    fields = ("position", "status", "question_excerpt", "answer_excerpt", "error", "chat_link")
+    fields = (
+        "position",
+        "status",
+        "question_excerpt",
+        "answer_excerpt",
+        "citation_match",
+        "answer_similarity",
+        "answer_found",
+        "judge_verdict",
+        "error",
+        "chat_link",
+    )
     readonly_fields = fields
     verbose_name_plural = f"rows (the first {INLINE_LIMIT})"
 
@@ -74,7 +85,7 @@ class BatchAdmin(admin.ModelAdmin):
     list_select_related = ("uploader",)
     search_fields = ("name", "uploader__username", "legacy_id")
     date_hierarchy = "created_at"
-    raw_id_fields = ("uploader",)
+    raw_id_fields = ("uploader", "run_from")
     readonly_fields = (
         "status",
         "total_items",
@@ -117,7 +128,8 @@ class BatchAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Origin", {"fields": ("source_filename", "legacy_id")}),
+        ("Origin", {"fields": ("source_filename", "legacy_id", "run_from")}),
+        ("Evaluation", {"fields": ("judge_enabled",)}),
     )
     inlines = (BatchItemInline,)
     actions = ("cancel_batches", "retry_failed_rows", "export_csv")

@@ -29,22 +29,40 @@ from batches.api_schemas import (
     BatchIdQuery,
     BatchListOut,
     BatchOut,
+    CompareQuery,
     CreateFields,
     CreateJsonIn,
     CreateMultipartIn,
     DeletedOut,
     ErrorOut,
+    GradesOut,
+    GuessedColumnsOut,
     ListQuery,
+    PreviewIn,
+    PreviewOut,
     ProcessIn,
     ProcessOut,
     ProvidersOut,
+    RegradeIn,
     ResultsQuery,
+    RunAgainIn,
     StartOut,
 )
+from batches.compare import compare_batches, compare_response, comparison_json
 from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
-from batches.ingest import ParsedRow, UploadError, parse_upload_file, rows_from_records
-from batches.models import Batch
+from batches.grading import grade_summaries, grade_summary, regrade_batch
+from batches.ingest import (
+    PREVIEW_ROWS,
+    ColumnChoice,
+    ParsedRow,
+    UploadError,
+    parse_upload,
+    parse_upload_file,
+    read_upload_bytes,
+    rows_from_records,
+)
+from batches.models import Batch, UploadDraft
 from batches.selectors import batches_for, guard_counts_for, worker_alive
 from chats.services import ProviderNotConfigured, provider_choices, search_choices
 
@@ -294,11 +312,34 @@ def _validated_fields(model: type[CreateFields], data: dict[str, Any]) -> Create
         raise ValidationError(exc.errors(include_url=False)) from None
 
 
-def _read_create_request(request: HttpRequest) -> tuple[CreateFields, list[ParsedRow], str]:
-    """The form fields, the parsed rows and the file name, from multipart or JSON."""
+def _column_choice(fields: CreateFields) -> ColumnChoice:
+    if fields.columns is None:
+        return ColumnChoice()
+    return ColumnChoice(**fields.columns.model_dump())
+
+
+def _draft_for(request: HttpRequest, upload_id: int) -> UploadDraft:
+    draft = UploadDraft.objects.filter(owner=request.auth, pk=upload_id).first()
+    if draft is None:
+        raise ApiError(
+            404,
+            f"No upload with uploadId {upload_id} (uploads are kept for a day and used "
+            "once): send the file to /api/batch/preview again.",
+        )
+    return draft
+
+
+def _read_create_request(
+    request: HttpRequest,
+) -> tuple[CreateFields, list[ParsedRow], str, UploadDraft | None]:
+    """The form fields, the parsed rows (none when the file is a kept upload: `uploadId`),
+    the file name and that upload, from multipart or JSON."""
     if request.content_type == "multipart/form-data":
         data = {key: request.POST.get(key) for key in request.POST}
         fields = _validated_fields(CreateFields, data)
+        if fields.upload_id is not None:
+            draft = _draft_for(request, fields.upload_id)
+            return fields, [], draft.filename, draft
         upload = request.FILES.get("file")
         if upload is None:
             raise ApiError(
@@ -308,8 +349,8 @@ def _read_create_request(request: HttpRequest) -> tuple[CreateFields, list[Parse
                 fields={"file": ["Choose a CSV or XLSX file."]},
             )
         filename = upload.name or ""
-        parsed = parse_upload_file(file=upload, filename=filename)
-        return fields, parsed.rows, filename
+        parsed = parse_upload_file(file=upload, filename=filename, columns=_column_choice(fields))
+        return fields, parsed.rows, filename, None
     if request.content_type in ("application/json", ""):
         try:
             body = json.loads(request.body or b"null")
@@ -319,6 +360,10 @@ def _read_create_request(request: HttpRequest) -> tuple[CreateFields, list[Parse
             ) from None
         if not isinstance(body, dict):
             raise ApiError(400, "Send a JSON object with `rows`.", code="bad_json")
+        if "uploadId" in body and "rows" not in body:
+            fields = _validated_fields(CreateFields, body)
+            draft = _draft_for(request, fields.upload_id)
+            return fields, [], draft.filename, draft
         if "rows" not in body:
             raise ApiError(
                 400,
@@ -328,7 +373,7 @@ def _read_create_request(request: HttpRequest) -> tuple[CreateFields, list[Parse
                 fields={"rows": ["Field required"]},
             )
         fields = _validated_fields(CreateFields, {k: v for k, v in body.items() if k != "rows"})
-        return fields, rows_from_records(body["rows"]), ""
+        return fields, rows_from_records(body["rows"], columns=_column_choice(fields)), "", None
     raise ApiError(
         415,
         f"Unsupported content type '{request.content_type}': send multipart/form-data with "
@@ -376,20 +421,27 @@ def create(request: HttpRequest):
 
     Nothing is created when the upload or a field is refused. The batch starts as
     `uploaded`: drive it with process-for-duration (inline) or start it (Celery)."""
-    fields, rows, filename = _read_create_request(request)
+    fields, rows, filename, draft = _read_create_request(request)
     ai_provider, search_provider = _check_providers(fields)
+    settings_fields = {
+        "uploader": request.auth,
+        "name": fields.name,
+        "ai_provider": ai_provider,
+        "model": fields.model,
+        "search_provider": search_provider,
+        "page_language": fields.page_language,
+        "apply_overrides": fields.apply_overrides,
+        "judge_enabled": fields.judge_enabled,
+    }
     try:
-        batch = services.create_batch_run(
-            uploader=request.auth,
-            name=fields.name,
-            rows=rows,
-            ai_provider=ai_provider,
-            model=fields.model,
-            search_provider=search_provider,
-            page_language=fields.page_language,
-            apply_overrides=fields.apply_overrides,
-            source_filename=filename,
-        )
+        if draft is not None:
+            batch = services.create_batch_from_draft(
+                draft=draft, columns=_column_choice(fields), **settings_fields
+            )
+        else:
+            batch = services.create_batch_run(
+                rows=rows, source_filename=filename, **settings_fields
+            )
     except ProviderNotConfigured as exc:
         # Both providers are enabled (checked above), so what is left to refuse is the model.
         exc.api_field = "model"
@@ -471,7 +523,8 @@ def delete(request: HttpRequest, payload: BatchIdIn):
     summary="One batch with its progress",
 )
 def status(request: HttpRequest, query: Query[BatchIdQuery]):
-    return BatchOut.of(_batch_for(request, query.batch_id))
+    batch = _batch_for(request, query.batch_id)
+    return BatchOut.of(batch, grades=_grades_out(grade_summary(batch)))
 
 
 @router.get(
@@ -489,8 +542,9 @@ def list_batches(request: HttpRequest, query: Query[ListQuery]):
     counts = guard_counts_for([batch.pk for batch in page])
     for batch in page:
         batch.guard_counts = counts[batch.pk]
+    summaries = grade_summaries(batch.pk for batch in page)
     return BatchListOut(
-        batches=[BatchOut.of(batch) for batch in page],
+        batches=[BatchOut.of(batch, grades=_grades_out(summaries[batch.pk])) for batch in page],
         page=query.page,
         page_size=query.page_size,
         total=total,
@@ -506,6 +560,127 @@ def list_batches(request: HttpRequest, query: Query[ListQuery]):
 )
 def results(request: HttpRequest, query: Query[ResultsQuery]):
     return export_response(_batch_for(request, query.batch_id), query.format)
+
+
+# --- Evaluation -----------------------------------------------------------------------------
+
+
+def _grades_out(summary) -> GradesOut:
+    return GradesOut(**summary.as_dict())
+
+
+@router.post(
+    "/preview",
+    response={200: PreviewOut, **_response_docs(*COMMON_ERRORS, 413, 415, 422)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": _schema_ref(PreviewIn)}},
+        }
+    },
+    summary="Read a file's header and first rows, for choosing its columns",
+)
+def preview(request: HttpRequest):
+    """Multipart `file`. The file is kept on the server for a day: create the batch with
+    its `uploadId` and a `columns` mapping (role -> header), without sending it again."""
+    if request.content_type != "multipart/form-data":
+        raise ApiError(415, "Send the file as multipart/form-data (field `file`).")
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise ApiError(
+            400,
+            "Choose a CSV or XLSX file (multipart field `file`).",
+            code="invalid_fields",
+            fields={"file": ["Choose a CSV or XLSX file."]},
+        )
+    data = read_upload_bytes(file=upload)
+    parsed = parse_upload(data=data, filename=upload.name or "", preview=PREVIEW_ROWS)
+    draft = services.save_upload_draft(owner=request.auth, filename=upload.name or "", data=data)
+    return PreviewOut(
+        upload_id=draft.pk,
+        filename=draft.filename,
+        columns=parsed.columns,
+        rows=parsed.preview_rows,
+        guessed=GuessedColumnsOut(**parsed.roles),
+    )
+
+
+@router.post(
+    "/regrade",
+    response={200: BatchOut, **_response_docs(*COMMON_ERRORS)},
+    summary="Grade the answered rows again (no new answers); optionally switch the judge",
+)
+def regrade(request: HttpRequest, payload: RegradeIn):
+    batch = _batch_for(request, payload.batch_id)
+    regrade_batch(batch=batch, judge_enabled=payload.judge_enabled)
+    batch.refresh_from_db()
+    return BatchOut.of(batch, grades=_grades_out(grade_summary(batch)))
+
+
+@router.post(
+    "/run-again",
+    response={201: BatchOut, **_response_docs(*COMMON_ERRORS, 422)},
+    summary="A new batch from the same rows with other settings (remembers runFrom)",
+)
+def run_again(request: HttpRequest, payload: RunAgainIn):
+    source = _batch_for(request, payload.batch_id)
+    changed_provider = payload.ai_provider is not None and payload.ai_provider != source.ai_provider
+    fields = CreateFields(
+        ai_provider=payload.ai_provider or source.ai_provider,
+        search_provider=payload.search_provider or source.search_provider,
+    )
+    ai_provider, search_provider = _check_providers(fields)
+    model = (
+        payload.model if payload.model is not None else ("" if changed_provider else source.model)
+    )
+    try:
+        batch = services.run_again(
+            batch=source,
+            uploader=request.auth,
+            name=payload.name,
+            ai_provider=ai_provider,
+            model=model,
+            search_provider=search_provider,
+            page_language=payload.page_language or source.page_language,
+            apply_overrides=source.apply_overrides
+            if payload.apply_overrides is None
+            else payload.apply_overrides,
+            judge_enabled=payload.judge_enabled,
+        )
+    except ProviderNotConfigured as exc:
+        exc.api_field = "model"
+        raise
+    return Status(201, BatchOut.of(batch))
+
+
+COMPARE_RESPONSES = {
+    "200": {
+        "description": "The comparison: JSON `{summary, rows}` or a CSV / XLSX download",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}},
+            XLSX_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.get(
+    "/compare",
+    response={**_response_docs(*COMMON_ERRORS)},
+    openapi_extra={"responses": COMPARE_RESPONSES},
+    summary="Compare two batches row by row (same/changed/improved/regressed/only_in_a/b)",
+)
+def compare(request: HttpRequest, query: Query[CompareQuery]):
+    """JSON: `summary` (rows per change class) and `rows`, each with `row`, `change`, the
+    question, the expected answer and citation, the similarity of the two answers, and both
+    sides `a` and `b` (null when the row is missing there). CSV and XLSX: one line per row."""
+    comparison = compare_batches(
+        a=_batch_for(request, query.batch_id), b=_batch_for(request, query.other_batch_id)
+    )
+    if query.format == "json":
+        return JsonResponse(comparison_json(comparison))
+    return compare_response(comparison, query.format)
 
 
 @api.get(

@@ -3,6 +3,7 @@ wire (aliases); Python code uses snake_case."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -21,6 +22,13 @@ MAX_PAGE_SIZE = 100
 
 class CamelSchema(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def _no_nul(value: Any) -> Any:
+    # PostgreSQL text cannot hold NUL; Django's form fields refuse it the same way.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
 
 
 # --- Answers ------------------------------------------------------------------------------
@@ -47,6 +55,20 @@ class ThrottleOut(CamelSchema):
             call_limit=throttle.get("limit"),
             concurrency=int(throttle.get("concurrency") or 0),
         )
+
+
+class GradesOut(CamelSchema):
+    """A batch's grade summary: each rate (0-1, null when no row has that grade) with the
+    number of rows it is computed over."""
+
+    citation_match_rate: float | None
+    citation_checked: int
+    mean_similarity: float | None
+    similarity_count: int
+    answer_found_rate: float | None
+    found_checked: int
+    judge_pass_rate: float | None
+    judged: int
 
 
 class BatchOut(CamelSchema):
@@ -76,6 +98,11 @@ class BatchOut(CamelSchema):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    judge_enabled: bool = False
+    run_from: int | None = Field(default=None, description="The batch this one was run again from")
+    grades: GradesOut | None = Field(
+        default=None, description="Grade summary (status, list, regrade answers)"
+    )
     throttle: ThrottleOut | None = Field(
         description="Set while the provider's rate limit holds the batch back"
     )
@@ -112,6 +139,8 @@ class BatchOut(CamelSchema):
             "started_at": batch.started_at,
             "finished_at": batch.finished_at,
             "throttle": ThrottleOut.of(batch),
+            "judge_enabled": batch.judge_enabled,
+            "run_from": batch.run_from_id,
         }
 
     @classmethod
@@ -212,8 +241,22 @@ class ListQuery(CamelSchema):
         return None if value == "" else value
 
 
+class ColumnsIn(CamelSchema):
+    """Which column plays which role: a header name, "" for none; a role left out is found
+    by its aliases (see the upload rules)."""
+
+    _text = field_validator("*")(_no_nul)
+
+    question: str | None = Field(default=None, max_length=500)
+    url: str | None = Field(default=None, max_length=500)
+    chat_id: str | None = Field(default=None, max_length=500)
+    expected_answer: str | None = Field(default=None, max_length=500)
+    expected_citation: str | None = Field(default=None, max_length=500)
+
+
 class CreateFields(CamelSchema):
-    """The form's fields; `file` (multipart) or `rows` (JSON) comes beside them."""
+    """The form's fields; `file` (multipart), `rows` (JSON) or `uploadId` (a file sent to
+    preview before) comes beside them."""
 
     name: str = Field(
         default="", max_length=200, description="Default: the file name without its extension"
@@ -223,6 +266,27 @@ class CreateFields(CamelSchema):
     search_provider: str | None = Field(default=None, max_length=32)
     page_language: PageLanguage = "en"
     apply_overrides: bool = False
+    judge_enabled: bool = Field(default=False, description="Grade answers with an AI judge too")
+    upload_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="A file sent to /preview, instead of file"
+    )
+    columns: ColumnsIn | None = Field(
+        default=None,
+        description="The column chooser: role -> header (multipart: the object as JSON text)",
+    )
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns_from_text(cls, value: Any) -> Any:
+        # A multipart form carries the object as JSON text.
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("columns must be a JSON object") from None
+        return value
 
 
 class CreateJsonIn(CreateFields):
@@ -243,13 +307,65 @@ class CreateJsonIn(CreateFields):
         }
     )
 
-    rows: list[dict[str, Any]] = Field(
+    rows: list[dict[str, Any]] | None = Field(
+        default=None,
         description="Objects with at least `question` (or an alias); optional `url`, `chatid`, "
-        "any other columns (kept for the export)",
+        "any other columns (kept for the export); or give `uploadId`",
     )
 
 
 class CreateMultipartIn(CreateFields):
+    file: bytes | None = Field(
+        default=None,
+        json_schema_extra={"format": "binary"},
+        description="A CSV or XLSX file of questions (or give `uploadId`)",
+    )
+
+
+class PreviewIn(CamelSchema):
     file: bytes = Field(
         json_schema_extra={"format": "binary"}, description="A CSV or XLSX file of questions"
     )
+
+
+class GuessedColumnsOut(CamelSchema):
+    question: str | None
+    url: str | None
+    chat_id: str | None
+    expected_answer: str | None
+    expected_citation: str | None
+
+
+class PreviewOut(CamelSchema):
+    upload_id: int = Field(description="Give it to create (with `columns`) within a day")
+    filename: str
+    columns: list[str] = Field(description="The file's headers, in order")
+    rows: list[list[str]] = Field(description="The first rows' cells, one per header")
+    guessed: GuessedColumnsOut = Field(description="The column found for each role, or null")
+
+
+class RegradeIn(CamelSchema):
+    batch_id: int = Field(ge=1, le=2**63 - 1)
+    judge_enabled: bool | None = Field(
+        default=None, description="Switch the AI judge on or off first; default: as it is"
+    )
+
+
+class RunAgainIn(CamelSchema):
+    """A new batch from the same rows; every setting left out is the source batch's."""
+
+    _text = field_validator("name", "ai_provider", "model", "search_provider")(_no_nul)
+
+    batch_id: int = Field(ge=1, le=2**63 - 1)
+    name: str = Field(default="", max_length=200)
+    ai_provider: str | None = Field(default=None, max_length=32)
+    model: str | None = Field(default=None, max_length=128)
+    search_provider: str | None = Field(default=None, max_length=32)
+    page_language: PageLanguage | None = None
+    apply_overrides: bool | None = None
+    judge_enabled: bool | None = None
+
+
+class CompareQuery(BatchIdQuery):
+    other_batch_id: int = Field(ge=1, le=2**63 - 1)
+    format: ExportFormat = "json"

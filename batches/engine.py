@@ -40,6 +40,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from batches import grading
 from batches.errors import BatchStateError
 from batches.guard_rows import guarded_item_fields
 from batches.models import Batch, BatchItem
@@ -148,6 +149,7 @@ class _Outcome:
     answer: Answer | None = None
     error: str = ""
     rest_until: datetime | None = None  # PENDING after a rate limit: not before then
+    verdict: tuple[str, str] | None = None  # the AI judge's (verdict, notes), when asked
     given_back: bool = False  # PENDING, never started: its attempt does not count
 
 
@@ -180,6 +182,7 @@ class _Slice:
     db: _CallerThread
     provider: str = ""
     model: str = ""
+    judge_enabled: bool = False
     should_stop: Callable[[], bool] | None = None
     on_progress: Callable[[int, int], None] | None = None
     owner: str = field(
@@ -302,7 +305,12 @@ class _Slice:
                 error = f"Unexpected error: {type(exc).__name__}: {exc}"
                 self._record(_Outcome(item, BatchItem.Status.FAILED, error=error))
             else:
-                self._record(_Outcome(item, BatchItem.Status.DONE, answer=answered))
+                verdict = None
+                text = answered.fields.get("answer", "")
+                if self.judge_enabled and grading.wants_judge(item, text):
+                    verdict = await grading.judge(item=item, answer=text)
+                outcome = _Outcome(item, BatchItem.Status.DONE, answer=answered, verdict=verdict)
+                self._record(outcome)
         finally:
             self.in_flight -= 1
             slots.release()
@@ -529,6 +537,12 @@ class _Slice:
                     screened.append(outcome.item)
             if screened:
                 BatchItem.objects.bulk_update(screened, ["question", "row"])
+            # Grades against the rows' expected answers (the judge's verdicts came with
+            # the answers: no network call inside this transaction).
+            grading.grade_items(
+                items=[o.item for o in answered],
+                verdicts={o.item.pk: o.verdict for o in answered if o.verdict},
+            )
             done = len(answered)
             failed = sum(o.status == BatchItem.Status.FAILED for o in kept)
             if self.multi_turn:
@@ -686,6 +700,7 @@ def process_for_duration(
                 on_progress=on_progress,
                 provider=batch.ai_provider,
                 model=batch.model,
+                judge_enabled=batch.judge_enabled,
             )
             db.serve(asyncio.run_coroutine_threadsafe(work.run(), aio.loop()))
             fatal, done, failed = work.fatal, work.done, work.failed

@@ -69,6 +69,13 @@ FIXED_COLUMNS: tuple[str, ...] = (
     "answer",
     "citation_url",
     "citation_title",
+    "expected_answer",
+    "expected_citation_url",
+    "citation_match",
+    "answer_similarity",
+    "answer_found",
+    "judge_verdict",
+    "judge_notes",
     "status",
     "error",
     "input_tokens",
@@ -132,6 +139,13 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
         "answer": interaction.answer if interaction else "",
         "citation_url": interaction.citation_url if interaction else "",
         "citation_title": interaction.citation_title if interaction else "",
+        "expected_answer": item.expected_answer,
+        "expected_citation_url": item.expected_citation_url,
+        "citation_match": item.citation_match,
+        "answer_similarity": item.answer_similarity,
+        "answer_found": item.answer_found,
+        "judge_verdict": item.judge_verdict,
+        "judge_notes": item.judge_notes,
         "status": item.status,
         "error": item.error,
         "input_tokens": interaction.input_tokens if interaction else None,
@@ -179,6 +193,8 @@ def neutralise_formula(text: str) -> str:
 
 
 def _csv_cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
     return neutralise_formula(_text(value))
@@ -187,6 +203,8 @@ def _csv_cell(value: Any) -> Any:
 def _xlsx_cell(value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, bool):
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
     text = ILLEGAL_CHARACTERS_RE.sub("", _text(value))

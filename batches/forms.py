@@ -8,7 +8,16 @@ from django.utils.functional import lazy
 from django.utils.translation import get_language, gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from batches.ingest import ACCEPTED_QUESTION_HEADERS, ParsedUpload, UploadError, parse_upload_file
+from batches.ingest import (
+    ACCEPTED_QUESTION_HEADERS,
+    PREVIEW_ROWS,
+    ColumnChoice,
+    ParsedUpload,
+    UploadError,
+    parse_upload,
+    read_upload_bytes,
+)
+from batches.models import UploadDraft
 from chats.documents import index_info, shipped_sample
 from chats.models import Language
 from chats.services import provider_choices, search_choices
@@ -96,9 +105,20 @@ class BatchUploadForm(forms.Form):
         label=_("Page language"), choices=Language.choices, initial=Language.EN
     )
     apply_overrides = forms.BooleanField(label=_("Apply my prompt overrides"), required=False)
+    judge_enabled = forms.BooleanField(
+        label=_("Grade answers with an AI judge"),
+        required=False,
+        help_text=_(
+            "Rows with an expected answer are also judged by the batch's AI model (one more "
+            "call per row). Off by default."
+        ),
+    )
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, choose_columns: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.choose_columns = choose_columns
+        self.needs_columns = False
+        self.file_bytes = b""
         # Read at request time: which providers are enabled depends on settings/env.
         groups = model_choices()
         self.fields["ai_model"].choices = groups
@@ -119,11 +139,24 @@ class BatchUploadForm(forms.Form):
         self.parsed: ParsedUpload | None = None
 
     def clean_file(self):
+        """Parse the whole file; with `choose_columns`, or when no question column is
+        found, read only a preview and set `needs_columns` (the view shows the chooser)."""
         upload = self.cleaned_data["file"]
         try:
             # The parser's message names the problem (and the row or column): shown
             # verbatim next to the field.
-            self.parsed = parse_upload_file(file=upload, filename=upload.name)
+            self.file_bytes = read_upload_bytes(file=upload)
+            if not self.choose_columns:
+                try:
+                    self.parsed = parse_upload(data=self.file_bytes, filename=upload.name)
+                    return upload
+                except UploadError as error:
+                    if error.code != "no_question_column":
+                        raise
+            self.parsed = parse_upload(
+                data=self.file_bytes, filename=upload.name, preview=PREVIEW_ROWS
+            )
+            self.needs_columns = True
         except UploadError as error:
             raise forms.ValidationError(error.message, code=error.code) from None
         return upload
@@ -131,3 +164,88 @@ class BatchUploadForm(forms.Form):
     def clean_ai_model(self) -> tuple[str, str]:
         provider, _sep, model = self.cleaned_data["ai_model"].partition(MODEL_SEPARATOR)
         return provider, model
+
+
+class RunAgainForm(BatchUploadForm):
+    """ "Run again with…": the upload form's settings without a file (the rows are the
+    batch's own), prefilled with the batch's settings."""
+
+    def __init__(self, *args, batch=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["file"]
+        self.fields["name"].help_text = _("Leave empty for the batch's name followed by “(again)”.")
+        if batch is not None:
+            self.fields["ai_model"].initial = f"{batch.ai_provider}{MODEL_SEPARATOR}{batch.model}"
+            self.fields["search_provider"].initial = batch.search_provider
+            self.fields["page_language"].initial = batch.page_language
+            self.fields["apply_overrides"].initial = batch.apply_overrides
+            self.fields["judge_enabled"].initial = batch.judge_enabled
+
+
+class RegradeForm(forms.Form):
+    judge_enabled = forms.BooleanField(label=_("Use the AI judge"), required=False)
+
+
+ROLE_FIELDS = {
+    "question": _("Question"),
+    "url": _("Referring URL"),
+    "chat_id": _("Chat id (rows sharing it are one conversation)"),
+    "expected_answer": _("Expected answer"),
+    "expected_citation": _("Expected citation URL"),
+}
+
+
+class ColumnsForm(BatchUploadForm):
+    """Step 2 of an upload: the file is kept on the server (an UploadDraft of this user);
+    the user picks which column plays which role, seeing the first rows."""
+
+    draft = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, data=None, *, owner, draft: UploadDraft | None = None, **kwargs) -> None:
+        super().__init__(data, **kwargs)
+        del self.fields["file"]
+        if draft is None and data is not None:
+            try:
+                draft_id = int(data.get("draft", ""))
+            except (TypeError, ValueError):
+                draft_id = 0
+            draft = UploadDraft.objects.filter(owner=owner, pk=draft_id).first()
+        self.upload_draft = draft
+        self.preview: ParsedUpload | None = None
+        self.preview_error = ""
+        if draft is not None:
+            self.initial["draft"] = draft.pk
+            try:
+                self.preview = parse_upload(
+                    data=bytes(draft.data), filename=draft.filename, preview=PREVIEW_ROWS
+                )
+            except UploadError as error:
+                self.preview_error = error.message
+        headers = self.preview.columns if self.preview else []
+        choices = [("", _("— none —"))] + [(header, header) for header in headers]
+        for role, label in ROLE_FIELDS.items():
+            self.fields[role] = forms.ChoiceField(
+                label=label, choices=choices, required=role == "question"
+            )
+            if self.preview and not self.is_bound:
+                self.initial[role] = self.preview.roles.get(role) or ""
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.upload_draft is None:
+            raise forms.ValidationError(
+                _("This upload is no longer available: choose the file again."), code="expired"
+            )
+        if self.preview_error:
+            raise forms.ValidationError(self.preview_error, code="unreadable")
+        return cleaned
+
+    def column_choice(self) -> ColumnChoice:
+        return ColumnChoice(**{role: self.cleaned_data.get(role) or "" for role in ROLE_FIELDS})
+
+    @property
+    def sample(self) -> list[list[str]]:
+        return self.preview.preview_rows if self.preview else []
+
+    def role_fields(self):
+        return [self[role] for role in ROLE_FIELDS]

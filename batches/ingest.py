@@ -21,7 +21,11 @@ Rules, in the order they are applied:
 6. Question column, matched ignoring case, spaces, `_` and `-`, first found in this order:
    `question`, `redactedquestion`, `problemdetails`, `prompt`. Optional `url` /
    `referringurl` -> referring URL, `chatid` -> chat key (rows sharing it become one
-   multi-turn chat, in row order). Every column is kept, by its header, as text.
+   multi-turn chat, in row order). Optional expected answer (`expectedanswer`,
+   `goldenanswer`, `englishanswer`, `origanswer`) and expected citation
+   (`expectedcitation`, `expectedcitationurl`, `citationurl`, `origcitation`) columns
+   feed the graders. A `ColumnChoice` (the upload's column chooser) names any of these
+   columns explicitly instead. Every column is kept, by its header, as text.
 7. Rows whose cells are all empty are skipped silently. A row with other data but no
    question refuses the whole file (a guess at what the user meant would be worse);
    the message names the rows the way a spreadsheet numbers them (the header is row 1).
@@ -54,6 +58,16 @@ from django.utils.translation import gettext, gettext_noop, ngettext
 QUESTION_ALIASES = ("question", "redactedquestion", "problemdetails", "prompt")
 URL_ALIASES = ("url", "referringurl")
 CHAT_ALIASES = ("chatid",)
+EXPECTED_ANSWER_ALIASES = ("expectedanswer", "goldenanswer", "englishanswer", "origanswer")
+# `citationurl` comes after the explicit names: a results file uploaded again carries the
+# earlier run's citation_url (what that run cited) and maybe an expected_citation_url.
+EXPECTED_CITATION_ALIASES = (
+    "expectedcitation",
+    "expectedcitationurl",
+    "citationurl",
+    "origcitation",
+)
+PREVIEW_ROWS = 5
 ACCEPTED_QUESTION_HEADERS = "question, RedactedQuestion, Problem Details, prompt"
 MAX_CELL_CHARS = 32_767  # Excel's limit for one cell
 MAX_URL_CHARS = 2_048  # BatchItem.referring_url
@@ -115,6 +129,64 @@ class ParsedRow:
     referring_url: str = ""
     chat_key: str = ""
     columns: dict[str, str] = field(default_factory=dict)
+    expected_answer: str = ""
+    expected_citation_url: str = ""
+
+
+ROLES = ("question", "url", "chat_id", "expected_answer", "expected_citation")
+ROLE_ALIASES: dict[str, tuple[str, ...]] = {
+    "question": QUESTION_ALIASES,
+    "url": URL_ALIASES,
+    "chat_id": CHAT_ALIASES,
+    "expected_answer": EXPECTED_ANSWER_ALIASES,
+    "expected_citation": EXPECTED_CITATION_ALIASES,
+}
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    """Which column plays which role, as the user picked it in the column chooser.
+
+    A header name picks that column; "" means "no such column"; None means "find it by
+    its aliases" (the default for every role)."""
+
+    question: str | None = None
+    url: str | None = None
+    chat_id: str | None = None
+    expected_answer: str | None = None
+    expected_citation: str | None = None
+
+    def resolve(self, headers: list[str]) -> dict[str, str | None]:
+        """Role -> header (None when the role has no column). An explicit header that is
+        not in the file is refused (UploadError naming it)."""
+        found: dict[str, str | None] = {}
+        for role in ROLES:
+            chosen = getattr(self, role)
+            if chosen is None:
+                found[role] = _find_alias(headers, ROLE_ALIASES[role])
+            elif chosen == "":
+                found[role] = None
+            elif chosen in headers:
+                found[role] = chosen
+            else:
+                shown = ", ".join(f'"{h}"' for h in headers) or "none"
+                raise UploadError(
+                    f'There is no column "{chosen}" to use as {ROLE_LABELS[role]}. '
+                    f"Columns found: {shown}.",
+                    code="unknown_column",
+                    column=chosen,
+                )
+        return found
+
+
+ROLE_LABELS = {
+    "question": "the question",
+    "url": "the referring URL",
+    "chat_id": "the chat id",
+    "expected_answer": "the expected answer",
+    "expected_citation": "the expected citation",
+}
+AUTO = ColumnChoice()
 
 
 @dataclass
@@ -127,25 +199,42 @@ class ParsedUpload:
     encoding: str = ""  # CSV only
     delimiter: str = ""  # CSV only
     sheet: str = ""  # XLSX only
+    # Role -> header found (or chosen) for it, None when the file has none.
+    roles: dict[str, str | None] = field(default_factory=dict)
+    # Preview only (parse_upload(preview=N)): the first N non-blank rows' cells, padded
+    # to the headers; `rows` is then empty and no question column is required.
+    preview_rows: list[list[str]] = field(default_factory=list)
 
 
 # --- Entry points ------------------------------------------------------------------------
 
 
-def parse_upload(*, data: bytes, filename: str = "") -> ParsedUpload:
-    """Parse an uploaded CSV or XLSX file (see the module docstring for the rules)."""
+def parse_upload(
+    *, data: bytes, filename: str = "", columns: ColumnChoice = AUTO, preview: int = 0
+) -> ParsedUpload:
+    """Parse an uploaded CSV or XLSX file (see the module docstring for the rules).
+
+    `columns` overrides the alias detection per role. `preview=N` reads only the header
+    and the first N rows for the column chooser (no question column required)."""
     _check_size(len(data))
     if not data or data.isspace():  # isspace() copies nothing, unlike strip()
         raise UploadError(gettext("%(file)s is empty.") % {"file": _name(filename)}, code="empty")
+    options = _Options(columns=columns, preview=preview)
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return _parse_xlsx(data, filename)
+        return _parse_xlsx(data, filename, options)
     for magic, what in SIGNATURES:
         if data.startswith(magic):
             raise _not_tabular(filename, what)
-    return _parse_csv(data, filename)
+    return _parse_csv(data, filename, options)
 
 
-def parse_upload_file(*, file: BinaryIO, filename: str = "") -> ParsedUpload:
+@dataclass(frozen=True)
+class _Options:
+    columns: ColumnChoice = AUTO
+    preview: int = 0
+
+
+def parse_upload_file(*, file: BinaryIO, filename: str = "", **options) -> ParsedUpload:
     """Like parse_upload, reading at most MAX_UPLOAD_BYTES + 1 bytes of `file`."""
     limit = settings.MAX_UPLOAD_BYTES
     size = getattr(file, "size", None)  # Django's UploadedFile knows it
@@ -160,10 +249,21 @@ def parse_upload_file(*, file: BinaryIO, filename: str = "") -> ParsedUpload:
     _check_size(total)
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     del chunks
-    return parse_upload(data=data, filename=filename)
+    return parse_upload(data=data, filename=filename, **options)
 
 
-def rows_from_records(records: object) -> list[ParsedRow]:
+def read_upload_bytes(*, file: BinaryIO) -> bytes:
+    """The file's bytes, refusing more than MAX_UPLOAD_BYTES (kept for a second step)."""
+    limit = settings.MAX_UPLOAD_BYTES
+    size = getattr(file, "size", None)
+    if isinstance(size, int):
+        _check_size(size)
+    data = file.read(limit + 1)
+    _check_size(len(data))
+    return data
+
+
+def rows_from_records(records: object, *, columns: ColumnChoice = AUTO) -> list[ParsedRow]:
     """Rows of the JSON API: a list of objects with at least a question (or an alias).
 
     Same aliases, blank-row and empty-question rules and limits as a file; values become
@@ -171,6 +271,9 @@ def rows_from_records(records: object) -> list[ParsedRow]:
     """
     if not isinstance(records, list):
         raise UploadError("`rows` must be a list of objects.", code="not_a_list")
+    # Roles are resolved per record (JSON objects may differ in their keys); a role chosen
+    # by name must be present in every record.
+    choice = columns
     rows: list[ParsedRow] = []
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -180,7 +283,8 @@ def rows_from_records(records: object) -> list[ParsedRow]:
                 row=index,
             )
         columns = {str(key): _json_text(value) for key, value in record.items()}
-        question_key = _find_alias(list(columns), QUESTION_ALIASES)
+        roles = choice.resolve(list(columns))
+        question_key = roles["question"]
         if question_key is None:
             raise UploadError(
                 f"rows[{index}] has no question; give it a `question` field "
@@ -199,11 +303,8 @@ def rows_from_records(records: object) -> list[ParsedRow]:
                 row=index,
             )
         headers = list(columns)
-        url_key, chat_key = _find_alias(headers, URL_ALIASES), _find_alias(headers, CHAT_ALIASES)
         rows.append(
-            _make_row(
-                question, columns, headers, url_key, chat_key, row_label=f"rows[{index}]", row=index
-            )
+            _make_row(question, columns, headers, roles, row_label=f"rows[{index}]", row=index)
         )
     if not rows:
         raise UploadError("`rows` holds no questions.", code="empty")
@@ -214,7 +315,7 @@ def rows_from_records(records: object) -> list[ParsedRow]:
 # --- CSV --------------------------------------------------------------------------------
 
 
-def _parse_csv(data: bytes, filename: str) -> ParsedUpload:
+def _parse_csv(data: bytes, filename: str, options: _Options) -> ParsedUpload:
     encoding = _csv_encoding(data, filename)
     sample = _decode_sample(data, encoding)
     stripped = sample.lstrip("\ufeff \t\r\n").lower()
@@ -237,7 +338,7 @@ def _parse_csv(data: bytes, filename: str) -> ParsedUpload:
     try:
         if hint:
             next(reader)
-        parsed = _build(_numbered(reader), filename, fmt="csv")
+        parsed = _build(_numbered(reader), filename, fmt="csv", options=options)
     except csv.Error as exc:
         raise UploadError(
             gettext(
@@ -323,7 +424,7 @@ def _numbered(reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
 # --- XLSX -------------------------------------------------------------------------------
 
 
-def _parse_xlsx(data: bytes, filename: str) -> ParsedUpload:
+def _parse_xlsx(data: bytes, filename: str, options: _Options) -> ParsedUpload:
     from openpyxl import load_workbook  # heavy import, only needed for workbooks
 
     try:
@@ -355,7 +456,7 @@ def _parse_xlsx(data: bytes, filename: str) -> ParsedUpload:
         # A1:XFD1048576 would otherwise pad every row to 16,384 cells.
         sheet.reset_dimensions()
         try:
-            parsed = _build(_xlsx_rows(sheet), filename, fmt="xlsx")
+            parsed = _build(_xlsx_rows(sheet), filename, fmt="xlsx", options=options)
         except UploadError:
             raise
         except Exception as exc:  # a damaged sheet part only shows up while it streams
@@ -421,7 +522,11 @@ def _json_text(value: object) -> str:
 
 
 def _build(
-    records: Iterator[tuple[int, list[str]]], filename: str, *, fmt: Literal["csv", "xlsx"]
+    records: Iterator[tuple[int, list[str]]],
+    filename: str,
+    *,
+    fmt: Literal["csv", "xlsx"],
+    options: _Options = _Options(),
 ) -> ParsedUpload:
     """1. header = first non-blank row; 2. find alias columns; 3. rows, checked and counted."""
     header_cells: list[str] | None = None
@@ -437,7 +542,10 @@ def _build(
     headers = _unique_headers(header_cells)
     taken = set(headers)
     named = {i for i, cell in enumerate(header_cells) if cell.strip()}
-    question_key = _find_alias(headers, QUESTION_ALIASES)
+    if options.preview:
+        return _preview(records, headers, fmt=fmt, count=options.preview)
+    roles = options.columns.resolve(headers)
+    question_key = roles["question"]
     if question_key is None:
         found = ", ".join(f'"{h}"' for h in headers if h) or gettext("none")
         hint = ""
@@ -457,7 +565,6 @@ def _build(
             row=1,
         )
     question_index = headers.index(question_key)
-    url_key, chat_key = _find_alias(headers, URL_ALIASES), _find_alias(headers, CHAT_ALIASES)
     header_count = len(headers)
     all_named = len(named) == len(headers)
     limit = settings.MAX_BATCH_ITEMS
@@ -489,15 +596,7 @@ def _build(
         count += 1
         if count <= limit and not empty_question_rows:  # past that, only count
             rows.append(
-                _make_row(
-                    question,
-                    columns,
-                    headers,
-                    url_key,
-                    chat_key,
-                    row_label=f"Row {number}",
-                    row=number,
-                )
+                _make_row(question, columns, headers, roles, row_label=f"Row {number}", row=number)
             )
     if empty_question_rows:
         raise _empty_question(empty_question_rows, question_key, fmt)
@@ -519,7 +618,35 @@ def _build(
                 row.columns.pop(key, None)
         headers = [h for h in headers if h not in unused]
     return ParsedUpload(
-        rows=rows, columns=headers, format=fmt, skipped_blank=skipped, question_column=question_key
+        rows=rows,
+        columns=headers,
+        format=fmt,
+        skipped_blank=skipped,
+        question_column=question_key,
+        roles=roles,
+    )
+
+
+def _preview(
+    records: Iterator[tuple[int, list[str]]], headers: list[str], *, fmt: str, count: int
+) -> ParsedUpload:
+    """The header and the first `count` non-blank rows, with the roles guessed by alias."""
+    sample: list[list[str]] = []
+    for _number, cells in records:
+        if len(sample) >= count:
+            break
+        if not any(map(str.strip, cells)):
+            continue
+        cells = cells[: len(headers)]
+        sample.append(cells + [""] * (len(headers) - len(cells)))
+    roles = {role: _find_alias(headers, ROLE_ALIASES[role]) for role in ROLES}
+    return ParsedUpload(
+        rows=[],
+        columns=headers,
+        format=fmt,  # type: ignore[arg-type]
+        question_column=roles["question"] or "",
+        roles=roles,
+        preview_rows=sample,
     )
 
 
@@ -527,8 +654,7 @@ def _make_row(
     question: str,
     columns: dict[str, str],
     headers: list[str],
-    url_key: str | None,
-    chat_key: str | None,
+    roles: dict[str, str | None],
     *,
     row_label: str,
     row: int,
@@ -536,6 +662,7 @@ def _make_row(
     if len(columns) < len(headers):  # short rows lack trailing cells
         for header in headers:
             columns.setdefault(header, "")
+    url_key, chat_key = roles.get("url"), roles.get("chat_id")
     url = columns[url_key].strip() if url_key else ""
     if len(url) > MAX_URL_CHARS:  # BatchItem.referring_url is a 2,048-character column
         raise UploadError(
@@ -553,11 +680,23 @@ def _make_row(
             row=row,
             column=url_key,
         )
+    answer_key, citation_key = roles.get("expected_answer"), roles.get("expected_citation")
+    citation = columns[citation_key].strip() if citation_key else ""
+    if len(citation) > MAX_URL_CHARS:
+        raise UploadError(
+            f'{row_label}, column "{citation_key}": the URL has {len(citation):,} characters; '
+            f"the limit is {MAX_URL_CHARS:,}.",
+            code="url_too_long",
+            row=row,
+            column=citation_key,
+        )
     return ParsedRow(
         question=question,
         referring_url=url,
         chat_key=columns[chat_key].strip() if chat_key else "",
         columns=columns,
+        expected_answer=columns[answer_key].strip() if answer_key else "",
+        expected_citation_url=citation,
     )
 
 

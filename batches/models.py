@@ -53,6 +53,12 @@ class Batch(models.Model):
     last_processed_index = models.PositiveIntegerField(default=0)
     chats = models.ManyToManyField(Chat, through="BatchItem", related_name="batches")
     source_filename = models.CharField(max_length=255, blank=True)
+    # Evaluation: the batch this one was made from with "Run again" (same rows, other
+    # settings), and whether an AI judge grades its answers (off by default).
+    run_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    judge_enabled = models.BooleanField(default=False)
     # The upload's headers in file order. Kept here because PostgreSQL's jsonb does not
     # keep the key order of BatchItem.row, and the export must return the file's order.
     input_columns = models.JSONField(default=list, blank=True)
@@ -265,6 +271,13 @@ class Batch(models.Model):
         )
 
 
+class JudgeVerdict(models.TextChoices):
+    PASS = "pass", _("Pass")
+    FAIL = "fail", _("Fail")
+    # The judge could not give a verdict (provider error, a reply that does not parse).
+    ERROR = "error", _("No verdict")
+
+
 class BatchItem(models.Model):
     """One uploaded row: its original columns, its chat, and where the engine is with it."""
 
@@ -300,6 +313,19 @@ class BatchItem(models.Model):
         related_name="batch_item",
     )
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Evaluation: what the answer should be (from the upload's expected columns) and the
+    # grades of the row's answer against it (batches.grading); null = not graded / no
+    # expectation to grade against.
+    expected_answer = models.TextField(blank=True)
+    expected_citation_url = models.CharField(max_length=2048, blank=True)
+    citation_match = models.BooleanField(null=True, blank=True)
+    answer_similarity = models.FloatField(null=True, blank=True)
+    answer_found = models.BooleanField(null=True, blank=True)
+    judge_verdict = models.CharField(
+        max_length=8, choices=JudgeVerdict.choices, blank=True, default=""
+    )
+    judge_notes = models.TextField(blank=True)
+    graded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "position"]
@@ -319,6 +345,15 @@ class BatchItem(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED_STATUSES
+
+    @property
+    def is_failing(self) -> bool:
+        """A grader says this answer is wrong (the rows filter's "failing")."""
+        return (
+            self.citation_match is False
+            or self.answer_found is False
+            or self.judge_verdict == JudgeVerdict.FAIL
+        )
 
     def lease_expired(self, now=None) -> bool:
         now = now or timezone.now()
@@ -355,3 +390,19 @@ class WorkerHeartbeat(models.Model):
     def is_alive(self, now=None) -> bool:
         now = now or timezone.now()
         return self.last_seen >= now - timedelta(seconds=settings.WORKER_HEARTBEAT_TIMEOUT)
+
+
+class UploadDraft(models.Model):
+    """An uploaded file kept on the server between the upload and the column chooser, so
+    the second step never trusts a path or file from the client. Deleted when the batch is
+    created; drafts older than a day are deleted whenever a new one is saved."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_drafts"
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    data = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.owner_id})"

@@ -6,15 +6,32 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
-from batches.models import Batch, BatchItem, WorkerHeartbeat
+from batches.models import Batch, BatchItem, JudgeVerdict, WorkerHeartbeat
 from chats.models import GuardStatus
 from chats.prompts import counts_words, not_found_q
 
 # Guard outcomes shown (counted and filtered) on the batch page and in the API.
 GUARD_FILTERS = (GuardStatus.BLOCKED, GuardStatus.REDACTED)
+# Rows a grader says are wrong.
+FAILING = Q(citation_match=False) | Q(answer_found=False) | Q(judge_verdict=JudgeVerdict.FAIL)
+# The rows table's grade filters: "failing_first" keeps every row, failing ones first
+# (then the least similar answers); the others keep only the rows they name.
+GRADE_FILTERS = ("failing_first", "failing", "passing", "ungraded")
 
 
 def live_workers() -> QuerySet[WorkerHeartbeat]:
@@ -62,12 +79,14 @@ def batch_items(
     *,
     status: str | None = None,
     guard: str | None = None,
+    grade: str | None = None,
     query: str = "",
     sort: str = "position",
 ) -> QuerySet[BatchItem]:
     """A batch's rows with their chat and answer: optionally of one status (or NOT_FOUND)
-    and/or one guard outcome (`blocked`, `redacted`), containing `query` in the question,
-    answer or error, in one of ROW_SORTS."""
+    and/or one guard outcome (`blocked`, `redacted`) and/or one of GRADE_FILTERS,
+    containing `query` in the question, answer or error, in one of ROW_SORTS (the grade
+    filters "failing_first" and "failing" order failing rows first instead)."""
     queryset = batch.items.select_related("chat", "interaction")
     if status == NOT_FOUND:
         queryset = queryset.filter(not_found_items(batch))
@@ -75,6 +94,12 @@ def batch_items(
         queryset = queryset.filter(status=status)
     if guard:
         queryset = queryset.filter(interaction__guard_status=guard)
+    if grade == "failing":
+        queryset = queryset.filter(FAILING)
+    elif grade == "passing":
+        queryset = queryset.filter(graded_at__isnull=False).exclude(FAILING)
+    elif grade == "ungraded":
+        queryset = queryset.filter(graded_at__isnull=True)
     query = query.strip()
     if query:
         queryset = queryset.filter(
@@ -82,6 +107,12 @@ def batch_items(
             | Q(interaction__answer__icontains=query)
             | Q(error__icontains=query)
         )
+    if grade in ("failing_first", "failing"):
+        return queryset.annotate(
+            failing=Case(
+                When(FAILING, then=Value(0)), default=Value(1), output_field=IntegerField()
+            )
+        ).order_by("failing", F("answer_similarity").asc(nulls_last=True), "position")
     if sort == "latency":
         return queryset.order_by(F("interaction__latency_ms").asc(nulls_last=True), "position")
     if sort == "-latency":

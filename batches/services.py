@@ -17,8 +17,8 @@ from django.utils.translation import gettext
 from batches.bulk import insert_rows
 from batches.engine import SliceResult, process_for_duration
 from batches.errors import BatchStateError
-from batches.ingest import ParsedRow, UploadError
-from batches.models import Batch, BatchItem
+from batches.ingest import ColumnChoice, ParsedRow, UploadError, parse_upload
+from batches.models import Batch, BatchItem, UploadDraft
 from chats.models import Chat, new_chat_id
 from chats.services import check_chat_settings
 
@@ -48,6 +48,8 @@ def create_batch_run(
     page_language: str = "en",
     apply_overrides: bool = False,
     source_filename: str = "",
+    judge_enabled: bool = False,
+    run_from: Batch | None = None,
 ) -> Batch:
     """Create a batch with a Chat and a BatchItem per row, all or nothing.
 
@@ -99,6 +101,8 @@ def create_batch_run(
             total_items=len(rows),
             source_filename=source_filename[:255],
             input_columns=input_columns,
+            judge_enabled=judge_enabled,
+            run_from=run_from,
             **chat_fields,
         )
         # Every chat inserted now gets a key above this one (SQLite: one writer at a
@@ -113,13 +117,108 @@ def create_batch_run(
         chat_pk = dict(Chat.objects.filter(pk__gt=before).values_list("chat_id", "pk").iterator())
         insert_rows(
             BatchItem,
-            varying=("chat", "position", "question", "referring_url", "row"),
+            varying=(
+                "chat",
+                "position",
+                "question",
+                "referring_url",
+                "row",
+                "expected_answer",
+                "expected_citation_url",
+            ),
             rows=(
-                (chat_pk[public], position, row.question, row.referring_url, row.columns)
+                (
+                    chat_pk[public],
+                    position,
+                    row.question,
+                    row.referring_url,
+                    row.columns,
+                    row.expected_answer,
+                    row.expected_citation_url,
+                )
                 for position, (row, public) in enumerate(zip(rows, row_chats, strict=True))
             ),
             constants={"batch": batch},
         )
+    return batch
+
+
+def run_again(
+    *,
+    batch: Batch,
+    uploader,
+    ai_provider: str,
+    model: str = "",
+    search_provider: str,
+    page_language: str,
+    apply_overrides: bool,
+    judge_enabled: bool | None = None,
+    name: str = "",
+) -> Batch:
+    """A new batch with the same rows as `batch` (questions, URLs, conversations, every
+    uploaded column and the expected answer and citation) and other settings; it
+    remembers `run_from=batch`, so compare aligns the two by row number.
+
+    Rows that shared a chat share one again. Raises ProviderNotConfigured like
+    create_batch_run; nothing is created then.
+    """
+    rows = [
+        ParsedRow(
+            question=item.question,
+            referring_url=item.referring_url,
+            # Every row gets its source chat as key: conversations stay together, in order.
+            chat_key=str(item.chat_id),
+            columns=item.row if isinstance(item.row, dict) else {},
+            expected_answer=item.expected_answer,
+            expected_citation_url=item.expected_citation_url,
+        )
+        for item in batch.items.order_by("position").only(
+            "question",
+            "referring_url",
+            "chat_id",
+            "row",
+            "expected_answer",
+            "expected_citation_url",
+        )
+    ]
+    with transaction.atomic():
+        new = create_batch_run(
+            uploader=uploader,
+            name=(name or "").strip() or f"{batch.name} (again)"[:200],
+            rows=rows,
+            ai_provider=ai_provider,
+            model=model,
+            search_provider=search_provider,
+            page_language=page_language,
+            apply_overrides=apply_overrides,
+            source_filename=batch.source_filename,
+            judge_enabled=batch.judge_enabled if judge_enabled is None else judge_enabled,
+            run_from=batch,
+        )
+        if batch.input_columns:  # the file's column order (row dicts lose it on jsonb)
+            new.input_columns = batch.input_columns
+            new.save(update_fields=["input_columns"])
+    return new
+
+
+DRAFT_MAX_AGE = timedelta(days=1)
+
+
+def save_upload_draft(*, owner, filename: str, data: bytes) -> UploadDraft:
+    """Keep an uploaded file for the column chooser (step 2 of the upload); drafts older
+    than DRAFT_MAX_AGE, anyone's, are deleted on the way."""
+    UploadDraft.objects.filter(created_at__lt=timezone.now() - DRAFT_MAX_AGE).delete()
+    return UploadDraft.objects.create(owner=owner, filename=filename[:255], data=data)
+
+
+def create_batch_from_draft(*, draft: UploadDraft, columns: ColumnChoice, **fields) -> Batch:
+    """Parse the kept file with the chosen columns, create the batch (create_batch_run's
+    keyword arguments in `fields`), delete the draft. Raises UploadError or
+    ProviderNotConfigured; the draft is kept then, for another try."""
+    parsed = parse_upload(data=bytes(draft.data), filename=draft.filename, columns=columns)
+    with transaction.atomic():
+        batch = create_batch_run(rows=parsed.rows, source_filename=draft.filename, **fields)
+        draft.delete()
     return batch
 
 

@@ -19,4 +19,13 @@ urlpatterns = [
     path("<int:pk>/retry/", views.batch_retry, name="retry"),
     path("<int:pk>/delete/", views.batch_delete, name="delete"),
     path("<int:pk>/download/<str:fmt>/", views.batch_download, name="download"),
+    path("<int:pk>/regrade/", views.batch_regrade, name="regrade"),
+    path("<int:pk>/run-again/", views.batch_run_again, name="run_again"),
+    path("<int:pk>/compare/", views.batch_compare_pick, name="compare_pick"),
+    path("<int:pk>/compare/<int:other>/", views.batch_compare, name="compare"),
+    path(
+        "<int:pk>/compare/<int:other>/download/<str:fmt>/",
+        views.batch_compare_download,
+        name="compare_download",
+    ),
 ]

@@ -24,12 +24,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batches import services
+from batches.compare import CHANGES, COMPARE_FORMATS, compare_batches, compare_response
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, export_response
-from batches.forms import BatchUploadForm
-from batches.ingest import UploadError
+from batches.forms import BatchUploadForm, ColumnsForm, RegradeForm, RunAgainForm
+from batches.grading import grade_summaries, regrade_batch
+from batches.ingest import ACCEPTED_QUESTION_HEADERS, UploadError
 from batches.models import Batch, BatchItem
 from batches.selectors import (
+    GRADE_FILTERS,
     GUARD_FILTERS,
     NOT_FOUND,
     ROW_SORTS,
@@ -91,6 +94,7 @@ def _list_context(request: HttpRequest) -> dict:
     page = paginator.get_page(request.GET.get("page"))
     batches = list(page.object_list)
     not_found_counts(batches)
+    _attach_grades(batches)
     next_url = reverse("batches:list")
     if page.number > 1:
         next_url += f"?page={page.number}"
@@ -113,8 +117,22 @@ def _render_list(request: HttpRequest, **extra) -> HttpResponse:
 def batch_page(request: HttpRequest) -> HttpResponse:
     """BatchPage: GET shows the form and the list; POST uploads a batch."""
     if request.method == "POST":
-        form = BatchUploadForm(request.POST, request.FILES)
-        batch = _create_from_form(request, form)
+        if "draft" in request.POST:
+            # Step 2: the column chooser posted back.
+            columns_form = ColumnsForm(request.POST, owner=request.user)
+            batch = _create_from_columns(request, columns_form)
+            if batch is None:
+                return _render_columns(request, columns_form, status=400)
+            form = BatchUploadForm()
+        else:
+            form = BatchUploadForm(
+                request.POST,
+                request.FILES,
+                choose_columns=request.POST.get("action") == "columns",
+            )
+            if form.is_valid() and form.needs_columns:
+                return _columns_step(request, form)
+            batch = _create_from_form(request, form)
         if request.htmx:
             context = {"form": BatchUploadForm() if batch else form, "created": batch}
             response = render(request, "batches/list.html#upload", context)
@@ -153,6 +171,57 @@ def _created_message(batch: Batch) -> str:
     }
 
 
+def _columns_step(request: HttpRequest, form: BatchUploadForm) -> HttpResponse:
+    """Keep the file on the server and show the column chooser with the first rows."""
+    upload = form.cleaned_data["file"]
+    draft = services.save_upload_draft(
+        owner=request.user, filename=upload.name or "", data=form.file_bytes
+    )
+    initial = {
+        key: request.POST.get(key, "")
+        for key in ("name", "ai_model", "search_provider", "page_language")
+    }
+    initial["apply_overrides"] = form.cleaned_data["apply_overrides"]
+    initial["judge_enabled"] = form.cleaned_data["judge_enabled"]
+    columns_form = ColumnsForm(owner=request.user, draft=draft, initial=initial)
+    return _render_columns(request, columns_form)
+
+
+def _render_columns(request: HttpRequest, form: ColumnsForm, *, status: int = 200):
+    # The accepted names, as in the upload hint and the "no question column" error.
+    context = {"form": form, "question_headers": ACCEPTED_QUESTION_HEADERS}
+    if request.htmx:
+        return render(request, "batches/columns.html#chooser", context)
+    return render(request, "batches/columns.html", context, status=status)
+
+
+def _create_from_columns(request: HttpRequest, form: ColumnsForm) -> Batch | None:
+    if not form.is_valid():
+        return None
+    provider, model = form.cleaned_data["ai_model"]
+    try:
+        return services.create_batch_from_draft(
+            draft=form.upload_draft,
+            columns=form.column_choice(),
+            uploader=request.user,
+            name=form.cleaned_data["name"],
+            ai_provider=provider,
+            model=model,
+            search_provider=form.cleaned_data["search_provider"],
+            page_language=form.cleaned_data["page_language"],
+            apply_overrides=form.cleaned_data["apply_overrides"],
+            judge_enabled=form.cleaned_data["judge_enabled"],
+        )
+    except UploadError as error:
+        form.add_error(
+            "question" if error.code in ("empty_question", "unknown_column") else None,
+            error.message,
+        )
+    except ProviderNotConfigured as error:
+        form.add_error("ai_model", str(error))
+    return None
+
+
 def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | None:
     if not form.is_valid():
         return None
@@ -169,6 +238,7 @@ def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | No
             page_language=form.cleaned_data["page_language"],
             apply_overrides=form.cleaned_data["apply_overrides"],
             source_filename=upload.name,
+            judge_enabled=form.cleaned_data["judge_enabled"],
         )
     except UploadError as error:
         form.add_error("file", error.message)
@@ -215,10 +285,14 @@ def _row_params(query: QueryDict, batch: Batch) -> dict:
     guard = query.get("guard") or ""
     if guard not in GUARD_FILTERS:
         guard = ""
+    grade = query.get("grade") or ""
+    if grade not in GRADE_FILTERS:
+        grade = ""
     available = _context_columns(batch)
     return {
         "status": status,
         "guard": guard,
+        "grade": grade,
         "q": (query.get("q") or "").strip()[:200],
         "sort": sort,
         "page": query.get("page") or "1",
@@ -240,7 +314,8 @@ def _context_columns(batch: Batch) -> list[str]:
 def _query_string(params: dict, **changes) -> str:
     """The rows table's query string with `changes` (None drops a key); defaults (first
     page, row order) are left out."""
-    values = {key: params[key] for key in ("status", "guard", "q", "sort", "page")} | changes
+    keys = ("status", "guard", "grade", "q", "sort", "page")
+    values = {key: params[key] for key in keys} | changes
     defaults = {"sort": "position", "page": "1"}
     pairs = [
         (key, value)
@@ -261,11 +336,12 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         batch,
         status=status or None,
         guard=params["guard"] or None,
+        grade=params["grade"] or None,
         query=params["q"],
         sort=params["sort"],
     )
     paginator = Paginator(items, DETAIL_PAGE_SIZE)
-    if not params["q"] and not params["guard"]:
+    if not (params["q"] or params["guard"] or params["grade"]):
         # The paginator's COUNT is known from the status counts: no extra query.
         all_rows = sum(counts[value] for value in BatchItem.Status.values)
         paginator.count = counts[status] if status else all_rows
@@ -299,6 +375,11 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         "sort_links": sort_links,
         "guard": params["guard"],
         "guard_filters": _guard_filters(batch, params),
+        "grade": params["grade"],
+        "grade_links": [
+            (value, label, _href(batch, params, grade=value or None, page=None))
+            for value, label in _grade_filter_labels()
+        ],
         "guard_all_href": _href(batch, params, guard=None, page=None),
         "rows_query": _query_string(params),
         "prev_href": prev_href,
@@ -342,6 +423,7 @@ def _progress_context(batch: Batch) -> dict:
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     context = _progress_context(batch) | _rows_context(request, batch, request.GET)
+    context |= _evaluation_context(request, batch, grade=context["params"]["grade"])
     context["uses_prompt"] = uses_prompt(batch.ai_provider)
     context["next_url"] = request.get_full_path()
     return render(request, "batches/detail.html", context)
@@ -377,6 +459,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     response = render(request, "batches/detail.html#progress", context)
     if not batch.is_active:
         response.status_code = HTMX_STOP_POLLING
+        _append_evaluation_oob(request, response, batch)
     return response
 
 
@@ -541,3 +624,178 @@ def batch_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponseBase:
         raise Http404
     batch = _get_batch_for_user(request, pk)
     return export_response(batch, fmt)
+
+
+# --- Evaluation: grades, regrade, run again, compare ----------------------------------------
+
+COMPARE_PAGE_SIZE = 50
+COMPARE_CHOICES = 50  # batches offered in the detail page's "compare with" list
+
+
+def _attach_grades(batches: list[Batch]) -> None:
+    """`batch.grades` (a GradeSummary) on each batch, in one query."""
+    summaries = grade_summaries(batch.pk for batch in batches)
+    for batch in batches:
+        batch.grades = summaries[batch.pk]
+
+
+def _grade_filter_labels() -> list[tuple[str, str]]:
+    return [
+        ("", _("All rows")),
+        ("failing_first", _("Failing first")),
+        ("failing", _("Failing")),
+        ("passing", _("Passing")),
+        ("ungraded", _("Not graded")),
+    ]
+
+
+def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> dict:
+    """The detail page's evaluation block: summary, grade filters, compare choices (two
+    queries)."""
+    _attach_grades([batch])
+    others = list(
+        batches_for(request.user)
+        .exclude(pk=batch.pk)
+        .only("pk", "name", "created_at", "run_from_id", "uploader")[:COMPARE_CHOICES]
+    )
+    default_other = batch.run_from_id or next(
+        (other.pk for other in others if other.run_from_id == batch.pk), None
+    )
+    return {
+        "grade": grade,
+        "grade_filters": _grade_filter_labels(),
+        "compare_choices": others,
+        "compare_default": default_other,
+        "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
+    }
+
+
+def _append_evaluation_oob(request: HttpRequest, response: HttpResponse, batch: Batch) -> None:
+    """A batch that just finished has its grades: swap the evaluation block in too."""
+    context = {
+        "batch": batch,
+        "next_url": batch.get_absolute_url(),
+        "oob": True,
+        **_evaluation_context(request, batch, grade=""),
+    }
+    response.write(render_to_string("batches/_evaluation.html", context, request=request))
+
+
+@login_required
+@require_POST
+def batch_regrade(request: HttpRequest, pk: int) -> HttpResponse:
+    """Grade the answered rows again (new expectations, judge on or off), answering nothing."""
+    batch = _get_batch_for_user(request, pk)
+    form = RegradeForm(request.POST)
+    judge = form.cleaned_data["judge_enabled"] if form.is_valid() else None
+    count = regrade_batch(batch=batch, judge_enabled=judge)
+    messages.success(
+        request,
+        ngettext(
+            "%(count)s answered row of “%(name)s” was graded again.",
+            "%(count)s answered rows of “%(name)s” were graded again.",
+            count,
+        )
+        % {"count": count, "name": batch.name},
+    )
+    return redirect(_next_url(request, batch.get_absolute_url()))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Run again with…": the same rows with other settings, as a new batch."""
+    batch = _get_batch_for_user(request, pk)
+    form = RunAgainForm(request.POST or None, batch=batch)
+    if request.method == "POST" and form.is_valid():
+        provider, model = form.cleaned_data["ai_model"]
+        try:
+            new = services.run_again(
+                batch=batch,
+                uploader=request.user,
+                name=form.cleaned_data["name"],
+                ai_provider=provider,
+                model=model,
+                search_provider=form.cleaned_data["search_provider"],
+                page_language=form.cleaned_data["page_language"],
+                apply_overrides=form.cleaned_data["apply_overrides"],
+                judge_enabled=form.cleaned_data["judge_enabled"],
+            )
+        except ProviderNotConfigured as error:
+            form.add_error("ai_model", str(error))
+        else:
+            messages.success(
+                request,
+                _(
+                    "Batch “%(name)s” was created from the rows of “%(source)s”. Start it when ready."
+                )
+                % {"name": new.name, "source": batch.name},
+            )
+            return redirect(new)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "batches/run_again.html", {"batch": batch, "form": form}, status=status)
+
+
+@login_required
+@require_GET
+def batch_compare_pick(request: HttpRequest, pk: int) -> HttpResponse:
+    """The detail page's "Compare with" form (GET ?other=ID) -> the compare page."""
+    batch = _get_batch_for_user(request, pk)
+    try:
+        other = int(request.GET.get("other", ""))
+    except ValueError:
+        messages.error(request, _("Choose a batch to compare with."))
+        return redirect(batch)
+    return redirect("batches:compare", pk=batch.pk, other=other)
+
+
+def _comparison(request: HttpRequest, pk: int, other: int):
+    a = _get_batch_for_user(request, pk)
+    b = _get_batch_for_user(request, other)
+    return compare_batches(a=a, b=b)
+
+
+@login_required
+@require_GET
+def batch_compare(request: HttpRequest, pk: int, other: int) -> HttpResponse:
+    """Two batches row by row: change classes, both answers side by side with a word diff."""
+    comparison = _comparison(request, pk, other)
+    change = request.GET.get("change") or ""
+    if change not in CHANGES:
+        change = ""
+    rows = [row for row in comparison.rows if not change or row.change == change]
+    page = Paginator(rows, COMPARE_PAGE_SIZE).get_page(request.GET.get("page"))
+    labels = change_labels()
+    filters = [("", _("All"), len(comparison.rows))] + [
+        (value, labels[value], comparison.summary[value]) for value in CHANGES
+    ]
+    context = {
+        "comparison": comparison,
+        "a": comparison.a,
+        "b": comparison.b,
+        "page": page,
+        "rows": list(page.object_list),
+        "change": change,
+        "filters": filters,
+        "labels": labels,
+    }
+    return render(request, "batches/compare.html", context)
+
+
+@login_required
+@require_GET
+def batch_compare_download(request: HttpRequest, pk: int, other: int, fmt: str):
+    if fmt not in COMPARE_FORMATS:
+        raise Http404
+    return compare_response(_comparison(request, pk, other), fmt)
+
+
+def change_labels() -> dict[str, str]:
+    return {
+        "same": _("Same"),
+        "changed": _("Changed"),
+        "improved": _("Improved"),
+        "regressed": _("Regressed"),
+        "only_in_a": _("Only in A"),
+        "only_in_b": _("Only in B"),
+    }

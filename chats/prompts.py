@@ -258,6 +258,12 @@ NOT_FOUND_PHRASES: dict[str, tuple[str, ...]] = {
         "i didn't find",
         "could not find the answer",
         "could not find any information",
+        "i cannot answer",
+        "i can't answer",
+        "i am unable to answer",
+        "i'm unable to answer",
+        "i don't have enough information",
+        "i do not have enough information",
     ),
     "fr": (
         "je n'ai pas trouvé cette information",  # the extractive answerer
@@ -267,6 +273,12 @@ NOT_FOUND_PHRASES: dict[str, tuple[str, ...]] = {
         "je n’ai trouvé aucune",
         "je ne trouve pas",
         "impossible de trouver",
+        "je n'ai pas pu trouver",
+        "je n’ai pas pu trouver",
+        "je ne sais pas",
+        "aucune information à ce sujet",
+        "aucune information sur",
+        "je ne peux pas répondre",
     ),
 }
 

@@ -22,6 +22,7 @@ from chats import aio
 from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
 from chats.guard import redacted_row
 from chats.guarding import guard_step
+from chats.judge import JUDGE_SYSTEM, JudgeVerdict, judge_messages, parse_judge_reply
 from chats.models import Chat, Interaction, PromptOverride
 from chats.prompts import build_messages, build_system_prompt, parse_answer
 from chats.providers import PROVIDERS, get_provider, provider_class
@@ -36,6 +37,7 @@ __all__ = [
     "Turn",
     "answer",
     "check_chat_settings",
+    "judge_answer",
     "process_message",
     "provider_choices",
     "redacted_row",
@@ -171,6 +173,34 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
             **guarded.fields(),
         }
     )
+
+
+# Providers that cannot judge: the extractive answerer only copies sentences from results.
+NON_JUDGING_PROVIDERS = frozenset({"extractive"})
+
+
+async def judge_answer(
+    *, ai_provider: str, model: str, question: str, expected_answer: str, answer: str
+) -> JudgeVerdict:
+    """Ask `ai_provider`'s `model` whether `answer` carries the ideas of `expected_answer`,
+    on the provider loop.
+
+    One provider call (the provider's retry policy and quota apply). Raises
+    ProviderNotConfigured, ProviderError (also for a provider that cannot judge) or
+    JudgeReplyError."""
+    if ai_provider in NON_JUDGING_PROVIDERS:
+        raise ProviderError(
+            f"The AI provider '{ai_provider}' cannot judge answers: choose a language model."
+        )
+    provider = get_provider(ai_provider)
+    messages = judge_messages(question=question, expected_answer=expected_answer, answer=answer)
+    request = GenerationRequest(
+        system=JUDGE_SYSTEM,
+        messages=messages,
+        question=messages[-1].content,
+        model=model or (provider.models() or [""])[0],
+    )
+    return parse_judge_reply((await provider.agenerate(request)).text)
 
 
 def store_answers(answers: Sequence[tuple[Chat, Answer]]) -> list[Interaction]:

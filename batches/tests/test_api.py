@@ -537,12 +537,12 @@ def test_list_and_status_cost_a_fixed_number_of_queries(
     batches = [BatchFactory(uploader=owner) for _ in range(count)]
     api.get("batch/list")  # the token's first use records last_used_at; measure after it
 
-    # token lookup, count, page, the page's guard counts (blocked/redacted rows)
-    with django_assert_max_num_queries(4):
+    # token lookup, count, page, the page's guard counts, its grade summaries
+    with django_assert_max_num_queries(5):
         response = api.get("batch/list", {"pageSize": 100})
     assert len(response.json()["batches"]) == count
-    # token lookup, batch, its guard counts
-    with django_assert_max_num_queries(3):
+    # token lookup, batch, its guard counts, its grade summary
+    with django_assert_max_num_queries(4):
         assert api.get("batch/status", {"batchId": batches[-1].pk}).status_code == 200
 
 

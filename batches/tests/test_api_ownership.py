@@ -60,8 +60,19 @@ BATCH_ROUTES = {
     "/api/batch/results": _batch_id_call("get", "batch/results", format="csv"),
     "/api/batch/results?format=json": _batch_id_call("get", "batch/results", format="json"),
     "/api/batch/results?format=xlsx": _batch_id_call("get", "batch/results", format="xlsx"),
+    "/api/batch/regrade": _batch_id_call("post", "batch/regrade"),
+    "/api/batch/run-again": _batch_id_call("post", "batch/run-again"),
+    # The other's batch as either side of a comparison.
+    "/api/batch/compare": lambda api, batch_id: api.get(
+        "batch/compare", {"batchId": batch_id, "otherBatchId": batch_id}
+    ),
 }
-OTHER_ROUTES = {"/api/batch/list", "/api/batch/create", "/api/providers"}
+OTHER_ROUTES = {
+    "/api/batch/list",
+    "/api/batch/create",
+    "/api/batch/preview",
+    "/api/providers",
+}
 
 
 def test_every_route_is_walked():
@@ -134,6 +145,6 @@ def test_the_owner_reaches_their_batch_through_every_route(owner, owners_batch):
         if route.endswith("/delete"):
             continue
         response = call(mine, owners_batch.pk)
-        # 200, or 409 where the batch's state forbids the action; never 404.
-        assert response.status_code in (200, 409), (route, response.content)
+        # 200 (201 for run-again), or 409 where the batch's state forbids the action; never 404.
+        assert response.status_code in (200, 201, 409), (route, response.content)
     assert mine.post("batch/delete", {"batchId": owners_batch.pk}).status_code == 200

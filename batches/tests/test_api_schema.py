@@ -68,7 +68,10 @@ def test_create_documents_both_upload_forms():
     body = SCHEMA["paths"]["/api/batch/create"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
     assert body["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
-    assert "rows" in body["application/json"]["schema"]["required"]
+    # `rows` (JSON) or `file` (multipart) is required unless `uploadId` names a previewed file.
+    assert "rows" in body["application/json"]["schema"]["properties"]
+    assert "uploadId" in body["application/json"]["schema"]["properties"]
+    assert "columns" in body["multipart/form-data"]["schema"]["properties"]
 
 
 @pytest.mark.django_db

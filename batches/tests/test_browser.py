@@ -190,7 +190,7 @@ def test_english_flow_upload_start_chat_download_and_bad_file(page, site):
     page.goto(f"{site}/batches/")
     page.set_input_files(
         "#id_file",
-        files=[{"name": "notes.csv", "mimeType": "text/csv", "buffer": b"title,body\nHi,There\n"}],
+        files=[{"name": "notes.csv", "mimeType": "text/csv", "buffer": b"question,body\n,There\n"}],
     )
     page.click("#batch-upload button[type=submit]")
     error = page.locator("#id_file_error")

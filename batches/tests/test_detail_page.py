@@ -361,7 +361,9 @@ def test_upload_form_hint_names_the_columns_the_error_names(owner_client):
             "page_language": "en",
         },
     )
-    assert ACCEPTED_QUESTION_HEADERS in response.text.split('id="id_file_error"')[1]
+    # A file without such a column opens the column chooser, which names them too.
+    assert "Choose the columns" in response.text
+    assert ACCEPTED_QUESTION_HEADERS in response.text
 
 
 def test_upload_form_explains_the_local_index(owner_client, settings, tmp_path):
@@ -380,14 +382,25 @@ def test_upload_form_and_errors_in_french(owner_client):
     response = owner_client.post(
         LIST_URL,
         {
-            "file": io.BytesIO(b"titre\nx\n"),
+            "file": upload,
             "ai_model": "extractive::extractive",
             "search_provider": "none",
             "page_language": "fr",
         },
     )
     error = response.text.split('id="id_file_error"')[1].split("</p>")[0]
-    assert "Aucune colonne de questions" in error and "Colonnes trouvées" in error
+    assert "vide.csv est vide" in error
+    # A file without a question column opens the column chooser, in French too.
+    chooser = owner_client.post(
+        LIST_URL,
+        {
+            "file": io.BytesIO(b"titre\nx\n"),
+            "ai_model": "extractive::extractive",
+            "search_provider": "none",
+            "page_language": "fr",
+        },
+    ).text
+    assert "Aucune colonne" in chooser
 
 
 def test_state_errors_reach_the_page_in_french(owner_client, owner):

@@ -165,7 +165,7 @@ def test_upload_with_htmx_returns_fresh_form_and_list_out_of_band(owner_client, 
 
 
 def test_bad_file_shows_parser_message_next_to_file_field(owner_client):
-    response = owner_client.post(LIST_URL, upload_data(csv_file("title,body\nHello,World\n")), **HX)
+    response = owner_client.post(LIST_URL, upload_data(csv_file("question,body\n,World\n")), **HX)
     assert response.status_code == 200
     body = response.content.decode()
     assert 'aria-invalid="true"' in body

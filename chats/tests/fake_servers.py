@@ -15,7 +15,10 @@ Endpoints (all answer deterministically):
 Each accepts ``"stream": true`` (SSE). The answer echoes the last user message and cites
 the first URL of the system prompt (with the title on the ``[1] ...`` line) in the tag
 format of ``chats.prompts``. A model named ``missing...`` answers 404 model not found.
-A question containing ``[no-tags]`` gets a plain answer without tags.
+A question containing ``[no-tags]`` gets a plain answer without tags. A judge request
+(``chats.judge``: ``<expected>`` and ``<answer>`` blocks) gets a JSON verdict: the expected
+answer's words of 4+ letters are the key ideas, "pass" when the answer has them all; an
+expected answer containing ``[malformed]`` gets a reply that is not JSON.
 """
 
 from __future__ import annotations
@@ -303,6 +306,8 @@ def compose_answer(system: str, messages: list[dict[str, Any]]) -> str:
     """The fake model's answer: echoes the question and cites the first URL of `system`."""
     questions = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
     question = questions[-1] if questions else ""
+    if "<expected>" in question and "<answer>" in question:
+        return _judge_reply(question)
     turn = len(questions)
     body = f"Fake answer (turn {turn}) to: {question}"
     if "[no-tags]" in question:
@@ -314,6 +319,25 @@ def compose_answer(system: str, messages: list[dict[str, Any]]) -> str:
     return (
         f"<answer>{body}</answer>"
         f"<citation-url>{url}</citation-url><citation-title>{title}</citation-title>"
+    )
+
+
+def _judge_reply(content: str) -> str:
+    expected = content.split("<expected>", 1)[1].split("</expected>", 1)[0]
+    answer = content.split("<answer>", 1)[1].split("</answer>", 1)[0].lower()
+    if "[malformed]" in expected:
+        return "I think the answer is mostly fine."
+    ideas = list(dict.fromkeys(w for w in re.findall(r"\w{4,}", expected.lower())))
+    found = [idea for idea in ideas if idea in answer]
+    missing = [idea for idea in ideas if idea not in answer]
+    verdict = "fail" if missing else "pass"
+    return json.dumps(
+        {
+            "verdict": verdict,
+            "found": found,
+            "missing": missing,
+            "reason": f"{len(found)} ideas found.",
+        }
     )
 
 

@@ -28,6 +28,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, stream_csv
+from batches.grading import grade_summary, summary_text
 from batches.ingest import UploadError, parse_upload_file
 from batches.models import Batch
 from batches.services import (
@@ -238,6 +239,9 @@ class Command(BaseCommand):
             f"{batch.processed_items:,} done, {batch.failed_items:,} failed, "
             f"{batch.remaining:,} left of {batch.total_items:,} in {_duration(elapsed)}."
         )
+        grades = summary_text(grade_summary(batch))
+        if grades:
+            self.stdout.write(f"Grades: {grades}.")
         self.stdout.write(f"Results: {out_path}")
         if interrupted:
             raise CommandError(

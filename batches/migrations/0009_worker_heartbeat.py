@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('batches', '0007_batch_throttle'),
+        ('batches', '0008_batch_throttle'),
     ]
 
     operations = [

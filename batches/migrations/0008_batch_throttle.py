@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('batches', '0006_item_chat_position_index'),
+        ("batches", "0007_evaluation"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='batch',
-            name='throttle',
+            model_name="batch",
+            name="throttle",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

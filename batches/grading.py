@@ -1,0 +1,338 @@
+"""Evaluation graders: each row's answer against the row's expected answer and citation.
+
+Pure functions first (one per grader), then the services that grade BatchItems and save
+the grades with one bulk_update.
+
+- citation match: the cited URL equals the expected one once both are normalised
+  (`normalise_url`: scheme, host case, `www.`, default port, trailing slash, query and
+  fragment ignored); None when the row expects no citation.
+- answer similarity: ROUGE-L F1 over words, 0..1 (`answer_similarity`): the longest
+  common subsequence of the two word sequences (lower-cased, punctuation dropped), as
+  precision against the answer and recall against the expected answer, combined by their
+  harmonic mean. Word order counts, repeated words count once per occurrence; 1.0 means
+  the same words in the same order. The LCS is rapidfuzz's `LCSseq` (C++, linear memory),
+  so grading stays cheap inside the engine's grouped writer. None when the row expects no
+  answer.
+- answer found: the answer is not a "not found" / refusal reply (`chats.prompts.is_not_found`,
+  the extractive answerer's and the prompt's wording, English and French).
+- AI judge (optional, per batch): `chats.services.judge_answer`, verdict pass/fail with the
+  key ideas found and missing; "error" (no verdict) when the call or its reply fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db.models import Avg, Count, Q
+from django.utils import timezone
+from rapidfuzz.distance import LCSseq
+
+from batches.models import Batch, BatchItem, JudgeVerdict
+from chats import aio
+from chats.judge import JudgeReplyError
+from chats.prompts import is_not_found
+from chats.services import ProviderError, ProviderNotConfigured, judge_answer
+
+logger = logging.getLogger(__name__)
+
+GRADE_FIELDS = (
+    "citation_match",
+    "answer_similarity",
+    "answer_found",
+    "judge_verdict",
+    "judge_notes",
+    "graded_at",
+)
+GRADE_CHUNK = 500
+_WORD = re.compile(r"\w+", re.UNICODE)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+# --- Pure graders ---------------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    """`host/path` of `url` for comparison: scheme, host case, a leading `www.`, the
+    default port, a trailing slash, the query and the fragment do not count. Text that is
+    not an http(s) URL is only trimmed and lower-cased."""
+    text = (url or "").strip()
+    if not text:
+        return ""
+    if "://" not in text and not text.startswith("//"):
+        text = "//" + text  # "www.canada.ca/x" is a URL without its scheme
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return (url or "").strip().lower()
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    if port and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return f"{host}{path}"
+
+
+def citation_match(cited: str, expected: str) -> bool | None:
+    if not (expected or "").strip():
+        return None
+    return bool(cited) and normalise_url(cited) == normalise_url(expected)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall((text or "").lower())
+
+
+def answer_similarity(answer: str, expected: str) -> float | None:
+    """ROUGE-L F1 between the answer and the expected answer, in words (module docstring)."""
+    reference = _words(expected)
+    if not reference:
+        return None
+    candidate = _words(answer)
+    if not candidate:
+        return 0.0
+    common = LCSseq.similarity(candidate, reference)
+    if not common:
+        return 0.0
+    precision, recall = common / len(candidate), common / len(reference)
+    return round(2 * precision * recall / (precision + recall), 4)
+
+
+def answer_found(answer: str, language: str) -> bool:
+    return not is_not_found(answer, language)
+
+
+# --- Services -------------------------------------------------------------------------------
+
+
+async def judge(*, item: BatchItem, answer: str) -> tuple[str, str]:
+    """(verdict, notes) of the AI judge for one row's `answer`: one provider call through
+    the chat pipeline's provider (its retry policy and quota), on the provider loop; never
+    raising. The engine awaits it beside the answer; re-grading gathers many."""
+    chat = item.chat
+    try:
+        verdict = await judge_answer(
+            ai_provider=chat.ai_provider,
+            model=chat.model,
+            question=item.question,
+            expected_answer=item.expected_answer,
+            answer=answer,
+        )
+    except (ProviderError, ProviderNotConfigured, JudgeReplyError) as exc:
+        return JudgeVerdict.ERROR, str(exc)[:2000]
+    return verdict.verdict, verdict.notes[:4000]
+
+
+def wants_judge(item: BatchItem, answer: str) -> bool:
+    """Whether the judge has something to grade: an expected answer and an answer."""
+    return bool(item.expected_answer.strip() and answer.strip())
+
+
+def grade_item(item: BatchItem) -> bool:
+    """Set the local grades of one row in memory (item.interaction and item.chat loaded);
+    the judge's fields are cleared. Returns whether the judge can grade this row."""
+    interaction = item.interaction
+    item.graded_at = timezone.now()
+    item.judge_verdict, item.judge_notes = "", ""
+    if interaction is None:
+        item.citation_match = item.answer_similarity = item.answer_found = None
+        return False
+    item.citation_match = citation_match(interaction.citation_url, item.expected_citation_url)
+    item.answer_similarity = answer_similarity(interaction.answer, item.expected_answer)
+    item.answer_found = answer_found(interaction.answer, item.chat.page_language)
+    return wants_judge(item, interaction.answer)
+
+
+def grade_items(
+    *, items: Sequence[BatchItem], verdicts: dict[int, tuple[str, str]] | None = None
+) -> int:
+    """Grade `items` (with `interaction` and `chat` loaded, e.g. select_related) and save
+    the grades with one bulk_update. With `verdicts` (the engine's, judged beside the
+    answers: item pk -> (verdict, notes)) those are the judge's grades; without, the AI
+    judge runs here for items of batches that enable it (one query to know which), up to
+    BATCH_CONCURRENCY calls at once on the provider loop. Returns the number of items
+    graded. Call it outside the provider loop."""
+    if not items:
+        return 0
+    if verdicts is not None:
+        for item in items:
+            grade_item(item)
+            item.judge_verdict, item.judge_notes = verdicts.get(item.pk, ("", ""))
+    else:
+        batch_ids = {item.batch_id for item in items}
+        judged = set(
+            Batch.objects.filter(pk__in=batch_ids, judge_enabled=True).values_list("pk", flat=True)
+        )
+        to_judge = [item for item in items if grade_item(item) and item.batch_id in judged]
+        if to_judge:
+            found = aio.run(_judge_all(to_judge))
+            for item, (verdict, notes) in zip(to_judge, found, strict=True):
+                item.judge_verdict, item.judge_notes = verdict, notes
+    BatchItem.objects.bulk_update(items, GRADE_FIELDS, batch_size=GRADE_CHUNK)
+    return len(items)
+
+
+async def _judge_all(items: Sequence[BatchItem]) -> list[tuple[str, str]]:
+    slots = asyncio.Semaphore(max(1, int(settings.BATCH_CONCURRENCY)))
+
+    async def one(item: BatchItem) -> tuple[str, str]:
+        async with slots:
+            return await judge(item=item, answer=item.interaction.answer)
+
+    return await asyncio.gather(*(one(item) for item in items))
+
+
+def _gradable(batch_id: int):
+    return (
+        BatchItem.objects.filter(batch_id=batch_id, status=BatchItem.Status.DONE)
+        .select_related("chat", "interaction")
+        .order_by("position")
+    )
+
+
+def grade_finished_items(*, batch_id: int) -> int:
+    """Grade the batch's answered rows that have no grades yet, in chunks; the engine calls
+    this after a slice (rows graded by the grouped writer are not graded twice)."""
+    total = 0
+    while chunk := list(_gradable(batch_id).filter(graded_at__isnull=True)[:GRADE_CHUNK]):
+        total += grade_items(items=chunk)
+    return total
+
+
+def regrade_batch(*, batch: Batch, judge_enabled: bool | None = None) -> int:
+    """Grade every answered row of `batch` again (new expectations, the judge switched on
+    or off with `judge_enabled`) without answering anything again. Returns the number of
+    rows graded."""
+    if judge_enabled is not None and judge_enabled != batch.judge_enabled:
+        batch.judge_enabled = judge_enabled
+        Batch.objects.filter(pk=batch.pk).update(judge_enabled=judge_enabled)
+    total = 0
+    last = -1
+    while chunk := list(_gradable(batch.pk).filter(position__gt=last)[:GRADE_CHUNK]):
+        total += grade_items(items=chunk)
+        last = chunk[-1].position
+    # Rows that lost their answer (retried and now failed) lose their grades too.
+    batch.items.exclude(status=BatchItem.Status.DONE).exclude(graded_at__isnull=True).update(
+        citation_match=None,
+        answer_similarity=None,
+        answer_found=None,
+        judge_verdict="",
+        judge_notes="",
+        graded_at=None,
+    )
+    return total
+
+
+# --- Summaries ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradeSummary:
+    """A batch's grades: each rate with the number of rows it is computed over."""
+
+    citation_checked: int = 0
+    citation_matched: int = 0
+    similarity_count: int = 0
+    similarity_mean: float | None = None
+    found_checked: int = 0
+    found: int = 0
+    judged: int = 0
+    judge_passed: int = 0
+
+    @staticmethod
+    def _rate(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
+    @property
+    def citation_match_rate(self) -> float | None:
+        return self._rate(self.citation_matched, self.citation_checked)
+
+    @property
+    def answer_found_rate(self) -> float | None:
+        return self._rate(self.found, self.found_checked)
+
+    @property
+    def judge_pass_rate(self) -> float | None:
+        return self._rate(self.judge_passed, self.judged)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.citation_checked or self.similarity_count or self.found_checked)
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "citation_match_rate": self.citation_match_rate,
+            "citation_checked": self.citation_checked,
+            "mean_similarity": self.similarity_mean,
+            "similarity_count": self.similarity_count,
+            "answer_found_rate": self.answer_found_rate,
+            "found_checked": self.found_checked,
+            "judge_pass_rate": self.judge_pass_rate,
+            "judged": self.judged,
+        }
+
+
+EMPTY_SUMMARY = GradeSummary()
+
+
+def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
+    """GradeSummary per batch id, in one query (batches without rows get EMPTY_SUMMARY)."""
+    ids = list(batch_ids)
+    if not ids:
+        return {}
+    rows = (
+        BatchItem.objects.filter(batch_id__in=ids)
+        .order_by()
+        .values("batch_id")
+        .annotate(
+            citation_checked=Count("id", filter=Q(citation_match__isnull=False)),
+            citation_matched=Count("id", filter=Q(citation_match=True)),
+            similarity_count=Count("id", filter=Q(answer_similarity__isnull=False)),
+            similarity_mean=Avg("answer_similarity"),
+            found_checked=Count("id", filter=Q(answer_found__isnull=False)),
+            found=Count("id", filter=Q(answer_found=True)),
+            judged=Count("id", filter=Q(judge_verdict__in=(JudgeVerdict.PASS, JudgeVerdict.FAIL))),
+            judge_passed=Count("id", filter=Q(judge_verdict=JudgeVerdict.PASS)),
+        )
+    )
+    summaries = dict.fromkeys(ids, EMPTY_SUMMARY)
+    for row in rows:
+        batch_id = row.pop("batch_id")
+        mean = row.pop("similarity_mean")
+        summaries[batch_id] = GradeSummary(
+            **row, similarity_mean=round(mean, 4) if mean is not None else None
+        )
+    return summaries
+
+
+def summary_text(summary: GradeSummary) -> str:
+    """One line for the command line: each rate with its count of rows (English)."""
+    parts = []
+    if summary.citation_checked:
+        parts.append(
+            f"citation match {summary.citation_match_rate:.0%} "
+            f"({summary.citation_matched}/{summary.citation_checked})"
+        )
+    if summary.similarity_count:
+        parts.append(
+            f"mean similarity {summary.similarity_mean:.2f} ({summary.similarity_count} rows)"
+        )
+    if summary.found_checked:
+        parts.append(
+            f"answers found {summary.answer_found_rate:.0%} "
+            f"({summary.found}/{summary.found_checked})"
+        )
+    if summary.judged:
+        parts.append(
+            f"judge pass {summary.judge_pass_rate:.0%} ({summary.judge_passed}/{summary.judged})"
+        )
+    return ", ".join(parts)
+
+
+def grade_summary(batch: Batch) -> GradeSummary:
+    return grade_summaries([batch.pk])[batch.pk]

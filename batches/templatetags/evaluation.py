@@ -1,0 +1,64 @@
+"""Evaluation display helpers: word diffs and grades. Every text is escaped here; only
+the <del>/<ins> markup this module writes is trusted."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+
+from batches.compare import diff_sides
+
+register = template.Library()
+
+
+def _side(pieces: list[tuple[bool, str]], tag: str) -> SafeString:
+    """One side of a diff, its changed words in <tag> (the spaces before a word stay
+    outside the mark); every text escaped."""
+    parts = []
+    for changed, text in pieces:
+        if not changed:
+            parts.append(conditional_escape(text))
+            continue
+        words = text.lstrip()
+        parts.append(format_html("{}<{}>{}</{}>", text[: len(text) - len(words)], tag, words, tag))
+    return mark_safe("".join(parts))  # noqa: S308 - every piece above is escaped
+
+
+@register.simple_tag
+def diff_pair(a: str, b: str) -> dict[str, SafeString]:
+    """`{% diff_pair a b as diff %}` then `{{ diff.a }}` / `{{ diff.b }}`: the two texts
+    side by side, words only in `a` struck out (<del>), words only in `b` marked (<ins>)."""
+    side_a, side_b = diff_sides(a or "", b or "")
+    return {"a": _side(side_a, "del"), "b": _side(side_b, "ins")}
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{round(value * 100)} %"
+
+
+@register.filter
+def score(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f}"
+
+
+@register.simple_tag
+def grade_mark(value: bool | None) -> str:
+    """✓ / ✗ / — with a text for screen readers."""
+    if value is None:
+        return format_html(
+            '<span title="{0}">—<span class="visually-hidden">{0}</span></span>', _("not graded")
+        )
+    if value:
+        return format_html(
+            '<span class="grade-ok">✓<span class="visually-hidden"> {}</span></span>', _("yes")
+        )
+    return format_html(
+        '<span class="grade-bad">✗<span class="visually-hidden"> {}</span></span>', _("no")
+    )
