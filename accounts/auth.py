@@ -13,6 +13,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from accounts.services import user_for_token
+from accounts.throttle import check_token_throttle, record_bad_token
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -38,7 +39,12 @@ class TokenAuth(HttpBearer):
         return self.authenticate(request, token)
 
     def authenticate(self, request: HttpRequest, token: str):
-        return user_for_token(raw=token.strip())
+        raw = token.strip()
+        check_token_throttle(request, raw)  # raises TooManyBadTokens (429)
+        user = user_for_token(raw=raw)
+        if user is None:
+            record_bad_token(request, raw)
+        return user
 
 
 class SessionCsrfAuth(APIKeyCookie):

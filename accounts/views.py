@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -52,3 +54,17 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     revoke_api_token(token=token)
     messages.success(request, _("The token “%(name)s” was revoked.") % {"name": token.name})
     return redirect("accounts:tokens")
+
+
+def login_locked_out(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
+    """django-axes' answer to a login while locked out (AXES_LOCKOUT_CALLABLE): the login
+    page with the reason and how long it lasts, status 429."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    message = _(
+        "Too many failed logins for this account or from this address. Logging in is "
+        "blocked for %(minutes)s minutes after the last failed attempt; try again later, or "
+        "ask an administrator to unlock it."
+    ) % {"minutes": minutes}
+    form = AuthenticationForm(request)
+    context = {"form": form, "locked_out": message}
+    return render(request, "registration/login.html", context, status=429)

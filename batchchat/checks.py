@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
@@ -20,9 +21,44 @@ def _is_public_host(host: str) -> bool:
         return True  # a name (or "*") that others can reach
 
 
+def bind_host(bind: str) -> str:
+    """The host part of a `BIND` address as runserver reads it: `0.0.0.0:8000`,
+    `[::]:8000`, `0:8000` (runserver's 0.0.0.0), `8000` (a port alone: 127.0.0.1)."""
+    bind = bind.strip()
+    if not bind or bind.isdigit():
+        return "127.0.0.1"
+    if bind.startswith("["):
+        return bind[1 : bind.find("]")] if "]" in bind else bind
+    host = bind.rpartition(":")[0] if bind.count(":") == 1 else bind
+    return "0.0.0.0" if host in ("", "0") else host
+
+
+def _is_public_bind(bind: str) -> bool:
+    """Whether a server bound there is reachable from other machines: any address but a
+    loopback one (0.0.0.0 and :: listen on every interface)."""
+    host = bind_host(bind).lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name that resolves elsewhere
+
+
 @register(Tags.security)
 def check_production_settings(app_configs, **kwargs) -> list[Error]:
     errors = []
+    bind = os.environ.get("BIND", "")
+    if settings.DEBUG and bind and _is_public_bind(bind):
+        errors.append(
+            Error(
+                f"DJANGO_DEBUG is on while BIND={bind} serves other machines: debug pages "
+                "would show settings and code to anyone who can reach it.",
+                hint="Set DJANGO_DEBUG=0 (with DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS), "
+                "or bind to 127.0.0.1.",
+                id="batchchat.E003",
+            )
+        )
     public = [h for h in settings.ALLOWED_HOSTS if _is_public_host(h)]
     if settings.DEBUG and public:
         errors.append(

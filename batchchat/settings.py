@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -22,21 +23,49 @@ def env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
+    """A yes/no variable; anything but the words below stops the app naming it (a typo
+    such as `DJANGO_DEBUG=flase` must not silently mean one or the other)."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={os.environ[name]!r} is not a yes/no value: use 1 or 0 (also true/false, "
+        "yes/no, on/off)."
+    )
 
 
 def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.strip() else default
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value.replace("_", ""))
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={os.environ[name]!r} is not a whole number (e.g. {default})."
+        ) from None
 
 
 def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "")
-    return float(value) if value.strip() else default
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):  # NaN, infinities
+        raise ImproperlyConfigured(f"{name}={os.environ[name]!r} is not a number (e.g. {default}).")
+    return number
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -93,6 +122,9 @@ INSTALLED_APPS = [
     "chats",
     "batches",
     "accounts",
+    # Login brute-force protection (see "Brute force" below).
+    "axes",
+    "csp",
     # django-ninja (the HTTP API); installed as an app so /api/docs serves its own static
     # Swagger UI files instead of loading them from a CDN.
     "ninja",
@@ -102,12 +134,18 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # Before anything reads the body (CSRF parses multipart): a body over the upload
+    # limit is refused on its Content-Length.
+    "batchchat.middleware.RequestSizeLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "batchchat.urls"
@@ -164,6 +202,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Brute force -------------------------------------------------------------------------
+# Logins (the login page and the admin's): django-axes counts failures per account and
+# per address in the database; LOGIN_FAILURE_LIMIT failures lock that account, or that
+# address, out for LOGIN_LOCKOUT_MINUTES (counted from the last failure). Unlock early
+# with `manage.py axes_reset_username NAME` or `axes_reset_ip ADDRESS`. The address is
+# REMOTE_ADDR: behind a reverse proxy, have the proxy set it (e.g. gunicorn's
+# --forwarded-allow-ips), or every client shares the proxy's address.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
+AXES_VERBOSE = False
+# API tokens (accounts/throttle.py): per address and per token prefix, in the cache.
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
+API_TOKEN_LOCKOUT_MINUTES = env_int("API_TOKEN_LOCKOUT_MINUTES", 15)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/batches/"
 LOGOUT_REDIRECT_URL = "login"
@@ -188,6 +247,35 @@ SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS in production (all off by default: a plain-HTTP set-up would otherwise redirect
+# forever). Behind a proxy that ends TLS, DJANGO_SECURE_PROXY_SSL_HEADER=1 trusts its
+# X-Forwarded-Proto header (only when the proxy sets it and clients cannot reach the app
+# directly).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp), always on: scripts and styles only from the app's
+# own static files (htmx is vendored; no inline script or style anywhere, and htmx's own
+# indicator <style> and eval are switched off in base.html), nothing framed, forms post
+# only here. Pico CSS draws its icons with data: images.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOGGING = {
     "version": 1,
@@ -202,6 +290,8 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},  # the HTTP client inside openai/anthropic SDKs
         "openai": {"level": "WARNING"},
         "anthropic": {"level": "WARNING"},
+        # django-axes logs every login at INFO; failures and lock-outs are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -218,6 +308,10 @@ BATCH_PARALLEL_SLICES = env_int("BATCH_PARALLEL_SLICES", 2)
 # A row whose provider stays overloaded (429/5xx after the pipeline's own retries) rests
 # and is tried again, up to this many attempts, before it fails.
 BATCH_ROW_MAX_ATTEMPTS = env_int("BATCH_ROW_MAX_ATTEMPTS", 3)
+# Admission of the slices callers start (API process-for-duration, the pages' inline
+# driver), per server process: see batches/admission.py.
+MAX_SLICES_PER_USER = env_int("MAX_SLICES_PER_USER", 4)
+MAX_CONCURRENT_SLICES = env_int("MAX_CONCURRENT_SLICES", 8)
 
 # --- Celery (only when a broker is configured; otherwise the inline runner) -------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
@@ -243,6 +337,9 @@ WORKER_POLL_SECONDS = env_float("WORKER_POLL_SECONDS", 1.0)
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 # A worker not heard from for this long is dead: the pages drive batches again.
 WORKER_HEARTBEAT_TIMEOUT = env_float("WORKER_HEARTBEAT_TIMEOUT", 3 * WORKER_HEARTBEAT_SECONDS)
+# Health checks and scrapers call the app directly over HTTP: never redirect them to HTTPS
+# (DJANGO_SECURE_SSL_REDIRECT).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is off (404).
 METRICS_TOKEN = env("METRICS_TOKEN")
 # The provider latency histogram covers the answers of this many last seconds.

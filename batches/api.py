@@ -8,7 +8,6 @@ a typed schema. Every error, including unexpected ones and unknown paths, is JSO
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from functools import wraps
@@ -23,7 +22,9 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from accounts.auth import SessionCsrfAuth, TokenAuth
+from accounts.throttle import TooManyBadTokens
 from batches import services
+from batches.admission import SliceRefused, slice_admission
 from batches.api_schemas import (
     BatchIdIn,
     BatchIdQuery,
@@ -53,17 +54,20 @@ from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.grading import grade_summaries, grade_summary, regrade_batch
 from batches.ingest import (
+    BAD_CHARACTERS,
     PREVIEW_ROWS,
     ColumnChoice,
+    JsonBodyError,
     ParsedRow,
     UploadError,
+    clean_filename,
     parse_upload,
     parse_upload_file,
+    read_json_body,
     read_upload_bytes,
-    rows_from_records,
 )
 from batches.models import Batch, UploadDraft
-from batches.selectors import batches_for, guard_counts_for, worker_alive
+from batches.selectors import batches_for, guard_counts_for, may_act_on, worker_alive
 from chats.services import ProviderNotConfigured, provider_choices, search_choices
 
 logger = logging.getLogger(__name__)
@@ -81,6 +85,11 @@ INLINE_START_MESSAGE = (
     "(or start the background worker, manage.py run_worker, or configure CELERY_BROKER_URL)."
 )
 
+STAFF_READ_ONLY = (
+    "Staff may read every batch, but only its owner (or a superuser) may start, process, "
+    "cancel, retry or delete it."
+)
+
 ERROR_CODES = {
     400: "bad_request",
     401: "not_authenticated",
@@ -91,6 +100,7 @@ ERROR_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "unprocessable",
+    429: "too_many_requests",
     500: "server_error",
 }
 
@@ -152,8 +162,11 @@ def _signed_in(view):
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
-        if request.user.is_authenticated or TokenAuth()(request) is not None:
-            return view(request, *args, **kwargs)
+        try:
+            if request.user.is_authenticated or TokenAuth()(request) is not None:
+                return view(request, *args, **kwargs)
+        except TooManyBadTokens as exc:
+            return _too_many_bad_tokens(exc)
         return error_response(
             401, "Log in, or send your API token (Authorization: Bearer <token>)."
         )
@@ -219,6 +232,24 @@ def _on_state_error(request: HttpRequest, exc: services.BatchStateError) -> Http
     return error_response(409, str(exc), code="conflict")
 
 
+def _too_many_bad_tokens(exc: TooManyBadTokens) -> HttpResponse:
+    response = error_response(429, str(exc), code="too_many_attempts")
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(TooManyBadTokens)
+def _on_too_many_bad_tokens(request: HttpRequest, exc: TooManyBadTokens) -> HttpResponse:
+    return _too_many_bad_tokens(exc)
+
+
+@api.exception_handler(SliceRefused)
+def _on_slice_refused(request: HttpRequest, exc: SliceRefused) -> HttpResponse:
+    response = error_response(exc.status, exc.message, code=exc.code)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @api.exception_handler(UploadError)
 def _on_upload_error(request: HttpRequest, exc: UploadError) -> HttpResponse:
     status = 413 if exc.code == "too_large" else 422
@@ -267,11 +298,15 @@ def _server_error_response() -> JsonResponse:
 # --- Helpers ------------------------------------------------------------------------------
 
 
-def _batch_for(request: HttpRequest, batch_id: int) -> Batch:
+def _batch_for(request: HttpRequest, batch_id: int, *, act: bool = False) -> Batch:
+    """The batch when the caller may see it (404 otherwise); with `act`, 403 when they may
+    see it but not change it (staff on another user's batch, see may_act_on)."""
     batch = batches_for(request.auth).filter(pk=batch_id).first()
     if batch is None:
         # The same answer whether the batch does not exist or belongs to someone else.
         raise ApiError(404, f"No batch with batchId {batch_id}.")
+    if act and not may_act_on(request.auth, batch):
+        raise ApiError(403, STAFF_READ_ONLY, code="forbidden")
     return batch
 
 
@@ -329,6 +364,23 @@ def _draft_for(request: HttpRequest, upload_id: int) -> UploadDraft:
     return draft
 
 
+def _check_characters(data: dict[str, Any]) -> None:
+    """422 naming the field when a text field holds what no database stores (NUL, an
+    unpaired surrogate); rows are checked by the parser, with their row and column."""
+    bad = {
+        key: ["Remove the NUL character or unpaired surrogate: it cannot be stored."]
+        for key, value in data.items()
+        if isinstance(value, str) and BAD_CHARACTERS.search(value)
+    }
+    if bad:
+        raise ApiError(
+            422,
+            f"Check these fields: {', '.join(bad)}. They hold characters that cannot be stored.",
+            code="bad_characters",
+            fields=bad,
+        )
+
+
 def _read_create_request(
     request: HttpRequest,
 ) -> tuple[CreateFields, list[ParsedRow], str, UploadDraft | None]:
@@ -336,6 +388,7 @@ def _read_create_request(
     the file name and that upload, from multipart or JSON."""
     if request.content_type == "multipart/form-data":
         data = {key: request.POST.get(key) for key in request.POST}
+        _check_characters(data)
         fields = _validated_fields(CreateFields, data)
         if fields.upload_id is not None:
             draft = _draft_for(request, fields.upload_id)
@@ -348,23 +401,21 @@ def _read_create_request(
                 code="invalid_fields",
                 fields={"file": ["Choose a CSV or XLSX file."]},
             )
-        filename = upload.name or ""
+        filename = clean_filename(upload.name or "")
         parsed = parse_upload_file(file=upload, filename=filename, columns=_column_choice(fields))
         return fields, parsed.rows, filename, None
     if request.content_type in ("application/json", ""):
         try:
-            body = json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(
-                400, "The request body is not valid JSON: send a JSON object.", code="bad_json"
-            ) from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "Send a JSON object with `rows`.", code="bad_json")
-        if "uploadId" in body and "rows" not in body:
+            # Rows are checked (and counted) while the body is read, not after.
+            body, read_rows = read_json_body(request.body)
+        except JsonBodyError as exc:
+            raise ApiError(400, str(exc), code="bad_json") from None
+        _check_characters(body)
+        if "uploadId" in body and read_rows is None:
             fields = _validated_fields(CreateFields, body)
             draft = _draft_for(request, fields.upload_id)
             return fields, [], draft.filename, draft
-        if "rows" not in body:
+        if read_rows is None:
             raise ApiError(
                 400,
                 "Give the questions as `rows` (a list of objects with a `question`), or "
@@ -372,8 +423,8 @@ def _read_create_request(
                 code="invalid_fields",
                 fields={"rows": ["Field required"]},
             )
-        fields = _validated_fields(CreateFields, {k: v for k, v in body.items() if k != "rows"})
-        return fields, rows_from_records(body["rows"], columns=_column_choice(fields)), "", None
+        fields = _validated_fields(CreateFields, body)
+        return fields, read_rows(_column_choice(fields)), "", None
     raise ApiError(
         415,
         f"Unsupported content type '{request.content_type}': send multipart/form-data with "
@@ -451,19 +502,23 @@ def create(request: HttpRequest):
 
 @router.post(
     "/process-for-duration",
-    response={200: ProcessOut, **_response_docs(*COMMON_ERRORS, 409)},
+    response={200: ProcessOut, **_response_docs(*COMMON_ERRORS, 409, 429)},
     summary="Process rows for a while (this drives the inline runner)",
 )
 def process_for_duration(request: HttpRequest, payload: ProcessIn):
     """Works on the batch for `seconds` (default BATCH_SLICE_SECONDS, at most 60), then
     answers with its progress; call again while `remaining` > 0. Safe to call from several
-    clients at once. A cancelled or failed batch answers 409: start it first."""
-    batch = _batch_for(request, payload.batch_id)
+    clients at once. A cancelled or failed batch answers 409: start it first. A second call
+    on the same batch while yours runs answers 409 (`slice_running`); more than
+    MAX_SLICES_PER_USER of your slices, or MAX_CONCURRENT_SLICES on the server, answer 429
+    with Retry-After."""
+    batch = _batch_for(request, payload.batch_id, act=True)
     seconds = payload.seconds or settings.BATCH_SLICE_SECONDS
     seconds = min(seconds, MAX_SLICE_SECONDS) if math.isfinite(seconds) else MAX_SLICE_SECONDS
-    result = run_slice(
-        batch_id=batch.pk, seconds=seconds, runner="api", concurrency=payload.concurrency
-    )
+    with slice_admission(user=request.auth, batch_id=batch.pk):
+        result = run_slice(
+            batch_id=batch.pk, seconds=seconds, runner="api", concurrency=payload.concurrency
+        )
     batch.refresh_from_db()
     return ProcessOut.of(
         batch, remaining=result.remaining, slice_done=result.done, slice_failed=result.failed
@@ -476,7 +531,7 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
     summary="Queue a batch (uploaded, cancelled or failed); Celery processes it",
 )
 def start(request: HttpRequest, payload: BatchIdIn):
-    batch = services.start_batch(batch=_batch_for(request, payload.batch_id))
+    batch = services.start_batch(batch=_batch_for(request, payload.batch_id, act=True))
     mode = services.runner_mode()
     if mode == "inline" and worker_alive():
         mode, message = "worker", WORKER_START_MESSAGE
@@ -493,7 +548,7 @@ def start(request: HttpRequest, payload: BatchIdIn):
     summary="Cancel a batch: pending rows are cancelled, rows in flight finish",
 )
 def cancel(request: HttpRequest, payload: BatchIdIn):
-    return BatchOut.of(services.cancel_batch(batch=_batch_for(request, payload.batch_id)))
+    return BatchOut.of(services.cancel_batch(batch=_batch_for(request, payload.batch_id, act=True)))
 
 
 @router.post(
@@ -502,7 +557,7 @@ def cancel(request: HttpRequest, payload: BatchIdIn):
     summary="Put failed and cancelled rows back to pending; the batch back to queued",
 )
 def retry_failed(request: HttpRequest, payload: BatchIdIn):
-    return BatchOut.of(services.retry_failed(batch=_batch_for(request, payload.batch_id)))
+    return BatchOut.of(services.retry_failed(batch=_batch_for(request, payload.batch_id, act=True)))
 
 
 @router.post(
@@ -511,7 +566,7 @@ def retry_failed(request: HttpRequest, payload: BatchIdIn):
     summary="Delete a batch, its rows and the chats that belong only to it",
 )
 def delete(request: HttpRequest, payload: BatchIdIn):
-    batch = _batch_for(request, payload.batch_id)
+    batch = _batch_for(request, payload.batch_id, act=True)
     batch_id = batch.pk
     services.delete_batch(batch=batch)
     return DeletedOut(batch_id=batch_id, deleted=True)

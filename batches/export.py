@@ -18,8 +18,9 @@ Decisions (also in the README, "Results files"):
   order the headers were first seen. A row lacking a column gets an empty cell (null in
   JSON).
 - CSV and XLSX neutralise formula injection: a text cell starting with `=`, `+`, `-`,
-  `@`, tab or carriage return gets a leading `'`, so a spreadsheet shows the text instead
-  of running it. JSON carries the values untouched (typed: numbers, null).
+  `@`, tab or carriage return, also after leading whitespace, a no-break space, a line
+  feed or a BOM, gets a leading `'`, so a spreadsheet shows the text instead of running
+  it. JSON carries the values untouched (typed: numbers, null).
 - XLSX cannot hold some control characters or more than 32,767 characters per cell:
   those characters are dropped and longer texts cut.
 
@@ -91,6 +92,12 @@ STREAM_CHUNK = 64 * 1024
 XLSX_SPOOL_BYTES = 4 * 1024 * 1024
 XLSX_MAX_CELL_CHARS = 32_767
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Characters a spreadsheet skips before a formula: Unicode whitespace (space, no-break
+# space, line feed, ...), the BOM and zero-width characters.
+IGNORED_LEADING = (
+    "".join(chr(c) for c in range(0x3000 + 1) if chr(c).isspace())
+    + "\ufeff\u200b\u200c\u200d\u2060"
+)
 
 
 # --- Rows -------------------------------------------------------------------------------
@@ -188,8 +195,16 @@ def _text(value: Any) -> str:
 
 
 def neutralise_formula(text: str) -> str:
-    """Prefix `'` to text a spreadsheet would run as a formula (OWASP CSV injection)."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    """Prefix `'` to text a spreadsheet would run as a formula (OWASP CSV injection).
+
+    Spreadsheets skip leading blanks before a formula (`" =1+1"`, a no-break space, a
+    line feed, a BOM), so the check looks past them."""
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    stripped = text.lstrip(IGNORED_LEADING)
+    if len(stripped) != len(text) and stripped.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
 
 
 def _csv_cell(value: Any) -> Any:

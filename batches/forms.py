@@ -14,6 +14,7 @@ from batches.ingest import (
     ColumnChoice,
     ParsedUpload,
     UploadError,
+    clean_filename,
     parse_upload,
     read_upload_bytes,
 )
@@ -142,6 +143,7 @@ class BatchUploadForm(forms.Form):
         """Parse the whole file; with `choose_columns`, or when no question column is
         found, read only a preview and set `needs_columns` (the view shows the chooser)."""
         upload = self.cleaned_data["file"]
+        upload.name = clean_filename(upload.name or "")
         try:
             # The parser's message names the problem (and the row or column): shown
             # verbatim next to the field.

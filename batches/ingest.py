@@ -34,7 +34,17 @@ Rules, in the order they are applied:
    be exported to XLSX) refuses the file, naming row and column; in a CSV this is nearly
    always an unclosed double quote swallowing the rest of the file. A referring URL
    longer than 2,048 characters (the database column) refuses the file too.
-9. At most `settings.MAX_BATCH_ITEMS` questions; the message gives the limit and the count.
+9. At most `settings.MAX_BATCH_ITEMS` questions: reading stops at the first question over
+   the limit (a huge file is refused as fast as a small one), and the message gives the
+   limit.
+10. Text that no database can store is refused, naming row and column: a NUL character
+    (U+0000, PostgreSQL's text and jsonb refuse it) or an unpaired surrogate (U+D800 to
+    U+DFFF, not encodable as UTF-8), in a cell or a header.
+11. XLSX is a ZIP, and a small ZIP can unpack to gigabytes. Before openpyxl reads anything,
+    every part's declared size and its actual size (decompressed as a stream, never
+    whole) are held to the bounds below (`XLSX_*`); the shared-string table (which
+    openpyxl loads whole) and the first worksheet's cells are counted in the same pass.
+    So any file the size limit allows is parsed in a few seconds and about 200 MB.
 
 Every refusal is one UploadError with a stable `code` and a message for a person.
 """
@@ -44,13 +54,15 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from django.conf import settings
 from django.utils.translation import gettext, gettext_noop, ngettext
@@ -74,14 +86,27 @@ MAX_URL_CHARS = 2_048  # BatchItem.referring_url
 # Wider files are refused: a real question sheet has a handful of columns, and a header
 # of millions of empty cells would only cost time and memory.
 MAX_COLUMNS = 500
+# Excel's row limit. Blank rows are skipped, not counted as questions, but each costs time
+# to read: a 20 MB CSV holds 19 million empty lines.
+MAX_RECORDS = 1_048_576
 DELIMITERS = ",;\t"
 # Never occurs in accepted text (NUL bytes are refused as binary), so a one-column CSV
 # keeps commas inside its questions.
 NO_SPLIT = "\x00"
 SNIFF_CHARS = 16_384
 READ_CHUNK = 1024 * 1024
-# openpyxl inflates the sheet XML; a tiny ZIP can unpack to gigabytes (zip bomb).
-XLSX_MAX_INFLATION = 25
+# XLSX bounds (rule 11). openpyxl costs 10 to 20 microseconds per cell on a 2-core machine
+# and keeps every shared string in memory, so the counts matter more than the bytes:
+# 200,000 cells is 10,000 rows of 20 columns, 2 to 4 s (bench/bench_upload_limits.py).
+XLSX_MAX_PARTS = 1_000  # files inside the ZIP; a workbook has a few dozen
+XLSX_MAX_PART_BYTES = 64 * 1024 * 1024  # a worksheet or the shared-string table
+XLSX_MAX_XML_PART_BYTES = 4 * 1024 * 1024  # other XML parts, which openpyxl parses whole
+XLSX_MAX_TOTAL_BYTES = 128 * 1024 * 1024  # all parts together
+XLSX_MAX_CELLS = 200_000  # cells of the first worksheet, empty styled ones included
+XLSX_MAX_SHARED_STRINGS = 100_000  # openpyxl: about 9 microseconds each, all kept
+# Text no database stores (rule 10): NUL, and unpaired surrogates (a str holds one only
+# when it came from a JSON escape or a lenient decoder).
+BAD_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 
 SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (
@@ -228,6 +253,12 @@ def parse_upload(
     return _parse_csv(data, filename, options)
 
 
+def clean_filename(name: str) -> str:
+    """An uploaded file's name without characters no database stores (rule 10): the name
+    is only a label, so it is cleaned rather than refused."""
+    return BAD_CHARACTERS.sub("", name)
+
+
 @dataclass(frozen=True)
 class _Options:
     columns: ColumnChoice = AUTO
@@ -266,50 +297,261 @@ def read_upload_bytes(*, file: BinaryIO) -> bytes:
 def rows_from_records(records: object, *, columns: ColumnChoice = AUTO) -> list[ParsedRow]:
     """Rows of the JSON API: a list of objects with at least a question (or an alias).
 
-    Same aliases, blank-row and empty-question rules and limits as a file; values become
-    text. Errors name the entry by its 0-based index (`rows[3]`).
+    Same aliases, blank-row and empty-question rules and limits as a file (columns per row
+    and in all, cell size, URL length, characters, rows); values become text. Errors name
+    the entry by its 0-based index (`rows[3]`).
     """
     if not isinstance(records, list):
         raise UploadError("`rows` must be a list of objects.", code="not_a_list")
-    # Roles are resolved per record (JSON objects may differ in their keys); a role chosen
-    # by name must be present in every record.
-    choice = columns
-    rows: list[ParsedRow] = []
+    builder = _RecordRows(columns=columns)
     for index, record in enumerate(records):
+        builder.add(index, record)
+    return builder.finish()
+
+
+class JsonBodyError(ValueError):
+    """A request body that is not the JSON object the API expects (HTTP 400)."""
+
+
+def read_json_body(body: bytes) -> tuple[dict[str, Any], Callable[[ColumnChoice], list] | None]:
+    """The fields of a JSON create request, and a reader of its `rows`, checked while
+    they are read.
+
+    `json.loads` would build every entry before anything could be counted (a 20 MB body
+    of a million tiny rows is about 700 MB of objects); here the top-level object is
+    walked by hand and the entries of `rows` are decoded one at a time and counted (keys
+    per entry, distinct keys, rows): reading stops at the first entry over a limit. Rows
+    are built (rows_from_records' rules) by the returned reader, given the column choice
+    that the fields name (`columns` may come after `rows` in the body). Returns (other
+    fields, the rows' reader or None when there is no `rows`).
+    """
+    try:
+        text = body.decode(json.detect_encoding(body)) if body else ""
+    except (UnicodeDecodeError, LookupError):
+        raise JsonBodyError("The request body is not valid JSON: send a JSON object.") from None
+    text = text.lstrip("\ufeff")
+    try:
+        return _walk_body(text)
+    except RecursionError:
+        raise JsonBodyError("The request body is nested too deeply to be read.") from None
+    except (ValueError, IndexError) as exc:
+        if isinstance(exc, JsonBodyError | UploadError):
+            raise
+        raise JsonBodyError("The request body is not valid JSON: send a JSON object.") from None
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _TooManyKeys(Exception):
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
+def _bounded_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Any object, nested ones too: a row of 100,000 keys is refused as soon as it is read.
+    if len(pairs) > MAX_COLUMNS:
+        raise _TooManyKeys(len(pairs))
+    return dict(pairs)
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_bounded_object)
+
+
+def _skip(text: str, index: int) -> int:
+    return _WHITESPACE.match(text, index).end()
+
+
+def _walk_body(text: str) -> tuple[dict[str, Any], Callable[[ColumnChoice], list] | None]:
+    index = _skip(text, 0)
+    if text[index : index + 1] != "{":
+        raise JsonBodyError("Send a JSON object with `rows`.")
+    fields: dict[str, Any] = {}
+    reader: Callable[[ColumnChoice], list] | None = None
+    index = _skip(text, index + 1)
+    if text[index] == "}":
+        index += 1
+    else:
+        while True:
+            if text[index] != '"':
+                raise ValueError("expected a key")
+            key, index = _DECODER.raw_decode(text, index)
+            index = _skip(text, index)
+            if text[index] != ":":
+                raise ValueError("expected ':'")
+            index = _skip(text, index + 1)
+            if key == "rows" and text[index] == "[":
+                start = index
+                index = _read_rows(text, start, _RowCounter())
+                reader = functools.partial(_rows_at, text, start)
+            else:
+                try:
+                    value, index = _DECODER.raw_decode(text, index)
+                except _TooManyKeys as exc:
+                    if key == "rows":
+                        raise _too_wide(exc.count, "rows") from None
+                    raise JsonBodyError(f"`{key}` has {exc.count:,} keys.") from None
+                if key == "rows":
+                    reader = functools.partial(_records_rows, value)
+                else:
+                    fields[key] = value
+            index = _skip(text, index)
+            if text[index] == ",":
+                index = _skip(text, index + 1)
+                continue
+            if text[index] != "}":
+                raise ValueError("expected ',' or '}'")
+            index += 1
+            break
+    if _skip(text, index) != len(text):
+        raise ValueError("extra data after the object")
+    return fields, reader
+
+
+def _records_rows(records: object, columns: ColumnChoice) -> list[ParsedRow]:
+    return rows_from_records(records, columns=columns)
+
+
+def _rows_at(text: str, start: int, columns: ColumnChoice) -> list[ParsedRow]:
+    builder = _RecordRows(columns=columns)
+    _read_rows(text, start, builder)
+    return builder.finish()
+
+
+class _RowCounter:
+    """The first pass over `rows`: entries, keys and rows counted, nothing kept."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, None] = {}
+        self.rows = 0
+        self.limit = settings.MAX_BATCH_ITEMS
+
+    def add(self, index: int, record: object) -> None:
+        label = f"rows[{index}]"
+        if not isinstance(record, dict):
+            return  # the second pass says what is wrong with it
+        for key in record:
+            if key not in self.keys:
+                self.keys[key] = None
+                if len(self.keys) > MAX_COLUMNS:
+                    raise UploadError(
+                        f"{label}: the entries use more than {MAX_COLUMNS:,} different keys "
+                        f'(a new one: "{_printable(str(key))[:100]}"); each key becomes a '
+                        f"column, and at most {MAX_COLUMNS:,} columns are accepted.",
+                        code="too_many_columns",
+                        row=index,
+                        column=_printable(str(key)),
+                    )
+        if any(str(value).strip() for value in record.values() if value is not None):
+            self.rows += 1
+            if self.rows > self.limit:  # refused whatever follows: stop reading
+                raise UploadError(
+                    f"`rows` has more than {self.limit:,} questions; the limit is "
+                    f"{self.limit:,} per batch. Split them into several batches.",
+                    code="too_many_rows",
+                    row=index,
+                )
+
+
+def _read_rows(text: str, index: int, builder) -> int:
+    """Decode the entries of the `rows` array at `index` one at a time into `builder`;
+    returns the index after the array."""
+    index = _skip(text, index + 1)
+    if text[index] == "]":
+        return index + 1
+    number = 0
+    while True:
+        try:
+            record, index = _DECODER.raw_decode(text, index)
+        except _TooManyKeys as exc:
+            raise _too_wide(exc.count, f"rows[{number}]", row=number) from None
+        builder.add(number, record)
+        number += 1
+        index = _skip(text, index)
+        if text[index] == ",":
+            index = _skip(text, index + 1)
+            continue
+        if text[index] != "]":
+            raise ValueError("expected ',' or ']'")
+        return index + 1
+
+
+def _too_wide(count: int, label: str, *, row: int | None = None) -> UploadError:
+    return UploadError(
+        f"{label} has an object of {count:,} keys; at most {MAX_COLUMNS:,} columns are accepted.",
+        code="too_many_columns",
+        row=row,
+    )
+
+
+class _RecordRows:
+    """JSON entries checked one by one as they arrive; `finish` gives the rows. Roles are
+    resolved per record (JSON objects may differ in their keys); a role chosen by name
+    must be present in every record."""
+
+    def __init__(self, *, columns: ColumnChoice = AUTO) -> None:
+        self.choice = columns
+        self.rows: list[ParsedRow] = []
+        self.keys: dict[str, None] = {}  # distinct keys of all entries: the export's columns
+        self.limit = settings.MAX_BATCH_ITEMS
+
+    def add(self, index: int, record: object) -> None:
+        label = f"rows[{index}]"
         if not isinstance(record, dict):
             raise UploadError(
-                f"rows[{index}] is {type(record).__name__}, not an object with a question.",
+                f"{label} is {type(record).__name__}, not an object with a question.",
                 code="not_an_object",
                 row=index,
             )
+        if len(record) > MAX_COLUMNS:  # counted before any value is converted
+            raise _too_wide(len(record), label, row=index)
+        for key in record:
+            if key not in self.keys:
+                self.keys[key] = None
+                if len(self.keys) > MAX_COLUMNS:
+                    raise UploadError(
+                        f"{label}: the entries use more than {MAX_COLUMNS:,} different keys "
+                        f'(a new one: "{_printable(str(key))[:100]}"); each key becomes a '
+                        f"column, and at most {MAX_COLUMNS:,} columns are accepted.",
+                        code="too_many_columns",
+                        row=index,
+                        column=_printable(str(key)),
+                    )
         columns = {str(key): _json_text(value) for key, value in record.items()}
-        roles = choice.resolve(list(columns))
+        roles = self.choice.resolve(list(columns))
         question_key = roles["question"]
         if question_key is None:
             raise UploadError(
-                f"rows[{index}] has no question; give it a `question` field "
+                f"{label} has no question; give it a `question` field "
                 f"(or one of: {ACCEPTED_QUESTION_HEADERS}).",
                 code="missing_question",
                 row=index,
             )
-        _check_cells(columns, row_label=f"rows[{index}]", row=index)
+        _check_cells(columns, row_label=label, row=index)
         if not any(value.strip() for value in columns.values()):
-            continue
+            return
         question = columns[question_key].strip()
         if not question:
             raise UploadError(
-                f"rows[{index}] has an empty question but other fields are filled.",
+                f"{label} has an empty question but other fields are filled.",
                 code="empty_question",
                 row=index,
             )
+        if len(self.rows) >= self.limit:  # refused whatever follows: stop reading
+            raise UploadError(
+                f"`rows` has more than {self.limit:,} questions; the limit is "
+                f"{self.limit:,} per batch. Split them into several batches.",
+                code="too_many_rows",
+                row=index,
+            )
         headers = list(columns)
-        rows.append(
-            _make_row(question, columns, headers, roles, row_label=f"rows[{index}]", row=index)
-        )
-    if not rows:
-        raise UploadError("`rows` holds no questions.", code="empty")
-    _check_count(len(rows))
-    return rows
+        self.rows.append(_make_row(question, columns, headers, roles, row_label=label, row=index))
+
+    def finish(self) -> list[ParsedRow]:
+        if not self.rows:
+            raise UploadError("`rows` holds no questions.", code="empty")
+        return self.rows
 
 
 # --- CSV --------------------------------------------------------------------------------
@@ -425,25 +667,18 @@ def _numbered(reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
 
 
 def _parse_xlsx(data: bytes, filename: str, options: _Options) -> ParsedUpload:
+    """1. ZIP bounds (rule 11) before openpyxl opens anything; 2. the first worksheet."""
     from openpyxl import load_workbook  # heavy import, only needed for workbooks
 
+    _check_zip_directory(data, filename)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = set(archive.namelist())
-        unpacked = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _damaged(filename, gettext("the ZIP container is broken or truncated")) from exc
     if "xl/workbook.xml" not in names:
         raise _not_tabular(filename, _zip_kind(archive, names))
-    if unpacked > XLSX_MAX_INFLATION * max(settings.MAX_UPLOAD_BYTES, len(data)):
-        raise UploadError(
-            gettext(
-                "%(file)s unpacks to %(size)s, far more than a workbook of "
-                "questions needs. Save it as CSV, or split it."
-            )
-            % {"file": _name(filename), "size": _size(unpacked)},
-            code="too_large",
-        )
+    cells = _check_xlsx_parts(archive, filename)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises a zoo of types (KeyError, XML, zip) on bad input
@@ -452,6 +687,16 @@ def _parse_xlsx(data: bytes, filename: str, options: _Options) -> ParsedUpload:
         if not workbook.worksheets:
             raise UploadError(f"{_name(filename)} has no worksheet.", code="empty")
         sheet = workbook.worksheets[0]
+        path = str(getattr(sheet, "_worksheet_path", "")).lstrip("/")
+        # Should the sheet's part not be found by name, the largest count stands for it.
+        count = cells.get(path, max(cells.values(), default=0))
+        if count > XLSX_MAX_CELLS:
+            raise UploadError(
+                f"The first worksheet of {_name(filename)} has {count:,} cells; at most "
+                f"{XLSX_MAX_CELLS:,} are read from a workbook (10,000 rows of 20 columns). "
+                "Delete unused rows and columns, or save it as CSV.",
+                code="too_large",
+            )
         # Trust the cells, not the sheet's stated size: a bogus <dimension> such as
         # A1:XFD1048576 would otherwise pad every row to 16,384 cells.
         sheet.reset_dimensions()
@@ -465,6 +710,104 @@ def _parse_xlsx(data: bytes, filename: str, options: _Options) -> ParsedUpload:
         return parsed
     finally:
         workbook.close()
+
+
+def _check_zip_directory(data: bytes, filename: str) -> None:
+    """Refuse a ZIP of more than XLSX_MAX_PARTS files before zipfile builds an object per
+    file: the count is in the end-of-central-directory record (0xFFFF: ZIP64, which no
+    workbook of questions needs)."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if end < 0 or len(data) < end + 22:
+        return  # zipfile says what is wrong with it
+    entries = int.from_bytes(data[end + 10 : end + 12], "little")
+    if entries > XLSX_MAX_PARTS:
+        raise UploadError(
+            f"{_name(filename)} holds {entries:,} files; a workbook has a few dozen (at most "
+            f"{XLSX_MAX_PARTS:,} are accepted). Save it as CSV.",
+            code="too_large",
+        )
+
+
+# An element's start tag, with or without a namespace prefix: <c r="A1">, <x:c>, <si/>.
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,30}:)?c[\s/>]")
+_STRING_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,30}:)?si[\s/>]")
+_TAG_OVERLAP = 40  # longer than any tag above, so a tag cut between two chunks is found
+
+
+def _check_xlsx_parts(archive: zipfile.ZipFile, filename: str) -> dict[str, int]:
+    """Rule 11: every part's declared and actual size within its bound, shared strings
+    counted; returns the cell count of every part that is a worksheet.
+
+    Parts are decompressed as a stream, chunk by chunk, so a part that lies about its size
+    costs at most its bound. Which bound: worksheets and the shared-string table are read
+    as streams by openpyxl (XLSX_MAX_PART_BYTES); other XML parts are parsed whole
+    (XLSX_MAX_XML_PART_BYTES); binary parts (images) are never read but count towards
+    XLSX_MAX_TOTAL_BYTES.
+    """
+    infos = archive.infolist()
+    declared = sum(info.file_size for info in infos)
+    if declared > XLSX_MAX_TOTAL_BYTES:
+        raise _unpacks_too_much(filename, XLSX_MAX_TOTAL_BYTES)
+    for info in infos:  # every declared size first: a lie is refused unread
+        if info.file_size > _part_bound(info.filename):
+            raise _unpacks_too_much(filename, _part_bound(info.filename), part=info.filename)
+    cells: dict[str, int] = {}
+    strings = total = 0
+    for info in infos:
+        bound = _part_bound(info.filename)
+        is_xml = info.filename.lower().endswith((".xml", ".rels", ".vml"))
+        size = part_cells = part_strings = 0
+        tail = b""
+        try:
+            with archive.open(info) as stream:
+                while chunk := stream.read(READ_CHUNK):
+                    size += len(chunk)
+                    if size > bound:
+                        raise _unpacks_too_much(filename, bound, part=info.filename)
+                    if total + size > XLSX_MAX_TOTAL_BYTES:
+                        raise _unpacks_too_much(filename, XLSX_MAX_TOTAL_BYTES)
+                    if not is_xml:
+                        continue
+                    window = tail + chunk
+                    cut = max(len(window) - _TAG_OVERLAP, 0)
+                    part_cells += sum(1 for m in _CELL_TAG.finditer(window) if m.start() < cut)
+                    part_strings += sum(1 for m in _STRING_TAG.finditer(window) if m.start() < cut)
+                    tail = window[cut:]
+        except UploadError:
+            raise
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
+            raise _damaged(filename, f"part {info.filename}: {_reason(exc)}") from exc
+        part_cells += len(_CELL_TAG.findall(tail))
+        part_strings += len(_STRING_TAG.findall(tail))
+        total += size
+        strings += part_strings
+        if strings > XLSX_MAX_SHARED_STRINGS:
+            raise UploadError(
+                f"{_name(filename)} holds more than {XLSX_MAX_SHARED_STRINGS:,} different "
+                "texts; a workbook of questions needs far fewer. Save it as CSV, or split it.",
+                code="too_large",
+            )
+        if part_cells:
+            cells[info.filename] = part_cells
+    return cells
+
+
+def _part_bound(name: str) -> int:
+    lowered = name.lower()
+    if not lowered.endswith((".xml", ".rels", ".vml")):
+        return XLSX_MAX_PART_BYTES
+    if lowered.startswith("xl/worksheets/") or "sharedstrings" in lowered:
+        return XLSX_MAX_PART_BYTES
+    return XLSX_MAX_XML_PART_BYTES
+
+
+def _unpacks_too_much(filename: str, bound: int, *, part: str = "") -> UploadError:
+    where = f"its part {part}" if part else "it"
+    return UploadError(
+        f"{_name(filename)} unpacks to far more than a workbook of questions needs: {where} "
+        f"unpacks to more than {_size(bound)}. Save it as CSV, or split it.",
+        code="too_large",
+    )
 
 
 def _xlsx_rows(sheet) -> Iterator[tuple[int, list[str]]]:
@@ -539,6 +882,11 @@ def _build(
     while not header_cells[-1].strip():  # trailing empty cells: spreadsheet padding
         header_cells.pop()
     _check_width(len(header_cells), row=1)
+    _check_characters(
+        {f"column {i}": cell for i, cell in enumerate(header_cells, start=1)},
+        row_label="Row 1 (the header)",
+        row=1,
+    )
     headers = _unique_headers(header_cells)
     taken = set(headers)
     named = {i for i, cell in enumerate(header_cells) if cell.strip()}
@@ -573,6 +921,12 @@ def _build(
     empty_question_rows: list[int] = []
     skipped = count = 0
     for number, cells in records:
+        if number > MAX_RECORDS:
+            raise UploadError(
+                f"{_name(filename)} has more than {MAX_RECORDS:,} rows, blank ones included: "
+                "more than a spreadsheet holds. Delete the empty rows at its end.",
+                code="too_many_rows",
+            )
         if not any(map(str.strip, cells)):
             skipped += 1
             continue
@@ -592,21 +946,27 @@ def _build(
         question = cells[question_index].strip() if question_index < len(cells) else ""
         if not question:
             empty_question_rows.append(number)
+            if count + len(empty_question_rows) > limit:
+                break  # refused whatever follows: stop reading
             continue
         count += 1
-        if count <= limit and not empty_question_rows:  # past that, only count
+        if count > limit:
+            break  # refused whatever follows: stop reading (a 20 MB CSV is 10M rows)
+        if not empty_question_rows:
             rows.append(
                 _make_row(question, columns, headers, roles, row_label=f"Row {number}", row=number)
             )
     if empty_question_rows:
-        raise _empty_question(empty_question_rows, question_key, fmt)
+        raise _empty_question(
+            empty_question_rows, question_key, fmt, more=count + len(empty_question_rows) > limit
+        )
     if not count:
         raise UploadError(
             gettext("%(file)s has a header row but no questions below it.")
             % {"file": _name(filename)},
             code="header_only",
         )
-    _check_count(count)
+    _check_count(count, what=_name(filename))
     if len(headers) > header_count:  # a later row grew the header: earlier rows catch up
         for row in rows:
             for header in headers[header_count:]:
@@ -734,7 +1094,35 @@ def _check_width(columns: int, *, row: int) -> None:
         )
 
 
+def _check_characters(columns: dict[str, str], *, row_label: str, row: int) -> None:
+    """Rule 10: no NUL and no unpaired surrogate, in a cell or a header."""
+    for column, value in columns.items():
+        for where, text in (("cell", value), ("column name", column)):
+            found = BAD_CHARACTERS.search(text)
+            if found is None:
+                continue
+            char = found.group()
+            what = (
+                "a NUL character (U+0000)"
+                if char == "\x00"
+                else f"an unpaired surrogate (U+{ord(char):04X}), which is not a character"
+            )
+            raise UploadError(
+                f'{row_label}, column "{_printable(column)}": the {where} holds {what} at '
+                f"position {found.start() + 1:,}; text with it cannot be stored. Remove it.",
+                code="bad_characters",
+                row=row,
+                column=_printable(column),
+            )
+
+
+def _printable(text: str) -> str:
+    return BAD_CHARACTERS.sub("\ufffd", text)
+
+
 def _check_cells(columns: dict[str, str], *, row_label: str, row: int) -> None:
+    if any(BAD_CHARACTERS.search(key) or BAD_CHARACTERS.search(v) for key, v in columns.items()):
+        _check_characters(columns, row_label=row_label, row=row)
     if max(map(len, columns.values()), default=0) <= MAX_CELL_CHARS:
         return
     for column, value in columns.items():
@@ -760,15 +1148,16 @@ def _check_cells(columns: dict[str, str], *, row_label: str, row: int) -> None:
             )
 
 
-def _check_count(count: int) -> None:
+def _check_count(count: int, *, what: str = "The file") -> None:
+    """Readers stop at the first question over the limit, so the count is not known."""
     limit = settings.MAX_BATCH_ITEMS
     if count > limit:
         raise UploadError(
             gettext(
-                "The file has %(count)s questions; the limit is %(limit)s per batch. "
-                "Split it into several batches."
+                "%(what)s has more than %(limit)s questions; the limit is %(limit)s per "
+                "batch. Split it into several batches."
             )
-            % {"count": f"{count:,}", "limit": f"{limit:,}"},
+            % {"what": what, "limit": f"{limit:,}"},
             code="too_many_rows",
         )
 
@@ -786,9 +1175,13 @@ def _check_size(size: int) -> None:
         )
 
 
-def _empty_question(numbers: list[int], question_key: str, fmt: str) -> UploadError:
+def _empty_question(
+    numbers: list[int], question_key: str, fmt: str, *, more: bool = False
+) -> UploadError:
     shown = ", ".join(str(n) for n in numbers[:5])
-    if len(numbers) > 5:
+    if more:  # reading stopped at the row limit
+        shown += gettext(" and more")
+    elif len(numbers) > 5:
         shown += gettext(" and %(count)s more") % {"count": f"{len(numbers) - 5:,}"}
     elif len(numbers) > 1:
         shown = ", ".join(str(n) for n in numbers[:-1]) + gettext(" and %(last)s") % {

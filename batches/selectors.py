@@ -55,11 +55,22 @@ def with_activity(queryset: QuerySet[Batch]) -> QuerySet[Batch]:
 
 
 def batches_for(user) -> QuerySet[Batch]:
-    """The batches `user` may see: their own; staff see all (with their activity)."""
+    """The batches `user` may see: their own; staff see all (see may_act_on for actions),
+    with their activity."""
     queryset = with_activity(Batch.objects.select_related("uploader"))
     if user.is_staff:
         return queryset
     return queryset.filter(uploader=user)
+
+
+def may_act_on(user, batch: Batch) -> bool:
+    """The one rule for actions (start, resume, process, cancel, retry, delete), used by the
+    pages, the API and the templates: the batch's owner, or a superuser. Other staff may
+    read every batch (support, audits) but change none that is not theirs, as in the
+    admin, where they hold no change permission."""
+    if user.is_superuser:
+        return True
+    return batch.uploader_id is not None and batch.uploader_id == user.pk
 
 
 # Sorts of the rows table: key -> ordering. "status" puts what needs attention first.

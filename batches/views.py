@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batches import services
+from batches.admission import SliceRefused, slice_admission
 from batches.compare import CHANGES, COMPARE_FORMATS, compare_batches, compare_response
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, export_response
@@ -41,6 +43,7 @@ from batches.selectors import (
     batches_for,
     guard_counts,
     item_status_counts,
+    may_act_on,
     not_found_counts,
     worker_alive,
 )
@@ -54,9 +57,18 @@ DETAIL_PAGE_SIZE = 50
 PAGE_SLICE_SECONDS = 5.0
 
 
-def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
-    """The batch when the user may see it (own, or staff); 404 otherwise."""
-    return get_object_or_404(batches_for(request.user), pk=pk)
+def _get_batch_for_user(request: HttpRequest, pk: int, *, act: bool = False) -> Batch:
+    """The batch when the user may see it (own, or staff); 404 otherwise. With `act`, 403
+    when they may see it but not change it (staff on another user's batch)."""
+    batch = get_object_or_404(batches_for(request.user), pk=pk)
+    if act and not may_act_on(request.user, batch):
+        raise PermissionDenied(
+            _(
+                "Staff may read every batch, but only its owner (or a superuser) may start, "
+                "process, cancel, retry or delete it."
+            )
+        )
+    return batch
 
 
 def _inline() -> bool:
@@ -521,7 +533,7 @@ def _action_response(request: HttpRequest, batch: Batch | None) -> HttpResponse:
 
 
 def _run_action(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, act=True)
     try:
         batch = action(batch=batch)
     except services.BatchStateError as error:
@@ -555,7 +567,7 @@ def batch_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: a confirmation page (no JavaScript); POST: delete (htmx asks with hx-confirm)."""
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, act=True)
     if request.method == "GET":
         return render(request, "batches/delete.html", {"batch": batch})
     name, pk = batch.name, batch.pk
@@ -587,18 +599,26 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
     only checks back now and then (it takes over if the worker dies). With Celery the
     workers process and pages only poll.
     """
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, act=True)
     result = None
     runner = _runner_context()
     # Also when no row is left: a runner that died after recording the last row left the
     # batch active, and this slice completes it.
+    refused = None
     if runner["inline"] and not runner["worker_alive"] and batch.is_active:
         try:
-            result = run_slice(batch_id=batch.pk, seconds=_slice_seconds(), runner="page")
+            with slice_admission(user=request.user, batch_id=batch.pk):
+                result = run_slice(batch_id=batch.pk, seconds=_slice_seconds(), runner="page")
         except services.BatchStateError as error:
             messages.error(request, str(error))
+        except SliceRefused as error:
+            # Another tab of this user drives the batch, or the server is busy: this
+            # driver runs nothing and asks again after its idle pause.
+            refused = error
         batch.refresh_from_db()
     if not request.htmx:
+        if refused is not None:
+            messages.info(request, refused.message)
         if result is not None:
             messages.info(
                 request,
@@ -612,7 +632,7 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
         "next_url": _next_url(request, batch.get_absolute_url()),
         # A slice that finished nothing (another tab holds the rows' leases) waits a
         # little before asking again instead of spinning.
-        "idle": result is not None and result.done + result.failed == 0,
+        "idle": refused is not None or (result is not None and result.done + result.failed == 0),
     }
     return _with_messages(request, render(request, "batches/_driver.html", context))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.test import RequestFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def test_first_run_creates_a_login_and_prints_it(base_dir):
 
     login = (Path(base_dir) / "var" / "local-login.txt").read_text()
     password = login.split("password: ")[1].strip()
-    assert authenticate(username="admin", password=password) is not None
+    assert authenticate(RequestFactory().post("/"), username="admin", password=password) is not None
     assert password in output
     assert get_user_model().objects.get(username="admin").is_superuser
 
@@ -45,6 +46,8 @@ def test_superuser_from_the_environment(base_dir, monkeypatch):
 
     output = run()
 
-    assert authenticate(username="ada", password="pw-ada-0123") is not None
+    assert (
+        authenticate(RequestFactory().post("/"), username="ada", password="pw-ada-0123") is not None
+    )
     assert "pw-ada-0123" not in output
     assert not (Path(base_dir) / "var" / "local-login.txt").exists()

@@ -68,3 +68,31 @@ def test_the_wsgi_application_refuses_to_start_with_unsafe_settings():
     assert result.returncode != 0
     assert "batchchat.E002" in result.stderr
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0:8000", "[::]:8000", "0:8000", "192.0.2.7:80"])
+def test_debug_serving_other_machines_is_refused(settings, monkeypatch, bind):
+    settings.DEBUG = True
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+    monkeypatch.setenv("BIND", bind)
+
+    errors = check_production_settings(None)
+
+    assert ids(errors) == ["batchchat.E003"]
+    assert bind in errors[0].msg
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:8000", "[::1]:8000", "localhost:8000", "8000"])
+def test_debug_on_a_loopback_bind_passes(settings, monkeypatch, bind):
+    settings.DEBUG = True
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+    monkeypatch.setenv("BIND", bind)
+    assert check_production_settings(None) == []
+
+
+def test_a_public_bind_without_debug_passes(settings, monkeypatch):
+    settings.DEBUG = False
+    settings.SECRET_KEY = "a-long-random-production-secret-key-0123456789-abcdefghijkl"
+    settings.ALLOWED_HOSTS = ["batchchat.example.org"]
+    monkeypatch.setenv("BIND", "0.0.0.0:8000")
+    assert check_production_settings(None) == []

@@ -63,8 +63,17 @@ def page(browser, site, screenshots):
     context.set_default_timeout(TIMEOUT_MS)
     context.screenshots = screenshots
     page = context.new_page()
+    # The Content-Security-Policy must not block anything the pages use.
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert violations == []
 
 
 @pytest.fixture(scope="module")
@@ -458,3 +467,17 @@ def test_phone_viewport_390px(browser, site, screenshots):
         shot(page, "batch-detail-phone", full_page=False)  # the whole page is 22 cards long
     finally:
         context.close()
+
+
+def test_admin_and_api_docs_work_under_the_content_security_policy(page, site):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username="ada").update(is_staff=True, is_superuser=True)
+    log_in(page, site)
+    response = page.goto(f"{site}/batches/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page.goto(f"{site}/admin/batches/batch/")
+    page.locator("#changelist").wait_for()
+    page.goto(f"{site}/api/docs")
+    page.locator(".swagger-ui .info").wait_for()  # rendered by its own scripts
+    # The page fixture fails the test on any Content-Security-Policy violation.

@@ -20,7 +20,21 @@ document.addEventListener("htmx:afterRequest", (event) => {
   }
 });
 
-// 2. Follow-up questions: stream the answer as it is generated.
+// 2. An upload over the size limit is refused before the server reads it (413); the
+//    answer is a message for the page's message region.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  if (event.detail.xhr && event.detail.xhr.status === 413) {
+    const region = document.getElementById("messages");
+    if (region) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+      event.detail.target = region;
+      event.detail.swapOverride = "innerHTML";
+    }
+  }
+});
+
+// 3. Follow-up questions: stream the answer as it is generated.
 //    The server sends the answer text in chunks, then "\x1e" and a JSON status:
 //    {"ok": true, "position": n} once the turn is stored, or {"ok": false, "error": "..."}.
 const STREAM_END = "\x1e";

@@ -45,6 +45,13 @@ class Command(BaseCommand):
             help="Convert and report, then roll back: nothing is written.",
         )
         parser.add_argument(
+            "--ignore-upload-limits",
+            action="store_true",
+            help="Import batches that break the upload rules (more than MAX_BATCH_ITEMS rows, "
+            "more than 500 columns, cells over 32,767 characters) instead of skipping them. "
+            "Such a batch may be slow to run, show or export.",
+        )
+        parser.add_argument(
             "--batch-size",
             type=int,
             default=100,
@@ -62,9 +69,23 @@ class Command(BaseCommand):
                     "--owner only applies with --from: converted batches keep their uploader."
                 )
             return self._convert_database(dry_run=dry_run, batch_size=batch_size)
-        return self._import(source=source, owner=owner, dry_run=dry_run, batch_size=batch_size)
+        return self._import(
+            source=source,
+            owner=owner,
+            dry_run=dry_run,
+            batch_size=batch_size,
+            upload_limits=not options["ignore_upload_limits"],
+        )
 
-    def _import(self, *, source: Path, owner: str | None, dry_run: bool, batch_size: int):
+    def _import(
+        self,
+        *,
+        source: Path,
+        owner: str | None,
+        dry_run: bool,
+        batch_size: int,
+        upload_limits: bool,
+    ):
         if not source.is_dir():
             raise CommandError(f"--from {source}: no such folder.")
         user = None
@@ -83,6 +104,7 @@ class Command(BaseCommand):
                 dry_run=dry_run,
                 progress=self.stdout.write,
                 progress_every=batch_size,
+                upload_limits=upload_limits,
             )
         except legacy.LegacyDocumentError as exc:
             raise CommandError(str(exc)) from exc

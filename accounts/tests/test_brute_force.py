@@ -1,0 +1,104 @@
+"""Brute force: logins (django-axes) and API tokens (accounts.throttle) are throttled per
+account or token prefix and per address, with a clear message and a lock-out period."""
+
+from __future__ import annotations
+
+import pytest
+
+from batches.tests.api_helpers import ApiClient, error_of
+
+LOGIN = "/accounts/login/"
+
+
+@pytest.fixture
+def limits(settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.API_TOKEN_FAILURE_LIMIT = 3
+
+
+def log_in(client, username: str, password: str, address: str = "10.0.0.1"):
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+@pytest.mark.django_db
+def test_wrong_passwords_lock_the_account_out_with_a_clear_message(client, owner, limits):
+    for _ in range(2):
+        assert log_in(client, "owner", "wrong").status_code == 200  # the form, with its error
+    assert log_in(client, "owner", "wrong").status_code == 429  # the limit-th failure
+
+    response = log_in(client, "owner", "pw-owner-123")  # right, but too late
+
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "Too many failed logins" in page and "15 minutes" in page
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_the_account_is_locked_from_another_address_too(client, owner, limits):
+    for _ in range(3):
+        log_in(client, "owner", "wrong", address="10.0.0.1")
+    assert log_in(client, "owner", "pw-owner-123", address="10.0.0.2").status_code == 429
+
+
+@pytest.mark.django_db
+def test_an_address_guessing_many_accounts_is_locked_out(client, owner, other_user, limits):
+    for name in ("a", "b", "c"):
+        log_in(client, name, "wrong", address="10.0.0.9")
+    assert log_in(client, "other", "pw-other-123", address="10.0.0.9").status_code == 429
+    assert log_in(client, "other", "pw-other-123", address="10.0.0.8").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_successful_login_clears_the_failures(client, owner, limits):
+    log_in(client, "owner", "wrong")
+    log_in(client, "owner", "wrong")
+    assert log_in(client, "owner", "pw-owner-123").status_code == 302
+    client.logout()
+    log_in(client, "owner", "wrong")
+    log_in(client, "owner", "wrong")
+    assert log_in(client, "owner", "pw-owner-123").status_code == 302
+
+
+@pytest.mark.django_db
+def test_bad_api_tokens_lock_the_address_out_with_429(owner, limits):
+    api = ApiClient(owner)
+    for n in range(3):
+        response = api.client.get(
+            "/api/batch/list", headers={"authorization": f"Bearer bct_wrong{n}"}
+        )
+        assert response.status_code == 401
+
+    response = api.get("batch/list")  # a valid token from the same address
+
+    assert response.status_code == 429
+    error = error_of(response)
+    assert error["code"] == "too_many_attempts" and "15 minutes" in error["message"]
+    assert response["Retry-After"] == str(15 * 60)
+    assert api.get("batch/list", REMOTE_ADDR="10.1.1.1").status_code == 200
+
+
+@pytest.mark.django_db
+def test_one_token_prefix_tried_from_many_addresses_is_locked_out(owner, limits):
+    api = ApiClient(owner)
+    for n in range(3):
+        api.client.get(
+            "/api/batch/list",
+            headers={"authorization": "Bearer bct_samePrefixGuess"},
+            REMOTE_ADDR=f"10.2.0.{n}",
+        )
+    response = api.client.get(
+        "/api/batch/list",
+        headers={"authorization": "Bearer bct_samePrefixOther"},
+        REMOTE_ADDR="10.2.1.1",
+    )
+    assert response.status_code == 429
+
+
+@pytest.mark.django_db
+def test_the_api_docs_answer_429_not_500_when_locked_out(owner, limits):
+    api = ApiClient(owner)
+    for n in range(3):
+        api.client.get("/api/docs", headers={"authorization": f"Bearer bct_x{n}"})
+    response = api.client.get("/api/docs", headers={"authorization": "Bearer bct_x9"})
+    assert response.status_code == 429

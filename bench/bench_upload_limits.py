@@ -1,0 +1,160 @@
+"""Benchmark: hostile and largest-allowed uploads, parsed the way an upload is.
+
+Run: .venv/bin/python bench/bench_upload_limits.py [--only NAME ...]
+
+Each file is built here (in memory, from streams: no bomb is ever unpacked by this script),
+written to a temporary folder, then parsed by `parse_upload` in a fresh child process, so
+that the CPU time and the peak resident memory (VmHWM, read in the child) belong to that
+parse alone (the child's Django alone is about 70 MB). Prints one line per file: its size, CPU seconds, wall seconds, peak RSS,
+and what the parser said. No figure is asserted; the README quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = ROOT / "batches" / "tests" / "data" / "good.xlsx"
+NS = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+SHEET = "xl/worksheets/sheet1.xml"
+STRINGS = "xl/sharedStrings.xml"
+
+
+def workbook(parts: dict[str, tuple[bytes, bytes, int, bytes]]) -> bytes:
+    """good.xlsx with parts replaced by head + repeated * times + tail, written as streams;
+    the shared-string table is declared, so that openpyxl reads it."""
+    source = zipfile.ZipFile(GOOD)
+    out = io.BytesIO()
+    declared = (
+        b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'
+    )
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in source.namelist():
+            content = source.read(name)
+            if name == "[Content_Types].xml" and STRINGS in parts:
+                content = content.replace(b"</Types>", declared)
+            if name not in parts:
+                target.writestr(name, content)
+        for name, (head, repeated, times, tail) in parts.items():
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with target.open(info, "w", force_zip64=True) as stream:
+                stream.write(head)
+                per_block = max(1, (1 << 20) // len(repeated))  # about 1 MB at a time
+                block = repeated * per_block
+                for _ in range(times // per_block):
+                    stream.write(block)
+                stream.write(repeated * (times % per_block))
+                stream.write(tail)
+    return out.getvalue()
+
+
+def sheet(rows: int, row_xml: bytes) -> tuple[bytes, bytes, int, bytes]:
+    head = b"<worksheet " + NS + b'><sheetData><row><c t="inlineStr"><is><t>question</t></is></c>'
+    head += b"".join(b'<c t="inlineStr"><is><t>c%d</t></is></c>' % n for n in range(19))
+    return head + b"</row>", row_xml, rows, b"</sheetData></worksheet>"
+
+
+def strings(count: int, text: bytes = b"a") -> tuple[bytes, bytes, int, bytes]:
+    return b"<sst " + NS + b">", b"<si><t>" + text + b"</t></si>", count, b"</sst>"
+
+
+LONG_CELL = b'<c t="inlineStr"><is><t>' + b"y" * 3000 + b"</t></is></c>"
+
+
+def cells_row(columns: int) -> bytes:
+    first = b'<c t="inlineStr"><is><t>What is the question here?</t></is></c>'
+    return b"<row>" + first + b'<c t="inlineStr"><is><t>x</t></is></c>' * (columns - 1) + b"</row>"
+
+
+FILES = {
+    # The adversarial pass: 25 million tiny strings (425 MB unpacked) ...
+    "shared-strings-bomb": lambda: workbook({STRINGS: strings(25_000_000)}),
+    # ... and a 520 MB sheet.
+    "sheet-bomb": lambda: workbook(
+        {SHEET: sheet(4_000_000, b"<row><c><v>1</v></c>" * 3 + b"</row>")}
+    ),
+    # The most a workbook may hold: 9,999 rows of 20 cells (199,980 cells) ...
+    "max-cells": lambda: workbook({SHEET: sheet(9_999, cells_row(20))}),
+    # ... 100,000 shared strings, the limit ...
+    "max-shared-strings": lambda: workbook({STRINGS: strings(100_000, b"a shared text")}),
+    # ... and a 60 MB sheet of long texts (10 columns of 3,000 characters).
+    "long-texts-60mb": lambda: workbook(
+        {
+            SHEET: sheet(
+                2_000,
+                b"<row>" + LONG_CELL * 10 + b"</row>",
+            )
+        }
+    ),
+    # CSVs: 9.5 million one-letter questions, and 19 million blank lines, both 19 MB.
+    "csv-9.5m-rows": lambda: b"question\n" + b"q\n" * 9_500_000,
+    "csv-19m-blank-lines": lambda: b"question\n" + b"\n" * 19_000_000,
+}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM, which starts anew at exec (ru_maxrss
+    can carry the parent's peak over on Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(path: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchchat.settings")
+    import django
+
+    django.setup()
+    from batches.ingest import UploadError, parse_upload
+
+    data = Path(path).read_bytes()
+    cpu, wall = time.process_time(), time.perf_counter()
+    try:
+        said = f"accepted, {len(parse_upload(data=data, filename='x').rows):,} rows"
+    except UploadError as exc:
+        said = f"{exc.code}: {exc.message[:90]}"
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    peak = _peak_rss_mb()
+    print(f"{cpu:.2f}\t{wall:.2f}\t{peak:.0f}\t{said}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(FILES), help="files to run")
+    args = parser.parse_args()
+    print(f"{'file':<22} {'size':>8} {'CPU s':>6} {'wall s':>6} {'peak RSS':>9}  parser")
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.only or FILES:
+            data = FILES[name]()
+            path = Path(folder) / name
+            path.write_bytes(data)
+            del data
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            cpu, wall, peak, said = result.stdout.strip().splitlines()[-1].split("\t")
+            size = path.stat().st_size / 1e6
+            print(f"{name:<22} {size:>6.1f}MB {cpu:>6} {wall:>6} {peak:>6} MB  {said}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        child(sys.argv[2])
+    else:
+        main()
