@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 from django.utils import timezone
 
+from batches import services
 from batches.models import Batch, BatchItem
-from batches.services import SliceResult, process_for_duration
+from batches.services import SliceResult
 
 logger = logging.getLogger("batchchat.batches")
 
@@ -54,7 +55,9 @@ def run_slice(
     """`process_for_duration` (same arguments), plus the batch's event lines. Raises what
     it raises."""
     before = Batch.objects.filter(pk=batch_id).values_list("status", flat=True).first()
-    result = process_for_duration(
+    # Through the module: the engine's public entry point, wherever it lives (and what tests
+    # replace).
+    result = services.process_for_duration(
         batch_id=batch_id,
         seconds=seconds,
         concurrency=concurrency,
