@@ -37,7 +37,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from batches import grading
@@ -45,7 +45,7 @@ from batches.errors import BatchStateError
 from batches.guard_rows import guarded_item_fields
 from batches.models import Batch, BatchItem
 from chats import aio
-from chats.models import Chat
+from chats.models import Chat, Interaction
 from chats.providers import limits
 from chats.services import (
     Answer,
@@ -97,25 +97,27 @@ class _CallerThread:
 
     The coroutine awaits `db(fn, *args)`; the calling thread, blocked in `serve` until the
     slice ends, runs the jobs one at a time with its own connection and hands the results
-    back to the loop.
+    back to the loop. Urgent jobs (the status read rows wait for before their provider
+    call) go ahead of queued claims and writes.
     """
 
     def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[tuple[Callable, tuple, asyncio.Future] | None] = (
-            queue.SimpleQueue()
-        )
+        self.wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # one token per job or end
+        self.urgent: deque[tuple[Callable, tuple, asyncio.Future]] = deque()
+        self.normal: deque[tuple[Callable, tuple, asyncio.Future]] = deque()
 
-    async def __call__(self, fn: Callable, *args: Any) -> Any:
+    async def __call__(self, fn: Callable, *args: Any, urgent: bool = False) -> Any:
         future = asyncio.get_running_loop().create_future()
-        self.jobs.put((fn, args, future))
+        (self.urgent if urgent else self.normal).append((fn, args, future))
+        self.wake.put(True)
         return await future
 
     def serve(self, slice_future: concurrent.futures.Future) -> Any:
-        slice_future.add_done_callback(lambda _future: self.jobs.put(None))
+        slice_future.add_done_callback(lambda _future: self.wake.put(False))
         loop = aio.loop()
         try:
-            while (job := self.jobs.get()) is not None:
-                fn, args, future = job
+            while self.wake.get():
+                fn, args, future = (self.urgent or self.normal).popleft()
                 try:
                     result = fn(*args)
                 except Exception as exc:
@@ -201,6 +203,9 @@ class _Slice:
         self.in_flight = 0
         self.writing = 0  # results taken by the writer, not yet committed
         self.throttle: dict = {}  # as last published on the batch
+        self.claim_size = min(max(self.concurrency, CLAIM_MIN), CLAIM_MAX)
+        self.refill: asyncio.Task | None = None  # a claim under way
+        self.more = True  # whether the last claim was full (more rows may be claimable)
         self.closing = False
 
     # -- the feeder ----------------------------------------------------------------------
@@ -234,6 +239,8 @@ class _Slice:
                 task.add_done_callback(rows.discard)
             if rows:
                 await asyncio.gather(*rows)
+            if self.refill is not None:
+                await self.refill
         finally:
             self.stopping = True
             for task in rows:
@@ -268,21 +275,47 @@ class _Slice:
             await asyncio.wait_for(event.wait(), seconds)
 
     async def _next(self) -> _Claimed | None:
+        """The next claimed row. The queue is refilled in the background when it runs
+        low, so that free slots never wait for a claim (which would start rows in waves:
+        all at once after each claim, then none until the next)."""
         if not self.queue:
-            try:
-                self.queue.extend(await self.db(self._claim))
-            except Exception:
-                # A database error while claiming: this slice stops taking rows; rows in
-                # flight are still recorded, and the next slice claims again.
-                logger.exception("Batch %s: claiming rows failed", self.batch_id)
-                self.stopping = True
-        return self.queue.popleft() if self.queue else None
+            await (self.refill or self._start_refill())
+        claimed = self.queue.popleft() if self.queue else None
+        if claimed is not None and len(self.queue) < self.claim_size // 2 and self.more:
+            self._start_refill()
+        return claimed
+
+    def _start_refill(self) -> asyncio.Task:
+        if self.refill is None:
+            self.refill = asyncio.create_task(self._refill())
+        return self.refill
+
+    async def _refill(self) -> None:
+        try:
+            claimed = await self.db(self._claim)
+            self.queue.extend(claimed)
+            # A short claim means nothing more is claimable now; claim again only when
+            # the queue runs dry (rows may become claimable: a rest ends, a turn is done).
+            self.more = len(claimed) >= self.claim_size
+        except Exception:
+            # A database error while claiming: this slice stops taking rows; rows in
+            # flight are still recorded, and the next slice claims again.
+            logger.exception("Batch %s: claiming rows failed", self.batch_id)
+            self.stopping = True
+        finally:
+            self.refill = None
 
     # -- one row -------------------------------------------------------------------------
     async def _row(self, claimed: _Claimed, slots: asyncio.Semaphore) -> None:
         item = claimed.item
         try:
-            if not await self._batch_active():
+            try:
+                active = await self._batch_active()
+            except Exception:
+                # The status could not be read (the database went away): no call starts.
+                logger.exception("Batch %s: reading its status failed", self.batch_id)
+                active = False
+            if not active:
                 # Cancelled (or failed, or deleted) after we claimed it: no call starts.
                 self.stopping = True
                 self._record(_Outcome(item, BatchItem.Status.PENDING, given_back=True))
@@ -348,7 +381,7 @@ class _Slice:
             while self.next_check is not None:
                 waiting, self.next_check = self.next_check, None
                 try:
-                    status = await self.db(self._read_status)
+                    status = await self.db(self._read_status, urgent=True)
                 except Exception as exc:
                     waiting.set_exception(exc)
                 else:
@@ -458,7 +491,7 @@ class _Slice:
     def _claim(self) -> list[_Claimed]:
         """Claim up to `concurrency` eligible rows (at most CLAIM_MAX) with their turns
         (history, prompt override); [] only when none is left to claim."""
-        size = min(max(self.concurrency, CLAIM_MIN), CLAIM_MAX)
+        size = self.claim_size
         while True:
             now = timezone.now()
             ids = self._candidate_ids(now, size)
@@ -562,14 +595,23 @@ class _Slice:
     @staticmethod
     def _update_rows(kept: list[_Outcome], now: datetime) -> None:
         """Rows of one kind share every field but one or two: one UPDATE per kind sets the
-        shared ones, and a bulk_update only the field that differs row by row (its CASE
-        per row costs far more than the UPDATE itself)."""
+        shared ones, and a bulk_update only a field that differs row by row (its CASE per
+        row costs far more than the UPDATE itself)."""
         released = {"lease_owner": "", "lease_expires_at": None}
+        # A done row's interaction is the newest of its chat: stored just now, in this
+        # transaction, with the chat locked (a chat has one turn in flight at a time).
+        newest = Interaction.objects.filter(chat_id=OuterRef("chat_id")).order_by("-position")
         kinds = (
             (
                 [o for o in kept if o.answer is not None],
-                {"status": BatchItem.Status.DONE, "error": "", "finished_at": now, **released},
-                ["interaction"],
+                {
+                    "status": BatchItem.Status.DONE,
+                    "error": "",
+                    "finished_at": now,
+                    "interaction": Subquery(newest.values("pk")[:1]),
+                    **released,
+                },
+                [],
             ),
             (
                 [o for o in kept if o.status == BatchItem.Status.FAILED],

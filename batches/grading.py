@@ -133,11 +133,11 @@ def wants_judge(item: BatchItem, answer: str) -> bool:
     return bool(item.expected_answer.strip() and answer.strip())
 
 
-def grade_item(item: BatchItem) -> bool:
+def grade_item(item: BatchItem, *, now=None) -> bool:
     """Set the local grades of one row in memory (item.interaction and item.chat loaded);
     the judge's fields are cleared. Returns whether the judge can grade this row."""
     interaction = item.interaction
-    item.graded_at = timezone.now()
+    item.graded_at = now or timezone.now()
     item.judge_verdict, item.judge_notes = "", ""
     if interaction is None:
         item.citation_match = item.answer_similarity = item.answer_found = None
@@ -159,22 +159,38 @@ def grade_items(
     graded. Call it outside the provider loop."""
     if not items:
         return 0
+    now = timezone.now()
     if verdicts is not None:
         for item in items:
-            grade_item(item)
+            grade_item(item, now=now)
             item.judge_verdict, item.judge_notes = verdicts.get(item.pk, ("", ""))
     else:
         batch_ids = {item.batch_id for item in items}
         judged = set(
             Batch.objects.filter(pk__in=batch_ids, judge_enabled=True).values_list("pk", flat=True)
         )
-        to_judge = [item for item in items if grade_item(item) and item.batch_id in judged]
+        to_judge = [item for item in items if grade_item(item, now=now) and item.batch_id in judged]
         if to_judge:
             found = aio.run(_judge_all(to_judge))
             for item, (verdict, notes) in zip(to_judge, found, strict=True):
                 item.judge_verdict, item.judge_notes = verdict, notes
-    BatchItem.objects.bulk_update(items, GRADE_FIELDS, batch_size=GRADE_CHUNK)
+    _save_grades(items)
     return len(items)
+
+
+def _save_grades(items: Sequence[BatchItem]) -> None:
+    """Rows with the same grades (most rows of a batch without expectations differ only in
+    `answer_found`) are saved with one UPDATE each; a bulk_update's CASE per row and field
+    is kept for rows whose grades differ."""
+    groups: dict[tuple, list[int]] = {}
+    for item in items:
+        key = tuple(getattr(item, name) for name in GRADE_FIELDS)
+        groups.setdefault(key, []).append(item.pk)
+    if len(groups) * 4 > len(items):
+        BatchItem.objects.bulk_update(items, GRADE_FIELDS, batch_size=GRADE_CHUNK)
+        return
+    for values, pks in groups.items():
+        BatchItem.objects.filter(pk__in=pks).update(**dict(zip(GRADE_FIELDS, values, strict=True)))
 
 
 async def _judge_all(items: Sequence[BatchItem]) -> list[tuple[str, str]]:

@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python bench/bench_engine.py [--configs small large celery] [--scale 1.0]
 
-The fake OpenAI-compatible server (chats.tests.fake_servers, its own process) answers
+The fake OpenAI-compatible server (bench/fake_provider.py: asyncio, its own process, little
+CPU, so that the provider's side does not take the cores BatchChat is measured on) answers
 every call after L seconds, so the ideal wall time is rows x L / C. Figures:
 - engine ratio: ideal / engine time, engine time = from the batch's start (first claim)
   to the last row recorded (the rows' finished_at);
@@ -50,7 +51,7 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 
 def start_fake_provider(latency: float) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chats.tests.fake_servers", "--latency", str(latency)],
+        [sys.executable, str(ROOT / "bench" / "fake_provider.py"), "--latency", str(latency)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

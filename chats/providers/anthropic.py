@@ -10,7 +10,13 @@ from django.conf import settings
 
 from chats import aio
 from chats.providers import limits
-from chats.providers.base import AIProvider, Generation, GenerationRequest
+from chats.providers.base import (
+    CLIENT_SHARDS,
+    AIProvider,
+    Generation,
+    GenerationRequest,
+    http_limits,
+)
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 
 # The Messages API requires a cap on output; answers here are a few paragraphs at most.
@@ -18,12 +24,18 @@ MAX_OUTPUT_TOKENS = 2048
 
 
 def _client(base_url: str, api_key: str, timeout: float) -> anthropic.AsyncAnthropic:
-    # One client per provider loop and settings values; retries are ours (max_retries=0).
-    return aio.loop_cache(
+    # Sharded clients per provider loop and settings values (see chats.aio.round_robin);
+    # retries are ours (max_retries=0).
+    return aio.round_robin(
         ("anthropic", base_url, api_key, timeout),
         lambda: anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0
+            api_key=api_key,
+            base_url=base_url or None,
+            timeout=timeout,
+            max_retries=0,
+            http_client=anthropic.DefaultAsyncHttpxClient(limits=http_limits()),
         ),
+        CLIENT_SHARDS,
     )
 
 

@@ -7,8 +7,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import httpx
+
 from chats import aio
 from chats.search.base import SearchResult
+
+# SDK clients per provider and settings (see chats.aio.round_robin), and the connections
+# each keeps alive: together enough for the highest concurrency a batch asks for.
+CLIENT_SHARDS = 16
+KEEPALIVE_PER_CLIENT = 64
+
+
+def http_limits() -> httpx.Limits:
+    return httpx.Limits(
+        max_connections=None, max_keepalive_connections=KEEPALIVE_PER_CLIENT, keepalive_expiry=30
+    )
 
 
 @dataclass(frozen=True)

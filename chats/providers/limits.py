@@ -216,7 +216,8 @@ class slot:  # noqa: N801 - used as `async with limits.slot(...)`
                 wait = await self._reserve()
             if wait <= 0:
                 return
-            state.throttled_until = max(state.throttled_until, time.time() + wait)
+            # When this key's next call may go, as last computed (for display).
+            state.throttled_until = time.time() + wait
             # A short nap at a time: a usage correction or a shorter pause elsewhere may
             # let this call go sooner than the first estimate said.
             await asyncio.sleep(min(wait, 1.0))

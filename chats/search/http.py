@@ -17,6 +17,7 @@ from django.conf import settings
 
 from chats import aio
 from chats.errors import ProviderError, TransientProviderError
+from chats.providers.base import CLIENT_SHARDS, http_limits
 from chats.providers.retry import parse_retry_after
 
 MAX_QUOTED = 200
@@ -27,15 +28,14 @@ BAD_KEY_REASONS = frozenset({"keyInvalid", "API_KEY_INVALID"})
 
 
 def client() -> httpx.AsyncClient:
-    """One pooled client per provider loop (see chats.aio); call on that loop. The pool is
-    as large as the calls a batch keeps in flight."""
-    return aio.loop_cache(
+    """Pooled clients on the provider loop (see chats.aio), taken in turn so that no pool
+    grows large; call on that loop."""
+    return aio.round_robin(
         "search-http",
         lambda: httpx.AsyncClient(
-            follow_redirects=True,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            headers={"User-Agent": "BatchChat search"},
+            follow_redirects=True, limits=http_limits(), headers={"User-Agent": "BatchChat search"}
         ),
+        CLIENT_SHARDS,
     )
 
 
