@@ -277,3 +277,14 @@ def test_admin_lists_workers_read_only(admin_client):
     assert page.status_code == 200
     assert "alive-worker" in page.text and "dead-worker" in page.text
     assert admin_client.get("/admin/batches/workerheartbeat/add/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_worker_states_are_translated(owner_client, make_batch):
+    batch = services.start_batch(batch=make_batch(3, ai_provider="extractive", model=""))
+    owner_client.cookies["django_language"] = "fr"
+
+    assert "En attente d’un processus de traitement" in owner_client.get("/batches/").text
+    alive_heartbeat()
+    page = owner_client.get(f"/batches/{batch.pk}/").text
+    assert "Un processus d’arrière-plan traite" in page
