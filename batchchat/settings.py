@@ -332,6 +332,43 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Background worker, production serving, health, metrics and logs (issue 14) --------
+# `manage.py run_worker` drives the slices of active batches without a broker (bin/run
+# and bin/serve start one), one slice per batch in turn (a stop ends a slice early).
+WORKER_SLICE_SECONDS = env_float("WORKER_SLICE_SECONDS", 10.0)
+WORKER_POLL_SECONDS = env_float("WORKER_POLL_SECONDS", 1.0)
+WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
+# A worker not heard from for this long is dead: the pages drive batches again.
+WORKER_HEARTBEAT_TIMEOUT = env_float("WORKER_HEARTBEAT_TIMEOUT", 3 * WORKER_HEARTBEAT_SECONDS)
+# Health checks and scrapers call the app directly over HTTP: never redirect them to HTTPS
+# (DJANGO_SECURE_SSL_REDIRECT).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is off (404).
+METRICS_TOKEN = env("METRICS_TOKEN")
+# The provider latency histogram covers the answers of this many last seconds.
+METRICS_LATENCY_WINDOW_SECONDS = env_int("METRICS_LATENCY_WINDOW_SECONDS", 3600)
+# Static files: WhiteNoise serves them from STATIC_ROOT after `collectstatic`; with DEBUG
+# off, names carry a content hash (cached for a year) and gzip copies are made.
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(STATIC_ROOT)))
+# (With DEBUG on, runserver serves them from the source folders, unhashed.)
+if not DEBUG:
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {
+            "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        },
+    }
+# Logs: LOG_FORMAT=json writes one JSON object per line (batch events carry their fields).
+LOG_FORMAT = env("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
+LOGGING["formatters"]["json"] = {"()": "batchchat.logs.JsonFormatter"}
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+
 # --- AI providers -----------------------------------------------------------------------
 # Keys stay here, on the server: nothing reads them but chats.providers.
 DEFAULT_AI_PROVIDER = env("DEFAULT_AI_PROVIDER", "extractive")

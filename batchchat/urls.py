@@ -7,11 +7,14 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from batchchat import ops
 from chats import views as chat_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="batches:list", permanent=False)),
     path("admin/", admin.site.urls),
+    path("healthz", ops.healthz, name="healthz"),
+    path("metrics", ops.metrics, name="metrics"),
     # Login, logout and password change; no password reset: it needs an e-mail set-up
     # this app does not have (an administrator resets passwords in the admin).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

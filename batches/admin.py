@@ -17,7 +17,7 @@ from django.utils.text import Truncator
 
 from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet
 from batches import services
-from batches.models import Batch, BatchItem
+from batches.models import Batch, BatchItem, WorkerHeartbeat
 
 
 class BatchItemInline(admin.TabularInline):
@@ -185,3 +185,33 @@ class BatchAdmin(admin.ModelAdmin):
         from batches.export import export_response
 
         return export_response(batches[0], "csv")
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    """`run_worker` processes as they last reported (read-only: the workers write them)."""
+
+    list_display = (
+        "name",
+        "alive",
+        "last_seen",
+        "started_at",
+        "current_batch_id",
+        "slices",
+        "rows_done",
+        "rows_failed",
+        "stopping",
+    )
+    list_filter = ("hostname", "stopping")
+    search_fields = ("name", "hostname")
+    readonly_fields = [field.name for field in WorkerHeartbeat._meta.fields]
+
+    @admin.display(boolean=True, description="alive")
+    def alive(self, obj: WorkerHeartbeat) -> bool:
+        return obj.is_alive()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -50,6 +50,7 @@ from batches.api_schemas import (
     StartOut,
 )
 from batches.compare import compare_batches, compare_response, comparison_json
+from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.grading import grade_summaries, grade_summary, regrade_batch
 from batches.ingest import (
@@ -66,7 +67,7 @@ from batches.ingest import (
     read_upload_bytes,
 )
 from batches.models import Batch, UploadDraft
-from batches.selectors import batches_for, guard_counts_for, may_act_on
+from batches.selectors import batches_for, guard_counts_for, may_act_on, worker_alive
 from chats.services import ProviderNotConfigured, provider_choices, search_choices
 
 logger = logging.getLogger(__name__)
@@ -74,10 +75,14 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 # One call of process-for-duration holds a worker (and the HTTP connection) this long at most.
 MAX_SLICE_SECONDS = 60.0
+WORKER_START_MESSAGE = (
+    "The batch is queued; the background worker (manage.py run_worker) processes it: "
+    "poll GET /api/batch/status until it is completed."
+)
 INLINE_START_MESSAGE = (
     "The inline runner processes a batch only while a client drives it: call "
     "POST /api/batch/process-for-duration with this batchId until `remaining` is 0 "
-    "(or configure CELERY_BROKER_URL to process batches in the background)."
+    "(or start the background worker, manage.py run_worker, or configure CELERY_BROKER_URL)."
 )
 
 STAFF_READ_ONLY = (
@@ -511,8 +516,8 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
     seconds = payload.seconds or settings.BATCH_SLICE_SECONDS
     seconds = min(seconds, MAX_SLICE_SECONDS) if math.isfinite(seconds) else MAX_SLICE_SECONDS
     with slice_admission(user=request.auth, batch_id=batch.pk):
-        result = services.process_for_duration(
-            batch_id=batch.pk, seconds=seconds, concurrency=payload.concurrency
+        result = run_slice(
+            batch_id=batch.pk, seconds=seconds, runner="api", concurrency=payload.concurrency
         )
     batch.refresh_from_db()
     return ProcessOut.of(
@@ -528,11 +533,12 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
 def start(request: HttpRequest, payload: BatchIdIn):
     batch = services.start_batch(batch=_batch_for(request, payload.batch_id, act=True))
     mode = services.runner_mode()
-    message = (
-        INLINE_START_MESSAGE
-        if mode == "inline"
-        else "The batch is queued; Celery workers process it in the background."
-    )
+    if mode == "inline" and worker_alive():
+        mode, message = "worker", WORKER_START_MESSAGE
+    elif mode == "inline":
+        message = INLINE_START_MESSAGE
+    else:
+        message = "The batch is queued; Celery workers process it in the background."
     return StartOut.of(batch, runner=mode, message=message)
 
 

@@ -106,6 +106,11 @@ class BatchOut(CamelSchema):
     throttle: ThrottleOut | None = Field(
         description="Set while the provider's rate limit holds the batch back"
     )
+    activity: Literal["processing", "waiting_for_worker"] | None = Field(
+        default=None,
+        description="For an active batch: 'processing' when a worker (or a client holding "
+        "its rows) works on it, 'waiting_for_worker' when nothing moves it; null otherwise",
+    )
 
     @classmethod
     def fields_of(cls, batch: Batch) -> dict[str, Any]:
@@ -115,6 +120,7 @@ class BatchOut(CamelSchema):
             "batch_id": batch.pk,
             "name": batch.name,
             "status": batch.status,
+            "activity": batch.activity or None,
             "ai_provider": batch.ai_provider,
             "model": batch.model,
             "search_provider": batch.search_provider,
@@ -149,7 +155,7 @@ class ProcessOut(BatchOut):
 
 
 class StartOut(BatchOut):
-    runner: Literal["inline", "celery"]
+    runner: Literal["inline", "worker", "celery"]
     message: str
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.db import models
@@ -24,6 +26,8 @@ class Batch(models.Model):
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.PROCESSING)
     FINISHED_STATUSES = (Status.COMPLETED, Status.CANCELLED, Status.FAILED)
+    ACTIVITY_PROCESSING = "processing"
+    ACTIVITY_WAITING = "waiting_for_worker"
 
     # The old application's batchId, remembered so that imports are idempotent.
     legacy_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
@@ -100,6 +104,35 @@ class Batch(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
     @property
+    def activity(self) -> str:
+        """What is happening to an active batch, as the pages and the API say it:
+        'processing' when a `run_worker` is alive, someone holds a live lease on one of
+        its rows (a page, a script, a Celery task), or it moved within the heartbeat
+        timeout (the gap between two slices); else 'waiting_for_worker': nothing will move
+        it until a worker starts or its page is opened. '' for a batch that is not active.
+
+        Reads the `worker_alive` / `has_live_lease` annotations of
+        `selectors.with_activity` when present (lists: no query per batch), else asks.
+        """
+        if not self.is_active:
+            return ""
+        now = timezone.now()
+        grace = timedelta(seconds=settings.WORKER_HEARTBEAT_TIMEOUT)
+        if self.status == self.Status.PROCESSING and self.updated_at >= now - grace:
+            return self.ACTIVITY_PROCESSING
+        worker_alive = getattr(self, "worker_alive", None)
+        if worker_alive is None:
+            worker_alive = WorkerHeartbeat.objects.filter(last_seen__gte=now - grace).exists()
+        if worker_alive:
+            return self.ACTIVITY_PROCESSING
+        has_live_lease = getattr(self, "has_live_lease", None)
+        if has_live_lease is None:
+            has_live_lease = self.items.filter(
+                status=BatchItem.Status.RUNNING, lease_expires_at__gte=now
+            ).exists()
+        return self.ACTIVITY_PROCESSING if has_live_lease else self.ACTIVITY_WAITING
+
+    @property
     def can_start(self) -> bool:
         """Start, resume after cancel, or again after a batch-level fault; an active batch
         can be resumed too (start re-enqueues it only when nobody is working on it)."""
@@ -131,7 +164,12 @@ class Batch(models.Model):
 
     @property
     def status_label(self) -> str:
-        """The status as people read it: a completed batch with failed rows says so."""
+        """The status as people read it: an active batch says whether anything works on
+        it (see `activity`); a completed batch with failed rows says so."""
+        if self.activity == self.ACTIVITY_PROCESSING:
+            return str(_("Processing"))
+        if self.activity == self.ACTIVITY_WAITING:
+            return str(_("Waiting for a worker"))
         if self.status == self.Status.COMPLETED and self.failed_items:
             return ngettext(
                 "Completed with %(count)s failed",
@@ -324,6 +362,38 @@ class BatchItem(models.Model):
     def lease_expired(self, now=None) -> bool:
         now = now or timezone.now()
         return self.lease_expires_at is None or self.lease_expires_at <= now
+
+
+class WorkerHeartbeat(models.Model):
+    """A `run_worker` process, as the pages, the API, /healthz and /metrics see it.
+
+    Each worker writes its row every WORKER_HEARTBEAT_SECONDS and deletes it on a clean
+    stop; a worker whose row is older than WORKER_HEARTBEAT_TIMEOUT is dead (SIGKILL,
+    lost machine). While one is alive the pages stop driving slices themselves.
+    """
+
+    name = models.CharField(max_length=100, unique=True)  # host:pid:random
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    stopping = models.BooleanField(default=False)
+    # The batch the worker is on right now (not a foreign key: a batch can be deleted
+    # while a worker is on it, and a heartbeat must never block that).
+    current_batch_id = models.BigIntegerField(null=True, blank=True)
+    slices = models.PositiveBigIntegerField(default=0)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    rows_failed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_alive(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.last_seen >= now - timedelta(seconds=settings.WORKER_HEARTBEAT_TIMEOUT)
 
 
 class UploadDraft(models.Model):

@@ -6,10 +6,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
-from batches.models import Batch, BatchItem, JudgeVerdict
+from batches.models import Batch, BatchItem, JudgeVerdict, WorkerHeartbeat
 from chats.models import GuardStatus
 from chats.prompts import counts_words, not_found_q
 
@@ -22,9 +34,30 @@ FAILING = Q(citation_match=False) | Q(answer_found=False) | Q(judge_verdict=Judg
 GRADE_FILTERS = ("failing_first", "failing", "passing", "ungraded")
 
 
+def live_workers() -> QuerySet[WorkerHeartbeat]:
+    """`run_worker` processes whose heartbeat is younger than WORKER_HEARTBEAT_TIMEOUT."""
+    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_TIMEOUT)
+    return WorkerHeartbeat.objects.filter(last_seen__gte=cutoff)
+
+
+def worker_alive() -> bool:
+    """Whether a `run_worker` is alive: then the pages leave the batches to it."""
+    return live_workers().exists()
+
+
+def with_activity(queryset: QuerySet[Batch]) -> QuerySet[Batch]:
+    """Annotate what `Batch.activity` needs, inside the same query (no query per batch)."""
+    now = timezone.now()
+    live_lease = BatchItem.objects.filter(
+        batch_id=OuterRef("pk"), status=BatchItem.Status.RUNNING, lease_expires_at__gte=now
+    )
+    return queryset.annotate(worker_alive=Exists(live_workers()), has_live_lease=Exists(live_lease))
+
+
 def batches_for(user) -> QuerySet[Batch]:
-    """The batches `user` may see: their own; staff see all (see may_act_on for actions)."""
-    queryset = Batch.objects.select_related("uploader")
+    """The batches `user` may see: their own; staff see all (see may_act_on for actions),
+    with their activity."""
+    queryset = with_activity(Batch.objects.select_related("uploader"))
     if user.is_staff:
         return queryset
     return queryset.filter(uploader=user)

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from batches import services
+from batches.events import run_slice
 from batches.models import Batch
 
 
@@ -17,9 +18,7 @@ def process_batch_slice(batch_id: int) -> None:
     rows it held are claimed again once their leases expire.
     """
     try:
-        result = services.process_for_duration(
-            batch_id=batch_id, seconds=settings.BATCH_SLICE_SECONDS
-        )
+        result = run_slice(batch_id=batch_id, seconds=settings.BATCH_SLICE_SECONDS, runner="celery")
     except (Batch.DoesNotExist, services.BatchStateError):
         return  # deleted, cancelled or failed meanwhile: the chain ends here
     if result.should_continue:

@@ -27,6 +27,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 from batches import services
 from batches.admission import SliceRefused, slice_admission
 from batches.compare import CHANGES, COMPARE_FORMATS, compare_batches, compare_response
+from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm, ColumnsForm, RegradeForm, RunAgainForm
 from batches.grading import grade_summaries, regrade_batch
@@ -44,6 +45,7 @@ from batches.selectors import (
     item_status_counts,
     may_act_on,
     not_found_counts,
+    worker_alive,
 )
 from chats.errors import ProviderNotConfigured
 from chats.prompts import counts_words, uses_prompt
@@ -70,7 +72,14 @@ def _get_batch_for_user(request: HttpRequest, pk: int, *, act: bool = False) -> 
 
 
 def _inline() -> bool:
+    """No broker: the pages may drive slices (only while no worker is alive)."""
     return services.runner_mode() == "inline"
+
+
+def _runner_context() -> dict:
+    """What the inline driver needs: may the page drive, and is a worker doing it."""
+    inline = _inline()
+    return {"inline": inline, "worker_alive": inline and worker_alive()}
 
 
 def _slice_seconds() -> float:
@@ -106,7 +115,7 @@ def _list_context(request: HttpRequest) -> dict:
         "page": page,
         "batches": batches,
         "any_active": any(batch.is_active for batch in batches),
-        "inline": _inline(),
+        **_runner_context(),
     }
 
 
@@ -416,7 +425,7 @@ def _progress_context(batch: Batch) -> dict:
     return {
         "batch": batch,
         "stats": batch_stats(batch),
-        "inline": _inline(),
+        **_runner_context(),
         "next_url": batch.get_absolute_url(),
     }
 
@@ -496,7 +505,7 @@ def batch_retry_items(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _driver_oob(request: HttpRequest, batch: Batch, next_url: str) -> str:
     """The batch's inline driver, replacing the page's one out of band (started or stopped)."""
-    context = {"batch": batch, "inline": _inline(), "next_url": next_url, "oob": True}
+    context = {"batch": batch, **_runner_context(), "next_url": next_url, "oob": True}
     return render_to_string("batches/_driver.html", context, request=request)
 
 
@@ -586,17 +595,20 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Inline runner: run one short slice, then answer the driver that asks for the next.
 
     The page keeps calling this while the batch is active and has rows left; reopening the
-    page resumes where it stopped. With Celery the workers process and pages only poll.
+    page resumes where it stopped. While a `run_worker` is alive the page runs nothing and
+    only checks back now and then (it takes over if the worker dies). With Celery the
+    workers process and pages only poll.
     """
     batch = _get_batch_for_user(request, pk, act=True)
     result = None
+    runner = _runner_context()
     # Also when no row is left: a runner that died after recording the last row left the
     # batch active, and this slice completes it.
     refused = None
-    if _inline() and batch.is_active:
+    if runner["inline"] and not runner["worker_alive"] and batch.is_active:
         try:
             with slice_admission(user=request.user, batch_id=batch.pk):
-                result = services.process_for_duration(batch_id=batch.pk, seconds=_slice_seconds())
+                result = run_slice(batch_id=batch.pk, seconds=_slice_seconds(), runner="page")
         except services.BatchStateError as error:
             messages.error(request, str(error))
         except SliceRefused as error:
@@ -616,7 +628,7 @@ def batch_process(request: HttpRequest, pk: int) -> HttpResponseBase:
         return redirect(_next_url(request, batch.get_absolute_url()))
     context = {
         "batch": batch,
-        "inline": _inline(),
+        **runner,
         "next_url": _next_url(request, batch.get_absolute_url()),
         # A slice that finished nothing (another tab holds the rows' leases) waits a
         # little before asking again instead of spinning.

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, stream_csv
 from batches.grading import grade_summary, summary_text
 from batches.ingest import UploadError, parse_upload_file
@@ -33,7 +34,6 @@ from batches.models import Batch
 from batches.services import (
     BatchStateError,
     create_batch_run,
-    process_for_duration,
     retry_failed,
     start_batch,
 )
@@ -373,9 +373,10 @@ class Command(BaseCommand):
                         )
 
                     try:
-                        result = process_for_duration(
+                        result = run_slice(
                             batch_id=batch.pk,
                             seconds=slice_seconds,
+                            runner="run_batch",
                             concurrency=concurrency,
                             should_stop=lambda: interrupt.requested,
                             on_progress=report,
