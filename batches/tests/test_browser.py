@@ -379,9 +379,21 @@ def test_live_rows_citations_and_french_pages(page, site):
         files=[{"name": "notes.csv", "mimeType": "text/csv", "buffer": b"titre,texte\nA,B\n"}],
     )
     page.click("#batch-upload button[type=submit]")
+    # No question column: the column chooser says so, in French, and names the columns.
+    page.locator("#columns-preview").wait_for()
+    assert (
+        "Aucune colonne ne porte un nom de question" in page.locator("#batch-upload").inner_text()
+    )
+    # A file whose question cell is empty while others are filled: the parser's message.
+    page.goto(f"{site}/batches/")
+    page.set_input_files(
+        "#id_file",
+        files=[{"name": "vide.csv", "mimeType": "text/csv", "buffer": b"question,texte\n,B\n"}],
+    )
+    page.click("#batch-upload button[type=submit]")
     error = page.locator("#id_file_error")
     error.wait_for()
-    assert "Aucune colonne de questions" in error.inner_text()
+    assert "la cellule « question » est vide" in error.inner_text()
 
 
 def test_failures_are_shown_and_rows_retried(page, site, settings):
