@@ -16,6 +16,7 @@ from chats.providers.base import (
     Generation,
     GenerationRequest,
     http_limits,
+    ssl_context,
 )
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 
@@ -33,7 +34,9 @@ def _client(base_url: str, api_key: str, timeout: float) -> anthropic.AsyncAnthr
             base_url=base_url or None,
             timeout=timeout,
             max_retries=0,
-            http_client=anthropic.DefaultAsyncHttpxClient(limits=http_limits()),
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                limits=http_limits(), verify=ssl_context()
+            ),
         ),
         CLIENT_SHARDS,
     )

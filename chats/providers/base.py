@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -16,6 +18,13 @@ from chats.search.base import SearchResult
 # each keeps alive: together enough for the highest concurrency a batch asks for.
 CLIENT_SHARDS = 16
 KEEPALIVE_PER_CLIENT = 64
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process: building one (loading the CA
+    certificates) costs tens of milliseconds, once per client otherwise."""
+    return httpx.create_ssl_context()
 
 
 def http_limits() -> httpx.Limits:

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from chats import aio
 from chats.errors import ProviderError, TransientProviderError
-from chats.providers.base import CLIENT_SHARDS, http_limits
+from chats.providers.base import CLIENT_SHARDS, http_limits, ssl_context
 from chats.providers.retry import parse_retry_after
 
 MAX_QUOTED = 200
@@ -33,7 +33,10 @@ def client() -> httpx.AsyncClient:
     return aio.round_robin(
         "search-http",
         lambda: httpx.AsyncClient(
-            follow_redirects=True, limits=http_limits(), headers={"User-Agent": "BatchChat search"}
+            follow_redirects=True,
+            limits=http_limits(),
+            verify=ssl_context(),
+            headers={"User-Agent": "BatchChat search"},
         ),
         CLIENT_SHARDS,
     )
