@@ -419,6 +419,23 @@ def _rows_at(text: str, start: int, columns: ColumnChoice) -> list[ParsedRow]:
     return builder.finish()
 
 
+def _count_keys(keys: dict[str, None], record: dict, *, label: str, index: int) -> None:
+    """Add the record's keys to the distinct keys of all entries (the export's columns),
+    refusing the first one past MAX_COLUMNS."""
+    for key in record:
+        if key not in keys:
+            keys[key] = None
+            if len(keys) > MAX_COLUMNS:
+                raise UploadError(
+                    f"{label}: the entries use more than {MAX_COLUMNS:,} different keys "
+                    f'(a new one: "{_printable(str(key))[:100]}"); each key becomes a '
+                    f"column, and at most {MAX_COLUMNS:,} columns are accepted.",
+                    code="too_many_columns",
+                    row=index,
+                    column=_printable(str(key)),
+                )
+
+
 class _RowCounter:
     """The first pass over `rows`: entries, keys and rows counted, nothing kept."""
 
@@ -431,18 +448,7 @@ class _RowCounter:
         label = f"rows[{index}]"
         if not isinstance(record, dict):
             return  # the second pass says what is wrong with it
-        for key in record:
-            if key not in self.keys:
-                self.keys[key] = None
-                if len(self.keys) > MAX_COLUMNS:
-                    raise UploadError(
-                        f"{label}: the entries use more than {MAX_COLUMNS:,} different keys "
-                        f'(a new one: "{_printable(str(key))[:100]}"); each key becomes a '
-                        f"column, and at most {MAX_COLUMNS:,} columns are accepted.",
-                        code="too_many_columns",
-                        row=index,
-                        column=_printable(str(key)),
-                    )
+        _count_keys(self.keys, record, label=label, index=index)
         if any(str(value).strip() for value in record.values() if value is not None):
             self.rows += 1
             if self.rows > self.limit:  # refused whatever follows: stop reading
@@ -506,18 +512,7 @@ class _RecordRows:
             )
         if len(record) > MAX_COLUMNS:  # counted before any value is converted
             raise _too_wide(len(record), label, row=index)
-        for key in record:
-            if key not in self.keys:
-                self.keys[key] = None
-                if len(self.keys) > MAX_COLUMNS:
-                    raise UploadError(
-                        f"{label}: the entries use more than {MAX_COLUMNS:,} different keys "
-                        f'(a new one: "{_printable(str(key))[:100]}"); each key becomes a '
-                        f"column, and at most {MAX_COLUMNS:,} columns are accepted.",
-                        code="too_many_columns",
-                        row=index,
-                        column=_printable(str(key)),
-                    )
+        _count_keys(self.keys, record, label=label, index=index)
         columns = {str(key): _json_text(value) for key, value in record.items()}
         roles = self.choice.resolve(list(columns))
         question_key = roles["question"]
