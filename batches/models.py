@@ -153,10 +153,11 @@ class Batch(models.Model):
     # from the stored answers by the selectors (not_found_counts, batch_stats) and set
     # on the instance; 0 until then.
     not_found_items: int = 0
+    blocked_items: int = 0  # both set by batches.selectors for the progress bar
 
     @property
     def answered_items(self) -> int:
-        return max(self.processed_items - self.not_found_items, 0)
+        return max(self.processed_items - self.not_found_items - self.blocked_items, 0)
 
     @property
     def has_problems(self) -> bool:
@@ -203,11 +204,11 @@ class Batch(models.Model):
 
     @property
     def bar_segments(self) -> list[tuple[str, int, int]]:
-        """(kind, percent of the bar, rows) for the progress bar, in drawing order.
-        BLOCKED: the guard (issue 12) adds ("blocked", share, count) after "failed"."""
+        """(kind, percent of the bar, rows) for the progress bar, in drawing order."""
         return [
             ("answered", self._share(self.answered_items), self.answered_items),
             ("not-found", self._share(self.not_found_items), self.not_found_items),
+            ("blocked", self._share(self.blocked_items), self.blocked_items),
             ("failed", self._share(self.failed_items), self.failed_items),
         ]
 

@@ -27,6 +27,8 @@ from chats.prompts import counts_words, not_found_q
 
 # Guard outcomes shown (counted and filtered) on the batch page and in the API.
 GUARD_FILTERS = (GuardStatus.BLOCKED, GuardStatus.REDACTED)
+# Done rows the guard answered with its fixed message (no search, no AI call).
+BLOCKED = Q(status=BatchItem.Status.DONE, interaction__guard_status=GuardStatus.BLOCKED)
 # Rows a grader says are wrong.
 FAILING = Q(citation_match=False) | Q(answer_found=False) | Q(judge_verdict=JudgeVerdict.FAIL)
 # The rows table's grade filters: "failing_first" keeps every row, failing ones first
@@ -162,8 +164,10 @@ def item_status_counts(batch: Batch) -> dict[str, int]:
     (done rows whose answer found nothing), in one query. Sets batch.not_found_items."""
     aggregates = {value: Count("id", filter=Q(status=value)) for value in BatchItem.Status.values}
     aggregates[NOT_FOUND] = Count("id", filter=not_found_items(batch))
+    aggregates["blocked"] = Count("id", filter=BLOCKED)
     counts = batch.items.aggregate(**aggregates)
     batch.not_found_items = counts[NOT_FOUND]
+    batch.blocked_items = counts.pop("blocked")
     return counts
 
 
@@ -178,14 +182,17 @@ def not_found_counts(batches: list[Batch]) -> dict[int, int]:
         condition |= Q(batch__page_language=language) & not_found_q("interaction__answer", language)
     rows = (
         BatchItem.objects.filter(batch__in=batches, status=BatchItem.Status.DONE)
-        .filter(condition)
+        .filter(condition | BLOCKED)
         .order_by()
         .values_list("batch_id")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id", filter=condition), blocked=Count("id", filter=BLOCKED))
     )
-    counts = dict(rows)
+    counts, blocked = {}, {}
+    for batch_id, n, blocked_rows in rows:
+        counts[batch_id], blocked[batch_id] = n, blocked_rows
     for batch in batches:
         batch.not_found_items = counts.get(batch.pk, 0)
+        batch.blocked_items = blocked.get(batch.pk, 0)  # drawn in the progress bar too
     return counts
 
 
@@ -236,9 +243,11 @@ def batch_stats(batch: Batch, *, now=None) -> BatchStats:
         input_tokens=Sum("interaction__input_tokens"),
         output_tokens=Sum("interaction__output_tokens"),
         not_found=Count("id", filter=not_found_items(batch)),
+        blocked=Count("id", filter=BLOCKED),
         recent=Count("id", filter=Q(finished_at__gte=window_start)),
     )
     batch.not_found_items = totals["not_found"]
+    batch.blocked_items = totals["blocked"]
     input_tokens = totals["input_tokens"] or 0
     output_tokens = totals["output_tokens"] or 0
     elapsed = duration = rate = remaining = None

@@ -202,6 +202,10 @@ def test_batch_page_counts_and_filters_guard_outcomes(servers, owner, owner_clie
     page = owner_client.get(url).content.decode()
     assert 'id="guard-filter"' in page
     assert "5 blocked" in page and "0 redacted" in page
+    # The progress bar has a blocked segment, and its legend counts them.
+    assert "seg seg-blocked" in page and "Blocked by the guard: 5" in page
+    listed = owner_client.get("/batches/").content.decode()
+    assert "seg seg-blocked" in listed
     assert "Blocked: social insurance number" in page  # the row's note
 
     blocked = owner_client.get(url, {"guard": "blocked"}).content.decode()
