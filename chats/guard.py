@@ -20,9 +20,9 @@ and the other way round. Detectors, cheapest first, each skipped when a cheap te
 it cannot match (no digit, no `@`, no `<`...), so an ordinary question costs a few
 precompiled regex scans (about 0.05 ms; see the README, "The guard").
 
-The optional second stage (`ai_check`, awaited on the provider loop) asks an AI model for personal
-information the patterns missed; it takes the provider's `generate` as a callable so the
-guard itself never touches the network.
+The optional second stage (`ai_check`, awaited on the provider loop) asks an AI model
+for personal information the patterns missed; it takes the provider's `agenerate` as a
+callable so the guard itself never touches the network.
 """
 
 from __future__ import annotations
