@@ -252,6 +252,10 @@ class _Slice:
             finally:
                 heartbeat.cancel()
                 ticker.cancel()
+                if self.refill is not None:
+                    # Let a claim under way land in the queue, so its rows are given back.
+                    with contextlib.suppress(Exception):
+                        await self.refill
                 await self.db(self._release_unstarted)
                 if self.throttle:
                     await self.db(self._publish_throttle, {})
