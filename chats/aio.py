@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-
-SWITCH_INTERVAL = 0.0005  # seconds
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -52,10 +49,6 @@ def loop() -> asyncio.AbstractEventLoop:
                 new_loop.call_soon(ready.set)
                 new_loop.run_forever()
 
-            # The loop shares the GIL with the thread doing the database work; with the
-            # default 5 ms switch interval every step of every call in flight can wait
-            # that long for it, which adds up to a large share of a 200 ms call.
-            sys.setswitchinterval(SWITCH_INTERVAL)
             _thread = threading.Thread(target=serve, name="batchchat-io", daemon=True)
             _thread.start()
             ready.wait()
