@@ -549,7 +549,7 @@ def test_list_and_status_cost_a_fixed_number_of_queries(
 @pytest.mark.django_db(transaction=True)
 def test_process_for_duration_puts_the_asked_concurrency_in_flight(api, fake_ai, settings):
     settings.BATCH_CONCURRENCY = 2
-    fake_ai.latency = 0.3
+    fake_ai.latency = 0.5
     rows = [{"question": f"Question {i}?"} for i in range(12)]
     created = create_json(
         api, rows=rows, aiProvider="compatible", model="local-model", searchProvider="none"
