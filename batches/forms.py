@@ -167,6 +167,20 @@ class BatchUploadForm(forms.Form):
         provider, _sep, model = self.cleaned_data["ai_model"].partition(MODEL_SEPARATOR)
         return provider, model
 
+    def run_settings(self) -> dict:
+        """The batch settings chosen, as the keyword arguments of create_batch_run,
+        create_batch_from_draft and run_again (a valid form)."""
+        provider, model = self.cleaned_data["ai_model"]
+        return {
+            "name": self.cleaned_data["name"],
+            "ai_provider": provider,
+            "model": model,
+            "search_provider": self.cleaned_data["search_provider"],
+            "page_language": self.cleaned_data["page_language"],
+            "apply_overrides": self.cleaned_data["apply_overrides"],
+            "judge_enabled": self.cleaned_data["judge_enabled"],
+        }
+
 
 class RunAgainForm(BatchUploadForm):
     """ "Run again with…": the upload form's settings without a file (the rows are the

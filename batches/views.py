@@ -210,19 +210,12 @@ def _render_columns(request: HttpRequest, form: ColumnsForm, *, status: int = 20
 def _create_from_columns(request: HttpRequest, form: ColumnsForm) -> Batch | None:
     if not form.is_valid():
         return None
-    provider, model = form.cleaned_data["ai_model"]
     try:
         return services.create_batch_from_draft(
             draft=form.upload_draft,
             columns=form.column_choice(),
             uploader=request.user,
-            name=form.cleaned_data["name"],
-            ai_provider=provider,
-            model=model,
-            search_provider=form.cleaned_data["search_provider"],
-            page_language=form.cleaned_data["page_language"],
-            apply_overrides=form.cleaned_data["apply_overrides"],
-            judge_enabled=form.cleaned_data["judge_enabled"],
+            **form.run_settings(),
         )
     except UploadError as error:
         form.add_error(
@@ -237,20 +230,12 @@ def _create_from_columns(request: HttpRequest, form: ColumnsForm) -> Batch | Non
 def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | None:
     if not form.is_valid():
         return None
-    provider, model = form.cleaned_data["ai_model"]
-    upload = form.cleaned_data["file"]
     try:
         return services.create_batch_run(
             uploader=request.user,
-            name=form.cleaned_data["name"],
             rows=form.parsed.rows,
-            ai_provider=provider,
-            model=model,
-            search_provider=form.cleaned_data["search_provider"],
-            page_language=form.cleaned_data["page_language"],
-            apply_overrides=form.cleaned_data["apply_overrides"],
-            source_filename=upload.name,
-            judge_enabled=form.cleaned_data["judge_enabled"],
+            source_filename=form.cleaned_data["file"].name,
+            **form.run_settings(),
         )
     except UploadError as error:
         form.add_error("file", error.message)
@@ -728,19 +713,8 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     form = RunAgainForm(request.POST or None, batch=batch)
     if request.method == "POST" and form.is_valid():
-        provider, model = form.cleaned_data["ai_model"]
         try:
-            new = services.run_again(
-                batch=batch,
-                uploader=request.user,
-                name=form.cleaned_data["name"],
-                ai_provider=provider,
-                model=model,
-                search_provider=form.cleaned_data["search_provider"],
-                page_language=form.cleaned_data["page_language"],
-                apply_overrides=form.cleaned_data["apply_overrides"],
-                judge_enabled=form.cleaned_data["judge_enabled"],
-            )
+            new = services.run_again(batch=batch, uploader=request.user, **form.run_settings())
         except ProviderNotConfigured as error:
             form.add_error("ai_model", str(error))
         else:
