@@ -45,7 +45,7 @@ from batches.errors import BatchStateError
 from batches.guard_rows import guarded_item_fields
 from batches.models import Batch, BatchItem
 from chats import aio
-from chats.models import Chat, Interaction
+from chats.models import Interaction
 from chats.providers import limits
 from chats.services import (
     Answer,
@@ -55,6 +55,7 @@ from chats.services import (
     Turn,
     answer,
     check_chat_settings,
+    lock_chats,
     store_answers,
     turns_for,
 )
@@ -534,14 +535,8 @@ class _Slice:
         """
         now = timezone.now()
         with transaction.atomic():
-            done_chats = sorted({o.item.chat_id for o in group if o.answer is not None})
-            if done_chats:
-                list(
-                    Chat.objects.select_for_update()
-                    .filter(pk__in=done_chats)
-                    .order_by("pk")
-                    .values_list("pk", flat=True)
-                )
+            # Lock order as delete_batch: chats, rows, batch.
+            lock_chats({o.item.chat_id for o in group if o.answer is not None})
             ours = set(
                 BatchItem.objects.select_for_update()
                 .filter(
@@ -560,7 +555,9 @@ class _Slice:
                     len(group) - len(kept),
                 )
             answered = [o for o in kept if o.answer is not None]
-            interactions = store_answers([(o.item.chat, o.answer) for o in answered])
+            interactions = store_answers(
+                [(o.item.chat, o.answer) for o in answered], chats_locked=True
+            )
             for outcome, interaction in zip(answered, interactions, strict=True):
                 outcome.item.interaction = interaction
             self._update_rows(kept, now)

@@ -20,7 +20,7 @@ from batches.errors import BatchStateError
 from batches.ingest import ColumnChoice, ParsedRow, UploadError, parse_upload
 from batches.models import Batch, BatchItem, UploadDraft
 from chats.models import Chat, new_chat_id
-from chats.services import check_chat_settings
+from chats.services import check_chat_settings, lock_chats
 
 __all__ = [
     "BatchStateError",
@@ -350,7 +350,7 @@ def delete_batch(*, batch: Batch) -> None:
             .values_list("chat_id", flat=True)
         )
         own_chats = Chat.objects.filter(pk__in=chat_ids - shared)
-        list(own_chats.select_for_update().order_by("pk").values_list("pk", flat=True))
+        lock_chats(chat_ids - shared)
         list(batch.items.select_for_update().order_by("pk").values_list("pk", flat=True))
         list(Batch.objects.select_for_update().filter(pk=batch.pk).values_list("pk", flat=True))
         own_chats.delete()

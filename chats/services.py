@@ -38,6 +38,7 @@ __all__ = [
     "answer",
     "check_chat_settings",
     "judge_answer",
+    "lock_chats",
     "process_message",
     "provider_choices",
     "redacted_row",
@@ -203,7 +204,20 @@ async def judge_answer(
     return parse_judge_reply((await provider.agenerate(request)).text)
 
 
-def store_answers(answers: Sequence[tuple[Chat, Answer]]) -> list[Interaction]:
+def lock_chats(chat_ids) -> None:
+    """Lock chats (in primary-key order, as delete_batch does) for the rest of the
+    caller's transaction: their next interaction positions are then ours to take."""
+    list(
+        Chat.objects.select_for_update()
+        .filter(pk__in=sorted(chat_ids))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def store_answers(
+    answers: Sequence[tuple[Chat, Answer]], *, chats_locked: bool = False
+) -> list[Interaction]:
     """Store answers as Interactions at their chats' next free positions (answers of one
     chat in the order given), in one transaction and three queries.
 
@@ -212,7 +226,8 @@ def store_answers(answers: Sequence[tuple[Chat, Answer]]) -> list[Interaction]:
     serialises them on PostgreSQL; SQLite has no row locks but its IMMEDIATE transactions
     serialise writers. The IntegrityError retry covers any database where neither holds
     (the unique constraint is the guard). Called inside a caller's transaction, this
-    commits with it or not at all.
+    commits with it or not at all; `chats_locked` when that transaction has locked the
+    chats already (lock_chats).
     """
     if not answers:
         return []
@@ -220,12 +235,8 @@ def store_answers(answers: Sequence[tuple[Chat, Answer]]) -> list[Interaction]:
     for attempt in range(2):
         try:
             with transaction.atomic():
-                list(
-                    Chat.objects.select_for_update()
-                    .filter(pk__in=chat_ids)
-                    .order_by("pk")
-                    .values_list("pk", flat=True)
-                )
+                if not chats_locked:
+                    lock_chats(chat_ids)
                 last = dict(
                     Interaction.objects.filter(chat_id__in=chat_ids)
                     .values("chat_id")
