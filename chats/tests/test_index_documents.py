@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from chats.management.commands.index_documents import Command
 from chats.search.local import LocalSearch
 
 
@@ -63,6 +64,33 @@ def test_default_index_is_the_setting(docs, tmp_path, settings):
     run(str(docs))
 
     assert count(tmp_path / "default.sqlite3") == 5
+
+
+def test_without_dir_indexes_the_local_search_docs_setting(docs, tmp_path, settings):
+    settings.LOCAL_SEARCH_DOCS = str(docs)
+    settings.LOCAL_SEARCH_INDEX = str(tmp_path / "default.sqlite3")
+
+    output = run()
+
+    assert f"Indexing {docs} (LOCAL_SEARCH_DOCS)." in output
+    assert f"Indexed 5 documents (2 skipped, 1 other files ignored) into {tmp_path}" in output
+    assert count(tmp_path / "default.sqlite3") == 5
+
+
+def test_without_dir_and_without_the_setting_fails(tmp_path, settings):
+    settings.LOCAL_SEARCH_DOCS = ""
+    settings.LOCAL_SEARCH_INDEX = str(tmp_path / "default.sqlite3")
+
+    with pytest.raises(CommandError, match="Give DIR: no folder is set in LOCAL_SEARCH_DOCS"):
+        run()
+
+    assert not (tmp_path / "default.sqlite3").exists()
+
+
+def test_help_says_dir_defaults_to_the_setting():
+    parser = Command().create_parser("manage.py", "index_documents")
+
+    assert "LOCAL_SEARCH_DOCS" in " ".join(parser.format_help().split())
 
 
 def test_missing_folder_fails_and_keeps_the_old_index(docs, tmp_path):

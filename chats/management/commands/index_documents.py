@@ -1,5 +1,6 @@
-"""`manage.py index_documents DIR`: (re)build the `local` search index from a folder.
+"""`manage.py index_documents [DIR]`: (re)build the `local` search index from a folder.
 
+    manage.py index_documents                  # the folder of settings.LOCAL_SEARCH_DOCS
     manage.py index_documents sample/docs
     manage.py index_documents /srv/help --base-url https://help.example.org/ --index var/help.sqlite3
 
@@ -19,12 +20,21 @@ from chats.search.indexer import DEFAULT_BASE_URL, IndexBuildError, build_index
 
 class Command(BaseCommand):
     help = (
-        "Index the .md, .html and .txt documents under DIR for the 'local' search provider "
-        "(rebuilds the whole index atomically)."
+        "Index the .md, .html and .txt documents under DIR (default: the folder of "
+        "settings.LOCAL_SEARCH_DOCS) for the 'local' search provider (rebuilds the whole "
+        "index atomically)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("dir", type=Path, help="Folder of documents, searched recursively.")
+        parser.add_argument(
+            "dir",
+            type=Path,
+            nargs="?",
+            default=None,
+            help=(
+                "Folder of documents, searched recursively (default: settings.LOCAL_SEARCH_DOCS)."
+            ),
+        )
         parser.add_argument(
             "--base-url",
             default=DEFAULT_BASE_URL,
@@ -51,13 +61,20 @@ class Command(BaseCommand):
         base_url: str = options["base_url"]
         if not base_url.startswith(("http://", "https://")):
             raise CommandError(f"--base-url must be an http(s) URL, not {base_url!r}.")
+        docs_dir: Path | None = options["dir"]
+        if docs_dir is None:
+            # An empty setting would be Path("") == the current directory: refuse it.
+            if not settings.LOCAL_SEARCH_DOCS:
+                raise CommandError("Give DIR: no folder is set in LOCAL_SEARCH_DOCS.")
+            docs_dir = Path(settings.LOCAL_SEARCH_DOCS)
+            self.stdout.write(f"Indexing {docs_dir} (LOCAL_SEARCH_DOCS).")
 
         def progress(done: int, total: int) -> None:
             self.stdout.write(f"  {done}/{total} files read")
 
         try:
             summary = build_index(
-                docs_dir=options["dir"],
+                docs_dir=docs_dir,
                 index_path=index_path,
                 base_url=base_url,
                 progress_every=options["progress_every"],
