@@ -9,10 +9,10 @@ Rules, in the order they are applied:
    Anything else is read as CSV.
 3. CSV encoding: a BOM decides (UTF-8, UTF-16 LE/BE); without one UTF-8, falling back to
    Windows-1252 when the bytes are not valid UTF-8. Delimiter: comma, semicolon or tab,
-   sniffed by csv.Sniffer and checked against the header line (a delimiter that does not
-   occur in the header cannot be right; then the most frequent one in the header wins; a
-   header with none of them is a one-column file and lines are not split at all).
-   Quoted newlines work.
+   sniffed by csv.Sniffer and checked against the header line, the first line with more
+   than separators (a delimiter that does not occur in the header outside double quotes
+   cannot be right; then the most frequent one in the header wins; a header with none of
+   them is a one-column file and lines are not split at all). Quoted newlines work.
 4. XLSX: the first worksheet, cached values of formulas (see `_xlsx_rows`), numbers and
    dates as text the way a person reads them (3.0 -> "3", a date -> "2024-03-01").
 5. The first non-blank row is the header. Header names are trimmed; an empty one becomes
@@ -26,9 +26,11 @@ Rules, in the order they are applied:
    (`expectedcitation`, `expectedcitationurl`, `citationurl`, `origcitation`) columns
    feed the graders. A `ColumnChoice` (the upload's column chooser) names any of these
    columns explicitly instead. Every column is kept, by its header, as text.
-7. Rows whose cells are all empty are skipped silently. A row with other data but no
-   question refuses the whole file (a guess at what the user meant would be worse);
-   the message names the rows the way a spreadsheet numbers them (the header is row 1).
+7. Rows whose cells are all empty are skipped silently; in a CSV so is a line of
+   separators and spaces only (`,`, `;;`), whatever the delimiter. A row with other data
+   but no question refuses the whole file (a guess at what the user meant would be
+   worse); the message names the rows the way a spreadsheet numbers them (the header is
+   row 1).
    Questions, URLs and chat keys are trimmed; other cells are kept as they are.
 8. A cell longer than 32,767 characters (Excel's own cell limit, so the results could not
    be exported to XLSX) refuses the file, naming row and column; in a CSV this is nearly
@@ -575,7 +577,9 @@ def _parse_csv(data: bytes, filename: str, options: _Options) -> ParsedUpload:
     try:
         if hint:
             next(reader)
-        parsed = _build(_numbered(reader), filename, fmt="csv", options=options)
+        parsed = _build(
+            _separator_lines_blank(_numbered(reader)), filename, fmt="csv", options=options
+        )
     except csv.Error as exc:
         raise UploadError(
             gettext(
@@ -636,9 +640,7 @@ def _sniff_delimiter(sample: str) -> str:
     """Sniffer's choice if it occurs in the header line, else the header's most frequent."""
     cut = sample.rfind("\n", 0, SNIFF_CHARS)
     sample = sample[: cut if cut > 0 else SNIFF_CHARS]
-    header = next(
-        csv.reader(io.StringIO(sample.lstrip("\r\n"), newline=""), delimiter=NO_SPLIT), [""]
-    )[0]
+    header = _header_line(sample)
     # Count outside quotes: a quoted header like "Question, in full" is one column.
     unquoted = re.sub(r'"[^"]*"', "", header)
     counts = {d: unquoted.count(d) for d in DELIMITERS}
@@ -651,6 +653,49 @@ def _sniff_delimiter(sample: str) -> str:
     if sniffed and counts.get(sniffed):
         return sniffed
     return max(DELIMITERS, key=lambda d: counts[d])
+
+
+def _header_line(sample: str) -> str:
+    """The raw text (quotes kept) of the first record holding more than separators and
+    whitespace: the header, as `_build` finds it. A leading `,,` line (an empty
+    spreadsheet row) must not make a one-column file comma-separated."""
+    # The csv module decides where a record ends (quoted newlines); its line count maps
+    # the record back to the raw lines, which keep the quotes that the counting needs.
+    lines = LINE.findall(sample)
+    reader = csv.reader(io.StringIO(sample, newline=""), delimiter=NO_SPLIT)
+    read = 0
+    for cells in reader:
+        raw, read = "".join(lines[read : reader.line_num]), reader.line_num
+        if not _only_separators("".join(cells)):
+            return raw
+    return ""
+
+
+# One physical line, the way io.StringIO(newline="") splits them for the csv module.
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+# Whitespace (as str.strip() sees it, tab included) and the delimiters.
+SEPARATORS_ONLY = re.compile(r"[\s,;]*")
+
+
+def _only_separators(text: str) -> bool:
+    # strip() settles the usual cells in C; the regex sees the rest (other whitespace).
+    rest = text.strip(" \t\r\n,;")
+    return not rest or SEPARATORS_ONLY.fullmatch(rest) is not None
+
+
+def _separator_lines_blank(
+    records: Iterator[tuple[int, list[str]]],
+) -> Iterator[tuple[int, list[str]]]:
+    """A line of separators only (`,`, `;;`: an empty spreadsheet row) is a blank line. A
+    one-column file splits nothing, so without this it would be the question ","; and in
+    a `;` file a `,` line is one cell too."""
+    for number, cells in records:
+        # all() stops at the first cell with text: one regex call for a row of data.
+        if cells and all(map(_only_separators, cells)):
+            cells = []
+        yield number, cells
 
 
 def _numbered(reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:

@@ -215,6 +215,77 @@ def test_blank_rows_are_skipped_and_counted():
     assert parsed.columns == ["question", "url", "note"]
 
 
+@pytest.mark.parametrize("line", [",", ",,", ";", ";;", ", ;\t", " , "])
+def test_a_line_of_separators_in_a_one_column_file_is_blank(line):
+    data = f"question\nFirst?\n{line}\r\nSecond, with a comma?\n{line}\n".encode()
+
+    parsed = parse_upload(data=data)
+
+    assert parsed.delimiter == ""  # one column: lines are not split
+    assert [r.question for r in parsed.rows] == ["First?", "Second, with a comma?"]
+    assert parsed.skipped_blank == 2
+
+
+def test_separator_lines_are_blank_in_the_column_chooser_preview():
+    parsed = parse_upload(data=b"question\n,\nFirst?\n;;\nSecond?\n", preview=5)
+    assert parsed.preview_rows == [["First?"], ["Second?"]]
+
+
+def test_a_line_of_other_separators_in_a_semicolon_file_is_blank():
+    parsed = parse_upload(data=b"question;note\nA, b?;x\n,\n, ;,\n;\n")
+    assert parsed.delimiter == ";"
+    assert [r.question for r in parsed.rows] == ["A, b?"]
+    assert parsed.skipped_blank == 3
+
+
+def test_a_one_column_file_of_separator_lines_only_has_no_questions():
+    with pytest.raises(UploadError) as info:
+        parse_upload(data=b"question\n,\n;;\n")
+    assert info.value.code == "header_only"
+
+
+def test_separator_lines_before_the_header_do_not_make_a_one_column_file_split():
+    # The sniffer reads the header, the first line with more than separators: a leading
+    # ",," (an empty spreadsheet row) must not make the commas in the questions split.
+    data = b",,\n;\nquestion\nWhat is X, and Y?\n,\n"
+
+    parsed = parse_upload(data=data)
+
+    assert parsed.delimiter == ""
+    assert parsed.columns == ["question"]
+    assert [r.question for r in parsed.rows] == ["What is X, and Y?"]
+    assert parsed.skipped_blank == 1
+
+
+def test_separator_lines_before_a_real_header_still_find_its_delimiter():
+    parsed = parse_upload(data=b",\n\nquestion;url\nA, b?;https://example.ca\n;\n")
+    assert parsed.delimiter == ";"
+    assert [(r.question, r.referring_url) for r in parsed.rows] == [("A, b?", "https://example.ca")]
+    assert parsed.skipped_blank == 1
+
+
+def test_quoted_one_column_file_keeps_questions_with_commas():
+    data = b'"question"\r\n"What is X, and why?"\r\n","\r\n"Is a, b, c a list?"\r\n,\r\n'
+
+    parsed = parse_upload(data=data)
+
+    assert parsed.columns == ["question"]
+    assert [r.question for r in parsed.rows] == ["What is X, and why?", "Is a, b, c a list?"]
+    assert parsed.skipped_blank == 2
+
+
+def test_quoted_header_with_a_comma_is_one_column_and_unquoted_commas_stay():
+    # The header's comma is inside quotes: the file has one column, so the comma in the
+    # unquoted question is text, not a separator.
+    data = b'"Question, in full"\n"What is X, and why?"\nIs a, b a list?\n,\n'
+
+    parsed = parse_upload(data=data, columns=ingest.ColumnChoice(question="Question, in full"))
+
+    assert parsed.delimiter == ""
+    assert parsed.columns == ["Question, in full"]
+    assert [r.question for r in parsed.rows] == ["What is X, and why?", "Is a, b a list?"]
+
+
 def test_xlsx_first_worksheet_values_become_readable_text():
     parsed = parse("good.xlsx")
     assert parsed.format == "xlsx"
