@@ -14,6 +14,9 @@ whose copy of the parent's thread does not exist. `loop_cache()` keeps per-loop 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import inspect
 import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -34,6 +37,29 @@ def _forget() -> None:
 
 
 os.register_at_fork(after_in_child=_forget)
+
+
+async def _close_cached() -> None:
+    """Close the cached clients (their connection pools), newest settings first."""
+    for key, value in reversed(list(_cache.items())):
+        objects = value[0] if isinstance(key, tuple) and key[:1] == ("round-robin",) else [value]
+        for obj in objects:
+            close = getattr(obj, "aclose", None) or getattr(obj, "close", None)
+            with contextlib.suppress(Exception):
+                result = close() if callable(close) else None
+                if inspect.isawaitable(result):
+                    await result
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """At exit, close the clients on their loop: an HTTP session left open when the
+    interpreter ends is reported as an error ("Unclosed client session")."""
+    if _loop is None or _thread is None or not _thread.is_alive():
+        return
+    future = asyncio.run_coroutine_threadsafe(_close_cached(), _loop)
+    with contextlib.suppress(Exception):
+        future.result(timeout=5)
 
 
 def loop() -> asyncio.AbstractEventLoop:

@@ -34,9 +34,7 @@ def _client(base_url: str, api_key: str, timeout: float) -> anthropic.AsyncAnthr
             base_url=base_url or None,
             timeout=timeout,
             max_retries=0,
-            http_client=anthropic.DefaultAsyncHttpxClient(
-                limits=http_limits(), verify=ssl_context()
-            ),
+            http_client=anthropic.DefaultAioHttpClient(limits=http_limits(), verify=ssl_context()),
         ),
         CLIENT_SHARDS,
     )

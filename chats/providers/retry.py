@@ -193,11 +193,25 @@ def _phrase(status: int) -> str:
         return ""
 
 
+def _connection_failed(exc: BaseException) -> bool:
+    """Whether an SDK "timeout" is really a refused or dropped connection. The SDKs' aiohttp
+    transport maps every aiohttp connection error to a connect timeout; the exceptions it
+    was raised from tell a real timeout from a connection that failed."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, TimeoutError):
+            return False
+        if isinstance(cause, OSError) or type(cause).__module__.startswith("aiohttp"):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def classify_sdk_error(exc: Exception, sdk: Any, context: CallContext) -> FailedAttempt | None:
     """Translate an exception of the `openai` or `anthropic` SDK (same class names in
     both); None when it is not an SDK error."""
     label = context.provider_label
-    if isinstance(exc, sdk.APITimeoutError):
+    if isinstance(exc, sdk.APITimeoutError) and not _connection_failed(exc):
         timeout = settings.PROVIDER_TIMEOUT
         return FailedAttempt(
             f"{label}: the provider did not answer within {timeout:g} s", retryable=True
