@@ -72,6 +72,12 @@ GROUP_ROWS = 50
 GROUP_SECONDS = 0.1
 ERROR_CHARS = 2000
 TICK_SECONDS = 1.0
+# How fresh a status read must be for a row to start its provider call (cancel_batch
+# returns this long after its commit: see _Slice._batch_active), how often the status is
+# read, and the time a call may take to go out after its row's check.
+STATUS_FENCE_SECONDS = 0.25
+STATUS_READ_SECONDS = 0.05
+STATUS_MARGIN_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -169,9 +175,9 @@ class _Slice:
     1. rows come from a local queue; when it runs dry, the next eligible rows (pending,
        or running with an expired lease; for a multi-turn chat only its earliest
        unfinished turn) are claimed with one conditional UPDATE that sets our lease;
-    2. before each provider call the row checks the batch is still active (a status read
-       that starts after the row asked, shared by all rows waiting at that moment), so no
-       call starts after a cancel has returned;
+    2. before each provider call the row checks the batch is still active, from a status
+       read that started at most STATUS_FENCE_SECONDS before (reads run in the
+       background), so no call starts after a cancel has returned;
     3. results go to the writer, which records them in groups;
     4. stops taking rows at the deadline, on cancel, or when nothing is left to claim;
        rows in flight finish and are recorded; rows claimed but not started go back;
@@ -213,12 +219,15 @@ class _Slice:
     async def run(self) -> None:
         self.changed = asyncio.Event()  # a row ended or a group was written
         self.outcome_added = asyncio.Event()
-        self.next_check: asyncio.Future | None = None
-        self.checking = False
+        self.status_read = asyncio.Event()  # a status read came back
+        self.want_status = asyncio.Event()  # a row waits for a fresh one
+        self.active_until = 0.0  # monotonic: rows may start calls until then
+        self.status_seen: bool | None = None  # False once the batch is seen inactive
         slots = asyncio.Semaphore(self.concurrency)
         writer = asyncio.create_task(self._writer())
         heartbeat = asyncio.create_task(self._heartbeat())
         ticker = asyncio.create_task(self._ticker())
+        reader = asyncio.create_task(self._status_reader())
         rows: set[asyncio.Task] = set()
         try:
             while await self._may_start():
@@ -253,6 +262,7 @@ class _Slice:
             finally:
                 heartbeat.cancel()
                 ticker.cancel()
+                reader.cancel()
                 if self.refill is not None:
                     # Let a claim under way land in the queue, so its rows are given back.
                     with contextlib.suppress(Exception):
@@ -314,13 +324,7 @@ class _Slice:
     async def _row(self, claimed: _Claimed, slots: asyncio.Semaphore) -> None:
         item = claimed.item
         try:
-            try:
-                active = await self._batch_active()
-            except Exception:
-                # The status could not be read (the database went away): no call starts.
-                logger.exception("Batch %s: reading its status failed", self.batch_id)
-                active = False
-            if not active:
+            if not await self._batch_active():
                 # Cancelled (or failed, or deleted) after we claimed it: no call starts.
                 self.stopping = True
                 self._record(_Outcome(item, BatchItem.Status.PENDING, given_back=True))
@@ -371,28 +375,42 @@ class _Slice:
         )
 
     async def _batch_active(self) -> bool:
-        """Whether the batch is active, from a status read that starts after this call.
-        Rows asking while a read is under way share the next one: one query serves every
-        row about to start at that moment."""
-        if self.next_check is None:
-            self.next_check = asyncio.get_running_loop().create_future()
-            if not self.checking:
-                self.checking = True
-                asyncio.create_task(self._check_status())
-        return await asyncio.shield(self.next_check)
+        """Whether the batch is still active, from a status read that started at most
+        STATUS_FENCE_SECONDS ago (less a margin for the call to go out). cancel_batch
+        returns STATUS_FENCE_SECONDS after its commit, so a call that starts after a
+        cancel has returned would need a read that started after the commit, which
+        sees it. Reads run in the background (_status_reader): rows do not wait for one
+        unless the last is too old."""
+        while True:
+            if self.status_seen is False:
+                return False
+            if time.monotonic() + STATUS_MARGIN_SECONDS < self.active_until:
+                return True
+            self.status_read.clear()
+            self.want_status.set()
+            await self.status_read.wait()
 
-    async def _check_status(self) -> None:
-        try:
-            while self.next_check is not None:
-                waiting, self.next_check = self.next_check, None
-                try:
-                    status = await self.db(self._read_status, urgent=True)
-                except Exception as exc:
-                    waiting.set_exception(exc)
-                else:
-                    waiting.set_result(status in Batch.ACTIVE_STATUSES)
-        finally:
-            self.checking = False
+    async def _status_reader(self) -> None:
+        """Read the batch status every STATUS_READ_SECONDS, and at once when a row waits
+        for a fresh one. A read is dated from when it starts in the database thread."""
+        while True:
+            try:
+                started, status = await self.db(self._read_status, urgent=True)
+            except Exception:
+                # The status could not be read (the database went away): no call starts.
+                logger.exception("Batch %s: reading its status failed", self.batch_id)
+                status, started = None, time.monotonic()
+            if status in Batch.ACTIVE_STATUSES:
+                self.active_until = started + STATUS_FENCE_SECONDS
+            else:
+                # Cancelled (or failed, or deleted): no call starts from now on.
+                self.status_seen = False
+                self.stopping = True
+            self.status_read.set()
+            if self.status_seen is False:
+                return
+            self.want_status.clear()
+            await self._wait(self.want_status, STATUS_READ_SECONDS)
 
     def _record(self, outcome: _Outcome) -> None:
         self.pending.append(outcome)
@@ -410,7 +428,8 @@ class _Slice:
                 await self.outcome_added.wait()
                 continue
             first = loop.time()
-            while len(self.pending) < GROUP_ROWS and not self.closing:
+            # Wait for a fuller group only while rows are in flight to fill it.
+            while len(self.pending) < GROUP_ROWS and self.in_flight and not self.closing:
                 left = first + GROUP_SECONDS - loop.time()
                 if left <= 0:
                     break
@@ -465,8 +484,10 @@ class _Slice:
             await self.db(self._renew_leases)
 
     # -- database work (in the calling thread) ----------------------------------------------
-    def _read_status(self) -> str | None:
-        return Batch.objects.filter(pk=self.batch_id).values_list("status", flat=True).first()
+    def _read_status(self) -> tuple[float, str | None]:
+        started = time.monotonic()
+        status = Batch.objects.filter(pk=self.batch_id).values_list("status", flat=True).first()
+        return started, status
 
     def _candidate_ids(self, now, size: int) -> list[int]:
         """The next eligible rows by position. Pending and expired-running rows are asked
@@ -681,6 +702,12 @@ class _Slice:
                 lease_expires_at=None,
                 attempts=F("attempts") - 1,
             )
+
+
+def outlast_status_reads() -> None:
+    """Wait until no slice can act on a status read that started before now (call after
+    committing a stop): see _Slice._batch_active."""
+    time.sleep(STATUS_FENCE_SECONDS)
 
 
 def process_for_duration(

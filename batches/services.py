@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from batches.bulk import insert_rows
-from batches.engine import SliceResult, process_for_duration
+from batches.engine import SliceResult, outlast_status_reads, process_for_duration
 from batches.errors import BatchStateError
 from batches.ingest import ColumnChoice, ParsedRow, UploadError, parse_upload
 from batches.models import Batch, BatchItem, UploadDraft
@@ -273,10 +273,12 @@ def start_batch(*, batch: Batch) -> Batch:
 def cancel_batch(*, batch: Batch) -> Batch:
     """Pending rows become cancelled; rows in flight finish and are recorded.
 
-    Workers check the batch status before every provider call, so no new call starts
-    once this has returned.
+    Workers start a provider call only on a recent status read (see batches.engine), and
+    this returns once every such read started after the commit: from then on no new call
+    starts.
     """
     with transaction.atomic():
+        transaction.on_commit(outlast_status_reads)
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
         if batch.status not in (*Batch.ACTIVE_STATUSES, Batch.Status.UPLOADED):
             raise BatchStateError(

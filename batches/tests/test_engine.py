@@ -339,6 +339,36 @@ def test_cancel_stops_new_provider_calls_and_records_rows_in_flight(fake_ai, mak
     assert len(fake_ai.requests) == 40
 
 
+def test_no_provider_call_starts_after_cancel_returns(fake_ai, make_batch, monkeypatch):
+    """Rows start back to back (one in flight, short calls): after cancel_batch returns,
+    at most the one call already under way reaches the provider. The slice reads the
+    status in the background (here once a second), so cancel_batch waits out how stale
+    a read may be. Rows are claimed 50 at a time: claimed rows do not see the cancel."""
+    monkeypatch.setattr(engine, "CLAIM_MIN", 50)
+    monkeypatch.setattr(engine, "STATUS_READ_SECONDS", 1.0)
+    monkeypatch.setattr(engine, "STATUS_FENCE_SECONDS", 1.5)
+    fake_ai.latency = 0.01
+    batch = make_batch(300)
+    worker = threading.Thread(
+        target=lambda: (
+            services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=1),
+            connection.close(),
+        )
+    )
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(fake_ai.requests) < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    services.cancel_batch(batch=batch)
+    requests_at_cancel = len(fake_ai.requests)
+    worker.join(timeout=30)
+    assert len(fake_ai.requests) - requests_at_cancel <= 1
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.CANCELLED
+    assert_counters_match_recount(batch)
+
+
 def test_state_errors(fake_ai, make_batch):
     batch = make_batch(2)
     with pytest.raises(services.BatchStateError):
