@@ -25,13 +25,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batches import services
-from batches.admission import SliceRefused, slice_admission
+from batches.admission import slice_admission
 from batches.compare import CHANGES, COMPARE_FORMATS, compare_batches, compare_response
+from batches.errors import SliceRefused, UploadError
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm, ColumnsForm, RegradeForm, RunAgainForm
 from batches.grading import grade_summaries, regrade_batch
-from batches.ingest import ACCEPTED_QUESTION_HEADERS, UploadError
+from batches.ingest import ACCEPTED_QUESTION_HEADERS
 from batches.models import Batch, BatchItem
 from batches.selectors import (
     GRADE_FILTERS,
@@ -223,7 +224,7 @@ def _create_from_columns(request: HttpRequest, form: ColumnsForm) -> Batch | Non
             error.message,
         )
     except ProviderNotConfigured as error:
-        form.add_error("ai_model", str(error))
+        form.add_provider_error(error)
     return None
 
 
@@ -240,7 +241,7 @@ def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | No
     except UploadError as error:
         form.add_error("file", error.message)
     except ProviderNotConfigured as error:
-        form.add_error("ai_model", str(error))
+        form.add_provider_error(error)
     return None
 
 
@@ -716,7 +717,7 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             new = services.run_again(batch=batch, uploader=request.user, **form.run_settings())
         except ProviderNotConfigured as error:
-            form.add_error("ai_model", str(error))
+            form.add_provider_error(error)
         else:
             messages.success(
                 request,
