@@ -22,7 +22,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HTMX_STOP_POLLING
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from batches import services
 from batches.admission import slice_admission
@@ -162,8 +162,7 @@ def batch_page(request: HttpRequest) -> HttpResponse:
                     )
                 )
                 response.write(
-                    f'<div hx-swap-oob="beforeend:#batch-drivers">'
-                    f'<span id="driver-{batch.pk}" hidden></span></div>'
+                    render_to_string("batches/_driver.html#slot", {"batch": batch}, request=request)
                 )
             return response
         if batch:
@@ -556,22 +555,19 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk, act=True)
     if request.method == "GET":
         return render(request, "batches/delete.html", {"batch": batch})
-    name, pk = batch.name, batch.pk
-    try:
-        services.delete_batch(batch=batch)
-    except services.BatchStateError as error:
-        messages.error(request, str(error))
-        return _action_response(request, batch)
-    messages.success(request, _("Batch “%(name)s” was deleted.") % {"name": name})
+    services.delete_batch(batch=batch)
+    messages.success(request, _("Batch “%(name)s” was deleted.") % {"name": batch.name})
     if request.htmx and request.htmx.target != "batch-list-body":
-        # Deleted from its own detail page: that page is gone, go to the list.
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = reverse("batches:list")
-        return response
+        # Deleted from its own detail page: that page is gone, go to the list (204: there
+        # is nothing to swap).
+        return HttpResponseClientRedirect(reverse("batches:list"), status=204)
     response = _action_response(request, None)
     if request.htmx:
         # Stop the deleted batch's driver, if it had one.
-        response.write(f'<span id="driver-{pk}" hidden hx-swap-oob="true"></span>')
+        context = {"batch": batch, "oob": True}
+        response.write(
+            render_to_string("batches/_driver.html#placeholder", context, request=request)
+        )
     return response
 
 
