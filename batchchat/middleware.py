@@ -41,7 +41,8 @@ class RequestSizeLimitMiddleware:
 
 
 def too_large_response(request: HttpRequest, length: int) -> HttpResponse:
-    from batches.api import error_response, is_api_request
+    from batchchat.api import is_api_request
+    from batchchat.api_base import error_response
     from batches.ingest import _size
 
     allowed = _size(settings.MAX_UPLOAD_BYTES)

@@ -30,7 +30,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/", include("batches.api_urls")),
+    path("api/", include("batchchat.api_urls")),
     path("settings/tokens/", include("accounts.urls")),
     path("batches/", include("batches.urls")),
     path("chats/", include("chats.urls")),
@@ -41,5 +41,5 @@ urlpatterns = [
 ]
 
 # JSON for /api/ paths, Django's default pages elsewhere.
-handler400 = "batches.api.bad_request_handler"
-handler500 = "batches.api.server_error_handler"
+handler400 = "batchchat.api.bad_request_handler"
+handler500 = "batchchat.api.server_error_handler"

@@ -23,20 +23,10 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
+from batches.errors import SliceRefused
+
 # Seconds a refused caller is told to wait (Retry-After): about one page slice.
 RETRY_AFTER_SECONDS = 5
-
-
-class SliceRefused(Exception):
-    """A slice that may not start now; `status` is the HTTP answer (409 or 429)."""
-
-    def __init__(self, message: str, *, status: int, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.retry_after = RETRY_AFTER_SECONDS
-
 
 _lock = threading.Lock()
 _running: set[tuple[int | None, int]] = set()  # (user id, batch id)
@@ -60,6 +50,7 @@ def slice_admission(*, user, batch_id: int) -> Iterator[None]:
                 "call again; rows are shared safely between callers, not sped up by repeats.",
                 status=409,
                 code="slice_running",
+                retry_after=RETRY_AFTER_SECONDS,
             )
         per_user = settings.MAX_SLICES_PER_USER
         if _per_user[user_id] >= per_user:
@@ -68,6 +59,7 @@ def slice_admission(*, user, batch_id: int) -> Iterator[None]:
                 f"once. Try again in {RETRY_AFTER_SECONDS} seconds.",
                 status=429,
                 code="too_many_slices",
+                retry_after=RETRY_AFTER_SECONDS,
             )
         if len(_running) >= settings.MAX_CONCURRENT_SLICES:
             raise SliceRefused(
@@ -75,6 +67,7 @@ def slice_admission(*, user, batch_id: int) -> Iterator[None]:
                 f"{RETRY_AFTER_SECONDS} seconds.",
                 status=429,
                 code="server_busy",
+                retry_after=RETRY_AFTER_SECONDS,
             )
         _running.add(key)
         _per_user[user_id] += 1

@@ -1,30 +1,27 @@
-"""The batch HTTP API (`/api/...`, see DESIGN "HTTP API"), built with django-ninja.
+"""The batch endpoints of the HTTP API (`/api/batch/...`, see DESIGN "HTTP API"): a
+django-ninja router that batchchat.api mounts, with the API's authentication and JSON
+errors.
 
-Every endpoint is thin: authenticate (token or session + CSRF), fetch the batch through
-`batches_for(user)` (another user's batch is 404, never 403), call one service, answer with
-a typed schema. Every error, including unexpected ones and unknown paths, is JSON:
-`{"error": {"code", "message", "fields"?}}`.
+Every endpoint is thin: fetch the batch through `batches_for(user)` (another user's batch
+is 404, never 403), call one service, answer with a typed schema. Errors are raised
+(ApiError, or a service's own: UploadError, BatchStateError, ProviderNotConfigured, ...)
+and answered by batchchat.api's handlers.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
-from ninja import NinjaAPI, Query, Router, Status
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from django.http import HttpRequest, JsonResponse
+from ninja import Query, Router, Status
+from ninja.errors import ValidationError
 from pydantic import ValidationError as PydanticValidationError
 
-from accounts.auth import SessionCsrfAuth, TokenAuth
-from accounts.throttle import TooManyBadTokens
+from batchchat.api_base import ApiError, error_docs
 from batches import services
-from batches.admission import SliceRefused, slice_admission
+from batches.admission import slice_admission
 from batches.api_schemas import (
     BatchIdIn,
     BatchIdQuery,
@@ -35,7 +32,6 @@ from batches.api_schemas import (
     CreateJsonIn,
     CreateMultipartIn,
     DeletedOut,
-    ErrorOut,
     GradesOut,
     GuessedColumnsOut,
     ListQuery,
@@ -43,13 +39,13 @@ from batches.api_schemas import (
     PreviewOut,
     ProcessIn,
     ProcessOut,
-    ProvidersOut,
     RegradeIn,
     ResultsQuery,
     RunAgainIn,
     StartOut,
 )
 from batches.compare import compare_batches, compare_response, comparison_json
+from batches.errors import JsonBodyError
 from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.grading import grade_summaries, grade_summary, regrade_batch
@@ -57,9 +53,7 @@ from batches.ingest import (
     BAD_CHARACTERS,
     PREVIEW_ROWS,
     ColumnChoice,
-    JsonBodyError,
     ParsedRow,
-    UploadError,
     clean_filename,
     parse_upload,
     parse_upload_file,
@@ -68,11 +62,7 @@ from batches.ingest import (
 )
 from batches.models import Batch, UploadDraft
 from batches.selectors import batches_for, guard_counts_for, may_act_on, worker_alive
-from chats.services import ProviderNotConfigured, provider_choices, search_choices
 
-logger = logging.getLogger(__name__)
-
-API_PREFIX = "/api/"
 # One call of process-for-duration holds a worker (and the HTTP connection) this long at most.
 MAX_SLICE_SECONDS = 60.0
 WORKER_START_MESSAGE = (
@@ -90,210 +80,6 @@ STAFF_READ_ONLY = (
     "cancel, retry or delete it."
 )
 
-ERROR_CODES = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "unprocessable",
-    429: "too_many_requests",
-    500: "server_error",
-}
-
-
-# --- Errors -------------------------------------------------------------------------------
-
-
-def error_response(
-    status: int,
-    message: str,
-    *,
-    code: str | None = None,
-    fields: dict[str, list[str]] | None = None,
-    **extra: Any,
-) -> JsonResponse:
-    error: dict[str, Any] = {"code": code or ERROR_CODES.get(status, "error"), "message": message}
-    if fields:
-        error["fields"] = fields
-    error.update({key: value for key, value in extra.items() if value is not None})
-    return JsonResponse({"error": error}, status=status)
-
-
-class ApiError(Exception):
-    """Raised by the views; the handler turns it into the JSON error answer."""
-
-    def __init__(self, status: int, message: str, *, code: str | None = None, **extra) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.extra = extra
-
-
-def _field_name(loc: tuple | list) -> str:
-    # ninja prefixes locations with the parameter source and name ("body", "payload",
-    # "batchId"); a person wants the field as sent.
-    names = [str(part) for part in loc if not isinstance(part, int)]
-    names = [name for name in names if name not in {"body", "query", "payload", "form", "file"}]
-    return names[-1] if names else "body"
-
-
-def _fields_from(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = {}
-    for error in errors:
-        fields.setdefault(_field_name(error.get("loc", ())), []).append(str(error.get("msg")))
-    return fields
-
-
-def _invalid_fields(fields: dict[str, list[str]]) -> JsonResponse:
-    names = ", ".join(fields)
-    return error_response(
-        400, f"Check these fields: {names}.", code="invalid_fields", fields=fields
-    )
-
-
-def _signed_in(view):
-    """The API description and its docs page, like the API, are for signed-in users and
-    token holders; others get the JSON 401."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        try:
-            if request.user.is_authenticated or TokenAuth()(request) is not None:
-                return view(request, *args, **kwargs)
-        except TooManyBadTokens as exc:
-            return _too_many_bad_tokens(exc)
-        return error_response(
-            401, "Log in, or send your API token (Authorization: Bearer <token>)."
-        )
-
-    return wrapper
-
-
-api = NinjaAPI(
-    title="BatchChat API",
-    version="1",
-    description=(
-        "Batches of questions answered by the BatchChat pipeline. Authenticate with a "
-        "personal API token (`Authorization: Bearer <token>`, created on /settings/tokens/ "
-        "or with `manage.py api_token create USERNAME`) or, from the browser, with the "
-        "session cookie plus the X-CSRFToken header. Errors are always "
-        '`{"error": {"code", "message", "fields"?}}`.'
-    ),
-    urls_namespace="api",
-    auth=[TokenAuth(), SessionCsrfAuth()],
-    openapi_url="/schema",
-    docs_url="/docs",
-    docs_decorator=_signed_in,
-)
-
-
-@api.exception_handler(ValidationError)
-def _on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    return _invalid_fields(_fields_from(exc.errors))
-
-
-@api.exception_handler(AuthenticationError)
-def _on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    response = error_response(
-        401,
-        "Log in, or send a personal API token as 'Authorization: Bearer <token>' "
-        "(create one on /settings/tokens/). A revoked or mistyped token is refused.",
-    )
-    response["WWW-Authenticate"] = 'Bearer realm="api"'
-    return response
-
-
-@api.exception_handler(HttpError)
-def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    code = "csrf_failed" if exc.status_code == 403 else None
-    if exc.status_code == 400:
-        message = "The request body is not valid JSON: send a JSON object."
-        return error_response(400, message, code="bad_json")
-    return error_response(exc.status_code, exc.message, code=code)
-
-
-@api.exception_handler(ApiError)
-def _on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-    return error_response(exc.status, exc.message, code=exc.code, **exc.extra)
-
-
-@api.exception_handler(Http404)
-def _on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return error_response(404, "Not found.")
-
-
-@api.exception_handler(services.BatchStateError)
-def _on_state_error(request: HttpRequest, exc: services.BatchStateError) -> HttpResponse:
-    return error_response(409, str(exc), code="conflict")
-
-
-def _too_many_bad_tokens(exc: TooManyBadTokens) -> HttpResponse:
-    response = error_response(429, str(exc), code="too_many_attempts")
-    response["Retry-After"] = str(exc.retry_after)
-    return response
-
-
-@api.exception_handler(TooManyBadTokens)
-def _on_too_many_bad_tokens(request: HttpRequest, exc: TooManyBadTokens) -> HttpResponse:
-    return _too_many_bad_tokens(exc)
-
-
-@api.exception_handler(SliceRefused)
-def _on_slice_refused(request: HttpRequest, exc: SliceRefused) -> HttpResponse:
-    response = error_response(exc.status, exc.message, code=exc.code)
-    response["Retry-After"] = str(exc.retry_after)
-    return response
-
-
-@api.exception_handler(UploadError)
-def _on_upload_error(request: HttpRequest, exc: UploadError) -> HttpResponse:
-    status = 413 if exc.code == "too_large" else 422
-    code = "too_large" if status == 413 else "upload_rejected"
-    return error_response(
-        status, exc.message, code=code, reason=exc.code, row=exc.row, column=exc.column
-    )
-
-
-@api.exception_handler(ProviderNotConfigured)
-def _on_provider_not_configured(request: HttpRequest, exc: ProviderNotConfigured) -> HttpResponse:
-    message = str(exc)
-    field = getattr(exc, "api_field", "aiProvider")
-    return error_response(422, message, code="provider_not_configured", fields={field: [message]})
-
-
-@api.exception_handler(RequestDataTooBig)
-def _on_too_big(request: HttpRequest, exc: Exception) -> HttpResponse:
-    limit = settings.MAX_UPLOAD_BYTES
-    return error_response(
-        413,
-        f"The request is larger than the {limit:,}-byte limit. Split the questions into "
-        "several batches.",
-    )
-
-
-@api.exception_handler(TooManyFieldsSent)
-def _on_too_many_fields(request: HttpRequest, exc: Exception) -> HttpResponse:
-    return error_response(400, "The form has too many fields.")
-
-
-@api.exception_handler(Exception)
-def _on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-    logger.exception("unexpected error in %s %s", request.method, request.path)
-    return _server_error_response()
-
-
-def _server_error_response() -> JsonResponse:
-    return error_response(
-        500,
-        "Something went wrong on the server; it has been logged. Try again, and tell the "
-        "administrator if it keeps happening.",
-    )
-
 
 # --- Helpers ------------------------------------------------------------------------------
 
@@ -310,34 +96,7 @@ def _batch_for(request: HttpRequest, batch_id: int, *, act: bool = False) -> Bat
     return batch
 
 
-def _response_docs(*statuses: int) -> dict[int, Any]:
-    return {status: ErrorOut for status in statuses}
-
-
 COMMON_ERRORS = (400, 401, 403, 404)
-
-
-def _check_providers(fields: CreateFields) -> tuple[str, str]:
-    """The AI and search provider keys to use; 422 naming the field when one is not enabled."""
-    ai_provider = fields.ai_provider or settings.DEFAULT_AI_PROVIDER
-    search_provider = fields.search_provider or settings.DEFAULT_SEARCH_PROVIDER
-    ai_keys = [key for key, _label, _models in provider_choices()]
-    if ai_provider not in ai_keys:
-        exc = ProviderNotConfigured(
-            f"The AI provider '{ai_provider}' is not available here. "
-            f"Choose one of: {', '.join(ai_keys) or 'none configured'}."
-        )
-        exc.api_field = "aiProvider"
-        raise exc
-    search_keys = [key for key, _label in search_choices()]
-    if search_provider not in search_keys:
-        exc = ProviderNotConfigured(
-            f"The search provider '{search_provider}' is not available here. "
-            f"Choose one of: {', '.join(search_keys) or 'none configured'}."
-        )
-        exc.api_field = "searchProvider"
-        raise exc
-    return ai_provider, search_provider
 
 
 def _validated_fields(model: type[CreateFields], data: dict[str, Any]) -> CreateFields:
@@ -463,7 +222,7 @@ router = Router(tags=["batches"], by_alias=True)
 
 @router.post(
     "/create",
-    response={201: BatchOut, **_response_docs(*COMMON_ERRORS, 413, 415, 422)},
+    response={201: BatchOut, **error_docs(*COMMON_ERRORS, 413, 415, 422)},
     openapi_extra={"requestBody": CREATE_REQUEST_BODY},
     summary="Create a batch from a file (multipart) or from JSON rows",
 )
@@ -473,36 +232,28 @@ def create(request: HttpRequest):
     Nothing is created when the upload or a field is refused. The batch starts as
     `uploaded`: drive it with process-for-duration (inline) or start it (Celery)."""
     fields, rows, filename, draft = _read_create_request(request)
-    ai_provider, search_provider = _check_providers(fields)
     settings_fields = {
         "uploader": request.auth,
         "name": fields.name,
-        "ai_provider": ai_provider,
+        "ai_provider": fields.ai_provider,
         "model": fields.model,
-        "search_provider": search_provider,
+        "search_provider": fields.search_provider,
         "page_language": fields.page_language,
         "apply_overrides": fields.apply_overrides,
         "judge_enabled": fields.judge_enabled,
     }
-    try:
-        if draft is not None:
-            batch = services.create_batch_from_draft(
-                draft=draft, columns=_column_choice(fields), **settings_fields
-            )
-        else:
-            batch = services.create_batch_run(
-                rows=rows, source_filename=filename, **settings_fields
-            )
-    except ProviderNotConfigured as exc:
-        # Both providers are enabled (checked above), so what is left to refuse is the model.
-        exc.api_field = "model"
-        raise
+    if draft is not None:
+        batch = services.create_batch_from_draft(
+            draft=draft, columns=_column_choice(fields), **settings_fields
+        )
+    else:
+        batch = services.create_batch_run(rows=rows, source_filename=filename, **settings_fields)
     return Status(201, BatchOut.of(batch))
 
 
 @router.post(
     "/process-for-duration",
-    response={200: ProcessOut, **_response_docs(*COMMON_ERRORS, 409, 429)},
+    response={200: ProcessOut, **error_docs(*COMMON_ERRORS, 409, 429)},
     summary="Process rows for a while (this drives the inline runner)",
 )
 def process_for_duration(request: HttpRequest, payload: ProcessIn):
@@ -527,7 +278,7 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
 
 @router.post(
     "/start",
-    response={200: StartOut, **_response_docs(*COMMON_ERRORS, 409)},
+    response={200: StartOut, **error_docs(*COMMON_ERRORS, 409)},
     summary="Queue a batch (uploaded, cancelled or failed); Celery processes it",
 )
 def start(request: HttpRequest, payload: BatchIdIn):
@@ -544,7 +295,7 @@ def start(request: HttpRequest, payload: BatchIdIn):
 
 @router.post(
     "/cancel",
-    response={200: BatchOut, **_response_docs(*COMMON_ERRORS, 409)},
+    response={200: BatchOut, **error_docs(*COMMON_ERRORS, 409)},
     summary="Cancel a batch: pending rows are cancelled, rows in flight finish",
 )
 def cancel(request: HttpRequest, payload: BatchIdIn):
@@ -553,7 +304,7 @@ def cancel(request: HttpRequest, payload: BatchIdIn):
 
 @router.post(
     "/retry-failed",
-    response={200: BatchOut, **_response_docs(*COMMON_ERRORS, 409)},
+    response={200: BatchOut, **error_docs(*COMMON_ERRORS, 409)},
     summary="Put failed and cancelled rows back to pending; the batch back to queued",
 )
 def retry_failed(request: HttpRequest, payload: BatchIdIn):
@@ -562,7 +313,7 @@ def retry_failed(request: HttpRequest, payload: BatchIdIn):
 
 @router.post(
     "/delete",
-    response={200: DeletedOut, **_response_docs(*COMMON_ERRORS, 409)},
+    response={200: DeletedOut, **error_docs(*COMMON_ERRORS, 409)},
     summary="Delete a batch, its rows and the chats that belong only to it",
 )
 def delete(request: HttpRequest, payload: BatchIdIn):
@@ -574,7 +325,7 @@ def delete(request: HttpRequest, payload: BatchIdIn):
 
 @router.get(
     "/status",
-    response={200: BatchOut, **_response_docs(*COMMON_ERRORS)},
+    response={200: BatchOut, **error_docs(*COMMON_ERRORS)},
     summary="One batch with its progress",
 )
 def status(request: HttpRequest, query: Query[BatchIdQuery]):
@@ -584,7 +335,7 @@ def status(request: HttpRequest, query: Query[BatchIdQuery]):
 
 @router.get(
     "/list",
-    response={200: BatchListOut, **_response_docs(400, 401)},
+    response={200: BatchListOut, **error_docs(400, 401)},
     summary="Your batches (staff: everyone's), newest first, paginated",
 )
 def list_batches(request: HttpRequest, query: Query[ListQuery]):
@@ -609,7 +360,7 @@ def list_batches(request: HttpRequest, query: Query[ListQuery]):
 
 @router.get(
     "/results",
-    response={**_response_docs(*COMMON_ERRORS)},
+    response={**error_docs(*COMMON_ERRORS)},
     openapi_extra={"responses": EXPORT_RESPONSES},
     summary="Download the results as CSV, JSON or XLSX (streamed)",
 )
@@ -626,7 +377,7 @@ def _grades_out(summary) -> GradesOut:
 
 @router.post(
     "/preview",
-    response={200: PreviewOut, **_response_docs(*COMMON_ERRORS, 413, 415, 422)},
+    response={200: PreviewOut, **error_docs(*COMMON_ERRORS, 413, 415, 422)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -662,7 +413,7 @@ def preview(request: HttpRequest):
 
 @router.post(
     "/regrade",
-    response={200: BatchOut, **_response_docs(*COMMON_ERRORS)},
+    response={200: BatchOut, **error_docs(*COMMON_ERRORS)},
     summary="Grade the answered rows again (no new answers); optionally switch the judge",
 )
 def regrade(request: HttpRequest, payload: RegradeIn):
@@ -674,37 +425,28 @@ def regrade(request: HttpRequest, payload: RegradeIn):
 
 @router.post(
     "/run-again",
-    response={201: BatchOut, **_response_docs(*COMMON_ERRORS, 422)},
+    response={201: BatchOut, **error_docs(*COMMON_ERRORS, 422)},
     summary="A new batch from the same rows with other settings (remembers runFrom)",
 )
 def run_again(request: HttpRequest, payload: RunAgainIn):
     source = _batch_for(request, payload.batch_id)
     changed_provider = payload.ai_provider is not None and payload.ai_provider != source.ai_provider
-    fields = CreateFields(
-        ai_provider=payload.ai_provider or source.ai_provider,
-        search_provider=payload.search_provider or source.search_provider,
-    )
-    ai_provider, search_provider = _check_providers(fields)
     model = (
         payload.model if payload.model is not None else ("" if changed_provider else source.model)
     )
-    try:
-        batch = services.run_again(
-            batch=source,
-            uploader=request.auth,
-            name=payload.name,
-            ai_provider=ai_provider,
-            model=model,
-            search_provider=search_provider,
-            page_language=payload.page_language or source.page_language,
-            apply_overrides=source.apply_overrides
-            if payload.apply_overrides is None
-            else payload.apply_overrides,
-            judge_enabled=payload.judge_enabled,
-        )
-    except ProviderNotConfigured as exc:
-        exc.api_field = "model"
-        raise
+    batch = services.run_again(
+        batch=source,
+        uploader=request.auth,
+        name=payload.name,
+        ai_provider=payload.ai_provider or source.ai_provider,
+        model=model,
+        search_provider=payload.search_provider or source.search_provider,
+        page_language=payload.page_language or source.page_language,
+        apply_overrides=source.apply_overrides
+        if payload.apply_overrides is None
+        else payload.apply_overrides,
+        judge_enabled=payload.judge_enabled,
+    )
     return Status(201, BatchOut.of(batch))
 
 
@@ -722,7 +464,7 @@ COMPARE_RESPONSES = {
 
 @router.get(
     "/compare",
-    response={**_response_docs(*COMMON_ERRORS)},
+    response={**error_docs(*COMMON_ERRORS)},
     openapi_extra={"responses": COMPARE_RESPONSES},
     summary="Compare two batches row by row (same/changed/improved/regressed/only_in_a/b)",
 )
@@ -736,53 +478,3 @@ def compare(request: HttpRequest, query: Query[CompareQuery]):
     if query.format == "json":
         return JsonResponse(comparison_json(comparison))
     return compare_response(comparison, query.format)
-
-
-@api.get(
-    "/providers",
-    response={200: ProvidersOut, **_response_docs(401)},
-    by_alias=True,
-    tags=["providers"],
-    summary="The AI and search providers enabled on this server",
-)
-def providers(request: HttpRequest):
-    return ProvidersOut(
-        ai_providers=[
-            {"key": key, "label": label, "models": models}
-            for key, label, models in provider_choices()
-        ],
-        search_providers=[{"key": key, "label": label} for key, label in search_choices()],
-        default_ai_provider=settings.DEFAULT_AI_PROVIDER,
-        default_search_provider=settings.DEFAULT_SEARCH_PROVIDER,
-    )
-
-
-api.add_router("/batch/", router)
-
-
-# --- Outside ninja: unknown paths, wrong methods, and Django-level error handlers ----------
-
-
-def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """The catch-all of /api/: an unknown path is a JSON 404, never Django's HTML page."""
-    return error_response(
-        404, f"No API endpoint at {request.path}. The API is described at /api/schema."
-    )
-
-
-def is_api_request(request: HttpRequest) -> bool:
-    return request.path.startswith(API_PREFIX)
-
-
-def server_error_handler(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """handler500: JSON under /api/ (an exception outside ninja, e.g. in a middleware)."""
-    if is_api_request(request):
-        return _server_error_response()
-    return defaults.server_error(request, *args, **kwargs)
-
-
-def bad_request_handler(request: HttpRequest, exception: Exception, *args, **kwargs):
-    """handler400 (e.g. a disallowed Host, a malformed multipart body): JSON under /api/."""
-    if is_api_request(request):
-        return error_response(400, "The request could not be read.")
-    return defaults.bad_request(request, exception, *args, **kwargs)

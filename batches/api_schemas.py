@@ -7,10 +7,9 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
 
+from batchchat.api_base import CamelSchema
 from batches.models import Batch
 from batches.selectors import guard_counts
 
@@ -18,10 +17,6 @@ BatchStatus = Literal["uploaded", "queued", "processing", "completed", "cancelle
 ExportFormat = Literal["csv", "json", "xlsx"]
 PageLanguage = Literal["en", "fr"]
 MAX_PAGE_SIZE = 100
-
-
-class CamelSchema(Schema):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 def _no_nul(value: Any) -> Any:
@@ -170,34 +165,6 @@ class BatchListOut(CamelSchema):
 class DeletedOut(CamelSchema):
     batch_id: int
     deleted: bool
-
-
-class ProviderOut(CamelSchema):
-    key: str
-    label: str
-    models: list[str] = Field(description="The first is the default")
-
-
-class SearchProviderOut(CamelSchema):
-    key: str
-    label: str
-
-
-class ProvidersOut(CamelSchema):
-    ai_providers: list[ProviderOut]
-    search_providers: list[SearchProviderOut]
-    default_ai_provider: str
-    default_search_provider: str
-
-
-class ErrorDetail(Schema):
-    code: str
-    message: str
-    fields: dict[str, list[str]] | None = None
-
-
-class ErrorOut(Schema):
-    error: ErrorDetail
 
 
 # --- Requests -----------------------------------------------------------------------------

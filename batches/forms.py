@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.utils.functional import lazy
 from django.utils.translation import get_language, gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from batches.errors import UploadError
 from batches.ingest import (
     ACCEPTED_QUESTION_HEADERS,
     PREVIEW_ROWS,
     ColumnChoice,
     ParsedUpload,
-    UploadError,
     clean_filename,
     parse_upload,
     read_upload_bytes,
 )
 from batches.models import UploadDraft
 from chats.documents import index_info, shipped_sample
+from chats.errors import ProviderNotConfigured
 from chats.models import Language
-from chats.services import provider_choices, search_choices
+from chats.services import default_chat_settings, provider_choices, search_choices
 
 # The providers' labels live in chats (English, as the API returns them); the form shows
 # them translated. Listed here so that makemessages finds them.
@@ -123,16 +123,16 @@ class BatchUploadForm(forms.Form):
         # Read at request time: which providers are enabled depends on settings/env.
         groups = model_choices()
         self.fields["ai_model"].choices = groups
-        default_provider = settings.DEFAULT_AI_PROVIDER
+        default = default_chat_settings()
         for _label, options in groups:
-            if options and options[0][0].startswith(f"{default_provider}{MODEL_SEPARATOR}"):
+            if options and options[0][0].startswith(f"{default.ai_provider}{MODEL_SEPARATOR}"):
                 self.fields["ai_model"].initial = options[0][0]
                 break
         search = search_choices()
         self.fields["search_provider"].choices = [(key, gettext(label)) for key, label in search]
         if any(key == "local" for key, _label in search):
             self.fields["search_provider"].help_text = local_search_help()
-        self.fields["search_provider"].initial = settings.DEFAULT_SEARCH_PROVIDER
+        self.fields["search_provider"].initial = default.search_provider
         # Questions are usually asked in the language the person works in.
         language = (get_language() or "en")[:2]
         if language in Language.values:
@@ -166,6 +166,12 @@ class BatchUploadForm(forms.Form):
     def clean_ai_model(self) -> tuple[str, str]:
         provider, _sep, model = self.cleaned_data["ai_model"].partition(MODEL_SEPARATOR)
         return provider, model
+
+    def add_provider_error(self, error: ProviderNotConfigured) -> None:
+        """A provider or model refused by the service, shown next to the field it concerns
+        (the provider and its model are one select here)."""
+        field = "search_provider" if error.field == "search_provider" else "ai_model"
+        self.add_error(field, str(error))
 
     def run_settings(self) -> dict:
         """The batch settings chosen, as the keyword arguments of create_batch_run,

@@ -69,6 +69,8 @@ from typing import Any, BinaryIO, Literal
 from django.conf import settings
 from django.utils.translation import gettext, gettext_noop, ngettext
 
+from batches.errors import JsonBodyError, UploadError
+
 QUESTION_ALIASES = ("question", "redactedquestion", "problemdetails", "prompt")
 URL_ALIASES = ("url", "referringurl")
 CHAT_ALIASES = ("chatid",)
@@ -128,24 +130,6 @@ SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"7z\xbc\xaf\x27\x1c", gettext_noop("a 7-Zip archive")),
     (b"{\\rtf", gettext_noop("an RTF document")),
 )
-
-
-class UploadError(ValueError):
-    """A file that cannot become a batch. The message names the problem for a person."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str = "invalid",
-        row: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.row = row
-        self.column = column
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,10 +293,6 @@ def rows_from_records(records: object, *, columns: ColumnChoice = AUTO) -> list[
     for index, record in enumerate(records):
         builder.add(index, record)
     return builder.finish()
-
-
-class JsonBodyError(ValueError):
-    """A request body that is not the JSON object the API expects (HTTP 400)."""
 
 
 def read_json_body(body: bytes) -> tuple[dict[str, Any], Callable[[ColumnChoice], list] | None]:

@@ -16,11 +16,11 @@ from django.utils.translation import gettext
 
 from batches.bulk import insert_rows
 from batches.engine import SliceResult, outlast_status_reads, process_for_duration
-from batches.errors import BatchStateError
-from batches.ingest import ColumnChoice, ParsedRow, UploadError, parse_upload
+from batches.errors import BatchStateError, UploadError
+from batches.ingest import ColumnChoice, ParsedRow, parse_upload
 from batches.models import Batch, BatchItem, UploadDraft
 from chats.models import Chat, new_chat_id
-from chats.services import check_chat_settings, lock_chats
+from chats.services import choose_chat_settings, lock_chats
 
 __all__ = [
     "BatchStateError",
@@ -42,9 +42,9 @@ def create_batch_run(
     uploader,
     name: str,
     rows: Sequence[ParsedRow],
-    ai_provider: str,
-    model: str = "",
-    search_provider: str,
+    ai_provider: str | None = "",
+    model: str | None = "",
+    search_provider: str | None = "",
     page_language: str = "en",
     apply_overrides: bool = False,
     source_filename: str = "",
@@ -53,13 +53,18 @@ def create_batch_run(
 ) -> Batch:
     """Create a batch with a Chat and a BatchItem per row, all or nothing.
 
-    1. validate: at least one row, at most MAX_BATCH_ITEMS, providers configured;
+    1. validate: the providers and model through chats.services.choose_chat_settings
+       (one not given is the server's default), at least one row, at most MAX_BATCH_ITEMS;
     2. in one transaction, create the Batch, then the Chats (rows sharing a `chat_key`
        share one Chat, in row order) and the BatchItems with batches.bulk.insert_rows
        (COPY on PostgreSQL, executemany on SQLite: no model instance per row), reading
        the new chats' keys back with one query.
-    Raises UploadError or ProviderNotConfigured; nothing is created then.
+    Raises UploadError or ProviderNotConfigured (its `field` names the choice refused);
+    nothing is created then.
     """
+    chosen = choose_chat_settings(
+        ai_provider=ai_provider, model=model, search_provider=search_provider
+    )
     if not rows:
         raise UploadError(gettext("The batch has no questions."), code="empty")
     limit = settings.MAX_BATCH_ITEMS
@@ -69,15 +74,12 @@ def create_batch_run(
             % {"count": f"{len(rows):,}", "limit": f"{limit:,}"},
             code="too_many_rows",
         )
-    model = check_chat_settings(
-        ai_provider=ai_provider, model=model, search_provider=search_provider
-    )
     # The file's stem: "questions.csv" makes a batch named "questions".
     name = (name or "").strip() or Path(source_filename).stem.strip() or gettext("Untitled batch")
     chat_fields = {
-        "ai_provider": ai_provider,
-        "model": model,
-        "search_provider": search_provider,
+        "ai_provider": chosen.ai_provider,
+        "model": chosen.model,
+        "search_provider": chosen.search_provider,
         "page_language": page_language,
         "apply_overrides": apply_overrides,
         "uploader": uploader,

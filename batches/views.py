@@ -22,16 +22,17 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HTMX_STOP_POLLING
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from batches import services
-from batches.admission import SliceRefused, slice_admission
+from batches.admission import slice_admission
 from batches.compare import CHANGES, COMPARE_FORMATS, compare_batches, compare_response
+from batches.errors import SliceRefused, UploadError
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm, ColumnsForm, RegradeForm, RunAgainForm
 from batches.grading import grade_summaries, regrade_batch
-from batches.ingest import ACCEPTED_QUESTION_HEADERS, UploadError
+from batches.ingest import ACCEPTED_QUESTION_HEADERS
 from batches.models import Batch, BatchItem
 from batches.selectors import (
     GRADE_FILTERS,
@@ -161,8 +162,7 @@ def batch_page(request: HttpRequest) -> HttpResponse:
                     )
                 )
                 response.write(
-                    f'<div hx-swap-oob="beforeend:#batch-drivers">'
-                    f'<span id="driver-{batch.pk}" hidden></span></div>'
+                    render_to_string("batches/_driver.html#slot", {"batch": batch}, request=request)
                 )
             return response
         if batch:
@@ -223,7 +223,7 @@ def _create_from_columns(request: HttpRequest, form: ColumnsForm) -> Batch | Non
             error.message,
         )
     except ProviderNotConfigured as error:
-        form.add_error("ai_model", str(error))
+        form.add_provider_error(error)
     return None
 
 
@@ -240,7 +240,7 @@ def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | No
     except UploadError as error:
         form.add_error("file", error.message)
     except ProviderNotConfigured as error:
-        form.add_error("ai_model", str(error))
+        form.add_provider_error(error)
     return None
 
 
@@ -555,22 +555,19 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk, act=True)
     if request.method == "GET":
         return render(request, "batches/delete.html", {"batch": batch})
-    name, pk = batch.name, batch.pk
-    try:
-        services.delete_batch(batch=batch)
-    except services.BatchStateError as error:
-        messages.error(request, str(error))
-        return _action_response(request, batch)
-    messages.success(request, _("Batch “%(name)s” was deleted.") % {"name": name})
+    services.delete_batch(batch=batch)
+    messages.success(request, _("Batch “%(name)s” was deleted.") % {"name": batch.name})
     if request.htmx and request.htmx.target != "batch-list-body":
-        # Deleted from its own detail page: that page is gone, go to the list.
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = reverse("batches:list")
-        return response
+        # Deleted from its own detail page: that page is gone, go to the list (204: there
+        # is nothing to swap).
+        return HttpResponseClientRedirect(reverse("batches:list"), status=204)
     response = _action_response(request, None)
     if request.htmx:
         # Stop the deleted batch's driver, if it had one.
-        response.write(f'<span id="driver-{pk}" hidden hx-swap-oob="true"></span>')
+        context = {"batch": batch, "oob": True}
+        response.write(
+            render_to_string("batches/_driver.html#placeholder", context, request=request)
+        )
     return response
 
 
@@ -716,7 +713,7 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             new = services.run_again(batch=batch, uploader=request.user, **form.run_settings())
         except ProviderNotConfigured as error:
-            form.add_error("ai_model", str(error))
+            form.add_provider_error(error)
         else:
             messages.success(
                 request,

@@ -118,7 +118,8 @@ def child(path: str) -> None:
     import django
 
     django.setup()
-    from batches.ingest import UploadError, parse_upload
+    from batches.errors import UploadError
+    from batches.ingest import parse_upload
 
     data = Path(path).read_bytes()
     cpu, wall = time.process_time(), time.perf_counter()

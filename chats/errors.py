@@ -8,7 +8,15 @@ class ChatPipelineError(Exception):
 
 
 class ProviderNotConfigured(ChatPipelineError):
-    """The provider is unknown or lacks a setting. Fatal for a batch: no row can succeed."""
+    """The provider is unknown or lacks a setting. Fatal for a batch: no row can succeed.
+
+    `field` names the chat setting refused, when it is one: "ai_provider",
+    "search_provider" or "model" (a form or the API shows the message next to it).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ProviderError(ChatPipelineError):

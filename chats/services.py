@@ -31,12 +31,15 @@ from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_
 
 __all__ = [
     "Answer",
+    "ChatSettings",
     "ProviderError",
     "ProviderNotConfigured",
     "TransientProviderError",
     "Turn",
     "answer",
     "check_chat_settings",
+    "choose_chat_settings",
+    "default_chat_settings",
     "judge_answer",
     "lock_chats",
     "process_message",
@@ -287,15 +290,72 @@ def check_chat_settings(*, ai_provider: str, model: str = "", search_provider: s
         if not models:
             raise ProviderNotConfigured(
                 f"The AI provider '{ai_provider}' offers no model: list at least one in its "
-                "settings."
+                "settings.",
+                field="model",
             )
         return models[0]
     if model in models or ai_provider in OPEN_MODEL_PROVIDERS:
         return model
     raise ProviderNotConfigured(
         f"The AI provider '{ai_provider}' does not offer the model '{model}'. "
-        f"Choose one of: {', '.join(models)}."
+        f"Choose one of: {', '.join(models)}.",
+        field="model",
     )
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """The providers and model that new chats (a batch's rows) are answered with."""
+
+    ai_provider: str
+    model: str
+    search_provider: str
+
+
+def default_chat_settings() -> ChatSettings:
+    """The server's choice when a person makes none: DEFAULT_AI_PROVIDER (the model is left
+    to the provider: its first) and DEFAULT_SEARCH_PROVIDER. Not checked."""
+    return ChatSettings(
+        ai_provider=settings.DEFAULT_AI_PROVIDER,
+        model="",
+        search_provider=settings.DEFAULT_SEARCH_PROVIDER,
+    )
+
+
+def choose_chat_settings(
+    *, ai_provider: str | None = "", model: str | None = "", search_provider: str | None = ""
+) -> ChatSettings:
+    """The settings for new chats, from what a person chose (empty or None: the default).
+
+    1. defaults: default_chat_settings for each provider not given;
+    2. availability: each provider must be among the enabled ones (provider_choices,
+       search_choices: configured, and its module importable);
+    3. model: check_chat_settings (the given one when the provider offers it, else its
+       first).
+    Raises ProviderNotConfigured whose `field` is "ai_provider", "search_provider" or
+    "model": the choice refused.
+    """
+    default = default_chat_settings()
+    ai_provider = ai_provider or default.ai_provider
+    search_provider = search_provider or default.search_provider
+    ai_keys = [key for key, _label, _models in provider_choices()]
+    if ai_provider not in ai_keys:
+        raise ProviderNotConfigured(
+            f"The AI provider '{ai_provider}' is not available here. "
+            f"Choose one of: {', '.join(ai_keys) or 'none configured'}.",
+            field="ai_provider",
+        )
+    search_keys = [key for key, _label in search_choices()]
+    if search_provider not in search_keys:
+        raise ProviderNotConfigured(
+            f"The search provider '{search_provider}' is not available here. "
+            f"Choose one of: {', '.join(search_keys) or 'none configured'}.",
+            field="search_provider",
+        )
+    model = check_chat_settings(
+        ai_provider=ai_provider, model=model or "", search_provider=search_provider
+    )
+    return ChatSettings(ai_provider=ai_provider, model=model, search_provider=search_provider)
 
 
 def _enabled(cls_getter: Callable[[str], type], key: str) -> object | None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from batches import services
-from batches.admission import SliceRefused, running_slices, slice_admission
+from batches.admission import running_slices, slice_admission
+from batches.errors import SliceRefused
 from batches.tests.api_helpers import ApiClient, error_of
 from batches.tests.factories import BatchFactory, BatchItemFactory
 

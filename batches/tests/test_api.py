@@ -11,9 +11,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, RequestFactory
 from openpyxl import load_workbook
 
+from batchchat import api as project_api
 from batchchat import urls as root_urls
 from batches import api as api_module
-from batches.ingest import UploadError, parse_upload
+from batches.errors import UploadError
+from batches.ingest import parse_upload
 from batches.models import Batch, BatchItem
 from batches.tests.api_helpers import ApiClient, error_of
 from batches.tests.factories import BatchFactory, BatchItemFactory
@@ -502,18 +504,18 @@ def test_an_unexpected_exception_is_a_json_500_and_logged(api, owner, monkeypatc
 
 
 def test_django_level_error_handlers_answer_json_under_api_only():
-    assert root_urls.handler500 == "batches.api.server_error_handler"
-    assert root_urls.handler400 == "batches.api.bad_request_handler"
+    assert root_urls.handler500 == "batchchat.api.server_error_handler"
+    assert root_urls.handler400 == "batchchat.api.bad_request_handler"
     factory = RequestFactory()
 
-    api_500 = api_module.server_error_handler(factory.get("/api/batch/list"))
+    api_500 = project_api.server_error_handler(factory.get("/api/batch/list"))
     assert api_500.status_code == 500
     assert error_of(api_500)["code"] == "server_error"
-    page_500 = api_module.server_error_handler(factory.get("/batches/"))
+    page_500 = project_api.server_error_handler(factory.get("/batches/"))
     assert page_500.status_code == 500
     assert page_500["Content-Type"].startswith("text/html")  # pages keep Django's (or 500.html)
 
-    api_400 = api_module.bad_request_handler(factory.get("/api/x"), ValueError("bad"))
+    api_400 = project_api.bad_request_handler(factory.get("/api/x"), ValueError("bad"))
     assert api_400.status_code == 400
     assert error_of(api_400)["code"] == "bad_request"
 

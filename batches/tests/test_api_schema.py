@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from batches.api import api
+from batchchat.api import api
 from batches.models import Batch, BatchItem
 from batches.tests.api_helpers import ApiClient, api_routes
 from batches.tests.factories import BatchFactory, BatchItemFactory

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from batches.ingest import ParsedRow, UploadError, parse_upload
+from batches.errors import UploadError
+from batches.ingest import ParsedRow, parse_upload
 from batches.models import Batch, BatchItem
 from batches.services import create_batch_run
 from chats.errors import ProviderNotConfigured

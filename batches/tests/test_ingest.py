@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from batches import ingest
+from batches.errors import UploadError
 from batches.ingest import (
     MAX_CELL_CHARS,
     ParsedRow,
-    UploadError,
     parse_upload,
     parse_upload_file,
     rows_from_records,

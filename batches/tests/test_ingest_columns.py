@@ -7,7 +7,8 @@ import io
 import pytest
 from openpyxl import Workbook
 
-from batches.ingest import ColumnChoice, UploadError, parse_upload, rows_from_records
+from batches.errors import UploadError
+from batches.ingest import ColumnChoice, parse_upload, rows_from_records
 
 
 @pytest.mark.parametrize(

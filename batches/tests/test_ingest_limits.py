@@ -13,13 +13,8 @@ from pathlib import Path
 import pytest
 
 from batches import ingest
-from batches.ingest import (
-    ColumnChoice,
-    UploadError,
-    parse_upload,
-    read_json_body,
-    rows_from_records,
-)
+from batches.errors import UploadError
+from batches.ingest import ColumnChoice, parse_upload, read_json_body, rows_from_records
 
 DATA = Path(__file__).parent / "data"
 GOOD = (DATA / "good.xlsx").read_bytes()

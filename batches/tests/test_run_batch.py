@@ -17,7 +17,8 @@ from django.core.management.base import OutputWrapper
 from openpyxl import load_workbook
 
 from batches import services
-from batches.ingest import UploadError, parse_upload
+from batches.errors import UploadError
+from batches.ingest import parse_upload
 from batches.management.commands.run_batch import Progress
 from batches.models import Batch, BatchItem
 from batches.tests.processes import ROOT, child_env

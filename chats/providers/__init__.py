@@ -15,9 +15,9 @@ PROVIDERS: dict[str, str] = {
 
 
 def provider_class(key: str) -> type[AIProvider]:
-    return load_class(PROVIDERS, key, kind="AI provider")
+    return load_class(PROVIDERS, key, kind="AI provider", field="ai_provider")
 
 
 def get_provider(key: str) -> AIProvider:
     """An enabled provider, or ProviderNotConfigured naming the missing setting."""
-    return enabled_instance(PROVIDERS, key, kind="AI provider")
+    return enabled_instance(PROVIDERS, key, kind="AI provider", field="ai_provider")

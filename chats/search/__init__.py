@@ -15,8 +15,8 @@ SEARCH_PROVIDERS: dict[str, str] = {
 
 
 def search_provider_class(key: str) -> type[SearchProvider]:
-    return load_class(SEARCH_PROVIDERS, key, kind="search provider")
+    return load_class(SEARCH_PROVIDERS, key, kind="search provider", field="search_provider")
 
 
 def get_search_provider(key: str) -> SearchProvider:
-    return enabled_instance(SEARCH_PROVIDERS, key, kind="search provider")
+    return enabled_instance(SEARCH_PROVIDERS, key, kind="search provider", field="search_provider")

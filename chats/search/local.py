@@ -57,12 +57,14 @@ def _ready_index() -> Path:
     except IndexBuildError as exc:
         raise ProviderNotConfigured(
             f"The local search index could not be built: {exc} "
-            "Run manage.py index_documents DIR with a folder of documents."
+            "Run manage.py index_documents DIR with a folder of documents.",
+            field="search_provider",
         ) from exc
     if not ready:
         raise ProviderNotConfigured(
             f"The local search index {path} does not exist and LOCAL_SEARCH_DOCS is not a "
-            "folder: run manage.py index_documents DIR."
+            "folder: run manage.py index_documents DIR.",
+            field="search_provider",
         )
     return path
 
@@ -70,7 +72,8 @@ def _ready_index() -> Path:
 def _unreadable(path: Path, exc: sqlite3.Error) -> ProviderNotConfigured:
     return ProviderNotConfigured(
         f"The local search index {path} cannot be read ({exc}): rebuild it with "
-        "manage.py index_documents DIR."
+        "manage.py index_documents DIR.",
+        field="search_provider",
     )
 
 

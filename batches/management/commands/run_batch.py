@@ -26,10 +26,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from batches.errors import UploadError
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, stream_csv
 from batches.grading import grade_summary, summary_text
-from batches.ingest import UploadError, parse_upload_file
+from batches.ingest import parse_upload_file
 from batches.models import Batch
 from batches.services import (
     BatchStateError,
@@ -41,6 +42,7 @@ from chats.errors import ProviderNotConfigured
 from chats.models import Language
 from chats.providers import limits
 from chats.providers.retry import safety_cap
+from chats.services import default_chat_settings
 
 # One slice runs until the batch is done or Ctrl-C (the slice polls the flag before each
 # row starts); a slice that ends waits for its slowest row, so many short ones would leave
@@ -51,6 +53,8 @@ LOG_EVERY_SECONDS = 5.0
 # When a slice found nothing to claim (rows leased by another runner), wait a little.
 IDLE_WAIT_SECONDS = 1.0
 EXIT_INTERRUPTED = 130
+# The option that sets each chat setting (chats.errors.ProviderNotConfigured.field).
+PROVIDER_OPTIONS = {"ai_provider": "--provider", "search_provider": "--search", "model": "--model"}
 
 
 class Progress:
@@ -151,16 +155,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", nargs="?", help="CSV or XLSX file of questions.")
         parser.add_argument("--name", default="", help="Batch name (default: the file name).")
+        default = default_chat_settings()
         parser.add_argument(
             "--provider",
-            default=None,
-            help=f"AI provider (default: {settings.DEFAULT_AI_PROVIDER}).",
+            default="",
+            help=f"AI provider (default: {default.ai_provider}).",
         )
         parser.add_argument("--model", default="", help="Model (default: the provider's first).")
         parser.add_argument(
             "--search",
-            default=None,
-            help=f"Search provider (default: {settings.DEFAULT_SEARCH_PROVIDER}).",
+            default="",
+            help=f"Search provider (default: {default.search_provider}).",
         )
         parser.add_argument(
             "--language", default=Language.EN, choices=Language.values, help="Page language."
@@ -300,9 +305,9 @@ class Command(BaseCommand):
                 uploader=owner,
                 name=options["name"] or path.name,
                 rows=parsed.rows,
-                ai_provider=options["provider"] or settings.DEFAULT_AI_PROVIDER,
+                ai_provider=options["provider"],
                 model=options["model"],
-                search_provider=options["search"] or settings.DEFAULT_SEARCH_PROVIDER,
+                search_provider=options["search"],
                 page_language=options["language"],
                 apply_overrides=options["apply_overrides"],
                 source_filename=path.name,
@@ -310,7 +315,8 @@ class Command(BaseCommand):
         except UploadError as exc:
             raise CommandError(exc.message) from None
         except ProviderNotConfigured as exc:
-            raise CommandError(str(exc)) from None
+            option = PROVIDER_OPTIONS.get(exc.field)
+            raise CommandError(f"{option}: {exc}" if option else str(exc)) from None
         self.stdout.write(
             f"Batch {batch.pk} created from {path.name}: {batch.total_items:,} rows, "
             f"{batch.ai_provider}/{batch.model} with {batch.search_provider} search."

@@ -7,7 +7,8 @@ from functools import wraps
 from django.http import Http404, HttpResponseNotAllowed
 from django.urls import URLPattern, re_path
 
-from batches.api import api, error_response, not_found
+from batchchat.api import api, not_found
+from batchchat.api_base import error_response
 
 
 def _json_errors(view):
