@@ -328,30 +328,15 @@ def choose_chat_settings(
     """The settings for new chats, from what a person chose (empty or None: the default).
 
     1. defaults: default_chat_settings for each provider not given;
-    2. availability: each provider must be among the enabled ones (provider_choices,
-       search_choices: configured, and its module importable);
-    3. model: check_chat_settings (the given one when the provider offers it, else its
-       first).
+    2. check_chat_settings: both providers known and configured (the message names the
+       missing setting), and the model (the given one when the provider offers it, else
+       its first). Only the chosen providers' modules (and SDKs) are imported.
     Raises ProviderNotConfigured whose `field` is "ai_provider", "search_provider" or
     "model": the choice refused.
     """
     default = default_chat_settings()
     ai_provider = ai_provider or default.ai_provider
     search_provider = search_provider or default.search_provider
-    ai_keys = [key for key, _label, _models in provider_choices()]
-    if ai_provider not in ai_keys:
-        raise ProviderNotConfigured(
-            f"The AI provider '{ai_provider}' is not available here. "
-            f"Choose one of: {', '.join(ai_keys) or 'none configured'}.",
-            field="ai_provider",
-        )
-    search_keys = [key for key, _label in search_choices()]
-    if search_provider not in search_keys:
-        raise ProviderNotConfigured(
-            f"The search provider '{search_provider}' is not available here. "
-            f"Choose one of: {', '.join(search_keys) or 'none configured'}.",
-            field="search_provider",
-        )
     model = check_chat_settings(
         ai_provider=ai_provider, model=model or "", search_provider=search_provider
     )
