@@ -31,7 +31,6 @@ from typing import Any
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
-from openpyxl import Workbook
 
 from batches.export import (
     STREAM_CHUNK,
@@ -362,6 +361,8 @@ def _stream_json(comparison: Comparison) -> Iterator[bytes]:
 
 
 def _stream_xlsx(comparison: Comparison) -> Iterator[bytes]:
+    from openpyxl import Workbook  # only for this format (see batches.export.stream_xlsx)
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Comparison")
     sheet.append(list(COMPARE_COLUMNS))

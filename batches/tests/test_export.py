@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from openpyxl import load_workbook
 
+from batches import export
 from batches.export import (
     EXPORT_FORMATS,
     FIXED_COLUMNS,
@@ -385,3 +386,11 @@ def test_queries_do_not_grow_with_the_batch(django_assert_max_num_queries, fmt):
         b"".join(stream(small))
     with django_assert_max_num_queries(2):
         b"".join(stream(large))
+
+
+def test_xlsx_illegal_characters_are_openpyxl_s():
+    """export keeps its own copy of openpyxl's pattern (openpyxl is imported only for an
+    XLSX file): the two must not drift apart."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    assert export.ILLEGAL_CHARACTERS_RE.pattern == ILLEGAL_CHARACTERS_RE.pattern

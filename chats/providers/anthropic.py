@@ -15,7 +15,6 @@ from chats.providers.base import (
     AIProvider,
     Generation,
     GenerationRequest,
-    http_limits,
     ssl_context,
 )
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
@@ -34,7 +33,7 @@ def _client(base_url: str, api_key: str, timeout: float) -> anthropic.AsyncAnthr
             base_url=base_url or None,
             timeout=timeout,
             max_retries=0,
-            http_client=anthropic.DefaultAioHttpClient(limits=http_limits(), verify=ssl_context()),
+            http_client=anthropic.DefaultAioHttpClient(verify=ssl_context()),
         ),
         CLIENT_SHARDS,
     )

@@ -4,33 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import httpx
-
 from chats import aio
 from chats.search.base import SearchResult
 
-# SDK clients per provider and settings (see chats.aio.round_robin), and the connections
-# each keeps alive: together enough for the highest concurrency a batch asks for.
+# SDK clients per provider and settings (see chats.aio.round_robin). Each SDK client keeps
+# up to 1,000 connections (the SDKs' default limits), far above any concurrency asked for.
 CLIENT_SHARDS = 16
-KEEPALIVE_PER_CLIENT = 64
 
 
 @functools.cache
 def ssl_context() -> ssl.SSLContext:
     """One TLS context for every client of the process: building one (loading the CA
-    certificates) costs tens of milliseconds, once per client otherwise."""
-    return httpx.create_ssl_context()
+    certificates) costs tens of milliseconds, once per client otherwise. The same
+    certificates as httpx's default: SSL_CERT_FILE or SSL_CERT_DIR when set, else
+    certifi's bundle (httpx itself is not imported: the SDKs run on aiohttp)."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
 
-
-def http_limits() -> httpx.Limits:
-    return httpx.Limits(
-        max_connections=None, max_keepalive_connections=KEEPALIVE_PER_CLIENT, keepalive_expiry=30
-    )
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from chats.providers.base import (
     AIProvider,
     Generation,
     GenerationRequest,
-    http_limits,
     ssl_context,
 )
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
@@ -39,7 +38,7 @@ def _openai_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncO
             base_url=base_url or None,
             timeout=timeout,
             max_retries=0,
-            http_client=openai.DefaultAioHttpClient(limits=http_limits(), verify=ssl_context()),
+            http_client=openai.DefaultAioHttpClient(verify=ssl_context()),
         ),
         CLIENT_SHARDS,
     )
@@ -54,7 +53,7 @@ def _azure_client(endpoint: str, api_key: str, api_version: str, timeout: float)
             api_version=api_version,
             timeout=timeout,
             max_retries=0,
-            http_client=openai.DefaultAioHttpClient(limits=http_limits(), verify=ssl_context()),
+            http_client=openai.DefaultAioHttpClient(verify=ssl_context()),
         ),
         CLIENT_SHARDS,
     )

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from chats import aio
 from chats.errors import ProviderError, TransientProviderError
-from chats.providers.base import CLIENT_SHARDS, http_limits, ssl_context
+from chats.providers.base import CLIENT_SHARDS, ssl_context
 from chats.providers.retry import parse_retry_after
 
 MAX_QUOTED = 200
@@ -34,7 +34,9 @@ def client() -> httpx.AsyncClient:
         "search-http",
         lambda: httpx.AsyncClient(
             follow_redirects=True,
-            limits=http_limits(),
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=64, keepalive_expiry=30
+            ),
             verify=ssl_context(),
             headers={"User-Agent": "BatchChat search"},
         ),
