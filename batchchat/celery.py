@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchchat.settings")
 
 app = Celery("batchchat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+def preload_providers(**_kwargs: object) -> None:
+    """In the worker's parent, before it forks its pool: the provider SDKs are imported
+    once, and every child starts its first slice with them loaded."""
+    from chats.services import preload_providers
+
+    preload_providers()

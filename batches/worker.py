@@ -34,6 +34,7 @@ from django.utils import timezone
 from batches.events import run_slice
 from batches.models import Batch, WorkerHeartbeat
 from batches.services import BatchStateError
+from chats.services import preload_providers
 
 logger = logging.getLogger("batchchat.worker")
 
@@ -144,6 +145,7 @@ class Worker:
 
     def run(self) -> None:
         """Work until request_stop(); see the module docstring."""
+        preload_providers()
         # Rows of workers killed long ago (SIGKILL leaves them behind).
         WorkerHeartbeat.objects.filter(last_seen__lt=timezone.now() - STALE_HEARTBEAT).delete()
         self.beat()

@@ -365,6 +365,14 @@ def provider_choices() -> list[tuple[str, str, list[str]]]:
     return choices
 
 
+def preload_providers() -> None:
+    """Import the enabled providers' modules (and SDKs) now. A long-running worker calls
+    this at start (the Celery parent before it forks, run_worker), so that its first
+    slice does not pay for the import: about a second for the OpenAI SDK here."""
+    provider_choices()
+    search_choices()
+
+
 def search_choices() -> list[tuple[str, str]]:
     """Enabled search providers as (key, label)."""
     choices = []
