@@ -8,11 +8,12 @@ import threading
 import pytest
 from django.db import connection
 
+from accounts.tests.factories import UserFactory
 from chats.errors import ProviderError, ProviderNotConfigured
 from chats.models import Interaction
 from chats.prompts import parse_answer
 from chats.services import process_message
-from chats.tests.factories import ChatFactory, PromptOverrideFactory, UserFactory
+from chats.tests.factories import ChatFactory, PromptOverrideFactory
 from chats.tests.fake_servers import FakeAIServer
 
 pytestmark = pytest.mark.django_db
