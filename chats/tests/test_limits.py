@@ -11,18 +11,15 @@ import pytest
 from chats import aio
 from chats.providers import get_provider, limits
 from chats.providers.base import GenerationRequest, Message
-from chats.tests.fake_servers import FakeAIServer
 
 
 @pytest.fixture
-def fake(settings):
-    with FakeAIServer() as server:
-        server.configure(settings)
-        settings.PROVIDER_MAX_ATTEMPTS = 6
-        settings.PROVIDER_BACKOFF_BASE = 0.01
-        settings.PROVIDER_BACKOFF_MAX = 5.0
-        settings.REDIS_URL = ""
-        yield server
+def fake(fake, settings):
+    settings.PROVIDER_MAX_ATTEMPTS = 6
+    settings.PROVIDER_BACKOFF_BASE = 0.01
+    settings.PROVIDER_BACKOFF_MAX = 5.0
+    settings.REDIS_URL = ""
+    return fake
 
 
 def _request(n: int = 0) -> GenerationRequest:
