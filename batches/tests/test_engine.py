@@ -255,6 +255,7 @@ def test_a_row_fails_after_its_attempts_with_the_reason(fake_ai, make_batch, set
     assert len(fake_ai.requests) == 2
 
 
+@pytest.mark.slow  # the fake's 30 s Retry-After pauses the key that long
 def test_a_resting_row_waits_for_the_next_slice(fake_ai, make_batch, settings):
     settings.PROVIDER_MAX_ATTEMPTS = 1
     fake_ai.fail_next(1, "429", retry_after=30)
