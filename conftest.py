@@ -13,6 +13,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+# Assertions in shared test helpers report their values like those in test modules.
+pytest.register_assert_rewrite("batches.tests.api_helpers", "batches.tests.assertions")
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -105,16 +104,6 @@ def stop_group(pid: int) -> None:
     """SIGKILL the process group `pid` leads, if any is left (test clean-up)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def wait_until(condition, *, timeout: float, message: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, message
-        time.sleep(interval)
 
 
 def http(method: str, url: str, *, data=None, headers=None, timeout: float = 30.0):

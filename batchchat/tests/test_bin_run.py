@@ -24,8 +24,8 @@ from batchchat.tests.live import (
     running,
     start,
     stop_group,
-    wait_until,
 )
+from batchchat.tests.waiting import wait_until
 from chats.tests.fake_servers import FakeAIServer
 
 pytestmark = [pytest.mark.slow, once_per_suite]
@@ -55,7 +55,7 @@ def _run(app, env, base, tmp_path, started, fake_ai) -> None:
     wait_until(
         lambda: (h := health(base)) and h["checks"]["worker"]["alive"] == 1,
         timeout=180,
-        message=f"bin/run did not come up with a live worker:\n{log.read_text()}",
+        message=lambda: f"bin/run did not come up with a live worker:\n{log.read_text()}",
     )
     kids = children(app.pid)
     worker = next(pid for pid in kids if "run_worker" in cmdline(pid))
@@ -95,7 +95,7 @@ def _run(app, env, base, tmp_path, started, fake_ai) -> None:
     wait_until(
         lambda: batch()["processedItems"] >= 8,
         timeout=120,
-        message=f"the worker did not process the batch:\n{log.read_text()}",
+        message=lambda: f"the worker did not process the batch:\n{log.read_text()}",
     )
     assert batch()["activity"] == "processing"
 
@@ -116,13 +116,13 @@ def _run(app, env, base, tmp_path, started, fake_ai) -> None:
     again = wait_until(
         lambda: [pid for pid in children(app.pid) if "run_worker" in cmdline(pid)],
         timeout=60,
-        message=f"bin/run did not start the worker again:\n{log.read_text()}",
+        message=lambda: f"bin/run did not start the worker again:\n{log.read_text()}",
     )[0]
     started.append(again)
     done = wait_until(
         lambda: (b := batch())["status"] == "completed" and b,
         timeout=180,
-        message=f"the batch did not complete:\n{log.read_text()}",
+        message=lambda: f"the batch did not complete:\n{log.read_text()}",
     )
     assert (done["processedItems"], done["failedItems"], done["totalItems"]) == (ROWS, 0, ROWS)
     assert done["activity"] is None

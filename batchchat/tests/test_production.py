@@ -30,8 +30,8 @@ from batchchat.tests.live import (
     running,
     start,
     stop_group,
-    wait_until,
 )
+from batchchat.tests.waiting import wait_until
 from chats.tests.fake_servers import FakeAIServer
 
 pytestmark = [pytest.mark.slow, once_per_suite]
@@ -133,7 +133,7 @@ def site(tmp_path_factory):
             wait_until(
                 lambda: (h := health(base)) and h["status"] == "ok",
                 timeout=180,
-                message=f"bin/serve did not come up:\n{log.read_text()}",
+                message=lambda: f"bin/serve did not come up:\n{log.read_text()}",
             )
             yield {"base": base, "port": port, "env": env, "fake_ai": fake_ai, "log": log}
             kids = children(serve.pid)
@@ -283,7 +283,7 @@ def answered_chat(site) -> str:
         )
         return code == 200 and json.loads(payload)["status"] == "completed"
 
-    wait_until(completed, timeout=120, message=f"no answer:\n{site['log'].read_text()}")
+    wait_until(completed, timeout=120, message=lambda: f"no answer:\n{site['log'].read_text()}")
     code, _h, payload = http(
         "GET", f"{base}/api/batch/results?batchId={batch_id}&format=json", headers=auth
     )

@@ -1,4 +1,5 @@
-"""Shared by the API tests: a token-authenticated JSON client."""
+"""Shared by the API tests: a token-authenticated JSON client, rows to create batches
+from."""
 
 from __future__ import annotations
 
@@ -34,6 +35,20 @@ class ApiClient:
 
     def upload(self, path: str, data: dict[str, Any], **kwargs):
         return self.client.post(f"/api/{path}", data, headers=self.headers, **kwargs)
+
+
+ROWS = [
+    {"question": "How do I renew a passport?", "url": "https://example.ca/a", "team": "A"},
+    {"question": "Where is my tax refund?", "team": "B"},
+    {"Question": "What is the fee?", "team": "C"},
+]
+OFFLINE = {"aiProvider": "extractive", "searchProvider": "none"}
+
+
+def create_json(api: ApiClient, rows=ROWS, **fields) -> dict:
+    response = api.post("batch/create", {**OFFLINE, "name": "API batch", **fields, "rows": rows})
+    assert response.status_code == 201, response.content
+    return response.json()
 
 
 def error_of(response) -> dict[str, Any]:

@@ -4,6 +4,7 @@ import pytest
 
 from batches.ingest import ParsedRow
 from batches.services import create_batch_run
+from batches.tests.api_helpers import ApiClient
 from chats.tests.fake_servers import FakeAIServer
 
 
@@ -14,6 +15,12 @@ def fake_ai(settings):
         server.configure(settings)
         settings.PROVIDER_MAX_ATTEMPTS = 2
         yield server
+
+
+@pytest.fixture
+def api(owner) -> ApiClient:
+    """The API as `owner`, with a bearer token."""
+    return ApiClient(owner)
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import factory
 
+from accounts.tests.factories import UserFactory
 from batches.models import Batch, BatchItem
-from chats.tests.factories import ChatFactory, UserFactory
+from chats.tests.factories import ChatFactory
 
 
 class BatchFactory(factory.django.DjangoModelFactory):

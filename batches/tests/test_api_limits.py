@@ -9,14 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from batches.models import Batch
-from batches.tests.api_helpers import ApiClient, error_of
-
-OFFLINE = {"aiProvider": "extractive", "searchProvider": "none"}
-
-
-@pytest.fixture
-def api(owner) -> ApiClient:
-    return ApiClient(owner)
+from batches.tests.api_helpers import OFFLINE, ApiClient, error_of
 
 
 def post_raw(api: ApiClient, body: bytes):

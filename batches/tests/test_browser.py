@@ -23,7 +23,7 @@ from chats.tests.fake_servers import FakeAIServer
 # create the user) are still plain synchronous ones.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ROOT = Path(django_settings.BASE_DIR)
@@ -115,10 +115,21 @@ def upload_and_run(page, sample: Path, *, name: str, language: str) -> int:
     batch_id = int(row.get_attribute("id").removeprefix("batch-"))
     # Not started yet: nothing to cancel.
     assert row.locator("form[action$='/cancel/']").count() == 0
+    # The inline driver processes slices from this page; the polled row shows progress. A
+    # small batch can be done, and its driver gone, before a wait for the driver begins,
+    # so the page records that the driver appeared.
+    page.evaluate(
+        """id => {
+            window.sawDriver = false;
+            new MutationObserver(() => {
+                window.sawDriver ||= !!document.querySelector(`#driver-${id}.driver`);
+            }).observe(document.body, {childList: true, subtree: true});
+        }""",
+        batch_id,
+    )
     row.locator("form[action$='/start/'] button").click()
-    # The inline driver processes slices from this page; the polled row shows progress.
-    page.locator(f"#driver-{batch_id}.driver").wait_for(state="attached")
     wait_for_bar_full(page, f"#batch-{batch_id}")
+    assert page.evaluate("window.sawDriver")
     return batch_id
 
 

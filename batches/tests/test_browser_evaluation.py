@@ -15,7 +15,7 @@ from batches.tests.test_evaluation_views import answer_items, graded
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # The browser, page and live-site fixtures of the main browser tests.
 browser = browser_tests.browser

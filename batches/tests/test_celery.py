@@ -7,20 +7,20 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from django.db.models import Count
 
 from batchchat.celery import app as celery_app
+from batchchat.tests.waiting import wait_until
 from batches import services
 from batches.models import Batch, BatchItem
-from batches.tests.processes import ROOT, TEST_BROKER_URL, child_env
-from batches.tests.test_engine import (
+from batches.tests.assertions import (
     assert_counters_match_recount,
     assert_one_interaction_per_done_item,
 )
+from batches.tests.processes import ROOT, TEST_BROKER_URL, child_env
 from chats.models import Interaction
 
 pytestmark = [
@@ -125,11 +125,21 @@ def worker(worker_env):
 
 
 def wait_for(predicate, *, timeout: float, worker: Worker, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; worker log:\n{worker.output()}")
-        time.sleep(0.2)
+    wait_until(
+        predicate,
+        timeout=timeout,
+        interval=0.2,
+        message=lambda: f"waiting for {what}; worker log:\n{worker.output()}",
+    )
+
+
+def no_slice_task_left() -> bool:
+    """Nothing queued and nothing delivered but unacknowledged: with acks_late a slice
+    task is acknowledged after it has enqueued its successor, so every chain has ended."""
+    import redis
+
+    broker = redis.Redis.from_url(BROKER_URL)
+    return broker.llen("celery") == 0 and broker.hlen("unacked") == 0
 
 
 def status_of(batch: Batch) -> str:
@@ -213,7 +223,8 @@ def test_cancel_mid_run_stops_the_workers(fake_ai, make_batch, worker):
         worker=worker,
         what="rows in flight to finish",
     )
-    time.sleep(1.5)  # time for a wrongly continuing chain to show itself
+    # A chain that wrongly went on after the cancel would keep a task queued or in hand.
+    wait_for(no_slice_task_left, timeout=30, worker=worker, what="the slice chains to end")
 
     assert status_of(batch) == Batch.Status.CANCELLED
     assert len(fake_ai.requests) - requests_at_cancel <= in_flight

@@ -12,36 +12,18 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
+from batchchat.tests.waiting import wait_until
 from batches import engine, services
 from batches.ingest import ParsedRow
 from batches.models import Batch, BatchItem
+from batches.tests.assertions import (
+    assert_counters_match_recount,
+    assert_one_interaction_per_done_item,
+)
 from chats import aio
 from chats.models import Interaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def assert_counters_match_recount(batch: Batch) -> None:
-    batch.refresh_from_db()
-    items = batch.items
-    assert batch.total_items == items.count()
-    assert batch.processed_items == items.filter(status=BatchItem.Status.DONE).count()
-    assert batch.failed_items == items.filter(status=BatchItem.Status.FAILED).count()
-    first_open = items.exclude(status__in=BatchItem.FINISHED_STATUSES).order_by("position").first()
-    expected_index = batch.total_items if first_open is None else first_open.position
-    assert batch.last_processed_index == expected_index
-
-
-def assert_one_interaction_per_done_item(batch: Batch) -> None:
-    for item in batch.items.select_related("interaction"):
-        if item.status == BatchItem.Status.DONE:
-            assert item.interaction is not None
-            assert item.interaction.chat_id == item.chat_id
-            assert item.interaction.question == item.question
-        else:
-            assert item.interaction is None
-    interactions = Interaction.objects.filter(chat__batch_items__batch=batch).distinct()
-    assert interactions.count() == batch.items.filter(status=BatchItem.Status.DONE).count()
 
 
 def test_slice_answers_every_row_once_and_completes(fake_ai, make_batch):
@@ -273,6 +255,7 @@ def test_a_row_fails_after_its_attempts_with_the_reason(fake_ai, make_batch, set
     assert len(fake_ai.requests) == 2
 
 
+@pytest.mark.slow  # the fake's 30 s Retry-After pauses the key that long
 def test_a_resting_row_waits_for_the_next_slice(fake_ai, make_batch, settings):
     settings.PROVIDER_MAX_ATTEMPTS = 1
     fake_ai.fail_next(1, "429", retry_after=30)
@@ -308,10 +291,12 @@ def test_cancel_stops_new_provider_calls_and_records_rows_in_flight(fake_ai, mak
 
     worker = threading.Thread(target=run)
     worker.start()
-    deadline = time.monotonic() + 10
-    while not batch.items.filter(status=BatchItem.Status.DONE).exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(
+        lambda: batch.items.filter(status=BatchItem.Status.DONE).exists(),
+        timeout=10,
+        interval=0.02,
+        message="no row was answered",
+    )
 
     services.cancel_batch(batch=batch)
     requests_at_cancel = len(fake_ai.requests)
@@ -430,7 +415,13 @@ def test_deleting_a_batch_mid_slice_ends_the_slice_cleanly(fake_ai, make_batch):
 
     worker = threading.Thread(target=run)
     worker.start()
-    time.sleep(0.3)
+    # Mid-slice: rows are being answered, most are still to come (20 rows, 2 at a time).
+    wait_until(
+        lambda: batch.items.filter(status=BatchItem.Status.DONE).exists(),
+        timeout=10,
+        interval=0.02,
+        message="the slice answered no row",
+    )
     services.delete_batch(batch=batch)
     worker.join(timeout=30)
 

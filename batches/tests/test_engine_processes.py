@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.db.models import Count
 
+from batchchat.tests.waiting import wait_until
 from batches import services
 from batches.models import Batch, BatchItem
-from batches.tests.processes import child_env, start_slice_process
-from batches.tests.test_engine import (
+from batches.tests.assertions import (
     assert_counters_match_recount,
     assert_one_interaction_per_done_item,
 )
+from batches.tests.processes import child_env, start_slice_process
 from chats.models import Interaction
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -54,11 +53,12 @@ def test_a_process_killed_mid_slice_loses_and_duplicates_nothing(fake_ai, make_b
         concurrency=4,
         env=child_env(fake_ai, BATCH_LEASE_SECONDS=2),
     )
-    deadline = time.monotonic() + 30
-    while batch.items.filter(status=BatchItem.Status.DONE).count() < 4:
+
+    def four_rows_done() -> bool:
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+        return batch.items.filter(status=BatchItem.Status.DONE).count() >= 4
+
+    wait_until(four_rows_done, timeout=30, interval=0.05, message="the child answered no rows")
 
     proc.kill()  # SIGKILL: no cleanup, its leases stay behind
     proc.wait(timeout=10)
@@ -66,13 +66,15 @@ def test_a_process_killed_mid_slice_loses_and_duplicates_nothing(fake_ai, make_b
     assert orphaned > 0
 
     # Another caller finishes the batch once the dead process's leases expire.
-    deadline = time.monotonic() + 60
-    while True:
-        result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=8)
-        if result.status == Batch.Status.COMPLETED:
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    wait_until(
+        lambda: (
+            services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=8).status
+            == Batch.Status.COMPLETED
+        ),
+        timeout=60,
+        interval=0.5,
+        message="the batch was not completed after the leases expired",
+    )
 
     assert_one_interaction_per_done_item(batch)
     assert_counters_match_recount(batch)

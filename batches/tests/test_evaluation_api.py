@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from batches.grading import regrade_batch
 from batches.models import Batch, BatchItem, UploadDraft
-from batches.tests.api_helpers import ApiClient, error_of
+from batches.tests.api_helpers import error_of
 from batches.tests.test_evaluation_views import graded
 from chats.models import Interaction
 
@@ -23,11 +23,6 @@ FILE = (
     "How do I renew?,Online.,https://x.example/a,https://x.example/p\n"
     "Fees?,120 dollars.,,\n"
 )
-
-
-@pytest.fixture
-def api(owner) -> ApiClient:
-    return ApiClient(owner)
 
 
 def _file(text: str = FILE) -> SimpleUploadedFile:

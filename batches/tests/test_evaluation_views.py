@@ -15,7 +15,7 @@ from batches.grading import regrade_batch
 from batches.ingest import ParsedRow
 from batches.models import Batch, BatchItem, UploadDraft
 from batches.services import create_batch_run, run_again
-from batches.tests.test_views import HX, LIST_URL, csv_file, upload_data
+from batches.tests.view_helpers import HX, LIST_URL, csv_file, upload_data
 from chats.models import Interaction
 
 pytestmark = pytest.mark.django_db

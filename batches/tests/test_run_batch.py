@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.core.management.base import OutputWrapper
 from openpyxl import load_workbook
 
+from batchchat.tests.waiting import wait_until
 from batches import services
 from batches.errors import UploadError
 from batches.ingest import parse_upload
@@ -249,10 +249,9 @@ def test_ctrl_c_finishes_rows_in_flight_writes_results_and_says_how_to_resume(
     )
     try:
         # Interrupt once rows are being answered (the first progress line is on stderr).
-        deadline = time.monotonic() + 60
-        while not fake_ai.requests and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert fake_ai.requests, "the child never called the provider"
+        wait_until(
+            lambda: fake_ai.requests, timeout=60, message="the child never called the provider"
+        )
         child.send_signal(signal.SIGINT)
         stdout, stderr = child.communicate(timeout=60)
     finally:

@@ -12,24 +12,18 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from batchchat.tests.waiting import wait_until
 from batches import services
 from batches.models import Batch, BatchItem, WorkerHeartbeat
 from batches.selectors import worker_alive
-from batches.tests.processes import ROOT, child_env
-from batches.tests.test_engine import (
+from batches.tests.assertions import (
     assert_counters_match_recount,
     assert_one_interaction_per_done_item,
 )
+from batches.tests.processes import ROOT, child_env
 from batches.worker import Worker
 
 HX = {"HTTP_HX_REQUEST": "true"}
-
-
-def wait_until(condition, *, timeout: float = 60.0, interval: float = 0.05, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, message or "condition not met in time"
-        time.sleep(interval)
 
 
 def alive_heartbeat(name: str = "test-worker") -> WorkerHeartbeat:
@@ -182,7 +176,7 @@ def test_a_batch_someone_is_working_on_is_processing(owner_client, make_batch):
 
 @pytest.mark.django_db
 def test_api_status_and_start_tell_the_activity(make_batch, owner):
-    from batches.tests.test_api import ApiClient
+    from batches.tests.api_helpers import ApiClient
 
     api = ApiClient(owner)
     batch = make_batch(3, ai_provider="extractive", model="")
@@ -228,6 +222,7 @@ def test_sigterm_finishes_rows_in_flight_gives_back_the_rest_and_exits_0(fake_ai
                 batch.items.filter(status=BatchItem.Status.DONE).count() >= 4
                 and proc.poll() is None
             ),
+            timeout=60,
             message="the worker did not answer rows",
         )
         assert worker_alive()

@@ -52,6 +52,8 @@ MAX_QUOTED_SERVER_MESSAGE = 300
 # `sleep` may be a coroutine function (the default) or a plain one.
 sleep: Callable[[float], Awaitable[None] | None] = asyncio.sleep
 jitter: Callable[[float, float], float] = random.uniform
+# The wall clock an HTTP-date Retry-After is measured against (tests freeze it).
+clock: Callable[[], float] = time.time
 
 
 class _NoCap:
@@ -132,7 +134,7 @@ def parse_retry_after(headers: Any) -> float | None:
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - clock())
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:

@@ -1,18 +1,9 @@
 from __future__ import annotations
 
 import factory
-from django.contrib.auth import get_user_model
 
+from accounts.tests.factories import UserFactory
 from chats.models import Chat, Interaction, PromptOverride
-
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ("username",)
-
-    username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.django.Password("pw-test-123")
 
 
 class ChatFactory(factory.django.DjangoModelFactory):

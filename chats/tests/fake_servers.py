@@ -38,6 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+# The key the chats tests configure the providers with: a secret that must never show up
+# in an error message or a log line.
+FAKE_API_KEY = "sk-test-SECRET-4f1c9e"
+
 FAULT_KINDS = ("429", "500", "503", "400", "401", "hang", "stream-error")
 
 

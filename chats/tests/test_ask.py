@@ -8,18 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from chats.models import Chat, Interaction
-from chats.tests.fake_servers import FakeAIServer
+from chats.tests.fake_servers import FAKE_API_KEY as KEY
 
 pytestmark = pytest.mark.django_db
-
-KEY = "sk-ask-SECRET-0b9f"
-
-
-@pytest.fixture
-def fake(settings):
-    with FakeAIServer() as server:
-        server.configure(settings, api_key=KEY)
-        yield server
 
 
 def _ask(*args: str) -> str:

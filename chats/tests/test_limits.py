@@ -8,21 +8,19 @@ import time
 
 import pytest
 
+from batchchat.tests.waiting import wait_until
 from chats import aio
 from chats.providers import get_provider, limits
 from chats.providers.base import GenerationRequest, Message
-from chats.tests.fake_servers import FakeAIServer
 
 
 @pytest.fixture
-def fake(settings):
-    with FakeAIServer() as server:
-        server.configure(settings)
-        settings.PROVIDER_MAX_ATTEMPTS = 6
-        settings.PROVIDER_BACKOFF_BASE = 0.01
-        settings.PROVIDER_BACKOFF_MAX = 5.0
-        settings.REDIS_URL = ""
-        yield server
+def fake(fake, settings):
+    settings.PROVIDER_MAX_ATTEMPTS = 6
+    settings.PROVIDER_BACKOFF_BASE = 0.01
+    settings.PROVIDER_BACKOFF_MAX = 5.0
+    settings.REDIS_URL = ""
+    return fake
 
 
 def _request(n: int = 0) -> GenerationRequest:
@@ -122,16 +120,26 @@ def test_retry_after_pauses_every_caller_on_the_key(fake, settings):
     fake.fail_next(1, "429", retry_after=0.6)
     settings.PROVIDER_BACKOFF_BASE = 0.001
 
+    provider = get_provider("compatible")
+    # The first caller gets the 429; the second starts once its pause is recorded.
+    first = asyncio.run_coroutine_threadsafe(provider.agenerate(_request(0)), aio.loop())
+    wait_until(
+        lambda: any(
+            isinstance(state, limits.KeyState) and state.paused_until
+            for _key, state in aio.cache_items("limits")
+        ),
+        timeout=10,
+        interval=0.01,
+        message="the first caller's 429 paused nothing",
+    )
+
     async def run() -> list[float]:
-        provider = get_provider("compatible")
-        first = asyncio.create_task(provider.agenerate(_request(0)))  # gets the 429
-        await asyncio.sleep(0.2)
         started = time.monotonic()
         await provider.agenerate(_request(1))  # another caller: waits out the pause
-        await first
         return [time.monotonic() - started]
 
     (waited,) = aio.run(run())
+    first.result(timeout=30)
 
     assert waited >= 0.3
 

@@ -8,16 +8,15 @@ import threading
 import pytest
 from django.db import connection
 
+from accounts.tests.factories import UserFactory
 from chats.errors import ProviderError, ProviderNotConfigured
 from chats.models import Interaction
 from chats.prompts import parse_answer
 from chats.services import process_message
-from chats.tests.factories import ChatFactory, PromptOverrideFactory, UserFactory
-from chats.tests.fake_servers import FakeAIServer
+from chats.tests.factories import ChatFactory, PromptOverrideFactory
+from chats.tests.fake_servers import FAKE_API_KEY as KEY
 
 pytestmark = pytest.mark.django_db
-
-KEY = "sk-pipeline-SECRET-5e2a"
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +43,9 @@ def docs(settings, docs_folder):
 
 
 @pytest.fixture
-def fake(settings, docs):
-    with FakeAIServer() as server:
-        server.configure(settings, api_key=KEY)
-        yield server
+def fake(fake, docs):
+    """The fake provider, with the local search index of `docs` in place."""
+    return fake
 
 
 def _chat(**kwargs):

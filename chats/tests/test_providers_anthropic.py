@@ -7,22 +7,15 @@ import pytest
 from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
 from chats.providers import get_provider
 from chats.providers.base import GenerationRequest, Message
+from chats.tests.fake_servers import FAKE_API_KEY as KEY
 from chats.tests.fake_servers import FakeAIServer
 
-KEY = "sk-ant-SECRET-71dd"
 SYSTEM = "Answer briefly.\n\n[1] Passport renewal\nURL: https://example.org/passport\n"
 EXPECTED = (
     "<answer>Fake answer (turn 2) to: And for a child?</answer>"
     "<citation-url>https://example.org/passport</citation-url>"
     "<citation-title>Passport renewal</citation-title>"
 )
-
-
-@pytest.fixture
-def fake(settings):
-    with FakeAIServer() as server:
-        server.configure(settings, api_key=KEY)
-        yield server
 
 
 def _request(model: str = "") -> GenerationRequest:

@@ -8,9 +8,9 @@ import pytest
 from chats.errors import ProviderError, ProviderNotConfigured
 from chats.providers import get_provider
 from chats.providers.base import GenerationRequest, Message
+from chats.tests.fake_servers import FAKE_API_KEY as KEY
 from chats.tests.fake_servers import FakeAIServer
 
-KEY = "sk-openai-SECRET-93ab"
 SYSTEM = "Answer briefly.\n\n[1] Passport renewal\nURL: https://example.org/passport\n"
 EXPECTED = (
     "<answer>Fake answer (turn 2) to: And for a child?</answer>"
@@ -18,13 +18,6 @@ EXPECTED = (
     "<citation-title>Passport renewal</citation-title>"
 )
 AUTH_HEADER = {"openai": "authorization", "azure": "api-key", "compatible": "authorization"}
-
-
-@pytest.fixture
-def fake(settings):
-    with FakeAIServer() as server:
-        server.configure(settings, api_key=KEY)
-        yield server
 
 
 def _request(model: str = "") -> GenerationRequest:

@@ -13,17 +13,14 @@ import pytest
 from chats.errors import ProviderError, TransientProviderError
 from chats.providers import get_provider, retry
 from chats.providers.base import GenerationRequest, Message
+from chats.tests.fake_servers import FAKE_API_KEY as KEY
 from chats.tests.fake_servers import FakeAIServer
-
-KEY = "sk-test-SECRET-4f1c9e"
 
 
 @pytest.fixture
-def fake(settings):
-    with FakeAIServer() as server:
-        server.configure(settings, api_key=KEY)
-        settings.PROVIDER_MAX_ATTEMPTS = 4
-        yield server
+def fake(fake, settings):
+    settings.PROVIDER_MAX_ATTEMPTS = 4
+    return fake
 
 
 def _request(question: str = "How do I renew?") -> GenerationRequest:
@@ -41,12 +38,12 @@ def _generate(**kwargs):
 # --- Retry-After and backoff --------------------------------------------------------------
 
 
-def test_parse_retry_after_seconds_milliseconds_and_http_date():
+def test_parse_retry_after_seconds_milliseconds_and_http_date(frozen_clock):
     assert retry.parse_retry_after({"retry-after": "3"}) == 3.0
     assert retry.parse_retry_after({"retry-after": "1.5", "retry-after-ms": "250"}) == 0.25
-    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    future = email.utils.formatdate(frozen_clock + 30, usegmt=True)
     assert 25 <= retry.parse_retry_after({"retry-after": future}) <= 30
-    past = email.utils.formatdate(time.time() - 30, usegmt=True)
+    past = email.utils.formatdate(frozen_clock - 30, usegmt=True)
     assert retry.parse_retry_after({"retry-after": past}) == 0.0
     assert retry.parse_retry_after({"retry-after": "soon"}) is None
     assert retry.parse_retry_after({}) is None
@@ -73,14 +70,12 @@ def test_429_then_success_honours_retry_after(fake):
     assert waited >= 0.2
 
 
-def test_retry_after_as_http_date_is_honoured(fake, monkeypatch):
+def test_retry_after_as_http_date_is_honoured(fake, monkeypatch, frozen_clock):
     waits: list[float] = []
     monkeypatch.setattr(retry, "sleep", waits.append)
-    # The clock is frozen on a whole second, so the wait does not depend on how long the
-    # request took (HTTP dates have one-second resolution).
-    now = float(int(time.time()))
-    monkeypatch.setattr(retry.time, "time", lambda: now)
-    fake.fail_next(1, "429", retry_after_header=email.utils.formatdate(now + 2, usegmt=True))
+    fake.fail_next(
+        1, "429", retry_after_header=email.utils.formatdate(frozen_clock + 2, usegmt=True)
+    )
     _generate()
     assert waits == [2.0]
     assert len(fake.requests) == 2

@@ -5,22 +5,15 @@ import pytest
 from chats.errors import ProviderError, ProviderNotConfigured
 from chats.search import get_search_provider
 from chats.search.google import GoogleSearch
-from chats.tests.fake_search import GOOGLE_PATH, FakeSearchServer
+from chats.tests.fake_search import GOOGLE_PATH
 
 
-@pytest.fixture
-def fake(settings):
-    with FakeSearchServer() as server:
-        server.configure(settings)
-        yield server
-
-
-def test_sends_key_engine_language_and_parses_items(fake):
+def test_sends_key_engine_language_and_parses_items(fake_search):
     results = GoogleSearch().search("renew a passport", language="fr", limit=3)
 
-    (request,) = fake.requests
+    (request,) = fake_search.requests
     assert request.path == GOOGLE_PATH
-    assert request.query["key"] == fake.api_key
+    assert request.query["key"] == fake_search.api_key
     assert request.query["cx"] == "engine-123"
     assert request.query["q"] == "renew a passport"
     assert request.query["lr"] == "lang_fr"
@@ -30,32 +23,32 @@ def test_sends_key_engine_language_and_parses_items(fake):
     assert results[0].snippet == "Snippet 1 about renew a passport"  # whitespace folded
 
 
-def test_asks_for_at_most_ten_results(fake):
+def test_asks_for_at_most_ten_results(fake_search):
     results = GoogleSearch().search("taxes", language="en", limit=25)
 
-    assert fake.requests[0].query["num"] == "10"
-    assert fake.requests[0].query["lr"] == "lang_en"
+    assert fake_search.requests[0].query["num"] == "10"
+    assert fake_search.requests[0].query["lr"] == "lang_en"
     assert len(results) == 10
 
 
-def test_unknown_language_falls_back_to_english(fake):
+def test_unknown_language_falls_back_to_english(fake_search):
     GoogleSearch().search("taxes", language="de", limit=2)
 
-    assert fake.requests[0].query["lr"] == "lang_en"
+    assert fake_search.requests[0].query["lr"] == "lang_en"
 
 
-def test_no_items_means_no_results(fake):
-    fake.count = 0
+def test_no_items_means_no_results(fake_search):
+    fake_search.count = 0
 
     assert GoogleSearch().search("nothing matches", language="en", limit=5) == []
 
 
-def test_blank_query_makes_no_request(fake):
+def test_blank_query_makes_no_request(fake_search):
     assert GoogleSearch().search("   ", language="en", limit=5) == []
-    assert fake.requests == []
+    assert fake_search.requests == []
 
 
-def test_invalid_key_is_reported_without_the_key(fake, settings):
+def test_invalid_key_is_reported_without_the_key(fake_search, settings):
     settings.GOOGLE_SEARCH_API_KEY = "wrong-secret-value"
 
     with pytest.raises(ProviderError) as caught:
@@ -67,10 +60,10 @@ def test_invalid_key_is_reported_without_the_key(fake, settings):
     assert "wrong-secret-value" not in message
 
 
-def test_rate_limit_reason_on_403_is_transient(fake):
+def test_rate_limit_reason_on_403_is_transient(fake_search):
     from chats.errors import TransientProviderError
 
-    fake.fail_next(
+    fake_search.fail_next(
         403,
         {"error": {"code": 403, "message": "Rate Limit Exceeded",
                    "errors": [{"reason": "rateLimitExceeded"}]}},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from email.utils import formatdate
 
 import pytest
@@ -12,17 +11,14 @@ from chats.errors import ProviderError, TransientProviderError
 from chats.search.canadaca import CanadaCaSearch
 from chats.search.google import GoogleSearch
 from chats.search.searxng import SearxngSearch
-from chats.tests.fake_search import FakeSearchServer
 
 PROVIDERS = [GoogleSearch, SearxngSearch, CanadaCaSearch]
 
 
 @pytest.fixture
-def fake(settings):
+def fake_search(fake_search, settings):
     settings.PROVIDER_TIMEOUT = 0.3
-    with FakeSearchServer() as server:
-        server.configure(settings)
-        yield server
+    return fake_search
 
 
 def _search(provider_class):
@@ -30,8 +26,8 @@ def _search(provider_class):
 
 
 @pytest.mark.parametrize("provider_class", PROVIDERS)
-def test_429_is_transient_with_retry_after(fake, provider_class):
-    fake.fail_next(429, {"error": {"message": "slow down"}}, headers={"Retry-After": "7"})
+def test_429_is_transient_with_retry_after(fake_search, provider_class):
+    fake_search.fail_next(429, {"error": {"message": "slow down"}}, headers={"Retry-After": "7"})
 
     with pytest.raises(TransientProviderError) as caught:
         _search(provider_class)
@@ -41,8 +37,12 @@ def test_429_is_transient_with_retry_after(fake, provider_class):
 
 
 @pytest.mark.parametrize("provider_class", PROVIDERS)
-def test_5xx_is_transient_and_reads_an_http_date_retry_after(fake, provider_class):
-    fake.fail_next(503, None, headers={"Retry-After": formatdate(time.time() + 60, usegmt=True)})
+def test_5xx_is_transient_and_reads_an_http_date_retry_after(
+    fake_search, provider_class, frozen_clock
+):
+    fake_search.fail_next(
+        503, None, headers={"Retry-After": formatdate(frozen_clock + 60, usegmt=True)}
+    )
 
     with pytest.raises(TransientProviderError) as caught:
         _search(provider_class)
@@ -51,8 +51,8 @@ def test_5xx_is_transient_and_reads_an_http_date_retry_after(fake, provider_clas
 
 
 @pytest.mark.parametrize("provider_class", PROVIDERS)
-def test_500_without_retry_after(fake, provider_class):
-    fake.fail_next(500, "<html>oops</html>")
+def test_500_without_retry_after(fake_search, provider_class):
+    fake_search.fail_next(500, "<html>oops</html>")
 
     with pytest.raises(TransientProviderError) as caught:
         _search(provider_class)
@@ -61,15 +61,15 @@ def test_500_without_retry_after(fake, provider_class):
 
 
 @pytest.mark.parametrize("provider_class", PROVIDERS)
-def test_timeout_is_transient(fake, provider_class):
-    fake.fail_next(200, {}, hang=1.5)
+def test_timeout_is_transient(fake_search, provider_class):
+    fake_search.fail_next(200, {}, hang=1.5)
 
     with pytest.raises(TransientProviderError, match="did not answer within 0.3 seconds"):
         _search(provider_class)
 
 
 @pytest.mark.parametrize("provider_class", PROVIDERS)
-def test_connection_refused_is_transient_and_hides_the_key(fake, settings, provider_class):
+def test_connection_refused_is_transient_and_hides_the_key(fake_search, settings, provider_class):
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -82,25 +82,27 @@ def test_connection_refused_is_transient_and_hides_the_key(fake, settings, provi
         _search(provider_class)
 
     assert "Could not connect" in str(caught.value)
-    assert fake.api_key not in str(caught.value)
+    assert fake_search.api_key not in str(caught.value)
 
 
 @pytest.mark.parametrize("provider_class", [GoogleSearch, CanadaCaSearch])
-def test_403_means_the_key_was_rejected(fake, provider_class):
-    fake.fail_next(403, {"error": {"code": 403, "message": f"key {fake.api_key} is blocked"}})
+def test_403_means_the_key_was_rejected(fake_search, provider_class):
+    fake_search.fail_next(
+        403, {"error": {"code": 403, "message": f"key {fake_search.api_key} is blocked"}}
+    )
 
     with pytest.raises(ProviderError) as caught:
         _search(provider_class)
 
     message = str(caught.value)
     assert "search API key was rejected (403)" in message
-    assert fake.api_key not in message
+    assert fake_search.api_key not in message
     assert "[redacted]" in message  # the server's explanation is kept, minus the key
 
 
 @pytest.mark.parametrize("provider_class", [GoogleSearch, CanadaCaSearch])
-def test_other_4xx_quotes_the_server_message_without_the_key(fake, provider_class):
-    fake.fail_next(400, {"error": {"message": f"Invalid query for {fake.api_key}"}})
+def test_other_4xx_quotes_the_server_message_without_the_key(fake_search, provider_class):
+    fake_search.fail_next(400, {"error": {"message": f"Invalid query for {fake_search.api_key}"}})
 
     with pytest.raises(ProviderError) as caught:
         _search(provider_class)
@@ -109,15 +111,15 @@ def test_other_4xx_quotes_the_server_message_without_the_key(fake, provider_clas
     assert "failed (400): Invalid query for [redacted]" in str(caught.value)
 
 
-def test_other_4xx_quotes_the_server_message_of_searxng(fake):
-    fake.fail_next(400, {"error": "unknown engine"})
+def test_other_4xx_quotes_the_server_message_of_searxng(fake_search):
+    fake_search.fail_next(400, {"error": "unknown engine"})
 
     with pytest.raises(ProviderError, match=r"SearXNG search failed \(400\): unknown engine"):
         _search(SearxngSearch)
 
 
 @pytest.mark.parametrize("provider_class", PROVIDERS)
-def test_url_that_is_not_http_is_a_configuration_error(fake, settings, provider_class):
+def test_url_that_is_not_http_is_a_configuration_error(fake_search, settings, provider_class):
     settings.GOOGLE_SEARCH_URL = "ftp://example/customsearch"
     settings.SEARXNG_URL = "ftp://example"
     settings.CANADACA_SEARCH_URL = "ftp://example/search"
