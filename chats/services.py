@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from chats import aio
@@ -209,7 +209,10 @@ async def judge_answer(
 
 def lock_chats(chat_ids) -> None:
     """Lock chats (in primary-key order, as delete_batch does) for the rest of the
-    caller's transaction: their next interaction positions are then ours to take."""
+    caller's transaction: their next interaction positions are then ours to take. SQLite
+    has no row locks (its IMMEDIATE write transaction holds the whole database): no query."""
+    if not connection.features.has_select_for_update:
+        return
     list(
         Chat.objects.select_for_update()
         .filter(pk__in=sorted(chat_ids))

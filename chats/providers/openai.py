@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 
 import openai
 from django.conf import settings
-from openai.types.chat import ChatCompletion
 
 from chats import aio
 from chats.errors import ProviderError
@@ -59,6 +58,11 @@ def _azure_client(endpoint: str, api_key: str, api_version: str, timeout: float)
     )
 
 
+def _count(value: Any) -> int | None:
+    """A token count from the response's usage, when it is one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class _OpenAIProtocolProvider(AIProvider):
     key_setting: ClassVar[str]
     model_word: ClassVar[str] = "model"
@@ -100,22 +104,28 @@ class _OpenAIProtocolProvider(AIProvider):
         )
 
     async def _complete(self, client: Any, model: str, messages: list[dict]) -> Generation:
-        # The SDK's own request path without `create`'s parameter transform, which costs
-        # more CPU than the rest of the call for these plain JSON messages (the same
-        # request, auth, errors and response model; Azure maps the deployment the same way).
+        # The SDK's own request path (auth, errors, retries-off, Azure's deployment URL)
+        # without `create`'s parameter transform and with the JSON body as it came
+        # (cast_to=object): building the typed ChatCompletion model costs more CPU than
+        # the rest of the call. The four fields we use are read and checked here.
         completion = await client.post(
-            "/chat/completions",
-            body={"model": model, "messages": messages},
-            cast_to=ChatCompletion,
+            "/chat/completions", body={"model": model, "messages": messages}, cast_to=object
         )
-        if not completion.choices:
+        try:
+            choices = completion.get("choices") or []
+            text = choices[0]["message"].get("content") if choices else None
+            usage = completion.get("usage") or {}
+        except (AttributeError, KeyError, TypeError):
+            raise ProviderError(
+                f"{self.label}: the provider answered in an unexpected format."
+            ) from None
+        if not choices:
             raise ProviderError(f"{self.label}: the provider returned no answer.")
-        usage = completion.usage
         return Generation(
-            text=completion.choices[0].message.content or "",
+            text=text if isinstance(text, str) else "",
             model=model,
-            input_tokens=usage.prompt_tokens if usage else None,
-            output_tokens=usage.completion_tokens if usage else None,
+            input_tokens=_count(usage.get("prompt_tokens")),
+            output_tokens=_count(usage.get("completion_tokens")),
         )
 
     async def _stream(

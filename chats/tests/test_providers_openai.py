@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from chats import aio
 from chats.errors import ProviderError, ProviderNotConfigured
 from chats.providers import get_provider
 from chats.providers.base import GenerationRequest, Message
+from chats.providers.openai import OpenAIProvider
 from chats.tests.fake_servers import FAKE_API_KEY as KEY
 from chats.tests.fake_servers import FakeAIServer
 
@@ -132,3 +134,46 @@ def test_not_configured_names_the_setting(fake, settings, key, cleared, named):
     with pytest.raises(ProviderNotConfigured) as caught:
         get_provider(key)
     assert str(caught.value) == f"The AI provider '{key}' is not configured: set {named}."
+
+
+class _JsonClient:
+    """An SDK client whose POST answers with a fixed JSON body (cast_to=object)."""
+
+    def __init__(self, body: object) -> None:
+        self.body = body
+
+    async def post(self, path: str, *, body: dict, cast_to: type) -> object:
+        assert (path, cast_to) == ("/chat/completions", object)
+        return self.body
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {
+                "choices": [{"message": {"content": "Hi."}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+            },
+            ("Hi.", 3, 2),
+        ),
+        ({"choices": [{"message": {"content": None}}]}, ("", None, None)),
+        (
+            {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "3"}},
+            ("x", None, None),
+        ),
+        ({"choices": []}, "returned no answer"),
+        ({}, "returned no answer"),
+        ({"choices": "x"}, "unexpected format"),
+        ({"choices": [{"text": "no message"}]}, "unexpected format"),
+        (["not", "an", "object"], "unexpected format"),
+    ],
+)
+def test_the_completion_json_is_read_and_checked(body, expected):
+    call = OpenAIProvider()._complete(_JsonClient(body), "m", [])
+    if isinstance(expected, str):
+        with pytest.raises(ProviderError, match=expected):
+            aio.run(call)
+    else:
+        generation = aio.run(call)
+        assert (generation.text, generation.input_tokens, generation.output_tokens) == expected
