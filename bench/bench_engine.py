@@ -18,6 +18,8 @@ Configurations (issue #10 targets):
           CPU <= 2 ms/row, write transactions <= 0.1/row)
 - celery: 2 Celery workers (one slice of C/2 each), PostgreSQL + Redis, N=2,000, C=64,
           L=200 ms (engine >= 0.90)
+- memory: run_batch, SQLite, N=100,000, C=256, L=50 ms: the peak RSS of the whole
+          command (<= 300 MB); CPU-bound, so it takes several minutes. Not run by default.
 `--scale 0.2` runs a fifth of the rows (a quick look; figures are less stable).
 """
 
@@ -45,7 +47,9 @@ CONFIGS = {
     "small": {"runner": "run_batch", "rows": 1000, "concurrency": 32, "latency": 0.2},
     "large": {"runner": "run_batch", "rows": 5000, "concurrency": 256, "latency": 0.5},
     "celery": {"runner": "celery", "rows": 2000, "concurrency": 64, "latency": 0.2},
+    "memory": {"runner": "run_batch", "rows": 100_000, "concurrency": 256, "latency": 0.05},
 }
+DEFAULT_CONFIGS = ["small", "large", "celery"]
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
@@ -123,6 +127,8 @@ def child_run_batch(args: argparse.Namespace) -> None:
                 "engine": engine_seconds(batch),
                 "done": batch.processed_items,
                 "failed": batch.failed_items,
+                # The command's peak resident memory (ru_maxrss: KiB on Linux).
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 **counts,
             }
         )
@@ -231,7 +237,7 @@ def run_config(name: str, config: dict, url: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=DEFAULT_CONFIGS)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rows to run")
     parser.add_argument("--child", choices=["run_batch", "celery"])
     parser.add_argument("--file")
@@ -249,7 +255,7 @@ def main() -> None:
     print(
         f"{'config':<8} {'runner':<10} {'N':>6} {'C':>4} {'L ms':>5} {'ideal s':>8} "
         f"{'engine s':>8} {'ratio':>6} {'cmd s':>6} {'ratio':>6} {'CPU ms/row':>10} "
-        f"{'wtx/row':>7} {'q/row':>6} {'max in flight':>13}"
+        f"{'wtx/row':>7} {'q/row':>6} {'max in flight':>13} {'peak RSS MB':>11}"
     )
     for name in args.configs:
         config = dict(CONFIGS[name])
@@ -275,6 +281,7 @@ def main() -> None:
                 else f"{'':>6} {'':>6} {'':>10} {'':>7} {'':>6} "
             )
             + f"{figures['server']['max_in_flight']:>13}"
+            + (f" {figures['peak_mb']:>11.0f}" if run_batch else f" {'':>11}")
             + (f"  ({figures['failed']} failed)" if figures["failed"] else ""),
             flush=True,
         )
