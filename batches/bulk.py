@@ -9,12 +9,16 @@ own metadata, so a field added to the model later is filled with its default.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
+
+# Rows per executemany call where there is no COPY (bounds the memory of one call).
+EXECUTEMANY_CHUNK = 2000
 
 
 def insert_rows(
@@ -66,7 +70,12 @@ def insert_rows(
                     copy.write_row(row)
         else:
             placeholders = ", ".join(["%s"] * len(fields))
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values())
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+            # In chunks: Django's SQLite executemany keeps (tee) every row it is given
+            # until the call returns, which for 100,000 rows is ~100 MB.
+            rows_left = iter(values())
+            while chunk := list(itertools.islice(rows_left, EXECUTEMANY_CHUNK)):
+                cursor.executemany(sql, chunk)
 
 
 def _converter(field: models.Field):

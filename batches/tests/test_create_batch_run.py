@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from batches import bulk
 from batches.errors import UploadError
 from batches.ingest import ParsedRow, parse_upload
 from batches.models import Batch, BatchItem
@@ -59,6 +60,16 @@ def test_each_row_becomes_an_item_with_its_own_chat_in_order(owner):
     )
     assert chat.uploader == owner and chat.model == batch.model != ""
     assert list(batch.chats.order_by("batch_items__position")) == [i.chat for i in items]
+
+
+def test_rows_written_in_several_chunks_are_all_there_in_order(owner, monkeypatch):
+    """Without COPY, rows go in executemany chunks: a batch spanning several chunks (and
+    a partial last one) keeps every row, in order."""
+    monkeypatch.setattr(bulk, "EXECUTEMANY_CHUNK", 3)
+    questions = [f"Question {n}?" for n in range(8)]
+    batch = create(owner, rows_of(*questions))
+    assert list(batch.items.order_by("position").values_list("question", flat=True)) == questions
+    assert batch.chats.count() == 8
 
 
 def test_rows_sharing_a_chat_key_share_one_chat_in_row_order(owner):
