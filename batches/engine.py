@@ -15,7 +15,10 @@ One slice, two threads:
   thread is otherwise idle while the slice runs.
 Results are recorded by one writer in groups (up to GROUP_ROWS rows or GROUP_SECONDS):
 interactions bulk-created, rows updated after the lease check, counters updated once,
-all in one transaction. Writes per row stay far below one, whatever the concurrency.
+all in one transaction. Writes per row stay far below one, whatever the concurrency. A
+writer that falls behind (answers coming faster than the database takes them) catches up
+in larger groups, and no new row starts while BACKLOG_ROWS results wait: memory stays
+bounded whatever the batch size.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ CLAIM_MAX = 500
 # The writer records a group when it holds this many results or the oldest waited this long.
 GROUP_ROWS = 50
 GROUP_SECONDS = 0.1
+GROUP_ROWS_MAX = 500  # a group when the writer is behind
+BACKLOG_ROWS = 1000  # results waiting for the writer before new rows wait too
 ERROR_CHARS = 2000
 TICK_SECONDS = 1.0
 # How fresh a status read must be for a row to start its provider call (cancel_batch
@@ -231,6 +236,11 @@ class _Slice:
         rows: set[asyncio.Task] = set()
         try:
             while await self._may_start():
+                if len(self.pending) >= BACKLOG_ROWS:
+                    # The writer is behind: let it catch up before answering more rows.
+                    self.changed.clear()
+                    await self._wait(self.changed, 0.5)
+                    continue
                 await slots.acquire()
                 claimed = await self._next() if await self._may_start() else None
                 if claimed is None:
@@ -435,7 +445,7 @@ class _Slice:
                     break
                 self.outcome_added.clear()
                 await self._wait(self.outcome_added, left)
-            group, self.pending = self.pending[:GROUP_ROWS], self.pending[GROUP_ROWS:]
+            group, self.pending = self.pending[:GROUP_ROWS_MAX], self.pending[GROUP_ROWS_MAX:]
             self.writing = len(group)
             try:
                 done, failed = await self.db(self._write_group, group)

@@ -535,3 +535,25 @@ def test_rows_given_back_after_a_cancel_end_cancelled_and_a_resume_runs_them(fak
     assert fake_ai.requests == []
     services.start_batch(batch=batch)
     assert services.process_for_duration(batch_id=batch.pk, seconds=30).done == 4
+
+
+def test_no_new_row_starts_while_the_writer_is_behind(fake_ai, make_batch, monkeypatch):
+    """Answers come faster than a slow writer records them: new rows wait once
+    BACKLOG_ROWS results are waiting, so memory stays bounded; every row is recorded."""
+    monkeypatch.setattr(engine, "BACKLOG_ROWS", 5)
+    monkeypatch.setattr(engine, "GROUP_ROWS_MAX", 3)
+    batch = make_batch(40)
+    waiting = []
+    write_group = engine._Slice._write_group
+
+    def slow_write_group(self, group):
+        waiting.append(len(self.pending))
+        time.sleep(0.05)
+        return write_group(self, group)
+
+    monkeypatch.setattr(engine._Slice, "_write_group", slow_write_group)
+    result = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=4)
+    assert result.done == 40 and result.status == Batch.Status.COMPLETED
+    # At most the backlog plus the rows already in flight when it was reached.
+    assert max(waiting) <= 5 + 4
+    assert_counters_match_recount(batch)
