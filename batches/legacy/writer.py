@@ -28,6 +28,18 @@ class WriteResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _create_keeping_dates(model: type, objects: list) -> None:
+    """Bulk-create `objects` with the `created_at` each was given (the old application's
+    dates): auto_now_add overwrites it on insert, so it is written back after."""
+    wanted = [obj.created_at for obj in objects]
+    for chunk in _chunks(objects):
+        model.objects.bulk_create(chunk)
+    for obj, when in zip(objects, wanted, strict=True):
+        obj.created_at = when
+    for chunk in _chunks(objects):
+        model.objects.bulk_update(chunk, ["created_at"])
+
+
 def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -97,13 +109,7 @@ def write_rows(
             if row.chat_key:
                 chats[row.chat_key] = chat
         row_chats.append(chat)
-    wanted_dates = [c.created_at for c in new_chats]
-    for chunk in _chunks(new_chats):
-        Chat.objects.bulk_create(chunk)
-    for chat, when in zip(new_chats, wanted_dates, strict=True):
-        chat.created_at = when
-    for chunk in _chunks(new_chats):
-        Chat.objects.bulk_update(chunk, ["created_at"])
+    _create_keeping_dates(Chat, new_chats)
     result.chats_created = len(new_chats)
 
     # 2. interactions
@@ -129,13 +135,7 @@ def write_rows(
                 new_turns.append(turn)
                 turns[(chat.pk, row.chat_position)] = turn
         kept.append((index, row, chat, turn))
-    wanted_dates = [t.created_at for t in new_turns]
-    for chunk in _chunks(new_turns):
-        Interaction.objects.bulk_create(chunk)
-    for turn, when in zip(new_turns, wanted_dates, strict=True):
-        turn.created_at = when
-    for chunk in _chunks(new_turns):
-        Interaction.objects.bulk_update(chunk, ["created_at"])
+    _create_keeping_dates(Interaction, new_turns)
     result.interactions = len(new_turns)
 
     # 3. items
