@@ -451,7 +451,7 @@ GUARD_PII_ACTION = env_choice("GUARD_PII_ACTION", "block", ("block", "redact"))
 GUARD_ABUSE_ACTION = env_choice("GUARD_ABUSE_ACTION", "block", ("block", "redact"))
 # Off: the stored question is the redacted one. On: the original is stored too.
 GUARD_STORE_ORIGINAL = env_bool("GUARD_STORE_ORIGINAL", False)
-# Words and phrases added to the built-in lists of chats.guard_words (comma-separated).
+# Words and phrases added to the guard's lists (chats/guard/data/*.txt), comma-separated.
 GUARD_PROFANITY_WORDS = env_list("GUARD_PROFANITY_WORDS")
 GUARD_THREAT_WORDS = env_list("GUARD_THREAT_WORDS")
 # Second stage: the chat's AI model checks the redacted question (never for extractive).

@@ -12,10 +12,11 @@ from pydantic import ConfigDict, Field, field_validator
 from batchchat.api_base import CamelSchema
 from batches.models import Batch
 from batches.selectors import guard_counts
+from chats.models import Language
 
 BatchStatus = Literal["uploaded", "queued", "processing", "completed", "cancelled", "failed"]
 ExportFormat = Literal["csv", "json", "xlsx"]
-PageLanguage = Literal["en", "fr"]
+PageLanguage = Literal[tuple(Language.values)]  # the Language choices: Literal["en", "fr"]
 MAX_PAGE_SIZE = 100
 
 

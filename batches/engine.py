@@ -47,9 +47,7 @@ from batches import grading
 from batches.errors import BatchStateError
 from batches.guard_rows import guarded_item_fields
 from batches.models import Batch, BatchItem
-from chats import aio
 from chats.models import Interaction
-from chats.providers import limits
 from chats.services import (
     Answer,
     ProviderError,
@@ -58,7 +56,9 @@ from chats.services import (
     Turn,
     answer,
     check_chat_settings,
+    limits_snapshot,
     lock_chats,
+    provider_loop,
     store_answers,
     turns_for,
 )
@@ -126,7 +126,7 @@ class _CallerThread:
 
     def serve(self, slice_future: concurrent.futures.Future) -> Any:
         slice_future.add_done_callback(lambda _future: self.wake.put(False))
-        loop = aio.loop()
+        loop = provider_loop()
         try:
             while self.wake.get():
                 fn, args, future = (self.urgent or self.normal).popleft()
@@ -474,7 +474,7 @@ class _Slice:
                 await self.db(self.on_progress, self.done, self.failed)
 
     def _throttle_now(self) -> dict:
-        shot = limits.snapshot(self.provider, self.model)
+        shot = limits_snapshot(self.provider, self.model)
         if shot is None:
             return {}
         until = shot["until"] if shot["until"] > time.time() else None
@@ -782,7 +782,7 @@ def process_for_duration(
                 model=batch.model,
                 judge_enabled=batch.judge_enabled,
             )
-            db.serve(asyncio.run_coroutine_threadsafe(work.run(), aio.loop()))
+            db.serve(asyncio.run_coroutine_threadsafe(work.run(), provider_loop()))
             fatal, done, failed = work.fatal, work.done, work.failed
     try:
         if fatal:

@@ -18,10 +18,15 @@ from batches.ingest import (
     read_upload_bytes,
 )
 from batches.models import UploadDraft
-from chats.documents import index_info, shipped_sample
-from chats.errors import ProviderNotConfigured
 from chats.models import Language
-from chats.services import default_chat_settings, provider_choices, search_choices
+from chats.services import (
+    ProviderNotConfigured,
+    default_chat_settings,
+    index_info,
+    provider_choices,
+    search_choices,
+    shipped_sample,
+)
 
 # The providers' labels live in chats (English, as the API returns them); the form shows
 # them translated. Listed here so that makemessages finds them.

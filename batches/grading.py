@@ -34,10 +34,14 @@ from django.utils import timezone
 from rapidfuzz.distance import LCSseq
 
 from batches.models import Batch, BatchItem, JudgeVerdict
-from chats import aio
-from chats.judge import JudgeReplyError
-from chats.prompts import is_not_found
-from chats.services import ProviderError, ProviderNotConfigured, judge_answer
+from chats.services import (
+    JudgeReplyError,
+    ProviderError,
+    ProviderNotConfigured,
+    is_not_found,
+    judge_answer,
+    run_on_provider_loop,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +175,7 @@ def grade_items(
         )
         to_judge = [item for item in items if grade_item(item, now=now) and item.batch_id in judged]
         if to_judge:
-            found = aio.run(_judge_all(to_judge))
+            found = run_on_provider_loop(_judge_all(to_judge))
             for item, (verdict, notes) in zip(to_judge, found, strict=True):
                 item.judge_verdict, item.judge_notes = verdict, notes
     _save_grades(items)

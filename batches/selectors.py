@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from batches.models import Batch, BatchItem, JudgeVerdict, WorkerHeartbeat
 from chats.models import GuardStatus
-from chats.prompts import counts_words, not_found_q
+from chats.services import counts_words, not_found_q
 
 # Guard outcomes shown (counted and filtered) on the batch page and in the API.
 GUARD_FILTERS = (GuardStatus.BLOCKED, GuardStatus.REDACTED)

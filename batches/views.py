@@ -48,8 +48,7 @@ from batches.selectors import (
     not_found_counts,
     worker_alive,
 )
-from chats.errors import ProviderNotConfigured
-from chats.prompts import counts_words, uses_prompt
+from chats.services import ProviderNotConfigured, counts_words, uses_prompt
 
 LIST_PAGE_SIZE = 20
 DETAIL_PAGE_SIZE = 50

@@ -7,6 +7,9 @@ from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+# The longest URL kept (referring and citation URLs): the common practical limit of URLs.
+URL_MAX_LENGTH = 2048
+
 
 class Language(models.TextChoices):
     EN = "en", _("English")
@@ -74,7 +77,8 @@ class PromptOverride(models.Model):
 
 
 class GuardStatus(models.TextChoices):
-    """What the guard (`chats.guard`) decided; blank for turns stored before it existed."""
+    """What the guard decided (`chats.guard.policy` takes its statuses from here); blank for
+    turns stored before it existed."""
 
     PASSED = "passed", _("Passed")
     REDACTED = "redacted", _("Redacted")
@@ -93,9 +97,9 @@ class Interaction(models.Model):
     guard_status = models.CharField(max_length=16, choices=GuardStatus.choices, blank=True)
     # The kinds found (chats.guard.KINDS), never the values.
     guard_reasons = models.JSONField(default=list, blank=True)
-    referring_url = models.CharField(max_length=2048, blank=True)
+    referring_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     answer = models.TextField(blank=True)
-    citation_url = models.CharField(max_length=2048, blank=True)
+    citation_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     citation_title = models.CharField(max_length=500, blank=True)
     search_query = models.TextField(blank=True)
     search_results = models.JSONField(default=list, blank=True)

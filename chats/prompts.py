@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
+from chats.models import URL_MAX_LENGTH
+from chats.providers import uses_language_model
 from chats.providers.base import Message
 from chats.search.base import SearchResult
 
-MAX_CITATION_URL = 2048  # Interaction.citation_url max_length
+MAX_CITATION_URL = URL_MAX_LENGTH  # Interaction.citation_url max_length
 MAX_CITATION_TITLE = 500  # Interaction.citation_title max_length
 MAX_SNIPPET = 1200  # characters of each search result put in the prompt
 
@@ -247,9 +249,21 @@ def visible_answer(partial: str) -> str:
 # matched as substrings of the lower-cased answer, in the page language and in English
 # (models sometimes answer in English whatever they are told).
 
+# The answer of the extractive answerer (chats.providers.extractive) when the sources do
+# not hold one; its phrases below come first.
+NOT_FOUND = {
+    "en": "I could not find this in the documents searched.",
+    "fr": "Je n'ai pas trouvé cette information dans les documents consultés.",
+}
+
+
+def _phrase(sentence: str) -> str:
+    return sentence.lower().rstrip(".")
+
+
 NOT_FOUND_PHRASES: dict[str, tuple[str, ...]] = {
     "en": (
-        "i could not find this in the documents searched",  # the extractive answerer
+        _phrase(NOT_FOUND["en"]),
         "i could not find",
         "i couldn't find",
         "i couldn’t find",
@@ -266,7 +280,7 @@ NOT_FOUND_PHRASES: dict[str, tuple[str, ...]] = {
         "i do not have enough information",
     ),
     "fr": (
-        "je n'ai pas trouvé cette information",  # the extractive answerer
+        _phrase(NOT_FOUND["fr"]),
         "je n'ai pas trouvé",
         "je n’ai pas trouvé",
         "je n'ai trouvé aucune",
@@ -312,18 +326,17 @@ def not_found_q(field: str = "answer", language: str | None = None):
 
 # --- Providers that use no prompt -------------------------------------------------------
 #
-# The extractive answerer composes its answer from the search results without a model:
-# it reads no system prompt (so prompt overrides do not apply to it), and its "tokens" are
-# word counts (there is no tokenizer without a model). Pages say so instead of implying
-# otherwise.
-PROMPTLESS_PROVIDERS = frozenset({"extractive"})
+# An answerer that is no language model (the extractive one composes its answer from the
+# search results) reads no system prompt (so prompt overrides do not apply to it), and its
+# "tokens" are word counts (there is no tokenizer without a model). Pages say so instead
+# of implying otherwise.
 
 
 def uses_prompt(ai_provider: str) -> bool:
     """Whether the AI provider reads the system prompt (and so prompt overrides)."""
-    return ai_provider not in PROMPTLESS_PROVIDERS
+    return uses_language_model(ai_provider)
 
 
 def counts_words(ai_provider: str) -> bool:
     """Whether the provider's input/output "tokens" are word counts."""
-    return ai_provider in PROMPTLESS_PROVIDERS
+    return not uses_language_model(ai_provider)

@@ -4,51 +4,91 @@ Two steps that every caller shares: `answer` (history, search, prompt, generate,
 no database writes, awaited on the provider loop) and `store_answers` (one transaction).
 `process_message` is the two together, for one question (the chat page, `manage.py ask`);
 the batch engine answers many turns at once on the provider loop and stores them in
-groups. Other apps use this module and the chats models, nothing deeper.
+groups. Other apps use this module and the chats models, nothing deeper: `__all__` lists
+what they may use (the pipeline's steps, provider and search choices, the provider loop
+and quotas, the error types, "not found" answers, the local index's description).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from chats import aio
+from chats.documents import index_info, shipped_sample
 from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
-from chats.guard import redacted_row
-from chats.guarding import guard_step
-from chats.judge import JUDGE_SYSTEM, JudgeVerdict, judge_messages, parse_judge_reply
-from chats.models import Chat, Interaction, PromptOverride
-from chats.prompts import build_messages, build_system_prompt, parse_answer
-from chats.providers import PROVIDERS, get_provider, provider_class
+from chats.guard import guard_step, redacted_row
+from chats.judge import (
+    JUDGE_SYSTEM,
+    JudgeReplyError,
+    JudgeVerdict,
+    judge_messages,
+    parse_judge_reply,
+)
+from chats.models import URL_MAX_LENGTH, Chat, Interaction, PromptOverride
+from chats.prompts import (
+    build_messages,
+    build_system_prompt,
+    counts_words,
+    is_not_found,
+    not_found_q,
+    parse_answer,
+    uses_prompt,
+)
+from chats.providers import PROVIDERS, get_provider, limits, provider_class, uses_language_model
 from chats.providers.base import GenerationRequest
+from chats.providers.retry import safety_cap
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
 
+# What other apps (batches, evaluation) may use from chats, besides chats.models.
 __all__ = [
+    # the pipeline's steps
     "Answer",
-    "ChatSettings",
-    "ProviderError",
-    "ProviderNotConfigured",
-    "TransientProviderError",
     "Turn",
     "answer",
+    "lock_chats",
+    "process_message",
+    "store_answers",
+    "turns_for",
+    "redacted_row",
+    # provider and search choices
+    "ChatSettings",
     "check_chat_settings",
     "choose_chat_settings",
     "default_chat_settings",
-    "judge_answer",
-    "lock_chats",
-    "process_message",
+    "preload_providers",
     "provider_choices",
-    "redacted_row",
     "search_choices",
-    "store_answers",
-    "turns_for",
+    "counts_words",
+    "uses_prompt",
+    # the provider loop, its quotas and the AI judge
+    "provider_loop",
+    "run_on_provider_loop",
+    "limits_snapshot",
+    "safety_cap",
+    "judge_answer",
+    "JudgeReplyError",
+    # errors
+    "ProviderError",
+    "ProviderNotConfigured",
+    "TransientProviderError",
+    # "not found" answers
+    "is_not_found",
+    "not_found_q",
+    # the local search index, described for the upload form
+    "index_info",
+    "shipped_sample",
 ]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +152,7 @@ def turns_for(requests: Sequence[tuple[Chat, str, str]]) -> list[Turn]:
 async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -> Answer:
     """Answer one turn; no database access (it runs on the provider loop).
 
-    0. guard: personal information and abuse are screened first (`chats.guarding`); a
+    0. guard: personal information and abuse are screened first (`chats.guard.pipeline`); a
        blocked question is answered with the fixed, translated message, with no search
        and no AI call; a redacted one goes on as its redacted text;
     1. search: the chat's search provider, up to SEARCH_MAX_RESULTS results for the
@@ -163,7 +203,7 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
     return Answer(
         fields={
             "question": question,
-            "referring_url": turn.referring_url[:2048],
+            "referring_url": turn.referring_url[:URL_MAX_LENGTH],
             "answer": parsed.answer,
             "citation_url": parsed.citation_url,
             "citation_title": parsed.citation_title,
@@ -179,10 +219,6 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
     )
 
 
-# Providers that cannot judge: the extractive answerer only copies sentences from results.
-NON_JUDGING_PROVIDERS = frozenset({"extractive"})
-
-
 async def judge_answer(
     *, ai_provider: str, model: str, question: str, expected_answer: str, answer: str
 ) -> JudgeVerdict:
@@ -192,7 +228,8 @@ async def judge_answer(
     One provider call (the provider's retry policy and quota apply). Raises
     ProviderNotConfigured, ProviderError (also for a provider that cannot judge) or
     JudgeReplyError."""
-    if ai_provider in NON_JUDGING_PROVIDERS:
+    # Only a language model can judge (the extractive answerer copies sentences).
+    if not uses_language_model(ai_provider):
         raise ProviderError(
             f"The AI provider '{ai_provider}' cannot judge answers: choose a language model."
         )
@@ -384,3 +421,24 @@ def search_choices() -> list[tuple[str, str]]:
         if provider is not None:
             choices.append((key, str(provider.label)))
     return choices
+
+
+# --- The provider loop and its quotas, for runners that drive many calls ---------------
+
+
+def provider_loop() -> asyncio.AbstractEventLoop:
+    """The process's provider event loop (chats.aio), started on first use: submit
+    coroutines to it with `asyncio.run_coroutine_threadsafe`."""
+    return aio.loop()
+
+
+def run_on_provider_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` on the provider loop and wait for its result (from any thread
+    but the loop's own)."""
+    return aio.run(coroutine)
+
+
+def limits_snapshot(provider: str, model: str) -> dict | None:
+    """This process's view of `provider` + `model`'s quota: calls in flight, the adaptive
+    limit and until when callers wait (chats.providers.limits.snapshot)."""
+    return limits.snapshot(provider, model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.utils.translation import gettext
 
-from chats.prompts import is_not_found as _is_not_found
+from chats.services import is_not_found as _is_not_found
 
 register = template.Library()
 

@@ -9,14 +9,9 @@ import anthropic
 from django.conf import settings
 
 from chats import aio
+from chats.http import CLIENT_SHARDS, ssl_context
 from chats.providers import limits
-from chats.providers.base import (
-    CLIENT_SHARDS,
-    AIProvider,
-    Generation,
-    GenerationRequest,
-    ssl_context,
-)
+from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 
 # The Messages API requires a cap on output; answers here are a few paragraphs at most.

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import os
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from chats import aio
 from chats.search.base import SearchResult
-
-# SDK clients per provider and settings (see chats.aio.round_robin). Each SDK client keeps
-# up to 1,000 connections (the SDKs' default limits), far above any concurrency asked for.
-CLIENT_SHARDS = 16
-
-
-@functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """One TLS context for every client of the process: building one (loading the CA
-    certificates) costs tens of milliseconds, once per client otherwise. The same
-    certificates as httpx's default: SSL_CERT_FILE or SSL_CERT_DIR when set, else
-    certifi's bundle (httpx itself is not imported: the SDKs run on aiohttp)."""
-    if os.environ.get("SSL_CERT_FILE"):
-        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-    if os.environ.get("SSL_CERT_DIR"):
-        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass(frozen=True)
@@ -70,6 +48,10 @@ class AIProvider:
 
     key: ClassVar[str]
     label: ClassVar[str]
+    # False for an answerer that is no language model (extractive): it reads no system
+    # prompt (so no prompt override), cannot judge answers or run the guard's AI check,
+    # and its "tokens" are word counts. See chats.providers.uses_language_model.
+    uses_language_model: ClassVar[bool] = True
 
     def missing_setting(self) -> str | None:
         """The name of the setting that keeps this provider off, or None when enabled."""

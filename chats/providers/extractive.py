@@ -23,15 +23,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from chats.prompts import NOT_FOUND
 from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.search.base import SearchResult
 from chats.search.local import document_text
 from chats.search.text import content_words, stem
 
-NOT_FOUND = {
-    "en": "I could not find this in the documents searched.",
-    "fr": "Je n'ai pas trouvé cette information dans les documents consultés.",
-}
 MAX_SENTENCES = 3
 # Read at most this much of each document: answers sit near the top of a help page far
 # more often than 100,000 characters down, and a batch answers thousands of questions.
@@ -199,6 +196,7 @@ def format_reply(answer: ExtractiveAnswer) -> str:
 class ExtractiveProvider(AIProvider):
     key = "extractive"
     label = "Extractive (offline, no AI model)"
+    uses_language_model = False
 
     def missing_setting(self) -> str | None:
         return None

@@ -12,14 +12,9 @@ from django.conf import settings
 
 from chats import aio
 from chats.errors import ProviderError
+from chats.http import CLIENT_SHARDS, ssl_context
 from chats.providers import limits
-from chats.providers.base import (
-    CLIENT_SHARDS,
-    AIProvider,
-    Generation,
-    GenerationRequest,
-    ssl_context,
-)
+from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
 
 # Sent when a compatible server needs no key: the SDK refuses to build a client without one.

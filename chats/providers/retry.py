@@ -25,10 +25,8 @@ text is only quoted for 400/422 (it explains a bad request) and is scrubbed of t
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -38,6 +36,7 @@ from django.conf import settings
 
 from chats import aio
 from chats.errors import ChatPipelineError, ProviderError, TransientProviderError
+from chats.http import parse_retry_after
 from chats.providers import limits
 
 logger = logging.getLogger(__name__)
@@ -52,8 +51,6 @@ MAX_QUOTED_SERVER_MESSAGE = 300
 # `sleep` may be a coroutine function (the default) or a plain one.
 sleep: Callable[[float], Awaitable[None] | None] = asyncio.sleep
 jitter: Callable[[float, float], float] = random.uniform
-# The wall clock an HTTP-date Retry-After is measured against (tests freeze it).
-clock: Callable[[], float] = time.time
 
 
 class _NoCap:
@@ -109,32 +106,6 @@ class FailedAttempt(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.rate_limited = rate_limited  # a 429: the key's calls in flight shrink
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - clock())
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:

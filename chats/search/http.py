@@ -17,8 +17,8 @@ from django.conf import settings
 
 from chats import aio
 from chats.errors import ProviderError, TransientProviderError
-from chats.providers.base import CLIENT_SHARDS, ssl_context
-from chats.providers.retry import parse_retry_after
+from chats.http import CLIENT_SHARDS, parse_retry_after, ssl_context
+from chats.models import Language
 
 MAX_QUOTED = 200
 # Google reports per-minute quota errors as 403 with one of these reasons: they pass.
@@ -150,4 +150,4 @@ def clean(value: Any) -> str:
 
 
 def search_language(language: str) -> str:
-    return language if language in ("en", "fr") else "en"
+    return language if language in Language.values else Language.EN.value

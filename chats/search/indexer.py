@@ -27,10 +27,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin
 
+from chats.models import Language
+
 DEFAULT_BASE_URL = "https://docs.batchchat.local/"
 SUPPORTED_SUFFIXES = {".md", ".markdown", ".html", ".htm", ".txt"}
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
-LANGUAGES = {"en", "fr"}
+LANGUAGES = frozenset(Language.values)
 
 # Porter stems English words (upload/uploads/uploading); unicode61 with diacritics removed
 # lets "donnees" find "données". The same tokenizer runs on documents and queries.
@@ -83,7 +85,7 @@ MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 
 def _normalise_lang(value: str) -> str:
     lang = value.strip().lower()[:2]
-    return lang if lang in LANGUAGES else "en"
+    return lang if lang in LANGUAGES else Language.EN.value
 
 
 def parse_front_matter(text: str) -> tuple[dict[str, str], str]:

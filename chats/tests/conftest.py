@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chats.providers import retry
+from chats import http
 from chats.tests.fake_search import FakeSearchServer
 from chats.tests.fake_servers import FAKE_API_KEY, FakeAIServer
 
@@ -36,5 +36,5 @@ def frozen_clock(monkeypatch) -> float:
     second (HTTP dates have one-second resolution), so a wait does not depend on how long
     the test took; returns that time."""
     now = float(int(time.time()))
-    monkeypatch.setattr(retry, "clock", lambda: now)
+    monkeypatch.setattr(http, "clock", lambda: now)
     return now

@@ -1,10 +1,9 @@
 """chats.guard: the labelled table (precision/recall per kind, printed), the policy, the
-messages, the cost per question, and the AI check's parsing."""
+messages, and the AI check's parsing. The cost per question: bench/bench_guard.py."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 
 import hypothesis
@@ -192,34 +191,6 @@ def test_redacted_row_replaces_only_the_question_cell():
     assert guard.redacted_row(row, "Question", passed) is row
     assert guard.redacted_row(row, None, result) is row
     assert guard.redacted_row(row, "Question", "[NAME] asks") == {**row, "Question": "[NAME] asks"}
-
-
-def test_cost_per_question_is_printed(capsys):
-    """No timed assertion: the figures are printed (the README quotes them)."""
-    ordinary = "How do I apply for the Canada Child Benefit if I moved from France last year?"
-    with_digits = "I moved to Ottawa in 2023 and owe $1,250 on form T1 line 15000, why?"
-    with_phone = "please call me back at 613-555-0123 about my EI claim"
-    figures = []
-    for label, question in (
-        ("ordinary", ordinary),
-        ("digits", with_digits),
-        ("phone", with_phone),
-    ):
-        screen(question, language="en")  # warm the compiled patterns
-        runs = 2000
-        started = time.perf_counter()
-        for _ in range(runs):
-            screen(question, language="en")
-        figures.append((label, (time.perf_counter() - started) / runs * 1000))
-    started = time.perf_counter()
-    for language, question, _ in TABLE:
-        screen(question, language=language)
-    table_ms = (time.perf_counter() - started) / len(TABLE) * 1000
-    report = " · ".join(f"{label} {ms:.3f} ms" for label, ms in figures)
-    report = f"guard cost per question: {report} · labelled table mean {table_ms:.3f} ms"
-    print(report)
-    with capsys.disabled():
-        print("\n" + report)
 
 
 # --- AI check: parsing and the retry loop (the HTTP round trip is in test_guard_pipeline) --

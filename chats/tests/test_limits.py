@@ -64,14 +64,34 @@ def test_tokens_per_minute_budget_is_corrected_by_reported_usage(fake, settings)
     settings.RATE_LIMIT_BURST_SECONDS = 0
     settings.RATE_LIMIT_OUTPUT_TOKENS = 1000  # a large estimate, corrected after the call
 
-    started = time.monotonic()
-    aio.run(_many(2))
-    elapsed = time.monotonic() - started
+    events: list[tuple[str, float]] = []
+    reserve, used = limits.slot._reserve, limits.slot.used
 
-    # Budgeted at ~1000 tokens the second call would wait ~100 s; the fake server reports
-    # a few dozen tokens, so the correction lets it go within a few seconds.
-    assert elapsed < 15
+    async def watched_reserve(self):
+        wait = await reserve(self)
+        events.append(("wait", wait))
+        return wait
+
+    async def watched_used(self, tokens):
+        events.append(("used", tokens))
+        await used(self, tokens)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limits.slot, "_reserve", watched_reserve)
+        patch.setattr(limits.slot, "used", watched_used)
+        aio.run(_many(2))
+
     assert len(fake.requests) == 2
+    # Budgeted at ~1000 tokens the second call is told to wait ~100 s; the fake server
+    # reports a few dozen tokens, and that correction is what lets it go: after it, the
+    # wait it is told is what those tokens cost (a few seconds), then nothing.
+    waits = [value for kind, value in events if kind == "wait"]
+    assert waits[0] == 0 and max(waits) > 50  # the first went; the second was held back
+    first_used = next(i for i, (kind, _value) in enumerate(events) if kind == "used")
+    reported = events[first_used][1]
+    assert 0 < reported < 1000
+    after = [value for kind, value in events[first_used:] if kind == "wait"]
+    assert after[-1] == 0 and max(after) <= reported * 60 / 600
 
 
 def test_a_429_halves_calls_in_flight_and_successes_grow_them_back(fake):

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from chats import http
 from chats.errors import ProviderError, TransientProviderError
 from chats.providers import get_provider, retry
 from chats.providers.base import GenerationRequest, Message
@@ -39,15 +40,15 @@ def _generate(**kwargs):
 
 
 def test_parse_retry_after_seconds_milliseconds_and_http_date(frozen_clock):
-    assert retry.parse_retry_after({"retry-after": "3"}) == 3.0
-    assert retry.parse_retry_after({"retry-after": "1.5", "retry-after-ms": "250"}) == 0.25
+    assert http.parse_retry_after({"retry-after": "3"}) == 3.0
+    assert http.parse_retry_after({"retry-after": "1.5", "retry-after-ms": "250"}) == 0.25
     future = email.utils.formatdate(frozen_clock + 30, usegmt=True)
-    assert 25 <= retry.parse_retry_after({"retry-after": future}) <= 30
+    assert 25 <= http.parse_retry_after({"retry-after": future}) <= 30
     past = email.utils.formatdate(frozen_clock - 30, usegmt=True)
-    assert retry.parse_retry_after({"retry-after": past}) == 0.0
-    assert retry.parse_retry_after({"retry-after": "soon"}) is None
-    assert retry.parse_retry_after({}) is None
-    assert retry.parse_retry_after(None) is None
+    assert http.parse_retry_after({"retry-after": past}) == 0.0
+    assert http.parse_retry_after({"retry-after": "soon"}) is None
+    assert http.parse_retry_after({}) is None
+    assert http.parse_retry_after(None) is None
 
 
 def test_backoff_is_full_jitter_capped_by_the_maximum(settings):

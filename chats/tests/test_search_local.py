@@ -249,7 +249,8 @@ def test_corrupt_index_asks_for_a_rebuild(tmp_path, settings):
 
 
 def test_search_opens_the_index_read_only(index):
-    LocalSearch().search("cancel", language="en", limit=1)
+    results = LocalSearch().search("cancel", language="en", limit=1)
+    assert [result.url for result in results] == ["https://docs.example/cancel"]
     # The index is not locked or altered by a search: a writer can open it at once.
     conn = sqlite3.connect(index, timeout=0)
     conn.execute("BEGIN IMMEDIATE")

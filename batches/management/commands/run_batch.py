@@ -38,11 +38,13 @@ from batches.services import (
     retry_failed,
     start_batch,
 )
-from chats.errors import ProviderNotConfigured
 from chats.models import Language
-from chats.providers import limits
-from chats.providers.retry import safety_cap
-from chats.services import default_chat_settings
+from chats.services import (
+    ProviderNotConfigured,
+    default_chat_settings,
+    limits_snapshot,
+    safety_cap,
+)
 
 # One slice runs until the batch is done or Ctrl-C (the slice polls the flag before each
 # row starts); a slice that ends waits for its slowest row, so many short ones would leave
@@ -103,7 +105,7 @@ class Progress:
 
 def _throttle_note(batch: Batch, concurrency: int) -> str:
     """What the provider's quota is doing to this run, if anything."""
-    shot = limits.snapshot(batch.ai_provider, batch.model)
+    shot = limits_snapshot(batch.ai_provider, batch.model)
     if shot is None:
         return ""
     parts = []

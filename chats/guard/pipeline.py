@@ -1,7 +1,7 @@
-"""Step 0 of the chat pipeline: the guard applied to one turn (see `chats.guard`).
+"""Step 0 of the chat pipeline: the guard applied to one turn (see `chats.guard.policy`).
 
 `guard_step(question=..., chat=...)` screens the question (and, when GUARD_AI_CHECK is on
-and the chat's provider is a real model, asks that model for personal information the
+and the chat's provider is a language model, asks that model for personal information the
 patterns missed) and says what the rest of the pipeline uses:
 
 - blocked: no search, no AI call; the turn is stored with `blocked_fields()` (the fixed,
@@ -21,15 +21,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chats.guard import GuardResult, ai_check, blocked_message, screen
-from chats.models import Chat
-from chats.providers import get_provider
+from chats.guard.policy import GuardResult, ai_check, blocked_message, screen
+from chats.models import URL_MAX_LENGTH, Chat
+from chats.providers import get_provider, uses_language_model
 
 logger = logging.getLogger(__name__)
 
 GUARD_MODEL = "guard"
-# Providers that never get the AI check: extractive is no language model.
-NO_AI_CHECK = frozenset({"extractive"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class GuardStep:
         """Every field of the Interaction that answers a blocked question."""
         return {
             **self.fields(),
-            "referring_url": referring_url[:2048],
+            "referring_url": referring_url[:URL_MAX_LENGTH],
             "answer": self.answer,
             "search_query": "",
             "search_results": [],
@@ -83,7 +81,8 @@ async def guard_step(*, question: str, chat: Chat) -> GuardStep:
     raise the provider's errors when the AI check runs (ProviderNotConfigured,
     TransientProviderError, ...)."""
     result = screen(question, language=chat.page_language)
-    if settings.GUARD_AI_CHECK and chat.ai_provider not in NO_AI_CHECK and not result.blocked:
+    # Only a language model can run the check (not the extractive answerer).
+    if settings.GUARD_AI_CHECK and not result.blocked and uses_language_model(chat.ai_provider):
         result = await _ai_check(result, chat)
     if result.changed:
         logger.info(
