@@ -15,12 +15,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet
+from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet, ReadOnlyAdminMixin
 from batches import services
 from batches.models import Batch, BatchItem, WorkerHeartbeat
 
 
-class BatchItemInline(admin.TabularInline):
+class BatchItemInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = BatchItem
     formset = FirstRowsFormSet
     extra = 0
@@ -45,15 +45,6 @@ class BatchItemInline(admin.TabularInline):
         return (
             super().get_queryset(request).select_related("chat", "interaction").order_by("position")
         )
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.display(description="question")
     def question_excerpt(self, item: BatchItem) -> str:
@@ -188,7 +179,7 @@ class BatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """`run_worker` processes as they last reported (read-only: the workers write them)."""
 
     list_display = (
@@ -210,8 +201,6 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
     def alive(self, obj: WorkerHeartbeat) -> bool:
         return obj.is_alive()
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Heartbeats of workers that are gone may be cleared by hand.
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)

@@ -61,7 +61,13 @@ from batches.ingest import (
     read_upload_bytes,
 )
 from batches.models import Batch, UploadDraft
-from batches.selectors import batches_for, guard_counts_for, may_act_on, worker_alive
+from batches.selectors import (
+    STAFF_READ_ONLY,
+    batches_for,
+    guard_counts_for,
+    may_act_on,
+    worker_alive,
+)
 
 # One call of process-for-duration holds a worker (and the HTTP connection) this long at most.
 MAX_SLICE_SECONDS = 60.0
@@ -74,12 +80,6 @@ INLINE_START_MESSAGE = (
     "POST /api/batch/process-for-duration with this batchId until `remaining` is 0 "
     "(or start the background worker, manage.py run_worker, or configure CELERY_BROKER_URL)."
 )
-
-STAFF_READ_ONLY = (
-    "Staff may read every batch, but only its owner (or a superuser) may start, process, "
-    "cancel, retry or delete it."
-)
-
 
 # --- Helpers ------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 from batches.export import (
+    GRADE_COLUMNS,
     STREAM_CHUNK,
     XLSX_CONTENT_TYPE,
     XLSX_SPOOL_BYTES,
@@ -40,6 +41,7 @@ from batches.export import (
     _csv_cell,
     _Echo,
     _xlsx_cell,
+    grade_values,
 )
 from batches.grading import answer_similarity, normalise_url
 from batches.models import Batch, BatchItem, JudgeVerdict
@@ -251,15 +253,7 @@ def compare_batches(*, a: Batch, b: Batch) -> Comparison:
 
 # --- Export ----------------------------------------------------------------------------------
 
-SIDE_FIELDS = (
-    "status",
-    "answer",
-    "citation_url",
-    "citation_match",
-    "answer_similarity",
-    "answer_found",
-    "judge_verdict",
-)
+SIDE_FIELDS = ("status", "answer", "citation_url", *GRADE_COLUMNS)
 COMPARE_COLUMNS: tuple[str, ...] = (
     "row",
     "change",
@@ -282,10 +276,7 @@ def side(item: BatchItem | None) -> dict[str, Any] | None:
         "status": item.status,
         "answer": interaction.answer if interaction else "",
         "citation_url": interaction.citation_url if interaction else "",
-        "citation_match": item.citation_match,
-        "answer_similarity": item.answer_similarity,
-        "answer_found": item.answer_found,
-        "judge_verdict": item.judge_verdict,
+        **grade_values(item),
         "judge_notes": item.judge_notes,
     }
 

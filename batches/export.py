@@ -45,6 +45,22 @@ from django.utils.text import slugify
 
 from batches.models import Batch, BatchItem
 
+# A row's grades (batches.grading) as the export and the comparison name them: each
+# column is the BatchItem field of the same name. The judge's notes follow the verdict in
+# the export; the comparison's file leaves them out.
+GRADE_COLUMNS: tuple[str, ...] = (
+    "citation_match",
+    "answer_similarity",
+    "answer_found",
+    "judge_verdict",
+)
+
+
+def grade_values(item: BatchItem) -> dict[str, Any]:
+    """The row's GRADE_COLUMNS, in order."""
+    return {column: getattr(item, column) for column in GRADE_COLUMNS}
+
+
 FIXED_COLUMNS: tuple[str, ...] = (
     "batch_id",
     "batch_name",
@@ -67,10 +83,7 @@ FIXED_COLUMNS: tuple[str, ...] = (
     "citation_title",
     "expected_answer",
     "expected_citation_url",
-    "citation_match",
-    "answer_similarity",
-    "answer_found",
-    "judge_verdict",
+    *GRADE_COLUMNS,
     "judge_notes",
     "status",
     "error",
@@ -143,10 +156,7 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
         "citation_title": interaction.citation_title if interaction else "",
         "expected_answer": item.expected_answer,
         "expected_citation_url": item.expected_citation_url,
-        "citation_match": item.citation_match,
-        "answer_similarity": item.answer_similarity,
-        "answer_found": item.answer_found,
-        "judge_verdict": item.judge_verdict,
+        **grade_values(item),
         "judge_notes": item.judge_notes,
         "status": item.status,
         "error": item.error,

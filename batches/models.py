@@ -10,10 +10,10 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from chats.models import Chat, Interaction, Language
+from chats.models import Chat, ChatSettings, Interaction
 
 
-class Batch(models.Model):
+class Batch(ChatSettings):
     """One upload of questions; its rows are BatchItems, each answered in its own Chat."""
 
     class Status(models.TextChoices):
@@ -33,11 +33,6 @@ class Batch(models.Model):
     legacy_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
     name = models.CharField(max_length=200)
     type = models.CharField(max_length=32, default="question")
-    ai_provider = models.CharField(max_length=32)
-    model = models.CharField(max_length=128, blank=True)
-    search_provider = models.CharField(max_length=32)
-    page_language = models.CharField(max_length=2, choices=Language.choices, default=Language.EN)
-    apply_overrides = models.BooleanField(default=False)
     uploader = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -20,6 +20,7 @@ from django.db.models import (
     When,
 )
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from batches.models import Batch, BatchItem, JudgeVerdict, WorkerHeartbeat
 from chats.models import GuardStatus
@@ -63,6 +64,14 @@ def batches_for(user) -> QuerySet[Batch]:
     if user.is_staff:
         return queryset
     return queryset.filter(uploader=user)
+
+
+# What a reader who may not act (see may_act_on) is told: the pages translate it, the API
+# answers in English like its other messages.
+STAFF_READ_ONLY = gettext_noop(
+    "Staff may read every batch, but only its owner (or a superuser) may start, process, "
+    "cancel, retry or delete it."
+)
 
 
 def may_act_on(user, batch: Batch) -> bool:

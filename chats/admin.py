@@ -11,11 +11,11 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
-from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet
+from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet, ReadOnlyAdminMixin
 from chats.models import Chat, Interaction, PromptOverride
 
 
-class InteractionInline(admin.StackedInline):
+class InteractionInline(ReadOnlyAdminMixin, admin.StackedInline):
     model = Interaction
     formset = FirstRowsFormSet
     extra = 0
@@ -52,15 +52,6 @@ class InteractionInline(admin.StackedInline):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Interaction]:
         # The inline header prints str(turn), which reads its chat.
         return super().get_queryset(request).select_related("chat").order_by("position")
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Chat)

@@ -21,15 +21,24 @@ def new_chat_id() -> str:
     return secrets.token_urlsafe(9)
 
 
-class Chat(models.Model):
-    """One conversation. It knows nothing of batches: a batch row points to its chat."""
+class ChatSettings(models.Model):
+    """How questions are answered: the fields a chat and a batch (whose rows' chats copy
+    them) both carry."""
 
-    chat_id = models.CharField(max_length=64, unique=True, default=new_chat_id, editable=False)
     ai_provider = models.CharField(max_length=32)
     model = models.CharField(max_length=128, blank=True)
     search_provider = models.CharField(max_length=32)
     page_language = models.CharField(max_length=2, choices=Language.choices, default=Language.EN)
     apply_overrides = models.BooleanField(default=False)
+
+    class Meta:
+        abstract = True
+
+
+class Chat(ChatSettings):
+    """One conversation. It knows nothing of batches: a batch row points to its chat."""
+
+    chat_id = models.CharField(max_length=64, unique=True, default=new_chat_id, editable=False)
     uploader = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

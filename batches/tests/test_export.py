@@ -394,3 +394,9 @@ def test_xlsx_illegal_characters_are_openpyxl_s():
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     assert export.ILLEGAL_CHARACTERS_RE.pattern == ILLEGAL_CHARACTERS_RE.pattern
+
+
+def test_default_name_and_download_use_the_file_stem(owner):
+    batch = BatchFactory(uploader=owner, name="questions.csv")
+    assert export_filename(batch, "csv").startswith(f"batchchat-{batch.pk}-questions-")
+    assert "questionscsv" not in export_filename(batch, "xlsx")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -9,7 +11,16 @@ from django.urls import reverse
 
 from batches.models import Batch
 from batches.tests.factories import BatchFactory
-from batches.tests.view_helpers import HX, LIST_URL, csv_file, real_batch, upload_data
+from batches.tests.view_helpers import (
+    HX,
+    LIST_URL,
+    answered,
+    completed,
+    csv_file,
+    real_batch,
+    upload_data,
+)
+from chats.providers.extractive import NOT_FOUND
 
 pytestmark = pytest.mark.django_db
 
@@ -151,3 +162,71 @@ def test_pages_are_translated_to_french(owner_client, owner):
     assert '<html lang="fr">' in body
     assert "Nouveau lot" in body
     assert "Démarrer" in body
+
+
+def test_list_queries_stay_fixed_with_not_found_counts(owner_client, owner):
+    for _ in range(2):
+        answered(completed(owner, total_items=1), 0, answer=NOT_FOUND["en"])
+    with CaptureQueriesContext(connection) as few:
+        owner_client.get(LIST_URL)
+    for _ in range(6):
+        answered(completed(owner, total_items=1, page_language="fr"), 0)
+    with CaptureQueriesContext(connection) as many:
+        owner_client.get(LIST_URL)
+    assert len(many) == len(few)
+
+
+def test_upload_form_hint_names_the_columns_the_error_names(owner_client):
+    from batches.ingest import ACCEPTED_QUESTION_HEADERS
+
+    page = owner_client.get(LIST_URL).text
+    assert ACCEPTED_QUESTION_HEADERS in page
+    response = owner_client.post(
+        LIST_URL,
+        {
+            "file": io.BytesIO(b"title\nx\n"),
+            "ai_model": "extractive::extractive",
+            "search_provider": "none",
+            "page_language": "en",
+        },
+    )
+    # A file without such a column opens the column chooser, which names them too.
+    assert "Choose the columns" in response.text
+    assert ACCEPTED_QUESTION_HEADERS in response.text
+
+
+def test_upload_form_explains_the_local_index(owner_client, settings, tmp_path):
+    settings.LOCAL_SEARCH_INDEX = str(tmp_path / "index.sqlite3")
+    page = owner_client.get(LIST_URL).text
+    assert "“Local documents (offline)” searches" in page
+    assert "index_documents FOLDER" in page
+
+
+def test_upload_form_and_errors_in_french(owner_client):
+    owner_client.cookies["django_language"] = "fr"
+    page = owner_client.get(LIST_URL).text
+    assert "Sans recherche" in page and "Documents locaux (hors ligne)" in page
+    upload = io.BytesIO(b"")
+    upload.name = "vide.csv"
+    response = owner_client.post(
+        LIST_URL,
+        {
+            "file": upload,
+            "ai_model": "extractive::extractive",
+            "search_provider": "none",
+            "page_language": "fr",
+        },
+    )
+    error = response.text.split('id="id_file_error"')[1].split("</p>")[0]
+    assert "est vide" in error  # Django's own message for an empty file, in French
+    # A file without a question column opens the column chooser, in French too.
+    chooser = owner_client.post(
+        LIST_URL,
+        {
+            "file": io.BytesIO(b"titre\nx\n"),
+            "ai_model": "extractive::extractive",
+            "search_provider": "none",
+            "page_language": "fr",
+        },
+    ).text
+    assert "Aucune colonne" in chooser

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from batches.models import Batch
-from batches.tests.view_helpers import HX, LIST_URL, real_batch
+from batches.tests.view_helpers import HX, LIST_URL, completed, real_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -56,3 +56,10 @@ def test_start_from_detail_returns_progress_fragment(owner_client, owner):
     section = body.split("</section>")[0]
     assert "driver-" not in section  # a poll of the section must not restart the driver
     assert f'<form id="driver-{batch.pk}" class="driver"' in body
+
+
+def test_state_errors_reach_the_page_in_french(owner_client, owner):
+    batch = completed(owner)
+    owner_client.cookies["django_language"] = "fr"
+    response = owner_client.post(reverse("batches:start", args=[batch.pk]), follow=True)
+    assert "Ce lot est terminé" in response.text

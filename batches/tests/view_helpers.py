@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from batches.ingest import ParsedRow
 from batches.models import Batch
 from batches.services import create_batch_run
-from batches.tests.factories import BatchItemFactory
+from batches.tests.factories import BatchFactory, BatchItemFactory
 from chats.tests.factories import InteractionFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -52,3 +52,19 @@ def make_rows(batch, n, status="done"):
         if status == "done":
             item.interaction = InteractionFactory(chat=item.chat, position=0, answer=f"Answer {i}")
             item.save()
+
+
+def answered(batch, position, *, answer="An answer.", latency_ms=5, **fields):
+    """A done row of `batch` with its answer (an Interaction in the row's chat)."""
+    item = BatchItemFactory(batch=batch, position=position, status="done", **fields)
+    item.interaction = InteractionFactory(
+        chat=item.chat, position=0, answer=answer, latency_ms=latency_ms, question=item.question
+    )
+    item.save()
+    return item
+
+
+def completed(owner, **fields):
+    """A batch of `owner`, completed unless `status` says otherwise."""
+    fields.setdefault("status", Batch.Status.COMPLETED)
+    return BatchFactory(uploader=owner, **fields)

@@ -1,0 +1,68 @@
+"""What every batch page uses: the batch of the request (with the staff rule), the
+runner the pages may drive, the `next` URL, flash messages out of band, grade summaries."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+
+from batches import services
+from batches.grading import grade_summaries
+from batches.models import Batch
+from batches.selectors import STAFF_READ_ONLY, batches_for, may_act_on, worker_alive
+
+
+def _get_batch_for_user(request: HttpRequest, pk: int, *, act: bool = False) -> Batch:
+    """The batch when the user may see it (own, or staff); 404 otherwise. With `act`, 403
+    when they may see it but not change it (staff on another user's batch)."""
+    batch = get_object_or_404(batches_for(request.user), pk=pk)
+    if act and not may_act_on(request.user, batch):
+        raise PermissionDenied(_(STAFF_READ_ONLY))
+    return batch
+
+
+def _inline() -> bool:
+    """No broker: the pages may drive slices (only while no worker is alive)."""
+    return services.runner_mode() == "inline"
+
+
+def _runner_context() -> dict:
+    """What the inline driver needs: may the page drive, and is a worker doing it."""
+    inline = _inline()
+    return {"inline": inline, "worker_alive": inline and worker_alive()}
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return default
+
+
+def _with_messages(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Append pending flash messages, swapped out of band into the live region."""
+    response.write(render_to_string("includes/messages_oob.html", request=request))
+    return response
+
+
+def _attach_grades(batches: list[Batch]) -> None:
+    """`batch.grades` (a GradeSummary) on each batch, in one query."""
+    summaries = grade_summaries(batch.pk for batch in batches)
+    for batch in batches:
+        batch.grades = summaries[batch.pk]
+
+
+def _grade_filter_labels() -> list[tuple[str, str]]:
+    return [
+        ("", _("All rows")),
+        ("failing_first", _("Failing first")),
+        ("failing", _("Failing")),
+        ("passing", _("Passing")),
+        ("ungraded", _("Not graded")),
+    ]

@@ -1,0 +1,231 @@
+"""The batch detail page (`/batches/<id>/`): the progress header and the rows table
+(status, guard and grade filters, search, sort, paging, chosen uploaded columns), both
+polled while the batch is active."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+from django_htmx.http import HTMX_STOP_POLLING
+
+from batches.models import Batch, BatchItem
+from batches.selectors import (
+    GRADE_FILTERS,
+    GUARD_FILTERS,
+    NOT_FOUND,
+    ROW_SORTS,
+    batch_items,
+    batch_stats,
+    guard_counts,
+    item_status_counts,
+)
+from batches.views.common import _get_batch_for_user, _grade_filter_labels, _runner_context
+from batches.views.evaluation import _append_evaluation_oob, _evaluation_context
+from chats.services import counts_words, uses_prompt
+
+DETAIL_PAGE_SIZE = 50
+
+
+def _guard_filters(batch: Batch, params: dict) -> list[tuple[str, str, int, str]]:
+    """The guard outcomes (blocked, redacted) with their labels, row counts (one query)
+    and the rows table's link to them."""
+    counts = guard_counts(batch)
+    return [
+        (value, value.label, counts[value], _href(batch, params, guard=value, page=None))
+        for value in GUARD_FILTERS
+    ]
+
+
+def _row_params(query: QueryDict, batch: Batch) -> dict:
+    """The rows table's state from a query string: status filter, search, sort, page and
+    the uploaded columns to show."""
+    status = query.get("status") or ""
+    if status not in (*BatchItem.Status.values, NOT_FOUND):
+        status = ""
+    sort = query.get("sort") or "position"
+    if sort not in ROW_SORTS:
+        sort = "position"
+    guard = query.get("guard") or ""
+    if guard not in GUARD_FILTERS:
+        guard = ""
+    grade = query.get("grade") or ""
+    if grade not in GRADE_FILTERS:
+        grade = ""
+    available = _context_columns(batch)
+    return {
+        "status": status,
+        "guard": guard,
+        "grade": grade,
+        "q": (query.get("q") or "").strip()[:200],
+        "sort": sort,
+        "page": query.get("page") or "1",
+        "cols": [column for column in query.getlist("col") if column in available],
+    }
+
+
+def _context_columns(batch: Batch) -> list[str]:
+    """Uploaded columns that can be shown beside the question (not the question itself)."""
+    question_keys = {"question", "redactedquestion", "problemdetails", "prompt"}
+    return [
+        str(column)
+        for column in batch.input_columns
+        if str(column).lower().replace(" ", "").replace("_", "").replace("-", "")
+        not in question_keys
+    ]
+
+
+def _query_string(params: dict, **changes) -> str:
+    """The rows table's query string with `changes` (None drops a key); defaults (first
+    page, row order) are left out."""
+    keys = ("status", "guard", "grade", "q", "sort", "page")
+    values = {key: params[key] for key in keys} | changes
+    defaults = {"sort": "position", "page": "1"}
+    pairs = [
+        (key, value)
+        for key, value in values.items()
+        if value not in (None, "") and str(value) != defaults.get(key)
+    ]
+    pairs += [("col", column) for column in params["cols"]]
+    return urlencode(pairs)
+
+
+def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
+    """The rows section: status tabs with counts, the page of rows, the pager.
+    A fixed number of queries: counts (1), the page (1), plus the count of a search."""
+    params = _row_params(query, batch)
+    counts = item_status_counts(batch)
+    status = params["status"]
+    items = batch_items(
+        batch,
+        status=status or None,
+        guard=params["guard"] or None,
+        grade=params["grade"] or None,
+        query=params["q"],
+        sort=params["sort"],
+    )
+    paginator = Paginator(items, DETAIL_PAGE_SIZE)
+    if not (params["q"] or params["guard"] or params["grade"]):
+        # The paginator's COUNT is known from the status counts: no extra query.
+        all_rows = sum(counts[value] for value in BatchItem.Status.values)
+        paginator.count = counts[status] if status else all_rows
+    page = paginator.get_page(params["page"])
+    filters = [("", _("All"), sum(counts[value] for value in BatchItem.Status.values))]
+    filters += [(value, label, counts[value]) for value, label in BatchItem.Status.choices]
+    filters.append((NOT_FOUND, _("Not found"), counts[NOT_FOUND]))
+    page_links = [
+        (number, _href(batch, params, page=number) if number else "")
+        for number in _page_numbers(page.number, paginator.num_pages)
+    ]
+    sorts = {"position": "position", "status": "status"}
+    sorts |= {"latency_desc": "-latency", "latency_asc": "latency"}
+    sort_links = {name: _href(batch, params, sort=key, page=None) for name, key in sorts.items()}
+    prev_href = next_href = ""
+    if page.has_previous():
+        prev_href = _href(batch, params, page=page.previous_page_number())
+    if page.has_next():
+        next_href = _href(batch, params, page=page.next_page_number())
+    return {
+        "batch": batch,
+        "page": page,
+        "items": list(page.object_list),
+        "params": params,
+        "status": status,
+        "filters": [
+            (value, label, count, _href(batch, params, status=value, page=None))
+            for value, label, count in filters
+        ],
+        "page_links": page_links,
+        "sort_links": sort_links,
+        "guard": params["guard"],
+        "guard_filters": _guard_filters(batch, params),
+        "grade": params["grade"],
+        "grade_links": [
+            (value, label, _href(batch, params, grade=value or None, page=None))
+            for value, label in _grade_filter_labels()
+        ],
+        "guard_all_href": _href(batch, params, guard=None, page=None),
+        "rows_query": _query_string(params),
+        "prev_href": prev_href,
+        "next_href": next_href,
+        "retryable_count": counts[BatchItem.Status.FAILED] + counts[BatchItem.Status.CANCELLED],
+        "context_columns": _context_columns(batch),
+        "counts_words": counts_words(batch.ai_provider),
+        "can_retry_rows": not batch.is_active,
+        "next_url": _href(batch, params),
+    }
+
+
+def _href(batch: Batch, params: dict, **changes) -> str:
+    """The detail page's URL with the rows table's state (and `changes`)."""
+    query = _query_string(params, **changes)
+    return batch.get_absolute_url() + (f"?{query}" if query else "")
+
+
+def _page_numbers(current: int, last: int) -> list[int | None]:
+    """Page numbers to link: first, last, and two each side of the current (None = gap)."""
+    wanted = {1, last, *range(current - 2, current + 3)}
+    numbers: list[int | None] = []
+    for number in sorted(n for n in wanted if 1 <= n <= last):
+        if numbers and numbers[-1] is not None and number - numbers[-1] > 1:
+            numbers.append(None)
+        numbers.append(number)
+    return numbers
+
+
+def _progress_context(batch: Batch) -> dict:
+    return {
+        "batch": batch,
+        "stats": batch_stats(batch),
+        **_runner_context(),
+        "next_url": batch.get_absolute_url(),
+    }
+
+
+@login_required
+@require_GET
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _get_batch_for_user(request, pk)
+    context = _progress_context(batch) | _rows_context(request, batch, request.GET)
+    context |= _evaluation_context(request, batch, grade=context["params"]["grade"])
+    context["uses_prompt"] = uses_prompt(batch.ai_provider)
+    context["next_url"] = request.get_full_path()
+    return render(request, "batches/detail.html", context)
+
+
+@login_required
+@require_GET
+def batch_item_rows(request: HttpRequest, pk: int) -> HttpResponse:
+    """The detail page's rows section (tabs, table, pager), polled every 2 s while the
+    batch is active; the final state once it is not, with 286 so polling stops."""
+    batch = _get_batch_for_user(request, pk)
+    if not request.htmx:
+        query = request.GET.urlencode()
+        return redirect(batch.get_absolute_url() + (f"?{query}" if query else ""))
+    response = render(
+        request, "batches/detail.html#rows", _rows_context(request, batch, request.GET)
+    )
+    if not batch.is_active:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_GET
+def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The detail page's progress header, polled every 2 s while the batch is active."""
+    batch = _get_batch_for_user(request, pk)
+    if not request.htmx:
+        return redirect(batch)
+    # The final state is announced in the page's live region, and the flash messages of
+    # the run ("… started.") are cleared: they no longer describe the batch.
+    context = _progress_context(batch) | {"announce": not batch.is_active}
+    response = render(request, "batches/detail.html#progress", context)
+    if not batch.is_active:
+        response.status_code = HTMX_STOP_POLLING
+        _append_evaluation_oob(request, response, batch)
+    return response

@@ -1,0 +1,172 @@
+"""Evaluation pages: the detail page's evaluation block (grades, regrade, compare with),
+"Run again with…", and the compare page with its downloads."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from batches import services
+from batches.compare import CHANGES, COMPARE_FORMATS, compare_batches, compare_response
+from batches.forms import RegradeForm, RunAgainForm
+from batches.grading import regrade_batch
+from batches.models import Batch
+from batches.selectors import batches_for
+from batches.views.common import (
+    _attach_grades,
+    _get_batch_for_user,
+    _grade_filter_labels,
+    _next_url,
+)
+from chats.services import ProviderNotConfigured
+
+COMPARE_PAGE_SIZE = 50
+COMPARE_CHOICES = 50  # batches offered in the detail page's "compare with" list
+
+
+def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> dict:
+    """The detail page's evaluation block: summary, grade filters, compare choices (two
+    queries)."""
+    _attach_grades([batch])
+    others = list(
+        batches_for(request.user)
+        .exclude(pk=batch.pk)
+        .only("pk", "name", "created_at", "run_from_id", "uploader")[:COMPARE_CHOICES]
+    )
+    default_other = batch.run_from_id or next(
+        (other.pk for other in others if other.run_from_id == batch.pk), None
+    )
+    return {
+        "grade": grade,
+        "grade_filters": _grade_filter_labels(),
+        "compare_choices": others,
+        "compare_default": default_other,
+        "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
+    }
+
+
+def _append_evaluation_oob(request: HttpRequest, response: HttpResponse, batch: Batch) -> None:
+    """A batch that just finished has its grades: swap the evaluation block in too."""
+    context = {
+        "batch": batch,
+        "next_url": batch.get_absolute_url(),
+        "oob": True,
+        **_evaluation_context(request, batch, grade=""),
+    }
+    response.write(render_to_string("batches/_evaluation.html", context, request=request))
+
+
+@login_required
+@require_POST
+def batch_regrade(request: HttpRequest, pk: int) -> HttpResponse:
+    """Grade the answered rows again (new expectations, judge on or off), answering nothing."""
+    batch = _get_batch_for_user(request, pk)
+    form = RegradeForm(request.POST)
+    judge = form.cleaned_data["judge_enabled"] if form.is_valid() else None
+    count = regrade_batch(batch=batch, judge_enabled=judge)
+    messages.success(
+        request,
+        ngettext(
+            "%(count)s answered row of “%(name)s” was graded again.",
+            "%(count)s answered rows of “%(name)s” were graded again.",
+            count,
+        )
+        % {"count": count, "name": batch.name},
+    )
+    return redirect(_next_url(request, batch.get_absolute_url()))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Run again with…": the same rows with other settings, as a new batch."""
+    batch = _get_batch_for_user(request, pk)
+    form = RunAgainForm(request.POST or None, batch=batch)
+    if request.method == "POST" and form.is_valid():
+        try:
+            new = services.run_again(batch=batch, uploader=request.user, **form.run_settings())
+        except ProviderNotConfigured as error:
+            form.add_provider_error(error)
+        else:
+            messages.success(
+                request,
+                _(
+                    "Batch “%(name)s” was created from the rows of “%(source)s”. Start it when ready."
+                )
+                % {"name": new.name, "source": batch.name},
+            )
+            return redirect(new)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "batches/run_again.html", {"batch": batch, "form": form}, status=status)
+
+
+@login_required
+@require_GET
+def batch_compare_pick(request: HttpRequest, pk: int) -> HttpResponse:
+    """The detail page's "Compare with" form (GET ?other=ID) -> the compare page."""
+    batch = _get_batch_for_user(request, pk)
+    try:
+        other = int(request.GET.get("other", ""))
+    except ValueError:
+        messages.error(request, _("Choose a batch to compare with."))
+        return redirect(batch)
+    return redirect("batches:compare", pk=batch.pk, other=other)
+
+
+def _comparison(request: HttpRequest, pk: int, other: int):
+    a = _get_batch_for_user(request, pk)
+    b = _get_batch_for_user(request, other)
+    return compare_batches(a=a, b=b)
+
+
+@login_required
+@require_GET
+def batch_compare(request: HttpRequest, pk: int, other: int) -> HttpResponse:
+    """Two batches row by row: change classes, both answers side by side with a word diff."""
+    comparison = _comparison(request, pk, other)
+    change = request.GET.get("change") or ""
+    if change not in CHANGES:
+        change = ""
+    rows = [row for row in comparison.rows if not change or row.change == change]
+    page = Paginator(rows, COMPARE_PAGE_SIZE).get_page(request.GET.get("page"))
+    labels = change_labels()
+    filters = [("", _("All"), len(comparison.rows))] + [
+        (value, labels[value], comparison.summary[value]) for value in CHANGES
+    ]
+    context = {
+        "comparison": comparison,
+        "a": comparison.a,
+        "b": comparison.b,
+        "page": page,
+        "rows": list(page.object_list),
+        "change": change,
+        "filters": filters,
+        "labels": labels,
+    }
+    return render(request, "batches/compare.html", context)
+
+
+@login_required
+@require_GET
+def batch_compare_download(request: HttpRequest, pk: int, other: int, fmt: str):
+    if fmt not in COMPARE_FORMATS:
+        raise Http404
+    return compare_response(_comparison(request, pk, other), fmt)
+
+
+def change_labels() -> dict[str, str]:
+    return {
+        "same": _("Same"),
+        "changed": _("Changed"),
+        "improved": _("Improved"),
+        "regressed": _("Regressed"),
+        "only_in_a": _("Only in A"),
+        "only_in_b": _("Only in B"),
+    }

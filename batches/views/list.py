@@ -1,0 +1,184 @@
+"""The BatchPage (`/batches/`): BatchUpload (the form, then the column chooser when asked
+for or needed) above BatchList (paged, its rows polled while a batch is active)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HTMX_STOP_POLLING
+
+from batches import services
+from batches.errors import UploadError
+from batches.forms import BatchUploadForm, ColumnsForm
+from batches.ingest import ACCEPTED_QUESTION_HEADERS
+from batches.models import Batch
+from batches.selectors import batches_for, not_found_counts
+from batches.views.common import _attach_grades, _runner_context, _with_messages
+from chats.services import ProviderNotConfigured
+
+LIST_PAGE_SIZE = 20
+
+
+def _list_context(request: HttpRequest) -> dict:
+    paginator = Paginator(batches_for(request.user), LIST_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    batches = list(page.object_list)
+    not_found_counts(batches)
+    _attach_grades(batches)
+    next_url = reverse("batches:list")
+    if page.number > 1:
+        next_url += f"?page={page.number}"
+    return {
+        "next_url": next_url,
+        "page": page,
+        "batches": batches,
+        "any_active": any(batch.is_active for batch in batches),
+        **_runner_context(),
+    }
+
+
+def _render_list(request: HttpRequest, **extra) -> HttpResponse:
+    context = _list_context(request) | extra
+    return render(request, "batches/list.html#list", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_page(request: HttpRequest) -> HttpResponse:
+    """BatchPage: GET shows the form and the list; POST uploads a batch."""
+    if request.method == "POST":
+        if "draft" in request.POST:
+            # Step 2: the column chooser posted back.
+            columns_form = ColumnsForm(request.POST, owner=request.user)
+            batch = _create_from_columns(request, columns_form)
+            if batch is None:
+                return _render_columns(request, columns_form, status=400)
+            form = BatchUploadForm()
+        else:
+            form = BatchUploadForm(
+                request.POST,
+                request.FILES,
+                choose_columns=request.POST.get("action") == "columns",
+            )
+            if form.is_valid() and form.needs_columns:
+                return _columns_step(request, form)
+            batch = _create_from_form(request, form)
+        if request.htmx:
+            context = {"form": BatchUploadForm() if batch else form, "created": batch}
+            response = render(request, "batches/list.html#upload", context)
+            if batch:
+                messages.success(request, _created_message(batch))
+                _with_messages(request, response)
+                # The new batch appears in the list at once, out of band, with a place
+                # for its driver (replaced when it is started).
+                response.write(
+                    render_to_string(
+                        "batches/list.html#list",
+                        _list_context(request) | {"oob": True},
+                        request=request,
+                    )
+                )
+                response.write(
+                    render_to_string("batches/_driver.html#slot", {"batch": batch}, request=request)
+                )
+            return response
+        if batch:
+            messages.success(request, _created_message(batch))
+            return redirect("batches:list")
+        # No JavaScript and an invalid form: render the page with the errors (a redirect
+        # would lose them); the status says the upload was refused.
+        context = _list_context(request) | {"form": form}
+        return render(request, "batches/list.html", context, status=400)
+    context = _list_context(request) | {"form": BatchUploadForm()}
+    return render(request, "batches/list.html", context)
+
+
+def _created_message(batch: Batch) -> str:
+    return _("Batch “%(name)s” was created with %(count)s questions. Start it when ready.") % {
+        "name": batch.name,
+        "count": batch.total_items,
+    }
+
+
+def _columns_step(request: HttpRequest, form: BatchUploadForm) -> HttpResponse:
+    """Keep the file on the server and show the column chooser with the first rows."""
+    upload = form.cleaned_data["file"]
+    draft = services.save_upload_draft(
+        owner=request.user, filename=upload.name or "", data=form.file_bytes
+    )
+    initial = {
+        key: request.POST.get(key, "")
+        for key in ("name", "ai_model", "search_provider", "page_language")
+    }
+    initial["apply_overrides"] = form.cleaned_data["apply_overrides"]
+    initial["judge_enabled"] = form.cleaned_data["judge_enabled"]
+    columns_form = ColumnsForm(owner=request.user, draft=draft, initial=initial)
+    return _render_columns(request, columns_form)
+
+
+def _render_columns(request: HttpRequest, form: ColumnsForm, *, status: int = 200):
+    # The accepted names, as in the upload hint and the "no question column" error.
+    context = {"form": form, "question_headers": ACCEPTED_QUESTION_HEADERS}
+    if request.htmx:
+        return render(request, "batches/columns.html#chooser", context)
+    return render(request, "batches/columns.html", context, status=status)
+
+
+def _create_from_columns(request: HttpRequest, form: ColumnsForm) -> Batch | None:
+    if not form.is_valid():
+        return None
+    try:
+        return services.create_batch_from_draft(
+            draft=form.upload_draft,
+            columns=form.column_choice(),
+            uploader=request.user,
+            **form.run_settings(),
+        )
+    except UploadError as error:
+        form.add_error(
+            "question" if error.code in ("empty_question", "unknown_column") else None,
+            error.message,
+        )
+    except ProviderNotConfigured as error:
+        form.add_provider_error(error)
+    return None
+
+
+def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | None:
+    if not form.is_valid():
+        return None
+    try:
+        return services.create_batch_run(
+            uploader=request.user,
+            rows=form.parsed.rows,
+            source_filename=form.cleaned_data["file"].name,
+            **form.run_settings(),
+        )
+    except UploadError as error:
+        form.add_error("file", error.message)
+    except ProviderNotConfigured as error:
+        form.add_provider_error(error)
+    return None
+
+
+@login_required
+@require_GET
+def batch_rows(request: HttpRequest) -> HttpResponse:
+    """The list's rows, polled every 2 s while a batch on the page is active."""
+    if not request.htmx:
+        return redirect("batches:list")
+    context = _list_context(request)
+    # When nothing is active the final state is swapped in (and announced), and htmx
+    # stops polling.
+    context["announce"] = not context["any_active"]
+    response = render(request, "batches/list.html#rows", context)
+    if context["announce"]:
+        response.status_code = HTMX_STOP_POLLING
+    return response
