@@ -49,7 +49,9 @@ from batches.errors import JsonBodyError
 from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.grading import grade_summaries, grade_summary, regrade_batch
-from batches.ingest import (
+from batches.models import Batch, UploadDraft
+from batches.selectors import batches_for, guard_counts_for, may_act_on, worker_alive
+from batches.uploads import (
     BAD_CHARACTERS,
     PREVIEW_ROWS,
     ColumnChoice,
@@ -60,8 +62,6 @@ from batches.ingest import (
     read_json_body,
     read_upload_bytes,
 )
-from batches.models import Batch, UploadDraft
-from batches.selectors import batches_for, guard_counts_for, may_act_on, worker_alive
 
 # One call of process-for-duration holds a worker (and the HTTP connection) this long at most.
 MAX_SLICE_SECONDS = 60.0

@@ -32,7 +32,6 @@ from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, export_response
 from batches.forms import BatchUploadForm, ColumnsForm, RegradeForm, RunAgainForm
 from batches.grading import grade_summaries, regrade_batch
-from batches.ingest import ACCEPTED_QUESTION_HEADERS
 from batches.models import Batch, BatchItem
 from batches.selectors import (
     GRADE_FILTERS,
@@ -48,6 +47,7 @@ from batches.selectors import (
     not_found_counts,
     worker_alive,
 )
+from batches.uploads import ACCEPTED_QUESTION_HEADERS
 from chats.errors import ProviderNotConfigured
 from chats.prompts import counts_words, uses_prompt
 

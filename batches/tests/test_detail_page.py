@@ -348,7 +348,7 @@ def test_failed_rows_have_retry_buttons_and_checkboxes_when_finished(owner_clien
 
 
 def test_upload_form_hint_names_the_columns_the_error_names(owner_client):
-    from batches.ingest import ACCEPTED_QUESTION_HEADERS
+    from batches.uploads import ACCEPTED_QUESTION_HEADERS
 
     page = owner_client.get(LIST_URL).text
     assert ACCEPTED_QUESTION_HEADERS in page
