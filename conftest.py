@@ -87,6 +87,17 @@ def empty_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """A request through the test client leaves its language active in this thread (the
+    LocaleMiddleware activates it and nothing deactivates it): the next test would read
+    French messages where it expects English."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def owner(django_user_model):
     return django_user_model.objects.create_user(username="owner", password="pw-owner-123")

@@ -43,20 +43,20 @@ class RequestSizeLimitMiddleware:
 def too_large_response(request: HttpRequest, length: int) -> HttpResponse:
     from batchchat.api import is_api_request
     from batchchat.api_base import error_response
-    from batches.ingest import _size
+    from batches.uploads import format_size
 
-    allowed = _size(settings.MAX_UPLOAD_BYTES)
+    allowed = format_size(settings.MAX_UPLOAD_BYTES)
     if is_api_request(request):
         return error_response(
             413,
-            f"The request is {_size(length)}; uploads are limited to {allowed}. Split the "
+            f"The request is {format_size(length)}; uploads are limited to {allowed}. Split the "
             "questions into several batches.",
             code="too_large",
         )
     message = _(
         "The upload is %(size)s; files are limited to %(limit)s. Split the questions into "
         "several files."
-    ) % {"size": _size(length), "limit": allowed}
+    ) % {"size": format_size(length), "limit": allowed}
     if request.headers.get("HX-Request") == "true":
         # static/js/app.js swaps this into the page's message region.
         body = f'<p class="flash flash-error">{escape(message)}</p>'

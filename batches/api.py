@@ -49,7 +49,15 @@ from batches.errors import JsonBodyError
 from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.grading import grade_summaries, grade_summary, regrade_batch
-from batches.ingest import (
+from batches.models import Batch, UploadDraft
+from batches.selectors import (
+    STAFF_READ_ONLY,
+    batches_for,
+    guard_counts_for,
+    may_act_on,
+    worker_alive,
+)
+from batches.uploads import (
     BAD_CHARACTERS,
     PREVIEW_ROWS,
     ColumnChoice,
@@ -59,14 +67,6 @@ from batches.ingest import (
     parse_upload_file,
     read_json_body,
     read_upload_bytes,
-)
-from batches.models import Batch, UploadDraft
-from batches.selectors import (
-    STAFF_READ_ONLY,
-    batches_for,
-    guard_counts_for,
-    may_act_on,
-    worker_alive,
 )
 
 # One call of process-for-duration holds a worker (and the HTTP connection) this long at most.

@@ -44,6 +44,7 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
 from batches.models import Batch, BatchItem
+from batches.uploads.limits import MAX_CELL_CHARS
 
 # A row's grades (batches.grading) as the export and the comparison name them: each
 # column is the BatchItem field of the same name. The judge's notes follow the verdict in
@@ -98,7 +99,6 @@ DB_CHUNK = 500
 STREAM_CHUNK = 64 * 1024
 # The finished XLSX stays in memory up to this size, then spills to a temporary file.
 XLSX_SPOOL_BYTES = 4 * 1024 * 1024
-XLSX_MAX_CELL_CHARS = 32_767
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Characters a spreadsheet skips before a formula: Unicode whitespace (space, no-break
 # space, line feed, ...), the BOM and zero-width characters.
@@ -234,7 +234,7 @@ def _xlsx_cell(value: Any) -> Any:
         return value
     text = ILLEGAL_CHARACTERS_RE.sub("", _text(value))
     # openpyxl writes any string starting with "=" as a formula: neutralise first.
-    return neutralise_formula(text)[:XLSX_MAX_CELL_CHARS]
+    return neutralise_formula(text)[:MAX_CELL_CHARS]
 
 
 def _chunked(pieces: Iterable[str]) -> Iterator[bytes]:

@@ -8,7 +8,8 @@ from django.utils.translation import get_language, gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from batches.errors import UploadError
-from batches.ingest import (
+from batches.models import UploadDraft
+from batches.uploads import (
     ACCEPTED_QUESTION_HEADERS,
     PREVIEW_ROWS,
     ColumnChoice,
@@ -17,7 +18,6 @@ from batches.ingest import (
     parse_upload,
     read_upload_bytes,
 )
-from batches.models import UploadDraft
 from chats.models import Language
 from chats.services import (
     ProviderNotConfigured,
@@ -79,7 +79,7 @@ def local_search_help() -> str:
 
 
 def _file_help() -> str:
-    # The same names as the "no question column" error (ingest.ACCEPTED_QUESTION_HEADERS).
+    # The same names as the "no question column" error (uploads.ACCEPTED_QUESTION_HEADERS).
     return gettext(
         "One question per row, in a column named one of: %(names)s (case, spaces, _ "
         "and - do not matter). Optional: url or referringurl (the page asked from), "

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from batches.ingest import QUESTION_ALIASES, _find_alias
 from batches.models import BatchItem
+from batches.uploads import QUESTION_ALIASES, find_alias
 from chats.models import GuardStatus, Interaction
 from chats.services import redacted_row
 
 
 def question_column(row: dict) -> str | None:
     """The header of the row's question column (the upload rules' aliases)."""
-    return _find_alias([str(key) for key in row], QUESTION_ALIASES) if row else None
+    return find_alias([str(key) for key in row], QUESTION_ALIASES) if row else None
 
 
 def guarded_item_fields(item: BatchItem, interaction: Interaction | None) -> dict:

@@ -17,8 +17,8 @@ from django.utils.translation import gettext
 from batches.bulk import insert_rows
 from batches.engine import SliceResult, outlast_status_reads, process_for_duration
 from batches.errors import BatchStateError, UploadError
-from batches.ingest import ColumnChoice, ParsedRow, parse_upload
 from batches.models import Batch, BatchItem, UploadDraft
+from batches.uploads import ColumnChoice, ParsedRow, parse_upload, too_many_rows
 from chats.models import Chat, new_chat_id
 from chats.services import choose_chat_settings, lock_chats
 
@@ -67,13 +67,8 @@ def create_batch_run(
     )
     if not rows:
         raise UploadError(gettext("The batch has no questions."), code="empty")
-    limit = settings.MAX_BATCH_ITEMS
-    if len(rows) > limit:
-        raise UploadError(
-            gettext("The batch has %(count)s questions; the limit is %(limit)s.")
-            % {"count": f"{len(rows):,}", "limit": f"{limit:,}"},
-            code="too_many_rows",
-        )
+    if len(rows) > settings.MAX_BATCH_ITEMS:
+        raise too_many_rows(what=gettext("The batch"))
     # The file's stem: "questions.csv" makes a batch named "questions".
     name = (name or "").strip() or Path(source_filename).stem.strip() or gettext("Untitled batch")
     chat_fields = {

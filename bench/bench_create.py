@@ -125,9 +125,9 @@ def run_one(rows: int, *, trace: bool, database: str) -> dict:
         from django.contrib.auth import get_user_model
         from django.core.management import call_command
 
-        from batches.ingest import parse_upload_file
         from batches.models import BatchItem
         from batches.services import create_batch_run
+        from batches.uploads import parse_upload_file
 
         call_command("migrate", verbosity=0)
         user = get_user_model().objects.create(username="bench")

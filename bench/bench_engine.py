@@ -142,8 +142,8 @@ def child_celery(args: argparse.Namespace) -> None:
     from django.core.management import call_command
 
     from batches import services
-    from batches.ingest import ParsedRow
     from batches.models import Batch
+    from batches.uploads import ParsedRow
 
     call_command("migrate", verbosity=0)
     rows = [ParsedRow(question=f"Benchmark question {i}?") for i in range(args.rows)]

@@ -43,9 +43,9 @@ def setup_django(tmp: str) -> None:
 
 def build(owner, *, batches: int, rows: int):
     """`batches` batches: small ones (10 rows), then one of `rows` answered rows, returned."""
-    from batches.ingest import ParsedRow
     from batches.models import BatchItem
     from batches.services import create_batch_run
+    from batches.uploads import ParsedRow
     from chats.models import Interaction
 
     batch = None

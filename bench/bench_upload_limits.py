@@ -119,7 +119,7 @@ def child(path: str) -> None:
 
     django.setup()
     from batches.errors import UploadError
-    from batches.ingest import parse_upload
+    from batches.uploads import parse_upload
 
     data = Path(path).read_bytes()
     cpu, wall = time.process_time(), time.perf_counter()

@@ -128,13 +128,13 @@ def batch_from_era2(document: dict, folder: ExportFolder) -> LegacyBatch:
 
 
 def check_upload_limits(legacy: LegacyBatch) -> None:
-    """The rules an upload follows (batches.ingest), for an imported batch: at most
+    """The rules an upload follows (batches.uploads), for an imported batch: at most
     MAX_BATCH_ITEMS rows, MAX_COLUMNS columns per row and in all, MAX_CELL_CHARS per cell,
     so that it can be run, shown and exported like any other. Raises LegacyDocumentError
     naming the first rule broken; `migrate_batches --ignore-upload-limits` skips this."""
     from django.conf import settings
 
-    from batches.ingest import MAX_CELL_CHARS, MAX_COLUMNS
+    from batches.uploads import MAX_CELL_CHARS, MAX_COLUMNS
 
     hint = " (or import with --ignore-upload-limits)"
     limit = settings.MAX_BATCH_ITEMS

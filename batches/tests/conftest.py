@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from batches.ingest import ParsedRow
 from batches.services import create_batch_run
 from batches.tests.api_helpers import ApiClient
+from batches.uploads import ParsedRow
 from chats.tests.fake_servers import FakeAIServer
 
 

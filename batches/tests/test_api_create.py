@@ -8,9 +8,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from batches.errors import UploadError
-from batches.ingest import parse_upload
 from batches.models import Batch
 from batches.tests.api_helpers import OFFLINE, ROWS, error_of
+from batches.uploads import parse_upload
 
 
 @pytest.mark.django_db

@@ -9,8 +9,8 @@ import pytest
 from batches import services
 from batches.compare import compare_batches, diff_sides, word_diff
 from batches.grading import regrade_batch
-from batches.ingest import ParsedRow
 from batches.models import Batch, BatchItem
+from batches.uploads import ParsedRow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,9 +8,9 @@ import pytest
 
 from batches import bulk
 from batches.errors import UploadError
-from batches.ingest import ParsedRow, parse_upload
 from batches.models import Batch, BatchItem
 from batches.services import create_batch_run
+from batches.uploads import ParsedRow, parse_upload
 from chats.errors import ProviderNotConfigured
 from chats.models import Chat
 

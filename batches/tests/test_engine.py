@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from batchchat.tests.waiting import wait_until
 from batches import engine, services
-from batches.ingest import ParsedRow
 from batches.models import Batch, BatchItem
 from batches.tests.assertions import (
     assert_counters_match_recount,
     assert_one_interaction_per_done_item,
 )
+from batches.uploads import ParsedRow
 from chats import aio
 from chats.models import Interaction
 

@@ -128,8 +128,8 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
 
 
 def test_uploaded_batches_keep_the_file_column_order_on_every_database(owner):
-    from batches.ingest import ParsedRow
     from batches.services import create_batch_run
+    from batches.uploads import ParsedRow
 
     columns = {"Zeta team": "z", "Question": "Why?", "A": "1"}
     batch = create_batch_run(

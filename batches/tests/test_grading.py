@@ -21,8 +21,8 @@ from batches.grading import (
     normalise_url,
     regrade_batch,
 )
-from batches.ingest import ParsedRow
 from batches.models import BatchItem, JudgeVerdict
+from batches.uploads import ParsedRow
 from chats.models import Interaction
 from chats.providers.extractive import NOT_FOUND
 

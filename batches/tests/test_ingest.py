@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from batches import ingest
 from batches.errors import UploadError
-from batches.ingest import (
+from batches.uploads import (
     MAX_CELL_CHARS,
+    ColumnChoice,
     ParsedRow,
     parse_upload,
     parse_upload_file,
     rows_from_records,
+    xlsx,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -279,7 +280,7 @@ def test_quoted_header_with_a_comma_is_one_column_and_unquoted_commas_stay():
     # unquoted question is text, not a separator.
     data = b'"Question, in full"\n"What is X, and why?"\nIs a, b a list?\n,\n'
 
-    parsed = parse_upload(data=data, columns=ingest.ColumnChoice(question="Question, in full"))
+    parsed = parse_upload(data=data, columns=ColumnChoice(question="Question, in full"))
 
     assert parsed.delimiter == ""
     assert parsed.columns == ["Question, in full"]
@@ -417,7 +418,7 @@ def test_too_large_names_both_sizes(settings):
 
 
 def test_xlsx_that_unpacks_to_far_more_than_the_limit_is_refused(monkeypatch):
-    monkeypatch.setattr(ingest, "XLSX_MAX_PART_BYTES", 1024 * 1024)
+    monkeypatch.setattr(xlsx, "XLSX_MAX_PART_BYTES", 1024 * 1024)
     error = refused("inflated.xlsx")
     assert error.code == "too_large"
     assert "xl/media/padding.bin unpacks to more than 1 MB" in error.message

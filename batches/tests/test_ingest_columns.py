@@ -8,7 +8,7 @@ import pytest
 from openpyxl import Workbook
 
 from batches.errors import UploadError
-from batches.ingest import ColumnChoice, parse_upload, rows_from_records
+from batches.uploads import ColumnChoice, parse_upload, rows_from_records
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,21 @@ stream written chunk by chunk, so a test never holds the unpacked bomb in memory
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from batches import ingest
-from batches.errors import UploadError
-from batches.ingest import ColumnChoice, parse_upload, read_json_body, rows_from_records
+from batches.errors import JsonBodyError, UploadError
+from batches.uploads import (
+    MAX_CELL_CHARS,
+    ColumnChoice,
+    parse_upload,
+    read_json_body,
+    rows_from_records,
+    xlsx,
+)
 
 DATA = Path(__file__).parent / "data"
 GOOD = (DATA / "good.xlsx").read_bytes()
@@ -77,20 +84,20 @@ def refused(data: bytes, name: str = "hostile.xlsx") -> UploadError:
 def test_a_shared_string_table_larger_than_any_sheet_needs_is_refused_before_openpyxl(
     no_openpyxl,
 ):
-    data = shared_strings_bomb(ingest.XLSX_MAX_SHARED_STRINGS + 1)
+    data = shared_strings_bomb(xlsx.XLSX_MAX_SHARED_STRINGS + 1)
     assert len(data) < 100_000  # 5 MB of XML in a few KB
 
     error = refused(data)
 
     assert error.code == "too_large"
-    assert f"more than {ingest.XLSX_MAX_SHARED_STRINGS:,} different texts" in error.message
+    assert f"more than {xlsx.XLSX_MAX_SHARED_STRINGS:,} different texts" in error.message
 
 
 def test_a_sheet_with_more_cells_than_the_limit_is_refused_before_it_is_parsed(monkeypatch):
     # 40,000 rows of 10 tiny cells: 400,001 cells in 200 KB.
     data = sheet_of(40_000, b"<row>" + b"<c><v>1</v></c>" * 10 + b"</row>")
     parsed_rows = []
-    monkeypatch.setattr(ingest, "_xlsx_rows", lambda sheet: parsed_rows.append(sheet) or iter(()))
+    monkeypatch.setattr(xlsx, "_xlsx_rows", lambda sheet: parsed_rows.append(sheet) or iter(()))
 
     error = refused(data)
 
@@ -144,7 +151,7 @@ def test_a_zip_of_thousands_of_parts_is_refused_before_zipfile_reads_its_directo
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as target:
         target.writestr("xl/workbook.xml", b"<workbook/>")
-        for number in range(ingest.XLSX_MAX_PARTS + 1):
+        for number in range(xlsx.XLSX_MAX_PARTS + 1):
             target.writestr(f"x/{number}", b"")
     error = refused(out.getvalue())
     assert error.code == "too_large" and "1,002 files" in error.message
@@ -172,7 +179,7 @@ def test_the_bombs_of_the_adversarial_pass_are_refused_without_openpyxl(no_openp
 def test_csv_reading_stops_at_the_first_question_over_the_limit(settings):
     settings.MAX_BATCH_ITEMS = 5
     # Row 8 would be refused for its cell: it is never read.
-    lines = [f"Question {n}?" for n in range(6)] + ["x" * (ingest.MAX_CELL_CHARS + 1)]
+    lines = [f"Question {n}?" for n in range(6)] + ["x" * (MAX_CELL_CHARS + 1)]
     data = ("question\n" + "\n".join(lines) + "\n").encode()
 
     error = refused(data, "many.csv")
@@ -195,14 +202,14 @@ def test_xlsx_reading_stops_at_the_first_question_over_the_limit(settings, monke
     settings.MAX_BATCH_ITEMS = 3
     data = sheet_of(20, b'<row><c t="inlineStr"><is><t>Why?</t></is></c></row>')
     yielded = []
-    real = ingest._xlsx_rows
+    real = xlsx._xlsx_rows
 
     def counting(sheet):
         for row in real(sheet):
             yielded.append(row)
             yield row
 
-    monkeypatch.setattr(ingest, "_xlsx_rows", counting)
+    monkeypatch.setattr(xlsx, "_xlsx_rows", counting)
 
     error = refused(data)
 
@@ -292,12 +299,54 @@ def test_the_json_body_reader_gives_fields_and_rows():
     [b"", b"{", b"[1, 2]", b'{"rows": [{"question": "A?"}', b'{"a": 1} x', b"[" * 100_000],
 )
 def test_the_json_body_reader_refuses_what_is_not_one_object(body):
-    with pytest.raises(ingest.JsonBodyError):
+    with pytest.raises(JsonBodyError):
         read_json_body(body)
 
 
 def test_deep_nesting_in_a_row_is_refused_as_a_bad_body():
     body = b'{"rows": [{"question": "A?", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
-    with pytest.raises(ingest.JsonBodyError) as info:
+    with pytest.raises(JsonBodyError) as info:
         read_json_body(body)
     assert "nested too deeply" in str(info.value)
+
+
+def test_a_json_row_of_many_keys_in_a_body_is_refused_with_its_count():
+    record = {"question": "Wide?", **{f"k{n}": n for n in range(100_000)}}
+    body = json.dumps({"rows": [record]}).encode()
+    with pytest.raises(UploadError) as info:
+        read_json_body(body)
+    assert info.value.code == "too_many_columns" and info.value.row == 0
+    assert "rows[0] has an object of 100,001 keys" in info.value.message
+
+
+def test_a_field_holding_an_object_of_many_keys_is_a_bad_body():
+    body = json.dumps({"name": {f"k{n}": n for n in range(600)}, "rows": []}).encode()
+    with pytest.raises(JsonBodyError) as info:
+        read_json_body(body)
+    assert str(info.value) == "`name` has 600 keys."
+
+
+@pytest.mark.parametrize("tail", [b' "unclosed', b' "', b' "a\\\\', b" x", b" {}"])
+def test_anything_after_the_object_is_a_bad_body(tail):
+    with pytest.raises(JsonBodyError):
+        read_json_body(b'{"rows": [{"question": "A?"}]}' + tail)
+
+
+def test_json_values_become_the_text_json_loads_gives():
+    # A surrogate pair, an integer beyond 64 bits (which yajl refuses: the pure-Python
+    # backend reads it), floats as floats, nested values as JSON.
+    body = (
+        b'{"rows": [{"question": "Emoji \\ud83d\\ude00?", "big": 123456789012345678901234567890,'
+        b' "f": 1.5, "e": 1e3, "nested": [1, {"a": null}], "t": true}]}'
+    )
+    fields, rows = read_json_body(body)
+    (row,) = rows(ColumnChoice())
+    assert row.question == "Emoji \U0001f600?"
+    assert row.columns == {
+        "question": "Emoji \U0001f600?",
+        "big": "123456789012345678901234567890",
+        "f": "1.5",
+        "e": "1000",
+        "nested": '[1, {"a": null}]',
+        "t": "true",
+    }

@@ -18,10 +18,10 @@ from openpyxl import load_workbook
 from batchchat.tests.waiting import wait_until
 from batches import services
 from batches.errors import UploadError
-from batches.ingest import parse_upload
 from batches.management.commands.run_batch import Progress
 from batches.models import Batch, BatchItem
 from batches.tests.processes import ROOT, child_env
+from batches.uploads import parse_upload
 
 # The engine answers rows in worker threads with their own connections.
 pytestmark = pytest.mark.django_db(transaction=True)

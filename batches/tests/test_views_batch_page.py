@@ -177,7 +177,7 @@ def test_list_queries_stay_fixed_with_not_found_counts(owner_client, owner):
 
 
 def test_upload_form_hint_names_the_columns_the_error_names(owner_client):
-    from batches.ingest import ACCEPTED_QUESTION_HEADERS
+    from batches.uploads import ACCEPTED_QUESTION_HEADERS
 
     page = owner_client.get(LIST_URL).text
     assert ACCEPTED_QUESTION_HEADERS in page

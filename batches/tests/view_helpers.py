@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from batches.ingest import ParsedRow
 from batches.models import Batch
 from batches.services import create_batch_run
 from batches.tests.factories import BatchFactory, BatchItemFactory
+from batches.uploads import ParsedRow
 from chats.tests.factories import InteractionFactory
 
 HX = {"HTTP_HX_REQUEST": "true"}

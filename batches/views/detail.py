@@ -24,6 +24,7 @@ from batches.selectors import (
     guard_counts,
     item_status_counts,
 )
+from batches.uploads import QUESTION_ALIASES, alias_key
 from batches.views.common import _get_batch_for_user, _grade_filter_labels, _runner_context
 from batches.views.evaluation import _append_evaluation_oob, _evaluation_context
 from chats.services import counts_words, uses_prompt
@@ -70,12 +71,10 @@ def _row_params(query: QueryDict, batch: Batch) -> dict:
 
 def _context_columns(batch: Batch) -> list[str]:
     """Uploaded columns that can be shown beside the question (not the question itself)."""
-    question_keys = {"question", "redactedquestion", "problemdetails", "prompt"}
     return [
         str(column)
         for column in batch.input_columns
-        if str(column).lower().replace(" ", "").replace("_", "").replace("-", "")
-        not in question_keys
+        if alias_key(str(column)) not in QUESTION_ALIASES
     ]
 
 

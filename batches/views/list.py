@@ -17,9 +17,9 @@ from django_htmx.http import HTMX_STOP_POLLING
 from batches import services
 from batches.errors import UploadError
 from batches.forms import BatchUploadForm, ColumnsForm
-from batches.ingest import ACCEPTED_QUESTION_HEADERS
 from batches.models import Batch
 from batches.selectors import batches_for, not_found_counts
+from batches.uploads import ACCEPTED_QUESTION_HEADERS
 from batches.views.common import _attach_grades, _runner_context, _with_messages
 from chats.services import ProviderNotConfigured
 

@@ -30,7 +30,6 @@ from batches.errors import UploadError
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, stream_csv
 from batches.grading import grade_summary, summary_text
-from batches.ingest import parse_upload_file
 from batches.models import Batch
 from batches.services import (
     BatchStateError,
@@ -38,6 +37,7 @@ from batches.services import (
     retry_failed,
     start_batch,
 )
+from batches.uploads import parse_upload_file
 from chats.models import Language
 from chats.services import (
     ProviderNotConfigured,
