@@ -20,6 +20,7 @@ from batches.legacy.values import (
     to_datetime,
     to_int,
 )
+from chats.models import URL_MAX_LENGTH
 
 # Old entry / interaction status -> BatchItem status. `None` means: not a status we know;
 # the row is imported as pending (asked again) and the summary says so.
@@ -146,9 +147,9 @@ def convert_entry(entry: Any) -> LegacyRow:
     if status == "done":
         interaction = {
             "question": question,
-            "referring_url": referring_url[:2048],
+            "referring_url": referring_url[:URL_MAX_LENGTH],
             "answer": answer,
-            "citation_url": text(entry.get("answer_citation_url"))[:2048],
+            "citation_url": text(entry.get("answer_citation_url"))[:URL_MAX_LENGTH],
             "citation_title": text(entry.get("answer_citation_head"))[:500],
             "search_query": text(entry.get("searchQuery") or entry.get("search_query")),
             "search_results": parse_search_results(entry.get("searchResults")),
@@ -159,7 +160,7 @@ def convert_entry(entry: Any) -> LegacyRow:
         }
     return LegacyRow(
         question=question,
-        referring_url=referring_url[:2048],
+        referring_url=referring_url[:URL_MAX_LENGTH],
         status=status,
         error=error,
         row=row,
@@ -186,7 +187,7 @@ def _era2_row(
     question = first(question_doc, ("redactedQuestion", "question", "englishQuestion"))
     if not question:
         raise LegacyDocumentError(f"interaction {iid}: its question has no text")
-    referring_url = first(interaction, URL_KEYS)[:2048]
+    referring_url = first(interaction, URL_KEYS)[:URL_MAX_LENGTH]
     row = {
         "interactionId": text(plain_json(interaction.get("interactionId"))) or iid,
         "question": question,
@@ -242,7 +243,9 @@ def _era2_row(
             "question": question,
             "referring_url": referring_url,
             "answer": answer,
-            "citation_url": first(citation, ("providedCitationUrl", "aiCitationUrl"))[:2048],
+            "citation_url": first(citation, ("providedCitationUrl", "aiCitationUrl"))[
+                :URL_MAX_LENGTH
+            ],
             "citation_title": first(citation, ("citationHead", "title"))[:500],
             "search_query": text(context.get("searchQuery")),
             "search_results": parse_search_results(context.get("searchResults")),

@@ -15,9 +15,10 @@ from django.conf import settings
 from django.utils.translation import gettext
 
 from batches.errors import UploadError
+from chats.models import URL_MAX_LENGTH
 
 MAX_CELL_CHARS = 32_767  # Excel's limit for one cell
-MAX_URL_CHARS = 2_048  # BatchItem.referring_url
+MAX_URL_CHARS = URL_MAX_LENGTH  # BatchItem.referring_url
 # Wider files are refused: a real question sheet has a handful of columns, and a header
 # of millions of empty cells would only cost time and memory.
 MAX_COLUMNS = 500
