@@ -24,7 +24,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
-from batches import services
+from batches import runners, services
 from batches.admission import slice_admission
 from batches.compare import CHANGES, COMPARE_FORMATS, compare_batches, compare_response
 from batches.errors import SliceRefused, UploadError
@@ -74,7 +74,7 @@ def _get_batch_for_user(request: HttpRequest, pk: int, *, act: bool = False) -> 
 
 def _inline() -> bool:
     """No broker: the pages may drive slices (only while no worker is alive)."""
-    return services.runner_mode() == "inline"
+    return runners.runner_mode() == "inline"
 
 
 def _runner_context() -> dict:
