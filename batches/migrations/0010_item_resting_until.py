@@ -28,7 +28,6 @@ def move_rests_back(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("batches", "0009_worker_heartbeat"),
-        ("chats", "0002_guard_fields"),
     ]
 
     operations = [
