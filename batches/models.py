@@ -10,21 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from batches.querysets import BatchItemQuerySet, BatchQuerySet
 from chats.models import Chat, Interaction, Language
-
-
-class BatchQuerySet(models.QuerySet):
-    """Batches by where they are, and the status changes made without loading them."""
-
-    def active(self) -> BatchQuerySet:
-        """Queued or processing: a runner has (or will have) work on them."""
-        return self.filter(status__in=Batch.ACTIVE_STATUSES)
-
-    def mark_processing(self, *, now) -> int:
-        """Uploaded or queued batches move to processing (a slice starts on them)."""
-        return self.filter(status__in=(Batch.Status.UPLOADED, Batch.Status.QUEUED)).update(
-            status=Batch.Status.PROCESSING, updated_at=now
-        )
 
 
 class Batch(models.Model):
@@ -295,121 +282,6 @@ class JudgeVerdict(models.TextChoices):
     FAIL = "fail", _("Fail")
     # The judge could not give a verdict (provider error, a reply that does not parse).
     ERROR = "error", _("No verdict")
-
-
-class BatchItemQuerySet(models.QuerySet):
-    """Rows by where the engine is with them, and their status changes: each decision in
-    one place, as one UPDATE whatever the number of rows (the engine's writer updates a
-    whole group with one call).
-
-    Two timestamps, two meanings: a running row's `lease_expires_at` is when its worker's
-    lease ends (another worker may take it over after it); a pending row's
-    `resting_until` is when it may be claimed again after the provider kept answering
-    429/5xx.
-    """
-
-    # --- filters (the `*_q` forms are for aggregates and subqueries) -----------------------
-    @staticmethod
-    def resting_q(now) -> models.Q:
-        """Pending rows waiting out a rate limit (429/5xx) until their retry time."""
-        return models.Q(status=BatchItem.Status.PENDING, resting_until__gt=now)
-
-    @staticmethod
-    def ready_q(now) -> models.Q:
-        """Pending rows that may be claimed now (not resting)."""
-        return models.Q(status=BatchItem.Status.PENDING) & ~models.Q(resting_until__gt=now)
-
-    @staticmethod
-    def expired_lease_q(now) -> models.Q:
-        """Running rows whose worker's lease has ended: another worker may take them over."""
-        return models.Q(status=BatchItem.Status.RUNNING, lease_expires_at__lt=now)
-
-    def unfinished(self) -> BatchItemQuerySet:
-        return self.filter(status__in=BatchItem.UNFINISHED_STATUSES)
-
-    def retryable(self) -> BatchItemQuerySet:
-        return self.filter(status__in=BatchItem.RETRYABLE_STATUSES)
-
-    def live_leases(self, now=None) -> BatchItemQuerySet:
-        """Running rows whose worker's lease still holds: someone works on them."""
-        now = now or timezone.now()
-        return self.filter(status=BatchItem.Status.RUNNING, lease_expires_at__gte=now)
-
-    def resting(self, now=None) -> BatchItemQuerySet:
-        return self.filter(self.resting_q(now or timezone.now()))
-
-    def ready(self, now) -> BatchItemQuerySet:
-        return self.filter(self.ready_q(now))
-
-    def expired_leases(self, now) -> BatchItemQuerySet:
-        return self.filter(self.expired_lease_q(now))
-
-    # --- the engine's transitions -----------------------------------------------------------
-    def claim(self, *, owner: str, now, lease_seconds: float) -> int:
-        """Lease the rows that are claimable now (ready, or with an expired lease) to
-        `owner`: a conditional UPDATE, so a row another worker took meanwhile is skipped.
-        Returns how many rows were claimed."""
-        return self.filter(self.ready_q(now) | self.expired_lease_q(now)).update(
-            status=BatchItem.Status.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            resting_until=None,
-            attempts=models.F("attempts") + 1,
-        )
-
-    def renew_leases(self, *, owner: str, until) -> int:
-        return self.filter(lease_owner=owner, status=BatchItem.Status.RUNNING).update(
-            lease_expires_at=until
-        )
-
-    def release(self) -> int:
-        """Back to pending, never started: the attempt does not count."""
-        return self.update(
-            status=BatchItem.Status.PENDING,
-            finished_at=None,
-            attempts=models.F("attempts") - 1,
-            **_NO_LEASE,
-        )
-
-    def mark_done(self, *, now, interaction) -> int:
-        return self.update(
-            status=BatchItem.Status.DONE,
-            error="",
-            finished_at=now,
-            interaction=interaction,
-            **_NO_LEASE,
-        )
-
-    def mark_failed(self, *, now, **fields) -> int:
-        """Failed; `fields` may set the error (the writer sets each row's own after)."""
-        return self.update(status=BatchItem.Status.FAILED, finished_at=now, **fields, **_NO_LEASE)
-
-    def mark_resting(self) -> int:
-        """Back to pending after a rate limit; the caller sets each row's `resting_until`
-        and error."""
-        return self.update(status=BatchItem.Status.PENDING, finished_at=None, **_NO_LEASE)
-
-    # --- the lifecycle's transitions ----------------------------------------------------------
-    def cancel_pending(self) -> int:
-        """Pending rows become cancelled (rows in flight finish and are recorded)."""
-        return self.filter(status=BatchItem.Status.PENDING).update(
-            status=BatchItem.Status.CANCELLED
-        )
-
-    def resume_cancelled(self) -> int:
-        """Cancelled rows back to pending (a cancelled batch started again)."""
-        return self.filter(status=BatchItem.Status.CANCELLED).update(
-            status=BatchItem.Status.PENDING, error=""
-        )
-
-    def retry(self) -> int:
-        """Failed and cancelled rows back to pending, with their attempts back."""
-        return self.retryable().update(
-            status=BatchItem.Status.PENDING, error="", finished_at=None, attempts=0
-        )
-
-
-_NO_LEASE = {"lease_owner": "", "lease_expires_at": None}
 
 
 class BatchItem(models.Model):
