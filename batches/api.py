@@ -20,7 +20,7 @@ from ninja.errors import ValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from batchchat.api_base import ApiError, error_docs
-from batches import services
+from batches import runners, services
 from batches.admission import slice_admission
 from batches.api_schemas import (
     BatchIdIn,
@@ -283,7 +283,7 @@ def process_for_duration(request: HttpRequest, payload: ProcessIn):
 )
 def start(request: HttpRequest, payload: BatchIdIn):
     batch = services.start_batch(batch=_batch_for(request, payload.batch_id, act=True))
-    mode = services.runner_mode()
+    mode = runners.runner_mode()
     if mode == "inline" and worker_alive():
         mode, message = "worker", WORKER_START_MESSAGE
     elif mode == "inline":

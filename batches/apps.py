@@ -6,4 +6,8 @@ class BatchesConfig(AppConfig):
     name = "batches"
 
     def ready(self) -> None:
-        from batches import checks  # noqa: F401 (registers the system checks)
+        # checks registers the system checks on import.
+        from batches import checks, runners, tasks  # noqa: F401
+
+        # The Celery runner takes batches the lifecycle queues, when a broker is set.
+        runners.register("celery", tasks.schedule_slices)

@@ -15,11 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.utils import timezone
-
-from batches import services
+from batches import engine
+from batches.engine import SliceResult
 from batches.models import Batch, BatchItem
-from batches.services import SliceResult
 
 logger = logging.getLogger("batchchat.batches")
 
@@ -38,9 +36,7 @@ def log_batch_event(event: str, *, batch_id: int, level: int = logging.INFO, **f
 
 def resting_rows(batch_id: int) -> int:
     """Rows waiting out a rate limit (429/5xx): pending with a retry time ahead."""
-    return BatchItem.objects.filter(
-        batch_id=batch_id, status=BatchItem.Status.PENDING, lease_expires_at__gt=timezone.now()
-    ).count()
+    return BatchItem.objects.filter(batch_id=batch_id).resting().count()
 
 
 def run_slice(
@@ -55,9 +51,8 @@ def run_slice(
     """`process_for_duration` (same arguments), plus the batch's event lines. Raises what
     it raises."""
     before = Batch.objects.filter(pk=batch_id).values_list("status", flat=True).first()
-    # Through the module: the engine's public entry point, wherever it lives (and what tests
-    # replace).
-    result = services.process_for_duration(
+    # Through the package: what tests replace.
+    result = engine.process_for_duration(
         batch_id=batch_id,
         seconds=seconds,
         concurrency=concurrency,

@@ -80,18 +80,10 @@ class BatchChatCollector(Collector):
         )
         open_rows = (
             BatchItem.objects.order_by()
-            .filter(
-                batch__status__in=Batch.ACTIVE_STATUSES,
-                status__in=(BatchItem.Status.PENDING, BatchItem.Status.RUNNING),
-            )
+            .unfinished()
+            .filter(batch__status__in=Batch.ACTIVE_STATUSES)
             .values_list("batch__ai_provider")
-            .annotate(
-                n=Count("id"),
-                resting=Count(
-                    "id",
-                    filter=Q(status=BatchItem.Status.PENDING, lease_expires_at__gt=now),
-                ),
-            )
+            .annotate(n=Count("id"), resting=Count("id", filter=BatchItem.objects.resting_q(now)))
         )
         for provider, n, resting in open_rows:
             waiting.add_metric([provider], n)
@@ -108,7 +100,7 @@ class BatchChatCollector(Collector):
         )
         per_provider = (
             Batch.objects.order_by()
-            .filter(status__in=Batch.ACTIVE_STATUSES)
+            .active()
             .exclude(throttle={})
             .values_list("ai_provider")
             .annotate(n=Count("id"))

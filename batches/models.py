@@ -10,7 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from chats.models import Chat, ChatSettings, Interaction
+from batches.querysets import BatchItemQuerySet, BatchQuerySet
+from chats.models import URL_MAX_LENGTH, Chat, ChatSettings, Interaction
 
 
 class Batch(ChatSettings):
@@ -65,6 +66,8 @@ class Batch(ChatSettings):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -122,9 +125,7 @@ class Batch(ChatSettings):
             return self.ACTIVITY_PROCESSING
         has_live_lease = getattr(self, "has_live_lease", None)
         if has_live_lease is None:
-            has_live_lease = self.items.filter(
-                status=BatchItem.Status.RUNNING, lease_expires_at__gte=now
-            ).exists()
+            has_live_lease = self.items.live_leases(now).exists()
         return self.ACTIVITY_PROCESSING if has_live_lease else self.ACTIVITY_WAITING
 
     @property
@@ -289,6 +290,8 @@ class BatchItem(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
 
     FINISHED_STATUSES = (Status.DONE, Status.FAILED)
+    UNFINISHED_STATUSES = (Status.PENDING, Status.RUNNING)  # the engine has work on them
+    RETRYABLE_STATUSES = (Status.FAILED, Status.CANCELLED)
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
     # Rows that share a `chatid` in the upload share one Chat (a multi-turn conversation).
@@ -296,14 +299,16 @@ class BatchItem(models.Model):
     position = models.PositiveIntegerField()
     # What the engine asks, read from the row's question column (or its alias) at upload.
     question = models.TextField()
-    referring_url = models.CharField(max_length=2048, blank=True)
+    referring_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     # Every original column of the upload, by its header, for the export.
     row = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=64, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)  # a running row's lease
+    # A pending row waiting out a rate limit (429/5xx): not claimed again before then.
+    resting_until = models.DateTimeField(null=True, blank=True)
     # The turn this row produced; set in the same transaction as status=done.
     interaction = models.OneToOneField(
         Interaction,
@@ -317,7 +322,7 @@ class BatchItem(models.Model):
     # grades of the row's answer against it (batches.grading); null = not graded / no
     # expectation to grade against.
     expected_answer = models.TextField(blank=True)
-    expected_citation_url = models.CharField(max_length=2048, blank=True)
+    expected_citation_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     citation_match = models.BooleanField(null=True, blank=True)
     answer_similarity = models.FloatField(null=True, blank=True)
     answer_found = models.BooleanField(null=True, blank=True)
@@ -327,6 +332,8 @@ class BatchItem(models.Model):
     judge_notes = models.TextField(blank=True)
     graded_at = models.DateTimeField(null=True, blank=True)
 
+    objects = BatchItemQuerySet.as_manager()
+
     class Meta:
         ordering = ["batch", "position"]
         constraints = [
@@ -335,6 +342,7 @@ class BatchItem(models.Model):
         indexes = [
             models.Index(fields=["batch", "status", "position"], name="item_batch_status_pos"),
             models.Index(fields=["status", "lease_expires_at"], name="item_status_lease"),
+            models.Index(fields=["status", "resting_until"], name="item_status_resting"),
             # The engine's "earlier turn of this chat unfinished?" check.
             models.Index(fields=["chat", "position"], name="item_chat_position"),
         ]

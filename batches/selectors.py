@@ -50,10 +50,7 @@ def worker_alive() -> bool:
 
 def with_activity(queryset: QuerySet[Batch]) -> QuerySet[Batch]:
     """Annotate what `Batch.activity` needs, inside the same query (no query per batch)."""
-    now = timezone.now()
-    live_lease = BatchItem.objects.filter(
-        batch_id=OuterRef("pk"), status=BatchItem.Status.RUNNING, lease_expires_at__gte=now
-    )
+    live_lease = BatchItem.objects.live_leases().filter(batch_id=OuterRef("pk"))
     return queryset.annotate(worker_alive=Exists(live_workers()), has_live_lease=Exists(live_lease))
 
 

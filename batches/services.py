@@ -14,8 +14,9 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from batches import runners
 from batches.bulk import insert_rows
-from batches.engine import SliceResult, outlast_status_reads, process_for_duration
+from batches.engine import outlast_status_reads
 from batches.errors import BatchStateError, UploadError
 from batches.models import Batch, BatchItem, UploadDraft
 from batches.uploads import ColumnChoice, ParsedRow, parse_upload, too_many_rows
@@ -24,14 +25,11 @@ from chats.services import choose_chat_settings, lock_chats
 
 __all__ = [
     "BatchStateError",
-    "SliceResult",
     "cancel_batch",
     "create_batch_run",
     "delete_batch",
-    "process_for_duration",
     "recover_stalled_batches",
     "retry_failed",
-    "runner_mode",
     "stalled_batch_ids",
     "start_batch",
 ]
@@ -222,48 +220,31 @@ def create_batch_from_draft(*, draft: UploadDraft, columns: ColumnChoice, **fiel
 # --- Lifecycle ---------------------------------------------------------------------------
 #
 # The engine (claims, leases, slices, grouped writes) is in batches.engine; these services
-# move a batch between states and schedule its slices.
+# move a batch between states and hand it to the configured runner (batches.runners).
 
 logger = logging.getLogger(__name__)
-
-
-def runner_mode() -> str:
-    """'celery' when a broker is configured, else 'inline' (the caller drives slices)."""
-    return "celery" if settings.CELERY_BROKER_URL else "inline"
-
-
-def _enqueue_slices(batch_id: int) -> None:
-    """With Celery, start BATCH_PARALLEL_SLICES slice chains once the transaction commits."""
-    if runner_mode() != "celery":
-        return
-    from batches import tasks
-
-    for _ in range(max(settings.BATCH_PARALLEL_SLICES, 1)):
-        tasks.process_batch_slice.delay_on_commit(batch_id)
 
 
 def start_batch(*, batch: Batch) -> Batch:
     """Queue the batch: uploaded, cancelled (resume) or failed (after a fix) -> queued.
 
-    Cancelled rows go back to pending. With Celery, slice tasks are enqueued on commit;
-    inline, the caller drives process_for_duration. Starting an active batch enqueues
-    again only when nobody holds a lease on it (its tasks were lost), so repeated clicks
-    do not pile up slice chains.
+    Cancelled rows go back to pending. The configured runner is told (batches.runners:
+    with Celery, slice tasks are enqueued on commit; inline, a worker or the page drives
+    process_for_duration). Starting an active batch enqueues again only when nobody holds
+    a lease on it (its tasks were lost), so repeated clicks do not pile up slice chains.
     """
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
-        if batch.status == Batch.Status.COMPLETED:
+        if not batch.can_start:
             raise BatchStateError(
                 gettext("This batch is completed; retry its failed rows instead.")
             )
-        if batch.status in (Batch.Status.UPLOADED, Batch.Status.CANCELLED, Batch.Status.FAILED):
-            batch.items.filter(status=BatchItem.Status.CANCELLED).update(
-                status=BatchItem.Status.PENDING, error=""
-            )
+        if not batch.is_active:
+            batch.items.resume_cancelled()
             batch.mark_queued()
-            _enqueue_slices(batch.pk)
+            runners.schedule(batch.pk)
         elif batch.pk in stalled_batch_ids(idle_seconds=0):
-            _enqueue_slices(batch.pk)
+            runners.schedule(batch.pk)
     return batch
 
 
@@ -282,9 +263,7 @@ def cancel_batch(*, batch: Batch) -> Batch:
                 gettext("A batch that is %(status)s cannot be cancelled.")
                 % {"status": batch.get_status_display().lower()}
             )
-        batch.items.filter(status=BatchItem.Status.PENDING).update(
-            status=BatchItem.Status.CANCELLED
-        )
+        batch.items.cancel_pending()
         batch.mark_cancelled()
         batch.recount()
     return batch
@@ -294,14 +273,12 @@ def retry_failed(*, batch: Batch) -> Batch:
     """Failed and cancelled rows back to pending; the batch back to queued."""
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
-        retried = batch.items.filter(
-            status__in=(BatchItem.Status.FAILED, BatchItem.Status.CANCELLED)
-        ).update(status=BatchItem.Status.PENDING, error="", finished_at=None, attempts=0)
+        retried = batch.items.retry()
         if not retried and batch.status != Batch.Status.FAILED:
             raise BatchStateError(gettext("This batch has no failed or cancelled rows to retry."))
         batch.mark_queued()
         batch.recount()
-        _enqueue_slices(batch.pk)
+        runners.schedule(batch.pk)
     return batch
 
 
@@ -317,18 +294,15 @@ def retry_items(*, batch: Batch, item_ids: Iterable[int]) -> int:
     Returns how many rows were queued; raises BatchStateError when none could be.
     """
     wanted = {int(pk) for pk in item_ids}
-    retryable = (BatchItem.Status.FAILED, BatchItem.Status.CANCELLED)
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
-        chat_ids = batch.items.filter(pk__in=wanted, status__in=retryable).values("chat_id")
-        retried = batch.items.filter(chat_id__in=chat_ids, status__in=retryable).update(
-            status=BatchItem.Status.PENDING, error="", finished_at=None, attempts=0
-        )
+        chat_ids = batch.items.retryable().filter(pk__in=wanted).values("chat_id")
+        retried = batch.items.filter(chat_id__in=chat_ids).retry()
         if not retried:
             raise BatchStateError(gettext("None of the chosen rows failed or was cancelled."))
-        if batch.status not in Batch.ACTIVE_STATUSES:
+        if not batch.is_active:
             batch.mark_queued()
-            _enqueue_slices(batch.pk)
+            runners.schedule(batch.pk)
         batch.recount()
     return retried
 
@@ -337,7 +311,7 @@ def delete_batch(*, batch: Batch) -> None:
     """Delete the batch, its items and its chats (a batch's chats belong to it alone).
 
     Rows may be finishing while this runs. Their writers lock the chats, then the rows,
-    then the batch (see batches.engine._Slice._write_group); locking in
+    then the batch (see batches.engine.writer.Writer.write_group); locking in
     the same order here means such a row either commits first (and is deleted with the
     rest) or finds its row gone and drops its result: no deadlock, no orphan.
     """
@@ -361,13 +335,10 @@ def stalled_batch_ids(*, idle_seconds: float) -> list[int]:
     `idle_seconds`: all workers restarted, their tasks were lost, or a runner died between
     recording the last row and completing the batch (a slice completes it)."""
     now = timezone.now()
-    live_lease = BatchItem.objects.filter(
-        batch_id=OuterRef("pk"), status=BatchItem.Status.RUNNING, lease_expires_at__gte=now
-    )
+    live_lease = BatchItem.objects.live_leases(now).filter(batch_id=OuterRef("pk"))
     return list(
-        Batch.objects.filter(
-            status__in=Batch.ACTIVE_STATUSES, updated_at__lte=now - timedelta(seconds=idle_seconds)
-        )
+        Batch.objects.active()
+        .filter(updated_at__lte=now - timedelta(seconds=idle_seconds))
         .exclude(Exists(live_lease))
         .values_list("pk", flat=True)
     )
@@ -378,5 +349,5 @@ def recover_stalled_batches(*, idle_seconds: float) -> list[int]:
     batch_ids = stalled_batch_ids(idle_seconds=idle_seconds)
     for batch_id in batch_ids:
         Batch.objects.filter(pk=batch_id).update(updated_at=timezone.now())
-        _enqueue_slices(batch_id)
+        runners.schedule(batch_id)
     return batch_ids

@@ -1,4 +1,9 @@
-"""Celery tasks: thin wrappers over batches.services (ids in, re-fetch, call a service)."""
+"""Celery tasks: thin wrappers over batches.services (ids in, re-fetch, call a service).
+
+The Celery runner: `schedule_slices` is registered with batches.runners at start
+(BatchesConfig.ready), so the lifecycle services enqueue slices without importing this
+module.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ from django.conf import settings
 from batches import services
 from batches.events import run_slice
 from batches.models import Batch
+
+
+def schedule_slices(batch_id: int) -> None:
+    """Start BATCH_PARALLEL_SLICES slice chains once the transaction commits."""
+    for _ in range(max(settings.BATCH_PARALLEL_SLICES, 1)):
+        process_batch_slice.delay_on_commit(batch_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

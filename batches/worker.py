@@ -104,7 +104,7 @@ class Worker:
         """The active batch this worker served least recently (never served first, then
         the oldest), skipping batches that had nothing to claim a moment ago."""
         now = time.monotonic()
-        active = Batch.objects.filter(status__in=Batch.ACTIVE_STATUSES).order_by("created_at", "pk")
+        active = Batch.objects.active().order_by("created_at", "pk")
         ids = [
             pk for pk in active.values_list("pk", flat=True) if self._idle_until.get(pk, 0) <= now
         ]

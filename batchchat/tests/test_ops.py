@@ -111,7 +111,7 @@ def test_metrics_count_rows_latency_rate_limits_and_workers(client, settings, ow
     for position, status in enumerate(["done", "done", "failed", "pending", "pending", "running"]):
         BatchItemFactory(batch=batch, position=position, status=status)
     # One row rests after a 429 until its retry time.
-    batch.items.filter(position=3).update(lease_expires_at=timezone.now() + timedelta(minutes=1))
+    batch.items.filter(position=3).update(resting_until=timezone.now() + timedelta(minutes=1))
     done = batch.items.filter(status="done").select_related("chat")
     for item, latency in zip(done, (300, 4000), strict=True):
         InteractionFactory(chat=item.chat, latency_ms=latency)

@@ -56,7 +56,7 @@ def child_env(fake_ai, **extra: object) -> dict[str, str]:
 SLICE_CODE = """
 import sys, django
 django.setup()
-from batches.services import process_for_duration
+from batches.engine import process_for_duration
 result = process_for_duration(batch_id=int(sys.argv[1]), seconds=float(sys.argv[2]),
                               concurrency=int(sys.argv[3]))
 print(result.done, result.failed, result.remaining, result.status, flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from batches import services
+from batches import engine
 from batches.admission import running_slices, slice_admission
 from batches.errors import SliceRefused
 from batches.tests.api_helpers import ApiClient, error_of
@@ -16,13 +16,13 @@ from batches.tests.factories import BatchFactory, BatchItemFactory
 def calls(monkeypatch):
     """process_for_duration replaced by a recorder: these tests are about admission."""
     made: list[int] = []
-    real = services.process_for_duration
+    real = engine.process_for_duration
 
     def record(*, batch_id, seconds, **options):
         made.append(batch_id)
         return real(batch_id=batch_id, seconds=0.01, **options)
 
-    monkeypatch.setattr(services, "process_for_duration", record)
+    monkeypatch.setattr(engine, "process_for_duration", record)
     return made
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from batches import services
+from batches import engine, services
 from batches.compare import compare_batches, diff_sides, word_diff
 from batches.grading import regrade_batch
 from batches.models import Batch, BatchItem
@@ -28,7 +28,7 @@ def offline(settings, tmp_path):
 
 def _run(batch: Batch) -> Batch:
     services.start_batch(batch=batch)
-    while services.process_for_duration(batch_id=batch.pk, seconds=30).remaining:
+    while engine.process_for_duration(batch_id=batch.pk, seconds=30).remaining:
         pass
     batch.refresh_from_db()
     assert batch.status == Batch.Status.COMPLETED

@@ -13,7 +13,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from batchchat.tests.waiting import wait_until
-from batches import engine, services
+from batches import engine, runners, services
+from batches.engine import claims, slices, status, writer
+from batches.engine.caller import CallerThread
+from batches.engine.process import finish_slice
 from batches.models import Batch, BatchItem
 from batches.tests.assertions import (
     assert_counters_match_recount,
@@ -29,7 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_slice_answers_every_row_once_and_completes(fake_ai, make_batch):
     batch = make_batch(12)
 
-    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=4)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=4)
 
     assert (result.done, result.failed, result.remaining) == (12, 0, 0)
     assert result.status == Batch.Status.COMPLETED
@@ -47,7 +50,7 @@ def test_deadline_stops_taking_rows_and_the_next_slice_resumes(fake_ai, make_bat
     fake_ai.latency = 0.2
     batch = make_batch(10)
 
-    first = services.process_for_duration(batch_id=batch.pk, seconds=0.1, concurrency=2)
+    first = engine.process_for_duration(batch_id=batch.pk, seconds=0.1, concurrency=2)
 
     # Rows already claimed at the deadline are finished, no new ones are taken.
     assert first.done <= 4
@@ -56,7 +59,7 @@ def test_deadline_stops_taking_rows_and_the_next_slice_resumes(fake_ai, make_bat
     assert not batch.items.filter(status=BatchItem.Status.RUNNING).exists()
     assert_counters_match_recount(batch)
 
-    second = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=5)
+    second = engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=5)
     assert second.done == 10 - first.done
     assert second.status == Batch.Status.COMPLETED
     assert_one_interaction_per_done_item(batch)
@@ -69,7 +72,7 @@ def test_multi_turn_chat_rows_run_in_order_with_history(fake_ai, make_batch):
     ]
     batch = make_batch(rows=rows)
 
-    services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=6)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=6)
 
     shared = batch.items.filter(position__in=[0, 2, 4]).order_by("position")
     chat_ids = {item.chat_id for item in shared}
@@ -93,7 +96,7 @@ def test_concurrent_callers_never_complete_a_row_twice(fake_ai, make_batch):
     def call():
         try:
             results.append(
-                services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=4)
+                engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=4)
             )
         finally:
             connection.close()
@@ -129,7 +132,7 @@ def test_expired_lease_of_a_dead_worker_is_taken_over(fake_ai, make_batch):
         lease_expires_at=timezone.now() + timedelta(minutes=5),
     )
 
-    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
 
     assert result.done == 2
     assert result.remaining == 1
@@ -143,7 +146,7 @@ def test_expired_lease_of_a_dead_worker_is_taken_over(fake_ai, make_batch):
 def test_a_result_whose_lease_was_lost_is_dropped(fake_ai, make_batch, monkeypatch):
     batch = make_batch(1)
     item = batch.items.get()
-    original = engine.answer
+    original = slices.answer
 
     def steal():
         try:
@@ -156,9 +159,9 @@ def test_a_result_whose_lease_was_lost_is_dropped(fake_ai, make_batch, monkeypat
         await asyncio.to_thread(steal)
         return await original(turn, **kwargs)
 
-    monkeypatch.setattr(engine, "answer", steal_then_answer)
+    monkeypatch.setattr(slices, "answer", steal_then_answer)
 
-    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=1)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=1)
 
     assert result.done == 0
     item.refresh_from_db()
@@ -173,7 +176,7 @@ def test_unconfigured_provider_fails_the_batch_and_burns_no_rows(settings, make_
     batch = make_batch(4)
     settings.COMPATIBLE_BASE_URL = ""
 
-    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
 
     batch.refresh_from_db()
     assert result.status == Batch.Status.FAILED
@@ -182,12 +185,12 @@ def test_unconfigured_provider_fails_the_batch_and_burns_no_rows(settings, make_
     assert set(batch.items.values_list("attempts", flat=True)) == {0}
     assert fake_ai.requests == []
     with pytest.raises(services.BatchStateError):
-        services.process_for_duration(batch_id=batch.pk, seconds=1)
+        engine.process_for_duration(batch_id=batch.pk, seconds=1)
 
     # Fixed configuration: starting again resumes the same rows.
     settings.COMPATIBLE_BASE_URL = fake_ai.openai_base_url
     services.start_batch(batch=batch)
-    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
     assert (result.status, result.done) == (Batch.Status.COMPLETED, 4)
 
 
@@ -202,7 +205,7 @@ def test_provider_faults_fail_rows_with_reasons_and_retry_completes_them(
     settings.BATCH_ROW_MAX_ATTEMPTS = 1  # no resting: a fault fails its row at once
     batch = make_batch(30)
 
-    result = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
 
     batch.refresh_from_db()
     assert result.status == Batch.Status.COMPLETED
@@ -218,7 +221,7 @@ def test_provider_faults_fail_rows_with_reasons_and_retry_completes_them(
     batch.refresh_from_db()
     assert batch.status == Batch.Status.QUEUED
     assert batch.failed_items == 0
-    retried = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
+    retried = engine.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
     assert retried.done == len(failed)
     assert retried.status == Batch.Status.COMPLETED
     assert_one_interaction_per_done_item(batch)
@@ -232,7 +235,7 @@ def test_rate_limited_rows_rest_and_are_answered_later(fake_ai, make_batch, sett
     batch = make_batch(1)
     started = time.monotonic()
 
-    result = services.process_for_duration(batch_id=batch.pk, seconds=10, concurrency=2)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=10, concurrency=2)
 
     assert (result.done, result.failed, result.status) == (1, 0, Batch.Status.COMPLETED)
     assert time.monotonic() - started >= 0.6  # waited out Retry-After twice
@@ -247,7 +250,7 @@ def test_a_row_fails_after_its_attempts_with_the_reason(fake_ai, make_batch, set
     fake_ai.fail_next(5, "429", retry_after=0.1)
     batch = make_batch(1)
 
-    result = services.process_for_duration(batch_id=batch.pk, seconds=10, concurrency=1)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=10, concurrency=1)
 
     item = batch.items.get()
     assert (result.failed, item.status, item.attempts) == (1, BatchItem.Status.FAILED, 2)
@@ -261,18 +264,18 @@ def test_a_resting_row_waits_for_the_next_slice(fake_ai, make_batch, settings):
     fake_ai.fail_next(1, "429", retry_after=30)
     batch = make_batch(1)
 
-    first = services.process_for_duration(batch_id=batch.pk, seconds=0.5, concurrency=1)
+    first = engine.process_for_duration(batch_id=batch.pk, seconds=0.5, concurrency=1)
 
     assert (first.done, first.remaining, first.status) == (0, 1, Batch.Status.PROCESSING)
     item = batch.items.get()
     assert item.status == BatchItem.Status.PENDING and "429" in item.error
-    assert item.lease_expires_at > timezone.now() + timedelta(seconds=20)
+    assert item.resting_until > timezone.now() + timedelta(seconds=20)
     # Too early: the row is still resting, nothing is asked.
-    services.process_for_duration(batch_id=batch.pk, seconds=0.1, concurrency=1)
+    engine.process_for_duration(batch_id=batch.pk, seconds=0.1, concurrency=1)
     assert len(fake_ai.requests) == 1
     # Once its rest is over, the next slice answers it.
-    BatchItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now())
-    second = services.process_for_duration(batch_id=batch.pk, seconds=5, concurrency=1)
+    BatchItem.objects.filter(pk=item.pk).update(resting_until=timezone.now())
+    second = engine.process_for_duration(batch_id=batch.pk, seconds=5, concurrency=1)
     assert (second.done, second.status) == (1, Batch.Status.COMPLETED)
 
 
@@ -284,7 +287,7 @@ def test_cancel_stops_new_provider_calls_and_records_rows_in_flight(fake_ai, mak
     def run():
         try:
             results.append(
-                services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=4)
+                engine.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=4)
             )
         finally:
             connection.close()
@@ -313,12 +316,12 @@ def test_cancel_stops_new_provider_calls_and_records_rows_in_flight(fake_ai, mak
     assert_counters_match_recount(batch)
     assert_one_interaction_per_done_item(batch)
     with pytest.raises(services.BatchStateError):
-        services.process_for_duration(batch_id=batch.pk, seconds=1)
+        engine.process_for_duration(batch_id=batch.pk, seconds=1)
 
     # Resume: cancelled rows run again, done rows are not repeated.
     done_before = batch.processed_items
     services.start_batch(batch=batch)
-    result = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=8)
     assert result.done == 40 - done_before
     assert result.status == Batch.Status.COMPLETED
     assert len(fake_ai.requests) == 40
@@ -329,22 +332,24 @@ def test_no_provider_call_starts_after_cancel_returns(fake_ai, make_batch, monke
     at most the one call already under way reaches the provider. The slice reads the
     status in the background (here once a second), so cancel_batch waits out how stale
     a read may be. Rows are claimed 50 at a time: claimed rows do not see the cancel."""
-    monkeypatch.setattr(engine, "CLAIM_MIN", 50)
-    monkeypatch.setattr(engine, "STATUS_READ_SECONDS", 1.0)
-    monkeypatch.setattr(engine, "STATUS_FENCE_SECONDS", 1.5)
+    monkeypatch.setattr(claims, "CLAIM_MIN", 50)
+    monkeypatch.setattr(status, "STATUS_READ_SECONDS", 1.0)
+    monkeypatch.setattr(status, "STATUS_FENCE_SECONDS", 1.5)
     fake_ai.latency = 0.01
     batch = make_batch(300)
     worker = threading.Thread(
         target=lambda: (
-            services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=1),
+            engine.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=1),
             connection.close(),
         )
     )
     worker.start()
-    deadline = time.monotonic() + 10
-    while len(fake_ai.requests) < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(
+        lambda: len(fake_ai.requests) >= 5,
+        timeout=10,
+        interval=0.01,
+        message="fewer than 5 provider calls",
+    )
     services.cancel_batch(batch=batch)
     requests_at_cancel = len(fake_ai.requests)
     worker.join(timeout=30)
@@ -358,20 +363,20 @@ def test_state_errors(fake_ai, make_batch):
     batch = make_batch(2)
     with pytest.raises(services.BatchStateError):
         services.retry_failed(batch=batch)
-    services.process_for_duration(batch_id=batch.pk, seconds=30)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30)
     batch.refresh_from_db()
     assert batch.status == Batch.Status.COMPLETED
     with pytest.raises(services.BatchStateError):
         services.cancel_batch(batch=batch)
     with pytest.raises(services.BatchStateError):
         services.start_batch(batch=batch)
-    again = services.process_for_duration(batch_id=batch.pk, seconds=30)
+    again = engine.process_for_duration(batch_id=batch.pk, seconds=30)
     assert (again.done, again.remaining, again.status) == (0, 0, Batch.Status.COMPLETED)
 
 
 def test_delete_batch_removes_items_and_chats(fake_ai, make_batch):
     batch = make_batch(3)
-    services.process_for_duration(batch_id=batch.pk, seconds=30)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30)
     chat_ids = list(batch.items.values_list("chat_id", flat=True))
 
     services.delete_batch(batch=batch)
@@ -407,7 +412,7 @@ def test_deleting_a_batch_mid_slice_ends_the_slice_cleanly(fake_ai, make_batch):
 
     def run():
         try:
-            services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+            engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
         except services.BatchStateError as exc:
             errors.append(str(exc))
         finally:
@@ -435,11 +440,11 @@ def test_an_active_batch_with_every_row_finished_is_completed_by_the_next_slice(
 ):
     # A runner died after recording the last row, before completing the batch.
     batch = make_batch(2)
-    services.process_for_duration(batch_id=batch.pk, seconds=30)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30)
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING, finished_at=None)
 
     assert batch.pk in services.stalled_batch_ids(idle_seconds=0)
-    result = services.process_for_duration(batch_id=batch.pk, seconds=1)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=1)
 
     assert (result.status, result.done, result.remaining) == (Batch.Status.COMPLETED, 0, 0)
     assert len(fake_ai.requests) == 2
@@ -453,7 +458,7 @@ def test_a_failed_turn_fails_its_later_turns_and_retry_runs_them_in_order(
     batch = make_batch(rows=rows)
     fake_ai.fail_next(1, "400")
 
-    result = services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=3)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=3)
 
     assert (result.failed, result.status) == (3, Batch.Status.COMPLETED)
     later = batch.items.get(position=2)
@@ -461,7 +466,7 @@ def test_a_failed_turn_fails_its_later_turns_and_retry_runs_them_in_order(
     assert_counters_match_recount(batch)
 
     services.retry_failed(batch=batch)
-    services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=3)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=3)
 
     chat = batch.items.get(position=0).chat
     turns = list(chat.interactions.order_by("position").values_list("question", flat=True))
@@ -474,7 +479,7 @@ def test_retry_gives_rows_their_attempts_back(fake_ai, make_batch, settings):
     settings.BATCH_ROW_MAX_ATTEMPTS = 1
     fake_ai.fail_next(1, "429", retry_after=0.01)
     batch = make_batch(1)
-    services.process_for_duration(batch_id=batch.pk, seconds=30)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30)
     assert batch.items.get().attempts == 1
 
     services.retry_failed(batch=batch)
@@ -487,7 +492,7 @@ def test_starting_an_active_batch_enqueues_only_when_nobody_works_on_it(
 ):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/15"
     enqueued = []
-    monkeypatch.setattr(services, "_enqueue_slices", enqueued.append)
+    monkeypatch.setitem(runners.schedulers, "celery", enqueued.append)
     batch = make_batch(2)
 
     services.start_batch(batch=batch)
@@ -512,47 +517,47 @@ def test_rows_given_back_after_a_cancel_end_cancelled_and_a_resume_runs_them(fak
     batch = make_batch(4)
     services.start_batch(batch=batch)
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING)
-    work = engine._Slice(
+    work = slices.Slice(
         batch_id=batch.pk,
         deadline=time.monotonic() + 30,
         concurrency=4,
         multi_turn=False,
-        db=engine._CallerThread(),
+        db=CallerThread(),
     )
-    claimed = work._claim()
+    claimed = work.claims.claim()
     assert len(claimed) == 4
 
     services.cancel_batch(batch=batch)
     # The slice starts with these rows claimed: the first sees the cancel before calling
     # the provider, the others are given back unstarted.
-    work.queue.extend(claimed)
+    work.claims.queue.extend(claimed)
     work.db.serve(asyncio.run_coroutine_threadsafe(work.run(), aio.loop()))
-    result = engine._finish_slice(batch.pk, done=work.done, failed=work.failed)
+    result = finish_slice(batch.pk, done=work.done, failed=work.failed)
 
     assert result.status == Batch.Status.CANCELLED
     assert set(batch.items.values_list("status", flat=True)) == {BatchItem.Status.CANCELLED}
     assert set(batch.items.values_list("attempts", flat=True)) == {0}
     assert fake_ai.requests == []
     services.start_batch(batch=batch)
-    assert services.process_for_duration(batch_id=batch.pk, seconds=30).done == 4
+    assert engine.process_for_duration(batch_id=batch.pk, seconds=30).done == 4
 
 
 def test_no_new_row_starts_while_the_writer_is_behind(fake_ai, make_batch, monkeypatch):
     """Answers come faster than a slow writer records them: new rows wait once
     BACKLOG_ROWS results are waiting, so memory stays bounded; every row is recorded."""
-    monkeypatch.setattr(engine, "BACKLOG_ROWS", 5)
-    monkeypatch.setattr(engine, "GROUP_ROWS_MAX", 3)
+    monkeypatch.setattr(writer, "BACKLOG_ROWS", 5)
+    monkeypatch.setattr(writer, "GROUP_ROWS_MAX", 3)
     batch = make_batch(40)
     waiting = []
-    write_group = engine._Slice._write_group
+    write_group = writer.Writer.write_group
 
     def slow_write_group(self, group):
         waiting.append(len(self.pending))
         time.sleep(0.05)
         return write_group(self, group)
 
-    monkeypatch.setattr(engine._Slice, "_write_group", slow_write_group)
-    result = services.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=4)
+    monkeypatch.setattr(writer.Writer, "write_group", slow_write_group)
+    result = engine.process_for_duration(batch_id=batch.pk, seconds=60, concurrency=4)
     assert result.done == 40 and result.status == Batch.Status.COMPLETED
     # At most the backlog plus the rows already in flight when it was reached.
     assert max(waiting) <= 5 + 4

@@ -6,7 +6,7 @@ import pytest
 from django.db.models import Count
 
 from batchchat.tests.waiting import wait_until
-from batches import services
+from batches import engine
 from batches.models import Batch, BatchItem
 from batches.tests.assertions import (
     assert_counters_match_recount,
@@ -68,7 +68,7 @@ def test_a_process_killed_mid_slice_loses_and_duplicates_nothing(fake_ai, make_b
     # Another caller finishes the batch once the dead process's leases expire.
     wait_until(
         lambda: (
-            services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=8).status
+            engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=8).status
             == Batch.Status.COMPLETED
         ),
         timeout=60,

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from batches import grading, services
+from batches import engine, grading
 from batches.grading import (
     answer_found,
     answer_similarity,
@@ -196,7 +196,7 @@ def test_engine_grades_rows_after_storing_them(fake_ai, make_batch):
     ]
     batch = make_batch(rows=rows)
 
-    services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=2)
 
     items = list(batch.items.order_by("position"))
     assert all(item.graded_at is not None for item in items)
@@ -217,7 +217,7 @@ def test_judge_grades_through_the_batch_provider(fake_ai, make_batch):
     ]
     batch = make_batch(rows=rows, judge_enabled=True)
 
-    services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=1)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=1)
 
     one, two, three = batch.items.order_by("position")
     assert one.judge_verdict == JudgeVerdict.PASS
@@ -239,7 +239,7 @@ def test_judge_follows_the_retry_policy(fake_ai, make_batch, settings):
     batch = make_batch(
         rows=[ParsedRow(question="Question one?", expected_answer="Question")], judge_enabled=True
     )
-    services.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=1)
+    engine.process_for_duration(batch_id=batch.pk, seconds=30, concurrency=1)
     fake_ai.reset()
     fake_ai.fail_next(2, "503")
 

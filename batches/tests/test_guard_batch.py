@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from batches import services
+from batches import engine
 from batches.models import Batch, BatchItem
 from batches.tests.api_helpers import ApiClient
 from chats.models import Interaction
@@ -63,7 +63,7 @@ def _create(api: ApiClient) -> int:
 def _run(batch_id: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        result = services.process_for_duration(batch_id=batch_id, seconds=5, concurrency=3)
+        result = engine.process_for_duration(batch_id=batch_id, seconds=5, concurrency=3)
         if not result.remaining:
             return
     raise AssertionError("the batch did not finish in time")

@@ -210,3 +210,40 @@ def test_conversion_run_again_creates_nothing(migrator):
         result = legacy.convert_inline_batches(apps, batch_size=2)
         assert (result.items, result.interactions) == (0, 0)
         assert counts() == before
+
+
+def test_resting_rows_move_to_their_own_field_and_back(migrator):
+    """0010: a row that is not running keeps its retry time in `resting_until`; a running
+    row keeps its lease. Reversed, the retry times move back."""
+    before = ("batches", "0009_worker_heartbeat")
+    state = migrator.apply_initial_migration(before)
+    Batch = state.apps.get_model("batches", "Batch")
+    Chat = state.apps.get_model("chats", "Chat")
+    BatchItem = state.apps.get_model("batches", "BatchItem")
+    batch = Batch.objects.create(name="b", ai_provider="extractive", search_provider="none")
+    rest = datetime(2030, 1, 1, tzinfo=UTC)
+    lease = datetime(2030, 1, 2, tzinfo=UTC)
+    for position, (status, expires) in enumerate(
+        [("pending", rest), ("cancelled", rest), ("running", lease), ("pending", None)]
+    ):
+        chat = Chat.objects.create(
+            chat_id=f"c{position}", ai_provider="extractive", search_provider="none"
+        )
+        BatchItem.objects.create(
+            batch=batch,
+            chat=chat,
+            position=position,
+            question="q",
+            status=status,
+            lease_expires_at=expires,
+        )
+
+    state = migrator.apply_tested_migration(("batches", "0010_item_resting_until"))
+    BatchItem = state.apps.get_model("batches", "BatchItem")
+    rows = BatchItem.objects.order_by("position").values_list("lease_expires_at", "resting_until")
+    assert list(rows) == [(None, rest), (None, rest), (lease, None), (None, None)]
+
+    state = migrator.apply_tested_migration(before)
+    BatchItem = state.apps.get_model("batches", "BatchItem")
+    rows = BatchItem.objects.order_by("position").values_list("lease_expires_at", flat=True)
+    assert list(rows) == [rest, rest, lease, None]

@@ -16,7 +16,7 @@ from django.core.management.base import OutputWrapper
 from openpyxl import load_workbook
 
 from batchchat.tests.waiting import wait_until
-from batches import services
+from batches import engine, services
 from batches.errors import UploadError
 from batches.management.commands.run_batch import Progress
 from batches.models import Batch, BatchItem
@@ -178,7 +178,7 @@ def test_resume_continues_where_the_batch_stopped(fake_ai, make_batch, tmp_path)
     services.start_batch(batch=batch)
     fake_ai.latency = 0.25
     # Each row takes >= 0.25 s, so a 0.6 s slice with one worker leaves rows pending.
-    first = services.process_for_duration(batch_id=batch.pk, seconds=0.6, concurrency=1)
+    first = engine.process_for_duration(batch_id=batch.pk, seconds=0.6, concurrency=1)
     assert first.done >= 1 and first.remaining >= 4
     fake_ai.latency = 0.0
     out_path = tmp_path / "results.json"
@@ -199,7 +199,7 @@ def test_resume_with_retry_failed_runs_the_failed_rows_again(fake_ai, make_batch
     batch = make_batch(3)
     services.start_batch(batch=batch)
     fake_ai.fail_next(1, "400")
-    services.process_for_duration(batch_id=batch.pk, seconds=10, concurrency=1)
+    engine.process_for_duration(batch_id=batch.pk, seconds=10, concurrency=1)
     batch.refresh_from_db()
     assert batch.failed_items == 1
 

@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
-from batches import services
+from batches import runners
 from batches.grading import grade_summaries
 from batches.models import Batch
 from batches.selectors import STAFF_READ_ONLY, batches_for, may_act_on, worker_alive
@@ -27,7 +27,7 @@ def _get_batch_for_user(request: HttpRequest, pk: int, *, act: bool = False) -> 
 
 def _inline() -> bool:
     """No broker: the pages may drive slices (only while no worker is alive)."""
-    return services.runner_mode() == "inline"
+    return runners.runner_mode() == "inline"
 
 
 def _runner_context() -> dict:

@@ -1,0 +1,71 @@
+"""The ticker: once a second, what the pages and the API show of a running slice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from batches.engine.caller import CallerThread
+from batches.models import Batch
+from chats.services import limits_snapshot
+
+TICK_SECONDS = 1.0
+
+
+class Ticker:
+    """Publishes whether the provider's quota holds the batch back, and reports progress.
+
+    Owns: the throttle last published on the batch (`Batch.throttle`). Runs on: `run` (a
+    background task) and `clear` on the loop; `publish` in the caller thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_id: int,
+        db: CallerThread,
+        provider: str,
+        model: str,
+        concurrency: int,
+        report_progress: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.batch_id = batch_id
+        self.db = db
+        self.provider = provider
+        self.model = model
+        self.concurrency = concurrency
+        self.report_progress = report_progress
+        self.throttle: dict = {}  # as last published on the batch
+
+    async def run(self) -> None:
+        """Every TICK_SECONDS: publish the throttle when it changed, report progress."""
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            throttle = self.now()
+            if throttle != self.throttle:
+                await self.db(self.publish, throttle)
+            await self.report_progress()
+
+    async def clear(self) -> None:
+        """At the slice's end: the batch is no longer held back by this slice."""
+        if self.throttle:
+            await self.db(self.publish, {})
+
+    def now(self) -> dict:
+        shot = limits_snapshot(self.provider, self.model)
+        if shot is None:
+            return {}
+        until = shot["until"] if shot["until"] > time.time() else None
+        if until is None and shot["limit"] is None:
+            return {}
+        return {
+            "until": round(until, 1) if until else None,
+            "in_flight": shot["in_flight"],
+            "limit": shot["limit"],
+            "concurrency": self.concurrency,
+        }
+
+    def publish(self, throttle: dict) -> None:
+        self.throttle = throttle
+        Batch.objects.filter(pk=self.batch_id).update(throttle=throttle)
