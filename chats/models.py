@@ -134,9 +134,3 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat.chat_id} #{self.position}: {self.question[:60]}"
-
-    @property
-    def guard_labels(self) -> list[str]:
-        from chats.guard import reason_labels
-
-        return reason_labels(self.guard_reasons or [])

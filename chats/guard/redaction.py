@@ -8,11 +8,18 @@ re-triggered by `screen`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from chats.guard.detectors import Finding
-    from chats.guard.policy import GuardResult
+
+
+class Screened(Protocol):
+    """What `redacted_row` reads of a `policy.GuardResult` (policy imports this module)."""
+
+    changed: bool
+    text: str
+
 
 PLACEHOLDERS = {
     "phone": "[PHONE]",
@@ -52,7 +59,7 @@ def redact(text: str, findings: Iterable[Finding]) -> str:
     return "".join(pieces)
 
 
-def redacted_row(row: dict, question_column: str | None, result: GuardResult | str) -> dict:
+def redacted_row(row: dict, question_column: str | None, result: Screened | str) -> dict:
     """A copy of an uploaded row whose question cell holds the redacted text.
 
     Pure: the batch engine calls it when it records a screened row, so that with the
@@ -60,7 +67,7 @@ def redacted_row(row: dict, question_column: str | None, result: GuardResult | s
     is answered. `result` is the guard's result or the redacted text itself. A passed
     result, or no question column in the row, returns the row unchanged.
     """
-    if not isinstance(result, str):  # a GuardResult (not imported: policy imports us)
+    if not isinstance(result, str):
         if not result.changed:
             return row
         result = result.text
