@@ -136,13 +136,19 @@ class Slice:
                     await wait_event(self.changed, 0.5)
                     continue
                 await slots.acquire()
+                written = self.writer.groups_written
                 claimed = await self.claims.next() if await self._may_start() else None
                 if claimed is None:
                     slots.release()
                     if self.stopping or time.monotonic() >= self.deadline:
                         break
                     if not (self.in_flight or self.writer.busy):
-                        break  # nothing left to claim, nothing that could unblock a row
+                        if self.writer.groups_written == written:
+                            break  # nothing left to claim, nothing that could unblock a row
+                        # A group was written while we claimed (the claim and the write
+                        # take turns in the caller thread): it may have unblocked a chat's
+                        # next turn, which the claim could not see yet. Claim again.
+                        continue
                     # A row in flight may unblock the next turn of its chat once recorded.
                     self.changed.clear()
                     await wait_event(self.changed, 0.5)

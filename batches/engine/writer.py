@@ -88,6 +88,7 @@ class Writer:
         self.on_progress = on_progress
         self.pending: list[Outcome] = []
         self.writing = 0  # results taken by the writer, not yet committed
+        self.groups_written = 0  # the feeder's sign that a recorded turn may unblock a row
         self.done = 0
         self.failed = 0
         self.closing = False
@@ -146,6 +147,7 @@ class Writer:
                 logger.exception("Batch %s: recording %d rows failed", self.batch_id, len(group))
                 self.on_fault()
             else:
+                self.groups_written += 1
                 self.done += done
                 self.failed += failed
                 await self.report_progress()
