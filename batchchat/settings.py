@@ -1,6 +1,6 @@
 """BatchChat settings: one module, driven by environment variables.
 
-Every variable is listed in `.env.example` and in the README. With none set, the app
+Every variable is listed in `.env.example` and in docs/configuration.md. With none set, the app
 runs on a fresh machine: SQLite, the inline runner, `local` search + `extractive`
 answers (no keys, no network).
 """
@@ -394,7 +394,7 @@ PROVIDER_BACKOFF_MAX = env_float("PROVIDER_BACKOFF_MAX", 30.0)
 # batch concurrency is what runs). run_batch says when it is in force.
 PROVIDER_MAX_CONCURRENCY = env_int("PROVIDER_MAX_CONCURRENCY", 0)
 
-# --- Provider quotas: requests and tokens per minute (see README "Provider rate limits") ---
+# --- Provider quotas: requests and tokens per minute (see docs/running-batches.md) ---
 # Unset means unlimited (and no work per call). With Redis (REDIS_URL, or a redis://
 # Celery broker) the budget is shared by every process and machine on the same key.
 PROVIDER_RATE_LIMITS = {

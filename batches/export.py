@@ -1,6 +1,6 @@
 """Results export: one batch as CSV, JSON or XLSX, streamed (see DESIGN "Export").
 
-Decisions (also in the README, "Results files"):
+Decisions (also in docs/running-batches.md, "Results files"):
 
 - One record per batch row (BatchItem), in upload order, joined with the Interaction the
   row produced. Rows without an answer (pending, running, failed, cancelled) are exported

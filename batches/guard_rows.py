@@ -1,4 +1,4 @@
-"""The batch's own copy of a screened question (see the README, "The guard").
+"""The batch's own copy of a screened question (see docs/providers-and-guard.md, "The guard").
 
 A batch keeps the upload twice: `BatchItem.question` (what the engine asks) and the
 question cell inside `BatchItem.row` (every original column, for the export). Screening

@@ -6,7 +6,7 @@ Each file is built here (in memory, from streams: no bomb is ever unpacked by th
 written to a temporary folder, then parsed by `parse_upload` in a fresh child process, so
 that the CPU time and the peak resident memory (VmHWM, read in the child) belong to that
 parse alone (the child's Django alone is about 70 MB). Prints one line per file: its size, CPU seconds, wall seconds, peak RSS,
-and what the parser said. No figure is asserted; the README quotes them.
+and what the parser said. No figure is asserted; docs/benchmarks.md quotes them.
 """
 
 from __future__ import annotations

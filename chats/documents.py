@@ -1,6 +1,6 @@
 """The documents of the `local` search index, as pages of the app.
 
-Decision (README, "Pages"): the index gives a document without its own URL the address
+Decision (docs/design-decisions.md, "Pages"): the index gives a document without its own URL the address
 `https://docs.batchchat.local/<path>` (chats.search.indexer.DEFAULT_BASE_URL). That
 address stays the document's stable identity (in stored answers, exports, expected
 citations of evaluation files), but nothing on the network serves it. So:

@@ -47,10 +47,10 @@ HOLD_AFTER_CHUNKS = 5
 
 
 def documented_env() -> dict[str, str]:
-    """The README's production environment file (the block opening `# /etc/batchchat/env`)."""
-    readme = (ROOT / "README.md").read_text()
+    """docs/deploying.md's production environment file (the block opening `# /etc/batchchat/env`)."""
+    readme = (ROOT / "docs" / "deploying.md").read_text()
     block = re.search(r"```sh\n# /etc/batchchat/env\n(.*?)```", readme, re.S)
-    assert block, "README: the production environment file is missing"
+    assert block, "docs/deploying.md: the production environment file is missing"
     env = {}
     for line in block.group(1).splitlines():
         line = line.strip()

@@ -7,7 +7,7 @@ them. Pure: no database, no network, no settings besides the word lists' additio
 Detection is bilingual whatever the page language: a French page gets English questions
 and the other way round. Detectors run cheapest first, each skipped when a cheap test
 says it cannot match (no digit, no `@`, no `<`...), so an ordinary question costs a few
-precompiled regex scans (about 0.05 ms; see the README, "The guard"). Patterns built
+precompiled regex scans (about 0.05 ms; see docs/providers-and-guard.md). Patterns built
 from a word list (`data/`) are compiled at first use.
 """
 
