@@ -132,6 +132,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # No NUL in a path or query value: PostgreSQL refuses it in text (a 500 otherwise).
+    "batchchat.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     # Before anything reads the body (CSRF parses multipart): a body over the upload
