@@ -303,6 +303,10 @@ LOGGING = {
 # --- Batches ----------------------------------------------------------------------------
 MAX_BATCH_ITEMS = env_int("MAX_BATCH_ITEMS", 10_000)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+# Upload drafts (files kept for the column chooser) per user: past either bound, the
+# user's oldest drafts are deleted when a new one is saved.
+UPLOAD_DRAFTS_PER_USER = env_int("UPLOAD_DRAFTS_PER_USER", 5)
+UPLOAD_DRAFT_BYTES_PER_USER = env_int("UPLOAD_DRAFT_BYTES_PER_USER", 3 * MAX_UPLOAD_BYTES)
 # Django refuses larger request bodies before our own check can name the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -331,6 +335,10 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stalled-batches": {
         "task": "batches.tasks.recover_stalled_batches",
         "schedule": float(max(CELERY_BEAT_RECOVER_SECONDS // 2, 1)),
+    },
+    "delete-expired-drafts": {
+        "task": "batches.tasks.delete_expired_drafts",
+        "schedule": 3600.0,
     },
 }
 

@@ -113,7 +113,7 @@ def _column_choice(fields: CreateFields) -> ColumnChoice:
 
 
 def _draft_for(request: HttpRequest, upload_id: int) -> UploadDraft:
-    draft = UploadDraft.objects.filter(owner=request.auth, pk=upload_id).first()
+    draft = UploadDraft.objects.live().filter(owner=request.auth, pk=upload_id).first()
     if draft is None:
         raise ApiError(
             404,
