@@ -18,6 +18,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from batchchat.client_address import client_address
+
 PREFIX_CHARS = 12
 
 
@@ -35,7 +37,7 @@ class TooManyBadTokens(Exception):
 
 
 def _keys(request: HttpRequest, raw: str) -> list[str]:
-    address = request.META.get("REMOTE_ADDR") or "unknown"
+    address = client_address(request)
     prefix = hashlib.sha256(raw[:PREFIX_CHARS].encode("utf-8", "replace")).hexdigest()[:32]
     return [f"bad-token:address:{address}", f"bad-token:prefix:{prefix}"]
 

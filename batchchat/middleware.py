@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
@@ -38,6 +38,36 @@ class RequestSizeLimitMiddleware:
         if length > limit:
             return too_large_response(request, length)
         return self.get_response(request)
+
+
+class RefuseNulMiddleware:
+    """Answer 400 to a request whose path or query string holds a NUL character.
+
+    No value of this application may contain one, and PostgreSQL refuses it in any text
+    parameter (a search `?q=%00` or a chat id `ab%00` would be a 500 there): refused here
+    once, for every view, rather than in each form and path converter.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            return nul_response(request)
+        return self.get_response(request)
+
+
+def nul_response(request: HttpRequest) -> HttpResponse:
+    from batchchat.api import is_api_request
+    from batchchat.api_base import error_response
+
+    if is_api_request(request):
+        return error_response(400, "The address holds a NUL character, which no value may contain.")
+    message = _("The address holds a NUL character, which no value may contain.")
+    return HttpResponseBadRequest(escape(message), content_type="text/plain; charset=utf-8")
 
 
 def too_large_response(request: HttpRequest, length: int) -> HttpResponse:

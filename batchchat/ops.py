@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.throttle import TooManyBadTokens, check_token_throttle, record_bad_token
 from batches.metrics import render_metrics
 from batches.models import WorkerHeartbeat
 from batches.selectors import live_workers
@@ -87,8 +88,17 @@ def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
     if not token:
         raise Http404
-    sent = request.headers.get("Authorization", "").encode()
+    sent_text = request.headers.get("Authorization", "")
+    # Guesses count with the API tokens' throttle (per address and per token prefix).
+    try:
+        check_token_throttle(request, sent_text)
+    except TooManyBadTokens as exc:
+        response = HttpResponse(f"{exc}\n", status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    sent = sent_text.encode()
     if not hmac.compare_digest(sent, f"Bearer {token}".encode()):
+        record_bad_token(request, sent_text)
         response = HttpResponse("Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response

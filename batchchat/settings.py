@@ -7,6 +7,7 @@ answers (no keys, no network).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from datetime import timedelta
@@ -132,6 +133,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # No NUL in a path or query value: PostgreSQL refuses it in text (a 500 otherwise).
+    "batchchat.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     # Before anything reads the body (CSRF parses multipart): a body over the upload
@@ -219,6 +222,17 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
 AXES_VERBOSE = False
+# Behind a reverse proxy: its addresses (or networks), whose X-Forwarded-For is believed
+# when counting failures per client address (batchchat/client_address.py).
+TRUSTED_PROXIES = env_list("DJANGO_TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"DJANGO_TRUSTED_PROXIES: {_proxy!r} is not an address or network ({_exc})."
+        ) from _exc
+AXES_CLIENT_IP_CALLABLE = "batchchat.client_address.client_address"
 # API tokens (accounts/throttle.py): per address and per token prefix, in the cache.
 API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
 API_TOKEN_LOCKOUT_MINUTES = env_int("API_TOKEN_LOCKOUT_MINUTES", 15)
@@ -301,6 +315,10 @@ LOGGING = {
 # --- Batches ----------------------------------------------------------------------------
 MAX_BATCH_ITEMS = env_int("MAX_BATCH_ITEMS", 10_000)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+# Upload drafts (files kept for the column chooser) per user: past either bound, the
+# user's oldest drafts are deleted when a new one is saved.
+UPLOAD_DRAFTS_PER_USER = env_int("UPLOAD_DRAFTS_PER_USER", 5)
+UPLOAD_DRAFT_BYTES_PER_USER = env_int("UPLOAD_DRAFT_BYTES_PER_USER", 3 * MAX_UPLOAD_BYTES)
 # Django refuses larger request bodies before our own check can name the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -329,6 +347,10 @@ CELERY_BEAT_SCHEDULE = {
     "recover-stalled-batches": {
         "task": "batches.tasks.recover_stalled_batches",
         "schedule": float(max(CELERY_BEAT_RECOVER_SECONDS // 2, 1)),
+    },
+    "delete-expired-drafts": {
+        "task": "batches.tasks.delete_expired_drafts",
+        "schedule": 3600.0,
     },
 }
 

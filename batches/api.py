@@ -113,7 +113,7 @@ def _column_choice(fields: CreateFields) -> ColumnChoice:
 
 
 def _draft_for(request: HttpRequest, upload_id: int) -> UploadDraft:
-    draft = UploadDraft.objects.filter(owner=request.auth, pk=upload_id).first()
+    draft = UploadDraft.objects.live().filter(owner=request.auth, pk=upload_id).first()
     if draft is None:
         raise ApiError(
             404,
@@ -417,7 +417,7 @@ def preview(request: HttpRequest):
     summary="Grade the answered rows again (no new answers); optionally switch the judge",
 )
 def regrade(request: HttpRequest, payload: RegradeIn):
-    batch = _batch_for(request, payload.batch_id)
+    batch = _batch_for(request, payload.batch_id, act=True)
     regrade_batch(batch=batch, judge_enabled=payload.judge_enabled)
     batch.refresh_from_db()
     return BatchOut.of(batch, grades=_grades_out(grade_summary(batch)))

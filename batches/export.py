@@ -99,7 +99,25 @@ DB_CHUNK = 500
 STREAM_CHUNK = 64 * 1024
 # The finished XLSX stays in memory up to this size, then spills to a temporary file.
 XLSX_SPOOL_BYTES = 4 * 1024 * 1024
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = (
+    "=",
+    "+",
+    "-",
+    "@",
+    "\t",
+    "\r",
+    # Look-alikes some spreadsheets (and input methods) turn into their ASCII forms:
+    # fullwidth and small equals, plus, hyphen-minus and at signs, the minus sign.
+    "\uff1d",
+    "\ufe66",
+    "\uff0b",
+    "\ufe62",
+    "\uff0d",
+    "\ufe63",
+    "\u2212",
+    "\uff20",
+    "\ufe6b",
+)
 # Characters a spreadsheet skips before a formula: Unicode whitespace (space, no-break
 # space, line feed, ...), the BOM and zero-width characters.
 IGNORED_LEADING = (

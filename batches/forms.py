@@ -236,7 +236,7 @@ class ColumnsForm(BatchUploadForm):
                 draft_id = int(data.get("draft", ""))
             except (TypeError, ValueError):
                 draft_id = 0
-            draft = UploadDraft.objects.filter(owner=owner, pk=draft_id).first()
+            draft = UploadDraft.objects.live().filter(owner=owner, pk=draft_id).first()
         self.upload_draft = draft
         self.preview: ParsedUpload | None = None
         self.preview_error = ""

@@ -400,10 +400,24 @@ class WorkerHeartbeat(models.Model):
         return self.last_seen >= now - timedelta(seconds=settings.WORKER_HEARTBEAT_TIMEOUT)
 
 
+DRAFT_MAX_AGE = timedelta(days=1)
+
+
+class UploadDraftQuerySet(models.QuerySet):
+    def live(self):
+        """Drafts still usable: younger than DRAFT_MAX_AGE (older ones are refused when
+        used, and deleted by the worker, Celery beat, and each new draft)."""
+        return self.filter(created_at__gte=timezone.now() - DRAFT_MAX_AGE)
+
+    def expired(self):
+        return self.filter(created_at__lt=timezone.now() - DRAFT_MAX_AGE)
+
+
 class UploadDraft(models.Model):
     """An uploaded file kept on the server between the upload and the column chooser, so
     the second step never trusts a path or file from the client. Deleted when the batch is
-    created; drafts older than a day are deleted whenever a new one is saved."""
+    created; a draft is usable for DRAFT_MAX_AGE, and each user keeps at most
+    UPLOAD_DRAFTS_PER_USER drafts and UPLOAD_DRAFT_BYTES_PER_USER bytes (the oldest go)."""
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_drafts"
@@ -411,6 +425,8 @@ class UploadDraft(models.Model):
     filename = models.CharField(max_length=255, blank=True)
     data = models.BinaryField()
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = UploadDraftQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.owner_id})"

@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef
+from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -196,14 +197,39 @@ def run_again(
     return new
 
 
-DRAFT_MAX_AGE = timedelta(days=1)
-
-
 def save_upload_draft(*, owner, filename: str, data: bytes) -> UploadDraft:
-    """Keep an uploaded file for the column chooser (step 2 of the upload); drafts older
-    than DRAFT_MAX_AGE, anyone's, are deleted on the way."""
-    UploadDraft.objects.filter(created_at__lt=timezone.now() - DRAFT_MAX_AGE).delete()
-    return UploadDraft.objects.create(owner=owner, filename=filename[:255], data=data)
+    """Keep an uploaded file for the column chooser (step 2 of the upload). Expired
+    drafts, anyone's, are deleted on the way, and so are this user's oldest drafts past
+    the quota (UPLOAD_DRAFTS_PER_USER drafts, UPLOAD_DRAFT_BYTES_PER_USER bytes, the new
+    one included): what one user keeps on the server stays bounded."""
+    delete_expired_drafts()
+    with transaction.atomic():
+        draft = UploadDraft.objects.create(owner=owner, filename=filename[:255], data=data)
+        byte_total = 0
+        newest_first = (
+            UploadDraft.objects.filter(owner=owner)
+            .annotate(size=Length("data"))
+            .order_by("-created_at", "-pk")
+            .values_list("pk", "size")
+        )
+        over = []
+        for kept, (pk, size) in enumerate(newest_first, start=1):
+            byte_total += size or 0
+            if pk != draft.pk and (
+                kept > settings.UPLOAD_DRAFTS_PER_USER
+                or byte_total > settings.UPLOAD_DRAFT_BYTES_PER_USER
+            ):
+                over.append(pk)
+        if over:
+            UploadDraft.objects.filter(pk__in=over).delete()
+    return draft
+
+
+def delete_expired_drafts() -> int:
+    """Delete every draft older than DRAFT_MAX_AGE (the worker and Celery beat call this,
+    as does each new draft); returns how many went."""
+    deleted, _by_model = UploadDraft.objects.expired().delete()
+    return deleted
 
 
 def create_batch_from_draft(*, draft: UploadDraft, columns: ColumnChoice, **fields) -> Batch:

@@ -39,6 +39,12 @@ def process_batch_slice(batch_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
+def delete_expired_drafts() -> None:
+    """Beat: delete upload drafts past their age."""
+    services.delete_expired_drafts()
+
+
+@shared_task(ignore_result=True)
 def recover_stalled_batches() -> None:
     """Beat: restart slice chains of active batches that nobody is working on."""
     services.recover_stalled_batches(idle_seconds=settings.CELERY_BEAT_RECOVER_SECONDS)

@@ -33,12 +33,13 @@ from django.utils import timezone
 
 from batches.events import run_slice
 from batches.models import Batch, WorkerHeartbeat
-from batches.services import BatchStateError
+from batches.services import BatchStateError, delete_expired_drafts
 from chats.services import preload_providers
 
 logger = logging.getLogger("batchchat.worker")
 
 STALE_HEARTBEAT = timedelta(days=1)
+DRAFT_PURGE_SECONDS = 3600.0  # expired upload drafts are deleted this often
 
 
 class Worker:
@@ -87,10 +88,14 @@ class Worker:
         WorkerHeartbeat.objects.update_or_create(name=self.name, defaults=fields)
 
     def _heartbeat_loop(self, done: threading.Event) -> None:
+        next_purge = 0.0
         try:
             while not done.wait(self.heartbeat_seconds):
                 try:
                     self.beat()
+                    if time.monotonic() >= next_purge:
+                        delete_expired_drafts()
+                        next_purge = time.monotonic() + DRAFT_PURGE_SECONDS
                 except Exception:
                     # A locked or restarting database: try again next beat; the worker
                     # looks dead meanwhile only if this lasts the whole timeout.

@@ -85,6 +85,11 @@ FILES = {
         {SHEET: sheet(4_000_000, b"<row><c><v>1</v></c>" * 3 + b"</row>")}
     ),
     # The most a workbook may hold: 9,999 rows of 20 cells (199,980 cells) ...
+    # One empty cell at column XFD per row (issue 29): openpyxl padded each to 16,384.
+    "padded-rows-xfd": lambda: workbook({SHEET: sheet(199_990, b'<row><c r="XFD1"/></row>')}),
+    "padded-rows-col-400": lambda: workbook(
+        {SHEET: sheet(2_000, b'<row><c r="A1"><v>1</v></c><c r="OJ1"><v>1</v></c></row>')}
+    ),
     "max-cells": lambda: workbook({SHEET: sheet(9_999, cells_row(20))}),
     # ... 100,000 shared strings, the limit ...
     "max-shared-strings": lambda: workbook({STRINGS: strings(100_000, b"a shared text")}),

@@ -102,3 +102,74 @@ def test_the_api_docs_answer_429_not_500_when_locked_out(owner, limits):
         api.client.get("/api/docs", headers={"authorization": f"Bearer bct_x{n}"})
     response = api.client.get("/api/docs", headers={"authorization": "Bearer bct_x9"})
     assert response.status_code == 429
+
+
+# --- Behind a reverse proxy (issue 29, item 5) ----------------------------------------------
+
+PROXY = "10.9.9.9"
+
+
+@pytest.fixture
+def behind_proxy(settings, limits):
+    settings.TRUSTED_PROXIES = [PROXY, "fd00::/8"]
+
+
+def log_in_via_proxy(client, username: str, password: str, client_address: str):
+    return client.post(
+        LOGIN,
+        {"username": username, "password": password},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=f"{client_address}",
+    )
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_one_guesser_does_not_lock_everyone_out(client, owner, behind_proxy):
+    for name in ("a", "b", "c", "d"):
+        log_in_via_proxy(client, name, "wrong", "203.0.113.7")
+    assert log_in_via_proxy(client, "owner", "pw-owner-123", "203.0.113.8").status_code == 302
+    client.logout()
+    assert log_in_via_proxy(client, "owner", "pw-owner-123", "203.0.113.7").status_code == 429
+
+
+@pytest.mark.django_db
+def test_a_forged_forwarded_header_does_not_escape_the_lock_out(client, owner, behind_proxy):
+    # The client writes addresses of its own; the proxy appends the one it saw.
+    for n, name in enumerate(("a", "b", "c")):
+        log_in_via_proxy(client, name, "wrong", f"198.51.100.{n}, 203.0.113.7")
+    locked = log_in_via_proxy(client, "owner", "pw-owner-123", "198.51.100.99, 203.0.113.7")
+    assert locked.status_code == 429
+
+
+@pytest.mark.django_db
+def test_the_forwarded_header_of_an_untrusted_sender_is_ignored(client, owner, behind_proxy):
+    for n, name in enumerate(("a", "b", "c")):
+        client.post(
+            LOGIN,
+            {"username": name, "password": "wrong"},
+            REMOTE_ADDR="192.0.2.5",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        )
+    response = client.post(
+        LOGIN,
+        {"username": "owner", "password": "pw-owner-123"},
+        REMOTE_ADDR="192.0.2.5",
+        HTTP_X_FORWARDED_FOR="198.51.100.200",
+    )
+    assert response.status_code == 429
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_bad_tokens_lock_out_only_their_sender(owner, behind_proxy):
+    api = ApiClient(owner)
+    for n in range(3):
+        api.client.get(
+            "/api/batch/list",
+            headers={"authorization": f"Bearer bct_wrong{n}"},
+            REMOTE_ADDR=PROXY,
+            HTTP_X_FORWARDED_FOR="203.0.113.7",
+        )
+    ok = api.get("batch/list", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.8")
+    assert ok.status_code == 200
+    locked = api.get("batch/list", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert locked.status_code == 429

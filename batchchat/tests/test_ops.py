@@ -159,3 +159,13 @@ def test_metrics_speak_openmetrics_when_asked(client, settings):
     text = response.content.decode()
     assert "# TYPE batchchat_provider_latency_seconds gaugehistogram" in text
     assert text.rstrip().endswith("# EOF")
+
+
+def test_metrics_token_guesses_count_with_the_api_token_throttle(client, settings):
+    settings.METRICS_TOKEN = "metrics-secret"
+    settings.API_TOKEN_FAILURE_LIMIT = 3
+    for guess in range(3):
+        assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer g{guess}").status_code == 401
+    refused = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-secret")
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0

@@ -115,6 +115,9 @@ def site(tmp_path_factory):
                 "DJANGO_SUPERUSER_USERNAME": "ada",
                 "DJANGO_SUPERUSER_PASSWORD": "pw-ada-12345",
                 "DJANGO_SUPERUSER_EMAIL": "ada@example.org",
+                # The test stands for the reverse proxy: it connects from loopback and
+                # sets X-Forwarded-For as nginx's proxy_add_x_forwarded_for would.
+                "DJANGO_TRUSTED_PROXIES": "127.0.0.1",
             }
         )
         for command in (["migrate", "--no-input"], ["createsuperuser", "--no-input"]):
@@ -217,6 +220,30 @@ def test_healthz_and_metrics_answer(site):
     status, _headers, body = get(site, "/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert status == 200
     assert b"batchchat_workers_alive 1.0" in body
+
+
+def test_behind_the_proxy_bad_tokens_lock_out_their_sender_only(site):
+    """Issue 29: behind the documented proxy every request came from its address, so one
+    client's bad tokens made every valid token answer 429."""
+    token = subprocess.run(
+        [PYTHON, "manage.py", "api_token", "create", "ada", "--name", "proxy-test"],
+        cwd=ROOT,
+        env=site["env"],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+    def token_list(raw: str, client: str) -> int:
+        headers = {"Authorization": f"Bearer {raw}", "X-Forwarded-For": client}
+        return get(site, "/api/batch/list", headers)[0]
+
+    for n in range(20):  # API_TOKEN_FAILURE_LIMIT
+        assert token_list(f"bct_{n:02d}wrong-guess", "203.0.113.7") == 401
+    assert token_list(token, "203.0.113.8") == 200
+    # A forged address left of the proxy's own entry does not help the guesser.
+    assert token_list(token, "198.51.100.1, 203.0.113.7") == 429
 
 
 class Browserless:

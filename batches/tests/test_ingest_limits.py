@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -103,6 +104,35 @@ def test_a_sheet_with_more_cells_than_the_limit_is_refused_before_it_is_parsed(m
 
     assert error.code == "too_large"
     assert "400,001 cells" in error.message and "200,000" in error.message
+    assert parsed_rows == []
+
+
+def test_a_padded_row_workbook_is_refused_from_its_cell_references(monkeypatch):
+    # The adversarial pass's file: 199,990 rows each holding one empty cell at column XFD.
+    # openpyxl padded every row to 16,384 cells (144 s of CPU); now refused unread.
+    data = sheet_of(199_990, b'<row><c r="XFD1"/></row>')
+    parsed_rows = []
+    monkeypatch.setattr(xlsx, "_xlsx_rows", lambda sheet: parsed_rows.append(sheet) or iter(()))
+
+    started = time.process_time()
+    error = refused(data)
+
+    assert time.process_time() - started < 2
+    assert error.code == "too_many_columns"
+    assert "16,384 columns" in error.message and "500" in error.message
+    assert parsed_rows == []
+
+
+def test_rows_padded_past_the_cell_bound_are_refused_before_openpyxl_builds_them(monkeypatch):
+    # Within the column limit, but 2,000 rows padded to column 400 are 800,000 cells.
+    data = sheet_of(2_000, b'<row><c r="A2"><v>1</v></c><c r="OJ2"><v>1</v></c></row>')
+    parsed_rows = []
+    monkeypatch.setattr(xlsx, "_xlsx_rows", lambda sheet: parsed_rows.append(sheet) or iter(()))
+
+    error = refused(data)
+
+    assert error.code == "too_large"
+    assert f"{xlsx.XLSX_MAX_PADDED_CELLS:,}" in error.message
     assert parsed_rows == []
 
 

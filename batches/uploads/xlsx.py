@@ -19,7 +19,13 @@ from collections.abc import Iterator
 from django.utils.translation import gettext
 
 from batches.errors import UploadError
-from batches.uploads.limits import READ_CHUNK, file_label, format_size, not_tabular
+from batches.uploads.limits import (
+    READ_CHUNK,
+    check_width,
+    file_label,
+    format_size,
+    not_tabular,
+)
 from batches.uploads.rows import Options, ParsedUpload, build, cell_text
 
 # openpyxl costs 10 to 20 microseconds per cell on a 2-core machine and keeps every shared
@@ -31,6 +37,10 @@ XLSX_MAX_XML_PART_BYTES = 4 * 1024 * 1024  # other XML parts, which openpyxl par
 XLSX_MAX_TOTAL_BYTES = 128 * 1024 * 1024  # all parts together
 XLSX_MAX_CELLS = 200_000  # cells of the first worksheet, empty styled ones included
 XLSX_MAX_SHARED_STRINGS = 100_000  # openpyxl: about 9 microseconds each, all kept
+# Cells openpyxl builds for the first worksheet: it pads each row up to its last cell, so
+# a row holding one cell at column XFD costs 16,384 cells. Counted from the cell
+# references before openpyxl reads the sheet.
+XLSX_MAX_PADDED_CELLS = 2 * XLSX_MAX_CELLS
 
 
 def parse_xlsx(data: bytes, filename: str, options: Options) -> ParsedUpload:
@@ -45,7 +55,7 @@ def parse_xlsx(data: bytes, filename: str, options: Options) -> ParsedUpload:
         raise _damaged(filename, gettext("the ZIP container is broken or truncated")) from exc
     if "xl/workbook.xml" not in names:
         raise not_tabular(filename, _zip_kind(archive, names))
-    cells = _check_xlsx_parts(archive, filename)
+    cells, shapes = _check_xlsx_parts(archive, filename)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises a zoo of types (KeyError, XML, zip) on bad input
@@ -64,6 +74,7 @@ def parse_xlsx(data: bytes, filename: str, options: Options) -> ParsedUpload:
                 "Delete unused rows and columns, or save it as CSV.",
                 code="too_large",
             )
+        _check_shape(shapes.get(path) or _widest(shapes), filename)
         # Trust the cells, not the sheet's stated size: a bogus <dimension> such as
         # A1:XFD1048576 would otherwise pad every row to 16,384 cells.
         sheet.reset_dimensions()
@@ -101,9 +112,12 @@ _STRING_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,30}:)?si[\s/>]")
 _TAG_OVERLAP = 40  # longer than any tag above, so a tag cut between two chunks is found
 
 
-def _check_xlsx_parts(archive: zipfile.ZipFile, filename: str) -> dict[str, int]:
+def _check_xlsx_parts(
+    archive: zipfile.ZipFile, filename: str
+) -> tuple[dict[str, int], dict[str, SheetShape]]:
     """Rule 11: every part's declared and actual size within its bound, shared strings
-    counted; returns the cell count of every part that is a worksheet.
+    counted; returns the cell count of every part that is a worksheet, and the shape
+    (widest row, cells once padded) of every part under xl/worksheets/.
 
     Parts are decompressed as a stream, chunk by chunk, so a part that lies about its size
     costs at most its bound. Which bound: worksheets and the shared-string table are read
@@ -119,12 +133,14 @@ def _check_xlsx_parts(archive: zipfile.ZipFile, filename: str) -> dict[str, int]
         if info.file_size > _part_bound(info.filename):
             raise _unpacks_too_much(filename, _part_bound(info.filename), part=info.filename)
     cells: dict[str, int] = {}
+    shapes: dict[str, SheetShape] = {}
     strings = total = 0
     for info in infos:
         bound = _part_bound(info.filename)
         is_xml = info.filename.lower().endswith((".xml", ".rels", ".vml"))
         size = part_cells = part_strings = 0
         tail = b""
+        shape = SheetShape() if info.filename.startswith("xl/worksheets/") else None
         try:
             with archive.open(info) as stream:
                 while chunk := stream.read(READ_CHUNK):
@@ -140,6 +156,8 @@ def _check_xlsx_parts(archive: zipfile.ZipFile, filename: str) -> dict[str, int]
                     part_cells += sum(1 for m in _CELL_TAG.finditer(window) if m.start() < cut)
                     part_strings += sum(1 for m in _STRING_TAG.finditer(window) if m.start() < cut)
                     tail = window[cut:]
+                    if shape is not None:
+                        shape.scan(chunk)
         except UploadError:
             raise
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
@@ -156,7 +174,86 @@ def _check_xlsx_parts(archive: zipfile.ZipFile, filename: str) -> dict[str, int]
             )
         if part_cells:
             cells[info.filename] = part_cells
-    return cells
+        if shape is not None:
+            shape.finish()
+            shapes[info.filename] = shape
+    return cells, shapes
+
+
+_SHAPE_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,30}:)?(row|c)(?=[\s/>])([^<>]{0,400})")
+_CELL_REF = re.compile(rb'\sr\s*=\s*["\']([A-Za-z]{1,3})[0-9]')
+_SHAPE_OVERLAP = 500  # longer than a row or cell start tag with its attributes
+
+
+class SheetShape:
+    """A worksheet's rows as openpyxl will build them, read from the cell references
+    (`<c r="XFD7">`) as the part streams: the widest row (with its number) and the cells
+    once every row is padded up to its last cell. Counting costs about a microsecond per
+    tag; openpyxl would spend 10 to 20 per padded cell."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.widest = 0
+        self.widest_row = 0
+        self.padded = 0
+        self._row_width = 0
+        self._tail = b""
+
+    def scan(self, chunk: bytes) -> None:
+        window = self._tail + chunk
+        cut = max(len(window) - _SHAPE_OVERLAP, 0)
+        for match in _SHAPE_TAG.finditer(window):
+            if match.start() >= cut:
+                break
+            self._tag(match)
+        self._tail = window[cut:]
+
+    def finish(self) -> None:
+        for match in _SHAPE_TAG.finditer(self._tail):
+            self._tag(match)
+        self._tail = b""
+        self._end_row()
+
+    def _tag(self, match: re.Match) -> None:
+        if match.group(1) == b"row":
+            self._end_row()
+            self.rows += 1
+            return
+        ref = _CELL_REF.search(match.group(2))
+        self._row_width = _column_number(ref.group(1)) if ref else self._row_width + 1
+
+    def _end_row(self) -> None:
+        if self._row_width > self.widest:
+            self.widest, self.widest_row = self._row_width, max(self.rows, 1)
+        self.padded += self._row_width
+        self._row_width = 0
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + letter - 64
+    return number
+
+
+def _widest(shapes: dict[str, SheetShape]) -> SheetShape | None:
+    return max(shapes.values(), key=lambda shape: shape.padded, default=None)
+
+
+def _check_shape(shape: SheetShape | None, filename: str) -> None:
+    """Refuse a sheet whose cells reach past the column limit, or whose rows, padded up to
+    their last cell as openpyxl builds them, hold more than XLSX_MAX_PADDED_CELLS cells."""
+    if shape is None:
+        return
+    check_width(shape.widest, row=shape.widest_row)
+    if shape.padded > XLSX_MAX_PADDED_CELLS:
+        raise UploadError(
+            f"The first worksheet of {file_label(filename)} spreads its rows over "
+            f"{shape.padded:,} cells (counting the empty ones before each row's last cell); "
+            f"at most {XLSX_MAX_PADDED_CELLS:,} are read. Delete unused columns, or save it "
+            "as CSV.",
+            code="too_large",
+        )
 
 
 def _part_bound(name: str) -> int:

@@ -50,7 +50,7 @@ def _slice_seconds() -> float:
 @require_POST
 def batch_retry_items(request: HttpRequest, pk: int) -> HttpResponse:
     """Retry one row (`item`) or the ticked rows (`items`) of a batch; back to `next`."""
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, act=True)
     single = request.POST.get("item")
     raw_ids = [single] if single else request.POST.getlist("items")
     item_ids = [int(value) for value in raw_ids if value.isdigit()]

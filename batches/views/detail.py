@@ -23,6 +23,7 @@ from batches.selectors import (
     batch_stats,
     guard_counts,
     item_status_counts,
+    may_act_on,
 )
 from batches.uploads import QUESTION_ALIASES, alias_key
 from batches.views.common import _get_batch_for_user, _grade_filter_labels, _runner_context
@@ -154,7 +155,7 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         "retryable_count": counts[BatchItem.Status.FAILED] + counts[BatchItem.Status.CANCELLED],
         "context_columns": _context_columns(batch),
         "counts_words": counts_words(batch.ai_provider),
-        "can_retry_rows": not batch.is_active,
+        "can_retry_rows": not batch.is_active and may_act_on(request.user, batch),
         "next_url": _href(batch, params),
     }
 

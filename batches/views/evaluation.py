@@ -67,7 +67,7 @@ def _append_evaluation_oob(request: HttpRequest, response: HttpResponse, batch: 
 @require_POST
 def batch_regrade(request: HttpRequest, pk: int) -> HttpResponse:
     """Grade the answered rows again (new expectations, judge on or off), answering nothing."""
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, act=True)
     form = RegradeForm(request.POST)
     judge = form.cleaned_data["judge_enabled"] if form.is_valid() else None
     count = regrade_batch(batch=batch, judge_enabled=judge)
