@@ -154,7 +154,7 @@ def test_failures_and_stats_in_french(owner_client, owner):
     owner_client.cookies["django_language"] = "fr"
     assert "Terminé avec 12 échecs" in owner_client.get(LIST_URL).text
     page = owner_client.get(batch.get_absolute_url()).text
-    assert "Terminé avec 12 échecs" in page and "Échouées : 12" in page
+    assert "Terminé avec 12 échecs" in page and "Échouées\u00a0: 12" in page
     assert "Durée" in page and "3 min 04 s" in page
 
 
@@ -295,3 +295,15 @@ def test_failed_rows_have_retry_buttons_and_checkboxes_when_finished(owner_clien
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING)
     running = owner_client.get(batch.get_absolute_url()).text
     assert f'name="item" value="{failed.pk}"' not in running  # the table polls meanwhile
+
+
+def test_scores_follow_the_page_language():
+    from django.utils import translation
+
+    from batches.templatetags.evaluation import score
+
+    with translation.override("en"):
+        assert score(0.14) == "0.14"
+    with translation.override("fr"):
+        assert score(0.14) == "0,14"
+    assert score(None) == "—"
