@@ -307,3 +307,36 @@ def test_scores_follow_the_page_language():
     with translation.override("fr"):
         assert score(0.14) == "0,14"
     assert score(None) == "—"
+
+
+@pytest.mark.parametrize(
+    "error, kind",
+    [
+        ("OpenAI: the provider did not answer within 30 s", "timeout"),
+        ("Compatible: could not connect to the provider (connection failed or dropped)", "refused"),
+        (
+            "OpenAI: the provider kept answering 429 Too Many Requests after 5 attempts.",
+            "rate_limited",
+        ),
+        ("OpenAI: the provider answered 503 Service Unavailable", "provider_error"),
+        ("OpenAI: the request was refused (400 Bad Request): bad input", "provider_error"),
+        ("Unexpected error: ValueError: x", ""),
+    ],
+)
+def test_error_kinds_of_stored_messages(error, kind):
+    from batches.templatetags.batch_tags import error_kind
+
+    assert error_kind(error) == kind
+
+
+def test_failed_row_shows_a_translated_explanation_beside_the_english_error(owner_client, owner):
+    batch = completed(owner, total_items=2, processed_items=1, failed_items=1)
+    answered(batch, 0)
+    error = "OpenAI: the provider did not answer within 30 s"
+    BatchItemFactory(batch=batch, position=1, status="failed", error=error)
+    page = owner_client.get(batch.get_absolute_url()).text
+    assert error in page and "The provider took too long to answer." in page
+    owner_client.cookies["django_language"] = "fr"
+    page = owner_client.get(batch.get_absolute_url()).text
+    assert error in page  # stored messages stay English
+    assert "Le fournisseur a mis trop de temps à répondre." in page
