@@ -37,3 +37,55 @@ def duration(seconds) -> str:
     if minutes:
         return gettext("%(m)d min %(s)02d s") % {"m": minutes, "s": secs}
     return gettext("%(s)d s") % {"s": secs}
+
+
+# Stored error messages stay English (they are written by the engine and the providers,
+# read in logs, exports and the API); the page adds a translated explanation beside the
+# kinds it knows. Checked in order: the first pattern found names the kind.
+_ERROR_KINDS = (
+    ("rate_limited", ("(429", "429 Too Many Requests", "rate limit")),
+    ("timeout", ("did not answer within", "timed out", "timeout")),
+    ("refused", ("could not connect", "connection refused", "connection failed")),
+    ("guard", ("guard", "blocked")),
+    (
+        "provider_error",
+        ("the provider answered", "reported an error", "the request was refused", "failed ("),
+    ),
+)
+
+
+def error_kind(message: str) -> str:
+    """The kind of a stored error message ("" when none of the known ones)."""
+    text = (message or "").lower()
+    for kind, patterns in _ERROR_KINDS:
+        if any(pattern.lower() in text for pattern in patterns):
+            return kind
+    return ""
+
+
+@register.filter
+def error_help(message: str) -> str:
+    """A translated explanation of a stored (English) error message, or ""."""
+    explanations = {
+        "timeout": gettext(
+            "The provider took too long to answer. Retry the failed rows; if it keeps "
+            "happening, the provider may be overloaded."
+        ),
+        "refused": gettext(
+            "BatchChat could not reach the provider (connection refused or dropped). Check "
+            "that it is running and its address, then retry the failed rows."
+        ),
+        "rate_limited": gettext(
+            "The provider limited the number of requests (rate limited). Retry the failed "
+            "rows later, or lower the quotas in the settings."
+        ),
+        "provider_error": gettext(
+            "The provider answered with an error. The message beside it is the provider's "
+            "own; retry the failed rows, or check the model and its settings."
+        ),
+        "guard": gettext(
+            "The guard stopped this question (personal information or abuse) before "
+            "anything was sent."
+        ),
+    }
+    return explanations.get(error_kind(message), "")

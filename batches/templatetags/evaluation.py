@@ -4,6 +4,7 @@ the <del>/<ins> markup this module writes is trusted."""
 from __future__ import annotations
 
 from django import template
+from django.utils.formats import number_format
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -45,7 +46,8 @@ def percent(value: float | None) -> str:
 def score(value: float | None) -> str:
     if value is None:
         return "—"
-    return f"{value:.2f}"
+    # In the page's language: 0.14 in English, 0,14 in French.
+    return number_format(value, 2)
 
 
 @register.simple_tag

@@ -506,3 +506,47 @@ def test_admin_and_api_docs_work_under_the_content_security_policy(page, site):
     page.goto(f"{site}/api/docs")
     page.locator(".swagger-ui .info").wait_for()  # rendered by its own scripts
     # The page fixture fails the test on any Content-Security-Policy violation.
+
+
+def test_every_page_fits_390px_in_english_and_french_and_run_again_starts_in_one_click(
+    browser, site, screenshots
+):
+    """Issue 27: no page wider than a 390 px phone, in either language (the detail page's
+    "Compare with" form was 507 px); "Run again and start" makes a running batch."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB")
+    context.set_default_timeout(TIMEOUT_MS)
+    context.screenshots = screenshots
+    page = context.new_page()
+    try:
+        log_in(page, site)
+        first = upload_and_run(page, SAMPLE_EN, name="Phone pages", language="en")
+        page.goto(f"{site}/batches/{first}/")
+        page.click("#batch-evaluation button:has-text('Run again and start')")
+        page.wait_for_url(re.compile(r".*/batches/\d+/$"))
+        second = int(page.url.rstrip("/").rsplit("/", 1)[1])
+        assert second != first
+        wait_for_bar_full(page, "#batch-progress")
+        chat_href = page.locator("#batch-rows-section a[href^='/chats/']").first.get_attribute(
+            "href"
+        )
+        pages = [
+            "/batches/",
+            f"/batches/{first}/",
+            f"/batches/{second}/",
+            f"/batches/{second}/run-again/",
+            f"/batches/{second}/compare/{first}/",
+            f"/batches/{first}/delete/",
+            chat_href,
+        ]
+        for language in ("en", "fr"):
+            if language == "fr":
+                page.goto(f"{site}/batches/")
+                page.select_option("#language-select", "fr")
+                page.click("header form[action='/i18n/setlang/'] button")
+                page.wait_for_url(f"{site}/batches/")
+            for path in pages:
+                page.goto(f"{site}{path}")
+                assert page.locator("html").get_attribute("lang") == language
+                assert_fits(page, 390)
+    finally:
+        context.close()

@@ -160,7 +160,7 @@ def test_compare_page_in_french(page, site, django_user_model):
     page.goto(f"{site}/batches/{a.pk}/")
     evaluation = page.locator("#batch-evaluation").inner_text()
     assert "Évaluation" in evaluation
-    assert "Citation conforme : 50 % (1/2)" in evaluation
+    assert "Citation conforme\u00a0: 50 % (1/2)" in evaluation
     details = page.locator("#row-0 details.expected")
     details.locator("summary", has_text="Attendue et générée").click()
     assert details.locator("del").inner_text() == "papier"

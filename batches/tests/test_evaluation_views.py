@@ -356,3 +356,52 @@ def test_final_progress_swaps_the_grades_in(owner_client, owner):
         in body
     )
     assert "Citation match: 100 % (1/1)" in body
+
+
+def test_run_again_and_start_is_one_click_with_the_same_settings(owner_client, owner):
+    batch = graded(owner, ["A", "B"], expected=["x", "y"])
+    page = owner_client.get(batch.get_absolute_url()).content.decode()
+    assert 'name="same_settings"' in page
+    response = owner_client.post(
+        f"/batches/{batch.pk}/run-again/", {"same_settings": "1", "start": "1"}
+    )
+    new = Batch.objects.exclude(pk=batch.pk).get()
+    assert response.status_code == 302 and response["Location"] == new.get_absolute_url()
+    assert new.status == Batch.Status.QUEUED
+    assert (new.ai_provider, new.model, new.search_provider, new.page_language) == (
+        batch.ai_provider,
+        batch.model,
+        batch.search_provider,
+        batch.page_language,
+    )
+    assert new.run_from_id == batch.pk
+
+
+def test_run_again_form_can_create_and_start(owner_client, owner):
+    batch = graded(owner, ["A"], expected=["x"])
+    owner_client.post(
+        f"/batches/{batch.pk}/run-again/",
+        {
+            "name": "",
+            "ai_model": "extractive::extractive",
+            "search_provider": "none",
+            "page_language": "en",
+            "start": "1",
+        },
+    )
+    new = Batch.objects.exclude(pk=batch.pk).get()
+    assert new.status == Batch.Status.QUEUED
+
+
+def test_run_again_without_start_stays_uploaded(owner_client, owner):
+    batch = graded(owner, ["A"], expected=["x"])
+    owner_client.post(
+        f"/batches/{batch.pk}/run-again/",
+        {
+            "name": "",
+            "ai_model": "extractive::extractive",
+            "search_provider": "none",
+            "page_language": "en",
+        },
+    )
+    assert Batch.objects.exclude(pk=batch.pk).get().status == Batch.Status.UPLOADED

@@ -42,3 +42,25 @@ def test_delete_with_htmx_from_detail_redirects_to_list(owner_client, owner):
     )
     assert response.status_code == 204
     assert response["HX-Redirect"] == LIST_URL
+
+
+def test_delete_with_htmx_pushes_the_list_url_when_not_on_the_list(owner_client, owner):
+    batch = real_batch(owner)
+    response = owner_client.post(
+        reverse("batches:delete", args=[batch.pk]),
+        HTTP_HX_TARGET="batch-list-body",
+        HTTP_HX_CURRENT_URL=f"http://testserver/batches/{batch.pk}/",
+        **HX,
+    )
+    assert response["HX-Push-Url"] == LIST_URL
+
+
+def test_delete_with_htmx_from_the_list_keeps_its_url(owner_client, owner):
+    batch = real_batch(owner)
+    response = owner_client.post(
+        reverse("batches:delete", args=[batch.pk]),
+        HTTP_HX_TARGET="batch-list-body",
+        HTTP_HX_CURRENT_URL="http://testserver/batches/?status=completed",
+        **HX,
+    )
+    assert "HX-Push-Url" not in response

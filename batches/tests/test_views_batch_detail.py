@@ -154,7 +154,7 @@ def test_failures_and_stats_in_french(owner_client, owner):
     owner_client.cookies["django_language"] = "fr"
     assert "Terminé avec 12 échecs" in owner_client.get(LIST_URL).text
     page = owner_client.get(batch.get_absolute_url()).text
-    assert "Terminé avec 12 échecs" in page and "Échouées : 12" in page
+    assert "Terminé avec 12 échecs" in page and "Échouées\u00a0: 12" in page
     assert "Durée" in page and "3 min 04 s" in page
 
 
@@ -295,3 +295,48 @@ def test_failed_rows_have_retry_buttons_and_checkboxes_when_finished(owner_clien
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING)
     running = owner_client.get(batch.get_absolute_url()).text
     assert f'name="item" value="{failed.pk}"' not in running  # the table polls meanwhile
+
+
+def test_scores_follow_the_page_language():
+    from django.utils import translation
+
+    from batches.templatetags.evaluation import score
+
+    with translation.override("en"):
+        assert score(0.14) == "0.14"
+    with translation.override("fr"):
+        assert score(0.14) == "0,14"
+    assert score(None) == "—"
+
+
+@pytest.mark.parametrize(
+    "error, kind",
+    [
+        ("OpenAI: the provider did not answer within 30 s", "timeout"),
+        ("Compatible: could not connect to the provider (connection failed or dropped)", "refused"),
+        (
+            "OpenAI: the provider kept answering 429 Too Many Requests after 5 attempts.",
+            "rate_limited",
+        ),
+        ("OpenAI: the provider answered 503 Service Unavailable", "provider_error"),
+        ("OpenAI: the request was refused (400 Bad Request): bad input", "provider_error"),
+        ("Unexpected error: ValueError: x", ""),
+    ],
+)
+def test_error_kinds_of_stored_messages(error, kind):
+    from batches.templatetags.batch_tags import error_kind
+
+    assert error_kind(error) == kind
+
+
+def test_failed_row_shows_a_translated_explanation_beside_the_english_error(owner_client, owner):
+    batch = completed(owner, total_items=2, processed_items=1, failed_items=1)
+    answered(batch, 0)
+    error = "OpenAI: the provider did not answer within 30 s"
+    BatchItemFactory(batch=batch, position=1, status="failed", error=error)
+    page = owner_client.get(batch.get_absolute_url()).text
+    assert error in page and "The provider took too long to answer." in page
+    owner_client.cookies["django_language"] = "fr"
+    page = owner_client.get(batch.get_absolute_url()).text
+    assert error in page  # stored messages stay English
+    assert "Le fournisseur a mis trop de temps à répondre." in page

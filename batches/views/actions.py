@@ -154,6 +154,11 @@ def batch_delete(request: HttpRequest, pk: int) -> HttpResponse:
         response.write(
             render_to_string("batches/_driver.html#placeholder", context, request=request)
         )
+        # The list came back: the address bar says so, unless it is the list already (its
+        # filters and page stay).
+        list_url = reverse("batches:list")
+        if urlsplit(request.htmx.current_url or "").path != list_url:
+            response["HX-Push-Url"] = list_url
     return response
 
 

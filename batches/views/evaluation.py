@@ -88,6 +88,23 @@ def batch_regrade(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Run again with…": the same rows with other settings, as a new batch."""
     batch = _get_batch_for_user(request, pk)
+    start = request.method == "POST" and "start" in request.POST
+    if request.method == "POST" and "same_settings" in request.POST:
+        # "Run again and start" on the detail page: one click, the batch's own settings.
+        same = {
+            "ai_provider": batch.ai_provider,
+            "model": batch.model,
+            "search_provider": batch.search_provider,
+            "page_language": batch.page_language,
+            "apply_overrides": batch.apply_overrides,
+            "judge_enabled": batch.judge_enabled,
+        }
+        try:
+            new = services.run_again(batch=batch, uploader=request.user, **same)
+        except ProviderNotConfigured as error:
+            messages.error(request, str(error))
+            return redirect(batch)
+        return _ran_again(request, batch, new, start=start)
     form = RunAgainForm(request.POST or None, batch=batch)
     if request.method == "POST" and form.is_valid():
         try:
@@ -95,16 +112,27 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
         except ProviderNotConfigured as error:
             form.add_provider_error(error)
         else:
-            messages.success(
-                request,
-                _(
-                    "Batch “%(name)s” was created from the rows of “%(source)s”. Start it when ready."
-                )
-                % {"name": new.name, "source": batch.name},
-            )
-            return redirect(new)
+            return _ran_again(request, batch, new, start=start)
     status = 400 if request.method == "POST" else 200
     return render(request, "batches/run_again.html", {"batch": batch, "form": form}, status=status)
+
+
+def _ran_again(request: HttpRequest, batch, new, *, start: bool) -> HttpResponse:
+    """After run again: started at once when asked ("Run again and start"), then its page."""
+    if start:
+        services.start_batch(batch=new)
+        messages.success(
+            request,
+            _("Batch “%(name)s” was created from the rows of “%(source)s” and started.")
+            % {"name": new.name, "source": batch.name},
+        )
+    else:
+        messages.success(
+            request,
+            _("Batch “%(name)s” was created from the rows of “%(source)s”. Start it when ready.")
+            % {"name": new.name, "source": batch.name},
+        )
+    return redirect(new)
 
 
 @login_required

@@ -293,3 +293,10 @@ def test_wrong_password_shows_error(client, owner):
     response = client.post(reverse("login"), {"username": "owner", "password": "nope"})
     assert response.status_code == 200
     assert 'role="alert"' in response.content.decode()
+
+
+def test_transcript_question_label_is_translated(owner_client, chat):
+    assert "Question: </span>" in owner_client.get(chat.get_absolute_url()).text
+    owner_client.cookies["django_language"] = "fr"
+    body = owner_client.get(chat.get_absolute_url()).text
+    assert "Question\u00a0: </span>" in body
