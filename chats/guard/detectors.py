@@ -8,7 +8,8 @@ Detection is bilingual whatever the page language: a French page gets English qu
 and the other way round. Detectors run cheapest first, each skipped when a cheap test
 says it cannot match (no digit, no `@`, no `<`...), so an ordinary question costs a few
 precompiled regex scans (about 0.05 ms; see the README, "The guard"). Patterns built
-from a word list (`data/`) are compiled at first use.
+from a word list (`data/`) are compiled at first use. Detectors read the text with its
+disguises undone (`chats.guard.normalise`); findings are mapped back to the original.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import phonenumbers
 
 from chats.guard import words as lists
+from chats.guard.normalise import normalise
 from chats.guard.words import WORD, fold
 
 
@@ -436,7 +438,19 @@ _PROBE_NEEDLES = (
 
 
 def find(text: str) -> list[Finding]:
-    """Every finding in `text`, in no particular order (see `screen`)."""
+    """Every finding in `text`, in no particular order (see `screen`), over the characters
+    as written: detection reads the text with its disguises undone (`normalise`)."""
+    normalised = normalise(text)
+    findings = _find(normalised.text)
+    if normalised.starts is None:
+        return findings
+    return [
+        Finding(*normalised.to_original(finding.start, finding.end), finding.kind)
+        for finding in findings
+    ]
+
+
+def _find(text: str) -> list[Finding]:
     found: list[Finding] = []
     folded = fold(text)
     words = WORD.findall(folded)

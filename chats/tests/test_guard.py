@@ -280,3 +280,27 @@ def test_screen_never_fails_and_keeps_passed_text(text):
         assert result.text == text and result.reasons == ()
     else:
         assert result.reasons
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("SIN 0\u200b46\u00a0454\u2013286 please", "SIN [SIN] please"),
+        ("\u200bK1A\u200b0B1\u200b", "\u200b[POSTAL CODE]\u200b"),
+        ("NAS ０４６ ４５４ ２８６ merci", "NAS [SIN] merci"),
+        ("é-mail jean.roy＠gmail.com ok", "é-mail [EMAIL] ok"),
+        ("tél. ６１３-５５５-０１２３.", "tél. [PHONE]."),
+    ],
+)
+def test_disguises_are_redacted_over_exactly_the_characters_as_written(
+    settings, question, expected
+):
+    settings.GUARD_PII_ACTION = "redact"
+    assert screen(question).text == expected
+
+
+@pytest.mark.parametrize(
+    "question", ["Deadline 2024/03/01?", "Form T2202 – $1,000", "Page 12_3 of the guide"]
+)
+def test_undoing_disguises_makes_no_new_finding(question):
+    assert screen(question).status == PASSED
