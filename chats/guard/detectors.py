@@ -144,7 +144,8 @@ _PO_BOX = re.compile(
 # Names after an introduction ("my name is Jane Doe", "je m'appelle Marie", "Nom : Roy").
 _NAME_INTRO = re.compile(
     r"\b(?:my\s+name\s+is|my\s+name's|my\s+full\s+name\s+is|i\s+am\s+called|"
-    r"je\s+m['’]\s*appelle|mon\s+nom\s+est|mon\s+nom\s+c['’]est|mon\s+nom\s+complet\s+est|"
+    r"je\s+m['’]\s*appelle|je\s+me\s+nomme|mon\s+(?:pr[ée]nom|nom\s+de\s+famille)\s+est|"
+    r"mon\s+nom\s+est|mon\s+nom\s+c['’]est|mon\s+nom\s+complet\s+est|"
     r"(?:full\s+|first\s+|last\s+|family\s+)?name\s*:|"
     r"(?:nom(?:\s+de\s+famille|\s+complet)?|prénom|prenom)\s*:)\s*",
     re.IGNORECASE,

@@ -335,3 +335,21 @@ def test_ten_digits_in_phone_format_are_labelled_a_phone(question):
 def test_a_lower_case_word_after_a_name_is_not_taken_with_it(settings):
     settings.GUARD_PII_ACTION = "redact"
     assert screen("My name is Bob and I live here").text == "My name is [NAME] and I live here"
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "Bonjour, je me nomme Karim Ben Youssef et j'ai une question",
+            "Bonjour, je me nomme [NAME] et j'ai une question",
+        ),
+        (
+            "Mon prénom est Anika et mon nom de famille est Sharma.",
+            "Mon prénom est [NAME] et mon nom de famille est [NAME].",
+        ),
+    ],
+)
+def test_french_introductions_find_the_name(settings, question, expected):
+    settings.GUARD_PII_ACTION = "redact"
+    assert screen(question).text == expected
