@@ -33,6 +33,7 @@ SAMPLES = {
     "ordinary (fr)": "Comment l'ARC calcule-t-elle l'allocation canadienne pour enfants?",
     "numbers, no PII": "I moved to Ottawa in 2023 and owe $1,250 on form T1 line 15000, why?",
     "phone number": "please call me back at 613-555-0123 about my EI claim",
+    "disguised (fullwidth)": "Mon NAS est ０４６\u200b４５４\u00a0２８６, quel délai?",
     "long (1,500 chars)": ("Where do I send form IMM 5257 for my parents' visit? " * 28),
 }
 

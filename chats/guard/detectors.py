@@ -8,7 +8,8 @@ Detection is bilingual whatever the page language: a French page gets English qu
 and the other way round. Detectors run cheapest first, each skipped when a cheap test
 says it cannot match (no digit, no `@`, no `<`...), so an ordinary question costs a few
 precompiled regex scans (about 0.05 ms; see docs/providers-and-guard.md). Patterns built
-from a word list (`data/`) are compiled at first use.
+from a word list (`data/`) are compiled at first use. Detectors read the text with its
+disguises undone (`chats.guard.normalise`); findings are mapped back to the original.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import phonenumbers
 
 from chats.guard import words as lists
+from chats.guard.normalise import normalise
 from chats.guard.words import WORD, fold
 
 
@@ -78,6 +80,9 @@ _SERIAL_BEFORE = re.compile(
 )
 _NUMERIC = re.compile(r"\d[\d .\-]*")
 _PHONE_CANDIDATE = re.compile(r"\+?\(?\d[\d ().\-/]{5,30}\d")
+_PHONE_SHAPE = re.compile(
+    r"(?<![\w.\-])(?:\+?1[ .\-]?)?(?:\(\d{3}\)\s?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?![\w]|[.\-]\d)"
+)
 _LOCAL_PHONE = re.compile(r"(?<![\w.\-])\d{3}[.\-]\d{4}(?![\w]|[.\-]\d)")
 
 # Canadian postal codes, also spaced out ("K1A 0B1", "k1a0b1", "K 1 A 0 B 1").
@@ -139,7 +144,8 @@ _PO_BOX = re.compile(
 # Names after an introduction ("my name is Jane Doe", "je m'appelle Marie", "Nom : Roy").
 _NAME_INTRO = re.compile(
     r"\b(?:my\s+name\s+is|my\s+name's|my\s+full\s+name\s+is|i\s+am\s+called|"
-    r"je\s+m['’]\s*appelle|mon\s+nom\s+est|mon\s+nom\s+c['’]est|mon\s+nom\s+complet\s+est|"
+    r"je\s+m['’]\s*appelle|je\s+me\s+nomme|mon\s+(?:pr[ée]nom|nom\s+de\s+famille)\s+est|"
+    r"mon\s+nom\s+est|mon\s+nom\s+c['’]est|mon\s+nom\s+complet\s+est|"
     r"(?:full\s+|first\s+|last\s+|family\s+)?name\s*:|"
     r"(?:nom(?:\s+de\s+famille|\s+complet)?|prénom|prenom)\s*:)\s*",
     re.IGNORECASE,
@@ -332,6 +338,10 @@ def _find_numbers(
                 bracket = match.raw_string[:1] == "(" and ")" not in match.raw_string
                 start = window_start + match.start + bracket
                 claim(start, window_start + match.end, "" if toll_free else "phone")
+        # Ten digits in phone format that libphonenumber finds invalid (555-555-5555,
+        # 123-456-7890) are still written as a phone number: labelled so, not an id.
+        for match in _PHONE_SHAPE.finditer(text):
+            claim(match.start(), match.end(), "phone")
         for match in _LOCAL_PHONE.finditer(text):
             claim(match.start(), match.end(), "phone")
     for start, end, digits in runs:
@@ -354,19 +364,53 @@ def _find_numbers(
         claim(match.start(), match.end(), "id_number")
 
 
+# The unit of an address, before it ("Unit 5, 123 Main Street", "app. 4 - 1200 rue ...")
+# or after it ("123 Main Street, Apt 4"), is part of the value.
+_UNIT_WORD = r"(?:apt|apartment|unit|suite|ste|app|appartement|unité|bureau|logement|#)"
+_UNIT = rf"{_UNIT_WORD}\.?\s*#?\s*\w{{1,6}}"
+# "Unit 5, 123 Main": the street pattern already starts at "5", so the unit word alone.
+_UNIT_BEFORE = re.compile(rf"(?<![\w])(?i:{_UNIT_WORD})\.?\s*#?\s*(?:\w{{1,6}}\s*[,\-]?\s*)?$")
+_UNIT_AFTER = re.compile(rf"^\s*,?\s*(?i:{_UNIT})(?![\w])")
+
+
 def _find_addresses(text: str, words: set[str], found: list[Finding]) -> None:
     if _street_words().isdisjoint(words):
         return
     for pattern in _address_patterns():
         for match in pattern.finditer(text):
-            found.append(Finding(match.start(), match.end(), "address"))
+            start, end = match.start(), match.end()
+            before = _UNIT_BEFORE.search(text[max(0, start - 30) : start])
+            if before:
+                start -= len(before.group(0))
+            after = _UNIT_AFTER.match(text[end : end + 30])
+            if after:
+                end += after.end()
+            found.append(Finding(start, end, "address"))
+
+
+def _after_particles(text: str, position: int, particles: frozenset[str]) -> re.Match | None:
+    """The capitalised word after up to two more particles from `position`, if any."""
+    for _ in range(3):
+        gap = re.match(r"[ \t]+", text[position:])
+        if gap is None:
+            return None
+        word = _NAME_WORD.match(text, position + gap.end())
+        if word is None:
+            return None
+        if word.group(0)[0].isupper():
+            return word
+        if word.group(0).lower() not in particles:
+            return None
+        position = word.end()
+    return None
 
 
 def _find_names(text: str, found: list[Finding]) -> None:
     for intro in _NAME_INTRO.finditer(text):
         position = intro.end()
         end = None
-        for count in range(4):
+        particles = lists.word_set("name_particles")
+        for count in range(6):
             word = _NAME_WORD.match(text, position)
             if word is None:
                 break
@@ -375,7 +419,20 @@ def _find_names(text: str, found: list[Finding]) -> None:
             if count == 0 and not capitalised and value.lower() in lists.word_set("not_a_name"):
                 break
             if count > 0 and not capitalised:
-                break
+                # A particle is part of the name only when a capitalised word follows
+                # ("Jean de la Fontaine"); "Luc de Gatineau" is taken whole too, which
+                # redacts a town along with a name rather than leave a surname behind.
+                if value.lower() not in particles or end is None:
+                    break
+                nxt = _after_particles(text, word.end(), particles)
+                if nxt is None:
+                    break
+                end = nxt.end()
+                gap = re.match(r"[ \t]+", text[end:])
+                if gap is None:
+                    break
+                position = end + gap.end()
+                continue
             end = word.end()
             gap = re.match(r"[ \t]+", text[end:])
             if gap is None:
@@ -436,7 +493,19 @@ _PROBE_NEEDLES = (
 
 
 def find(text: str) -> list[Finding]:
-    """Every finding in `text`, in no particular order (see `screen`)."""
+    """Every finding in `text`, in no particular order (see `screen`), over the characters
+    as written: detection reads the text with its disguises undone (`normalise`)."""
+    normalised = normalise(text)
+    findings = _find(normalised.text)
+    if normalised.starts is None:
+        return findings
+    return [
+        Finding(*normalised.to_original(finding.start, finding.end), finding.kind)
+        for finding in findings
+    ]
+
+
+def _find(text: str) -> list[Finding]:
     found: list[Finding] = []
     folded = fold(text)
     words = WORD.findall(folded)

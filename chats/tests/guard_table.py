@@ -16,6 +16,33 @@ def k(*kinds: str) -> frozenset[str]:
 
 # (language, question, kinds)
 TABLE: list[tuple[str, str, frozenset[str]]] = [
+    # --- disguises, whole values, labels, French introductions (issue 26) ---------------
+    ("en", "My SIN is 046\u00a0454\u00a0286, is my refund late?", k("sin")),
+    ("en", "SIN 046\u2013454\u2013286 please check", k("sin")),
+    ("en", "my sin: 046_454_286", k("sin")),
+    ("en", "SIN 046/454/286 for the record", k("sin")),
+    ("fr", "Mon NAS est ０４６ ４５４ ２８６", k("sin")),
+    ("en", "SIN 0\u200b46 4\u200b54 286", k("sin")),
+    ("en", "call me at 613\u00a0555\u00a00123", k("phone")),
+    ("en", "call (613)\u2009555\u20140123 after noon", k("phone")),
+    ("fr", "tél. ６１３-５５５-０１２３, merci", k("phone")),
+    ("en", "My phone number is 555-555-5555", k("phone")),
+    ("en", "reach me at (123) 456-7890", k("phone")),
+    ("en", "mail me at jean.roy＠gmail.com", k("email")),
+    ("fr", "courriel jean\u200b.roy@gmail\u200b.com", k("email")),
+    ("en", "my postal code is K1A\u200b0B1", k("postal_code")),
+    ("fr", "code postal K1A\u00a00B1", k("postal_code")),
+    ("fr", "code postal ｋ１ａ ０ｂ１", k("postal_code")),
+    ("en", "card 4111\u00a01111\u00a01111\u00a01111 was charged twice", k("card")),
+    ("en", "card 4111_1111_1111_1111 was charged twice", k("card")),
+    ("en", "My name is Jean-Pierre de la Fontaine and I need help", k("name")),
+    ("en", "my name is Jan van der Berg, is my permit ready?", k("name")),
+    ("fr", "Bonjour, je me nomme Karim Ben Youssef et j'ai une question", k("name")),
+    ("fr", "Mon prénom est Anika, où est mon remboursement?", k("name")),
+    ("en", "I live at 123 Main Street, Apt 4 in Ottawa", k("address")),
+    ("en", "Deadline 2024/03/01 for form T2202?", E),
+    ("fr", "Formulaire T2202 – 1 000 $ de frais?", E),
+    ("en", "See page 12_3 of the guide", E),
     # --- phone numbers ---------------------------------------------------------------
     ("en", "My phone number is 613-555-0123, can someone call me back?", k("phone")),
     ("en", "Please call me at (416) 555 0134 about my claim", k("phone")),

@@ -280,3 +280,76 @@ def test_screen_never_fails_and_keeps_passed_text(text):
         assert result.text == text and result.reasons == ()
     else:
         assert result.reasons
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("SIN 0\u200b46\u00a0454\u2013286 please", "SIN [SIN] please"),
+        ("\u200bK1A\u200b0B1\u200b", "\u200b[POSTAL CODE]\u200b"),
+        ("NAS ０４６ ４５４ ２８６ merci", "NAS [SIN] merci"),
+        ("é-mail jean.roy＠gmail.com ok", "é-mail [EMAIL] ok"),
+        ("tél. ６１３-５５５-０１２３.", "tél. [PHONE]."),
+    ],
+)
+def test_disguises_are_redacted_over_exactly_the_characters_as_written(
+    settings, question, expected
+):
+    settings.GUARD_PII_ACTION = "redact"
+    assert screen(question).text == expected
+
+
+@pytest.mark.parametrize(
+    "question", ["Deadline 2024/03/01?", "Form T2202 – $1,000", "Page 12_3 of the guide"]
+)
+def test_undoing_disguises_makes_no_new_finding(question):
+    assert screen(question).status == PASSED
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Call me at (613) 555-0123 please", "Call me at [PHONE] please"),
+        ("call (555) 555-5555 now", "call [PHONE] now"),
+        ("My name is Jean-Pierre de la Fontaine and I", "My name is [NAME] and I"),
+        ("my name is Jan van der Berg", "my name is [NAME]"),
+        ("Nom : Omar al Rashid.", "Nom : [NAME]."),
+        ("I live at 123 Main Street, Apt 4 in Ottawa", "I live at [ADDRESS] in Ottawa"),
+        ("I live at Unit 5, 123 Main Street", "I live at [ADDRESS]"),
+        ("j'habite app. 4, 1200 rue Sainte-Catherine à Montréal", "j'habite [ADDRESS] à Montréal"),
+    ],
+)
+def test_redaction_covers_the_whole_value(settings, question, expected):
+    settings.GUARD_PII_ACTION = "redact"
+    assert screen(question).text == expected
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["My phone number is 555-555-5555", "call (123) 456-7890", "cell +1 999-999-9999"],
+)
+def test_ten_digits_in_phone_format_are_labelled_a_phone(question):
+    assert screen(question).reasons == ("phone",)
+
+
+def test_a_lower_case_word_after_a_name_is_not_taken_with_it(settings):
+    settings.GUARD_PII_ACTION = "redact"
+    assert screen("My name is Bob and I live here").text == "My name is [NAME] and I live here"
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "Bonjour, je me nomme Karim Ben Youssef et j'ai une question",
+            "Bonjour, je me nomme [NAME] et j'ai une question",
+        ),
+        (
+            "Mon prénom est Anika et mon nom de famille est Sharma.",
+            "Mon prénom est [NAME] et mon nom de famille est [NAME].",
+        ),
+    ],
+)
+def test_french_introductions_find_the_name(settings, question, expected):
+    settings.GUARD_PII_ACTION = "redact"
+    assert screen(question).text == expected

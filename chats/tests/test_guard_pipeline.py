@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import unicodedata
 
 import pytest
 
@@ -245,3 +247,47 @@ def test_chat_page_in_french(servers, owner, owner_client):
     text = page.content.decode()
     assert "Bloquée par le filtre" in text
     assert "numéro d&#x27;assurance sociale" in text
+
+
+# The disguises of issue 26: each (question, its value's characters, the redacted search
+# query). In redact mode nothing of the value reaches either fake server.
+DISGUISES = [
+    ("My SIN is 046\u00a0454\u00a0286", "046454286", "My SIN is [SIN]"),
+    ("SIN 046\u2013454\u2013286?", "046454286", "SIN [SIN]?"),
+    ("SIN 046_454_286?", "046454286", "SIN [SIN]?"),
+    ("SIN 046/454/286?", "046454286", "SIN [SIN]?"),
+    ("Mon NAS ０４６ ４５４ ２８６", "046454286", "Mon NAS [SIN]"),
+    ("SIN 0\u200b46 4\u200b54 286", "046454286", "SIN [SIN]"),
+    ("call 613\u00a0555\u00a00123", "6135550123", "call [PHONE]"),
+    ("call (613)\u2009555\u20140123", "6135550123", "call [PHONE]"),
+    ("tél. ６１３-５５５-０１２３", "6135550123", "tél. [PHONE]"),
+    ("mail jean.roy＠gmail.com", "jean.roy", "mail [EMAIL]"),
+    ("mail jean\u200b.roy@gmail\u200b.com", "jean.roy", "mail [EMAIL]"),
+    ("postal K1A\u200b0B1 office", "K1A0B1", "postal [POSTAL CODE] office"),
+    ("code K1A\u00a00B1 office", "K1A0B1", "code [POSTAL CODE] office"),
+    ("code ｋ１ａ ０ｂ１ office", "K1A0B1", "code [POSTAL CODE] office"),
+    ("card 4111\u00a01111\u00a01111\u00a01111", "4111111111111111", "card [CARD NUMBER]"),
+    ("card 4111_1111_1111_1111", "4111111111111111", "card [CARD NUMBER]"),
+]
+
+
+def _undisguised(sent: str) -> str:
+    """What was sent, with every disguise undone and separators dropped (JSON escapes
+    decoded first), so a value is found however it was written."""
+    decoded = sent.encode().decode("unicode_escape", errors="ignore")
+    decoded = unicodedata.normalize("NFKC", decoded)
+    return re.sub(r"[\W_]", "", decoded, flags=re.UNICODE).upper()
+
+
+@pytest.mark.parametrize(("question", "value", "query"), DISGUISES)
+def test_disguised_values_never_reach_the_servers_in_redact_mode(
+    servers, settings, question, value, query
+):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+
+    interaction = process_message(chat=_chat(), question=question)
+
+    assert interaction.guard_status == "redacted"
+    assert search.requests[0].query["q"] == query
+    assert value.upper().replace(".", "") not in _undisguised(_everything_sent(ai, search))
