@@ -247,3 +247,27 @@ def test_resting_rows_move_to_their_own_field_and_back(migrator):
     BatchItem = state.apps.get_model("batches", "BatchItem")
     rows = BatchItem.objects.order_by("position").values_list("lease_expires_at", flat=True)
     assert list(rows) == [rest, rest, lease, None]
+
+
+def test_existing_turns_get_the_answer_type_their_answer_says(migrator):
+    """chats 0003: blocked by the guard, the not-found wording (any language), else normal."""
+    state = migrator.apply_initial_migration(("chats", "0002_guard_fields"))
+    Chat = state.apps.get_model("chats", "Chat")
+    Interaction = state.apps.get_model("chats", "Interaction")
+    chat = Chat.objects.create(chat_id="c", ai_provider="extractive", search_provider="none")
+    answers = [
+        ("This question was not answered.", "blocked"),
+        ("I could not find this in the documents searched.", ""),
+        ("Je n'ai pas trouvé cette information dans les documents consultés.", ""),
+        ("", ""),
+        ("Renew online with form A.", ""),
+    ]
+    for position, (answer, guard_status) in enumerate(answers):
+        Interaction.objects.create(
+            chat=chat, position=position, question="q", answer=answer, guard_status=guard_status
+        )
+
+    state = migrator.apply_tested_migration(("chats", "0003_answer_type"))
+    Interaction = state.apps.get_model("chats", "Interaction")
+    types = Interaction.objects.order_by("position").values_list("answer_type", flat=True)
+    assert list(types) == ["blocked", "not-found", "not-found", "not-found", "normal"]

@@ -293,3 +293,19 @@ def test_wrong_password_shows_error(client, owner):
     response = client.post(reverse("login"), {"username": "owner", "password": "nope"})
     assert response.status_code == 200
     assert 'role="alert"' in response.content.decode()
+
+
+def test_page_names_an_out_of_scope_answer_in_the_page_language(owner_client, chat):
+    InteractionFactory(
+        chat=chat,
+        position=1,
+        question="Who won the game?",
+        answer="Not ours.",
+        answer_type="not-gc",
+    )
+
+    english = owner_client.get(chat.get_absolute_url()).content.decode()
+    french = owner_client.get(chat.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    assert "Out of scope" in english
+    assert "Hors du champ" in french
