@@ -220,6 +220,8 @@ class ColumnsIn(CamelSchema):
     chat_id: str | None = Field(default=None, max_length=500)
     expected_answer: str | None = Field(default=None, max_length=500)
     expected_citation: str | None = Field(default=None, max_length=500)
+    expected_outcome: str | None = Field(default=None, max_length=500)
+    expected_block: str | None = Field(default=None, max_length=500)
 
 
 class CreateFields(CamelSchema):
@@ -302,6 +304,8 @@ class GuessedColumnsOut(CamelSchema):
     chat_id: str | None
     expected_answer: str | None
     expected_citation: str | None
+    expected_outcome: str | None
+    expected_block: str | None
 
 
 class PreviewOut(CamelSchema):

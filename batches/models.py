@@ -323,6 +323,8 @@ class BatchItem(models.Model):
     # expectation to grade against.
     expected_answer = models.TextField(blank=True)
     expected_citation_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    # An answer type (chats.models.AnswerType) or "not-blocked"; blank: none expected.
+    expected_outcome = models.CharField(max_length=24, blank=True)
     citation_match = models.BooleanField(null=True, blank=True)
     answer_similarity = models.FloatField(null=True, blank=True)
     answer_found = models.BooleanField(null=True, blank=True)

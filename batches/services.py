@@ -120,6 +120,7 @@ def create_batch_run(
                 "row",
                 "expected_answer",
                 "expected_citation_url",
+                "expected_outcome",
             ),
             rows=(
                 (
@@ -130,6 +131,7 @@ def create_batch_run(
                     row.columns,
                     row.expected_answer,
                     row.expected_citation_url,
+                    row.expected_outcome,
                 )
                 for position, (row, public) in enumerate(zip(rows, row_chats, strict=True))
             ),
@@ -166,6 +168,7 @@ def run_again(
             columns=item.row if isinstance(item.row, dict) else {},
             expected_answer=item.expected_answer,
             expected_citation_url=item.expected_citation_url,
+            expected_outcome=item.expected_outcome,
         )
         for item in batch.items.order_by("position").only(
             "question",
@@ -174,6 +177,7 @@ def run_again(
             "row",
             "expected_answer",
             "expected_citation_url",
+            "expected_outcome",
         )
     ]
     with transaction.atomic():

@@ -46,6 +46,8 @@ def test_preview_then_create_with_chosen_columns(api, owner):
         "chatId": None,
         "expectedAnswer": "englishAnswer",
         "expectedCitation": "orig-citation",
+        "expectedOutcome": None,
+        "expectedBlock": None,
     }
     assert UploadDraft.objects.get(pk=body["uploadId"]).owner == owner
 

@@ -103,6 +103,7 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
         "citation_title",
         "expected_answer",
         "expected_citation_url",
+        "expected_outcome",
         "citation_match",
         "answer_similarity",
         "answer_found",
