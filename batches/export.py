@@ -50,6 +50,8 @@ from batches.uploads.limits import MAX_CELL_CHARS
 # column is the BatchItem field of the same name. The judge's notes follow the verdict in
 # the export; the comparison's file leaves them out.
 GRADE_COLUMNS: tuple[str, ...] = (
+    "verdict",
+    "verdict_reason",
     "citation_match",
     "answer_similarity",
     "answer_found",

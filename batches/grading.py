@@ -17,6 +17,12 @@ the grades with one bulk_update.
   the extractive answerer's and the prompt's wording, English and French).
 - AI judge (optional, per batch): `chats.services.judge_answer`, verdict pass/fail with the
   key ideas found and missing; "error" (no verdict) when the call or its reply fails.
+- verdict: pass / fail / ungraded with the check that decided it (`decide_verdict`), by
+  the rules in order: expected outcome, expected citation, AI judge, similarity against
+  GRADE_SIMILARITY_PASS.
+
+Expected answers are scored without their markup (`clean_expected`: the origin's sentence
+tags `<s-1>…</s-1>` and other tags); the original text is kept for display.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 from rapidfuzz.distance import LCSseq
 
-from batches.models import Batch, BatchItem, JudgeVerdict
+from batches.models import Batch, BatchItem, JudgeVerdict, Verdict, VerdictReason
+from chats.models import AnswerType
+from chats.prompts import answer_type_of
 from chats.services import (
     JudgeReplyError,
     ProviderError,
@@ -51,6 +59,8 @@ GRADE_FIELDS = (
     "answer_found",
     "judge_verdict",
     "judge_notes",
+    "verdict",
+    "verdict_reason",
     "graded_at",
 )
 GRADE_CHUNK = 500
@@ -88,13 +98,23 @@ def citation_match(cited: str, expected: str) -> bool | None:
     return bool(cited) and normalise_url(cited) == normalise_url(expected)
 
 
+_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z][\w-]*(?:\s[^<>]*)?/?>")
+
+
+def clean_expected(text: str) -> str:
+    """`text` without markup (the origin's `<s-1>…</s-1>` sentence tags, HTML tags)."""
+    if "<" not in (text or ""):
+        return text or ""
+    return _MARKUP.sub(" ", text)
+
+
 def _words(text: str) -> list[str]:
     return _WORD.findall((text or "").lower())
 
 
 def answer_similarity(answer: str, expected: str) -> float | None:
     """ROUGE-L F1 between the answer and the expected answer, in words (module docstring)."""
-    reference = _words(expected)
+    reference = _words(clean_expected(expected))
     if not reference:
         return None
     candidate = _words(answer)
@@ -109,6 +129,86 @@ def answer_similarity(answer: str, expected: str) -> float | None:
 
 def answer_found(answer: str, language: str) -> bool:
     return not is_not_found(answer, language)
+
+
+# Expected outcome -> the answer types that satisfy it. A refusal expected as not-gc is
+# also right when the answer says it found nothing; "normal" and "not-blocked" are met by
+# any answer of that kind and leave the decision to the checks that follow.
+OUTCOME_PASSES: dict[str, frozenset[str]] = {
+    AnswerType.NOT_GC: frozenset({AnswerType.NOT_GC, AnswerType.NOT_FOUND}),
+    AnswerType.PT_MUNI: frozenset({AnswerType.PT_MUNI}),
+    AnswerType.NOT_FOUND: frozenset({AnswerType.NOT_FOUND}),
+    AnswerType.CLARIFYING: frozenset({AnswerType.CLARIFYING}),
+    AnswerType.BLOCKED: frozenset({AnswerType.BLOCKED}),
+}
+_CONTINUE_ON = {
+    AnswerType.NORMAL: frozenset({AnswerType.NORMAL}),
+    "not-blocked": frozenset(t for t in AnswerType.values if t != AnswerType.BLOCKED),
+}
+
+
+def decide_verdict(
+    *,
+    expected_outcome: str,
+    answer_type: str,
+    citation_match: bool | None,
+    judge_verdict: str,
+    similarity: float | None,
+    threshold: float,
+) -> tuple[str, str]:
+    """(verdict, reason) of one answered row, by the first rule that decides:
+
+    1. expected outcome: an answer of another type fails; a refusal, redirect, not-found,
+       clarifying question or block that was expected passes;
+    2. expected citation: the cited URL matches or not;
+    3. AI judge: its pass / fail (no verdict goes on to the next rule);
+    4. similarity: at or above `threshold` passes;
+    5. an expected "normal" or "not-blocked" outcome that was met passes;
+    otherwise ungraded (nothing to grade against)."""
+    outcome_met = False
+    if expected_outcome in OUTCOME_PASSES:
+        if answer_type in OUTCOME_PASSES[expected_outcome]:
+            return Verdict.PASS, VerdictReason.OUTCOME
+        return Verdict.FAIL, VerdictReason.OUTCOME
+    if expected_outcome in _CONTINUE_ON:
+        if answer_type not in _CONTINUE_ON[expected_outcome]:
+            return Verdict.FAIL, VerdictReason.OUTCOME
+        outcome_met = True
+    if citation_match is not None:
+        return (Verdict.PASS if citation_match else Verdict.FAIL), VerdictReason.CITATION
+    if judge_verdict in (JudgeVerdict.PASS, JudgeVerdict.FAIL):
+        return judge_verdict, VerdictReason.JUDGE
+    if similarity is not None:
+        return (Verdict.PASS if similarity >= threshold else Verdict.FAIL), (
+            VerdictReason.SIMILARITY
+        )
+    if outcome_met:
+        return Verdict.PASS, VerdictReason.OUTCOME
+    return Verdict.UNGRADED, VerdictReason.NOTHING
+
+
+def set_verdict(item: BatchItem, *, threshold: float | None = None) -> None:
+    """The row's verdict from its grades (in memory); a row without an answer has none."""
+    interaction = item.interaction
+    if interaction is None:
+        item.verdict = item.verdict_reason = ""
+        return
+    item.verdict, item.verdict_reason = decide_verdict(
+        expected_outcome=item.expected_outcome,
+        answer_type=_answer_type(interaction),
+        citation_match=item.citation_match,
+        judge_verdict=item.judge_verdict,
+        similarity=item.answer_similarity,
+        threshold=settings.GRADE_SIMILARITY_PASS if threshold is None else threshold,
+    )
+
+
+def _answer_type(interaction) -> str:
+    if interaction.answer_type:
+        return interaction.answer_type
+    if interaction.guard_status == AnswerType.BLOCKED:
+        return AnswerType.BLOCKED
+    return answer_type_of(interaction.answer, None)
 
 
 # --- Services -------------------------------------------------------------------------------
@@ -145,11 +245,17 @@ def grade_item(item: BatchItem, *, now=None) -> bool:
     item.judge_verdict, item.judge_notes = "", ""
     if interaction is None:
         item.citation_match = item.answer_similarity = item.answer_found = None
+        item.verdict = item.verdict_reason = ""
         return False
     item.citation_match = citation_match(interaction.citation_url, item.expected_citation_url)
     item.answer_similarity = answer_similarity(interaction.answer, item.expected_answer)
-    item.answer_found = answer_found(interaction.answer, item.chat.page_language)
-    return wants_judge(item, interaction.answer)
+    blocked = _answer_type(interaction) == AnswerType.BLOCKED
+    # A blocked row gave no answer, whatever its fixed message says.
+    item.answer_found = (
+        False if blocked else answer_found(interaction.answer, item.chat.page_language)
+    )
+    set_verdict(item)
+    return not blocked and wants_judge(item, interaction.answer)
 
 
 def grade_items(
@@ -168,6 +274,8 @@ def grade_items(
         for item in items:
             grade_item(item, now=now)
             item.judge_verdict, item.judge_notes = verdicts.get(item.pk, ("", ""))
+            if item.judge_verdict:
+                set_verdict(item)
     else:
         batch_ids = {item.batch_id for item in items}
         judged = set(
@@ -178,6 +286,7 @@ def grade_items(
             found = run_on_provider_loop(_judge_all(to_judge))
             for item, (verdict, notes) in zip(to_judge, found, strict=True):
                 item.judge_verdict, item.judge_notes = verdict, notes
+                set_verdict(item)
     _save_grades(items)
     return len(items)
 
@@ -243,6 +352,8 @@ def regrade_batch(*, batch: Batch, judge_enabled: bool | None = None) -> int:
         answer_found=None,
         judge_verdict="",
         judge_notes="",
+        verdict="",
+        verdict_reason="",
         graded_at=None,
     )
     return total

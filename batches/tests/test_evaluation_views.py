@@ -106,10 +106,11 @@ def test_grade_filters(owner_client, owner):
         return [part.split('"')[0] for part in body.split('<tr id="row-')[1:]]
 
     assert rows("") == ["0", "1", "2", "3"]
-    assert rows("?grade=failing") == ["1", "2"]  # not found / citation mismatch
-    assert rows("?grade=failing_first") == ["1", "2", "0", "3"]
+    # By verdict: a not-found answer with nothing expected is ungraded, not failing.
+    assert rows("?grade=failing") == ["2"]  # citation mismatch
+    assert rows("?grade=failing_first") == ["2", "0", "1", "3"]
     assert rows("?grade=passing") == ["0"]
-    assert rows("?grade=ungraded") == ["3"]
+    assert rows("?grade=ungraded") == ["1", "3"]
     assert rows("?grade=bogus") == ["0", "1", "2", "3"]
 
 

@@ -104,6 +104,8 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
         "expected_answer",
         "expected_citation_url",
         "expected_outcome",
+        "verdict",
+        "verdict_reason",
         "citation_match",
         "answer_similarity",
         "answer_found",
