@@ -374,10 +374,30 @@ class GradeSummary:
     found: int = 0
     judged: int = 0
     judge_passed: int = 0
+    judge_no_verdict: int = 0
+    # Verdicts: graded = pass + fail; ungraded rows had nothing to grade against.
+    verdict_graded: int = 0
+    verdict_passed: int = 0
+    verdict_ungraded: int = 0
+    # Rows with an expected outcome, and those whose outcome rule did not fail them.
+    outcome_checked: int = 0
+    outcome_met: int = 0
+    # The guard against an expected blocking column (expected outcome blocked / not-blocked).
+    guard_true_blocks: int = 0
+    guard_false_blocks: int = 0
+    guard_missed_blocks: int = 0
 
     @staticmethod
     def _rate(part: int, whole: int) -> float | None:
         return round(part / whole, 4) if whole else None
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self._rate(self.verdict_passed, self.verdict_graded)
+
+    @property
+    def outcome_accuracy(self) -> float | None:
+        return self._rate(self.outcome_met, self.outcome_checked)
 
     @property
     def citation_match_rate(self) -> float | None:
@@ -392,11 +412,45 @@ class GradeSummary:
         return self._rate(self.judge_passed, self.judged)
 
     @property
+    def judge_failed(self) -> int:
+        return self.judged - self.judge_passed
+
+    @property
+    def guard_blocked(self) -> int:
+        """Blocked rows of those with an expected blocking: precision's denominator."""
+        return self.guard_true_blocks + self.guard_false_blocks
+
+    @property
+    def guard_expected_blocks(self) -> int:
+        """Rows expected blocked: recall's denominator."""
+        return self.guard_true_blocks + self.guard_missed_blocks
+
+    @property
+    def guard_precision(self) -> float | None:
+        return self._rate(self.guard_true_blocks, self.guard_blocked)
+
+    @property
+    def guard_recall(self) -> float | None:
+        return self._rate(self.guard_true_blocks, self.guard_expected_blocks)
+
+    @property
     def any(self) -> bool:
-        return bool(self.citation_checked or self.similarity_count or self.found_checked)
+        return bool(
+            self.citation_checked
+            or self.similarity_count
+            or self.found_checked
+            or self.verdict_graded
+            or self.verdict_ungraded
+        )
 
     def as_dict(self) -> dict[str, float | int | None]:
         return {
+            "pass_rate": self.pass_rate,
+            "verdict_graded": self.verdict_graded,
+            "verdict_passed": self.verdict_passed,
+            "verdict_ungraded": self.verdict_ungraded,
+            "outcome_accuracy": self.outcome_accuracy,
+            "outcome_checked": self.outcome_checked,
             "citation_match_rate": self.citation_match_rate,
             "citation_checked": self.citation_checked,
             "mean_similarity": self.similarity_mean,
@@ -405,10 +459,22 @@ class GradeSummary:
             "found_checked": self.found_checked,
             "judge_pass_rate": self.judge_pass_rate,
             "judged": self.judged,
+            "judge_passed": self.judge_passed,
+            "judge_failed": self.judge_failed,
+            "judge_no_verdict": self.judge_no_verdict,
+            "guard_precision": self.guard_precision,
+            "guard_blocked": self.guard_blocked,
+            "guard_recall": self.guard_recall,
+            "guard_expected_blocks": self.guard_expected_blocks,
         }
 
 
 EMPTY_SUMMARY = GradeSummary()
+
+
+BLOCKED, NOT_BLOCKED = AnswerType.BLOCKED, "not-blocked"
+_OUTCOME_GRADED = ~Q(expected_outcome="") & ~Q(verdict="")
+_WAS_BLOCKED = Q(interaction__answer_type=AnswerType.BLOCKED)
 
 
 def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
@@ -429,6 +495,21 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
             found=Count("id", filter=Q(answer_found=True)),
             judged=Count("id", filter=Q(judge_verdict__in=(JudgeVerdict.PASS, JudgeVerdict.FAIL))),
             judge_passed=Count("id", filter=Q(judge_verdict=JudgeVerdict.PASS)),
+            judge_no_verdict=Count("id", filter=Q(judge_verdict=JudgeVerdict.ERROR)),
+            verdict_graded=Count("id", filter=Q(verdict__in=(Verdict.PASS, Verdict.FAIL))),
+            verdict_passed=Count("id", filter=Q(verdict=Verdict.PASS)),
+            verdict_ungraded=Count("id", filter=Q(verdict=Verdict.UNGRADED)),
+            outcome_checked=Count("id", filter=_OUTCOME_GRADED),
+            outcome_met=Count(
+                "id",
+                filter=_OUTCOME_GRADED
+                & ~Q(verdict=Verdict.FAIL, verdict_reason=VerdictReason.OUTCOME),
+            ),
+            guard_true_blocks=Count("id", filter=Q(expected_outcome=BLOCKED) & _WAS_BLOCKED),
+            guard_false_blocks=Count("id", filter=Q(expected_outcome=NOT_BLOCKED) & _WAS_BLOCKED),
+            guard_missed_blocks=Count(
+                "id", filter=Q(expected_outcome=BLOCKED, verdict__gt="") & ~_WAS_BLOCKED
+            ),
         )
     )
     summaries = dict.fromkeys(ids, EMPTY_SUMMARY)
@@ -444,6 +525,10 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
 def summary_text(summary: GradeSummary) -> str:
     """One line for the command line: each rate with its count of rows (English)."""
     parts = []
+    if summary.verdict_graded:
+        parts.append(
+            f"pass rate {summary.pass_rate:.0%} ({summary.verdict_passed}/{summary.verdict_graded})"
+        )
     if summary.citation_checked:
         parts.append(
             f"citation match {summary.citation_match_rate:.0%} "

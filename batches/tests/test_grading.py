@@ -173,6 +173,9 @@ def test_summary_counts_each_rate_over_its_rows(graded_batch):
     assert (summary.found_checked, summary.found) == (3, 2)
     assert summary.answer_found_rate == round(2 / 3, 4)
     assert summary.judged == 0 and summary.judge_pass_rate is None
+    # Verdicts: citation pass, similarity fail (not found), nothing to grade; failed: none.
+    assert (summary.verdict_passed, summary.verdict_graded, summary.verdict_ungraded) == (1, 2, 1)
+    assert summary.pass_rate == 0.5
 
 
 @pytest.mark.django_db
@@ -283,7 +286,8 @@ def test_run_batch_prints_the_grades(tmp_path, owner, settings):
         stdout=out,
     )
     assert (
-        "Grades: citation match 0% (0/1), mean similarity" in out.getvalue()
+        "Grades: pass rate " in out.getvalue()
+        and "/2), citation match 0% (0/1), mean similarity" in out.getvalue()
         and "(2 rows), answers found 100% (2/2)." in out.getvalue()
     )
     rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text("utf-8-sig"))))
@@ -387,3 +391,31 @@ def test_blocked_row_never_counts_as_an_answer_and_passes_an_expected_block(make
         ("pass", "similarity"),
     ]
     assert [i.answer_found for i in graded] == [False, False, True, True]
+
+
+@pytest.mark.django_db
+def test_summary_outcome_accuracy_guard_precision_recall_and_judge_counts(make_batch):
+    rows = [
+        ParsedRow(question="SIN?", expected_outcome="blocked"),  # blocked: true block
+        ParsedRow(question="Phone?", expected_outcome="blocked"),  # answered: missed
+        ParsedRow(question="Fees?", expected_outcome="not-blocked"),  # blocked: false block
+        ParsedRow(question="Hours?", expected_outcome="not-blocked"),  # answered: fine
+        ParsedRow(question="Game?", expected_outcome="not-gc"),  # not-found: met
+    ]
+    batch = make_batch(rows=rows, ai_provider="extractive", model="extractive")
+    items = list(batch.items.select_related("chat").order_by("position"))
+    for item, kind in zip(
+        items, ["blocked", "normal", "blocked", "normal", "not-found"], strict=True
+    ):
+        _answer(item, "text")
+        Interaction.objects.filter(pk=item.interaction_id).update(answer_type=kind)
+    regrade_batch(batch=batch)
+    BatchItem.objects.filter(pk=items[3].pk).update(judge_verdict=JudgeVerdict.ERROR)
+
+    summary = grade_summary(batch)
+
+    assert (summary.outcome_met, summary.outcome_checked) == (3, 5)
+    assert (summary.guard_true_blocks, summary.guard_blocked) == (1, 2)
+    assert summary.guard_precision == 0.5
+    assert (summary.guard_expected_blocks, summary.guard_recall) == (2, 0.5)
+    assert summary.judge_no_verdict == 1
