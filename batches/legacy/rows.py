@@ -21,7 +21,6 @@ from batches.legacy.values import (
     to_int,
 )
 from chats.models import URL_MAX_LENGTH
-from chats.prompts import answer_type_of
 
 # Old entry / interaction status -> BatchItem status. `None` means: not a status we know;
 # the row is imported as pending (asked again) and the summary says so.
@@ -150,7 +149,6 @@ def convert_entry(entry: Any) -> LegacyRow:
             "question": question,
             "referring_url": referring_url[:URL_MAX_LENGTH],
             "answer": answer,
-            "answer_type": answer_type_of(answer),
             "citation_url": text(entry.get("answer_citation_url"))[:URL_MAX_LENGTH],
             "citation_title": text(entry.get("answer_citation_head"))[:500],
             "search_query": text(entry.get("searchQuery") or entry.get("search_query")),
