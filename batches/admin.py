@@ -31,6 +31,7 @@ class BatchItemInline(ReadOnlyAdminMixin, admin.TabularInline):
         "status",
         "question_excerpt",
         "answer_excerpt",
+        "verdict",
         "citation_match",
         "answer_similarity",
         "answer_found",

@@ -57,6 +57,14 @@ class GradesOut(CamelSchema):
     """A batch's grade summary: each rate (0-1, null when no row has that grade) with the
     number of rows it is computed over."""
 
+    pass_rate: float | None = Field(description="Pass verdicts over graded (pass + fail) rows")
+    verdict_graded: int
+    verdict_passed: int
+    verdict_ungraded: int
+    outcome_accuracy: float | None = Field(
+        description="Rows whose expected outcome was met, over rows with one"
+    )
+    outcome_checked: int
     citation_match_rate: float | None
     citation_checked: int
     mean_similarity: float | None
@@ -65,6 +73,15 @@ class GradesOut(CamelSchema):
     found_checked: int
     judge_pass_rate: float | None
     judged: int
+    judge_passed: int
+    judge_failed: int
+    judge_no_verdict: int = Field(description="Rows the judge gave no verdict on (errors)")
+    guard_precision: float | None = Field(
+        description="Rows expected blocked among the blocked ones (expected blocking column)"
+    )
+    guard_blocked: int
+    guard_recall: float | None = Field(description="Rows blocked among those expected blocked")
+    guard_expected_blocks: int
 
 
 class BatchOut(CamelSchema):
@@ -220,6 +237,8 @@ class ColumnsIn(CamelSchema):
     chat_id: str | None = Field(default=None, max_length=500)
     expected_answer: str | None = Field(default=None, max_length=500)
     expected_citation: str | None = Field(default=None, max_length=500)
+    expected_outcome: str | None = Field(default=None, max_length=500)
+    expected_block: str | None = Field(default=None, max_length=500)
 
 
 class CreateFields(CamelSchema):
@@ -302,6 +321,8 @@ class GuessedColumnsOut(CamelSchema):
     chat_id: str | None
     expected_answer: str | None
     expected_citation: str | None
+    expected_outcome: str | None
+    expected_block: str | None
 
 
 class PreviewOut(CamelSchema):

@@ -219,6 +219,8 @@ ROLE_FIELDS = {
     "chat_id": _("Chat id (rows sharing it are one conversation)"),
     "expected_answer": _("Expected answer"),
     "expected_citation": _("Expected citation URL"),
+    "expected_outcome": _("Expected outcome (answer type)"),
+    "expected_block": _("Expected blocking (Block / Don't block)"),
 }
 
 

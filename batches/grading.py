@@ -17,6 +17,12 @@ the grades with one bulk_update.
   the extractive answerer's and the prompt's wording, English and French).
 - AI judge (optional, per batch): `chats.services.judge_answer`, verdict pass/fail with the
   key ideas found and missing; "error" (no verdict) when the call or its reply fails.
+- verdict: pass / fail / ungraded with the check that decided it (`decide_verdict`), by
+  the rules in order: expected outcome, expected citation, AI judge, similarity against
+  GRADE_SIMILARITY_PASS.
+
+Expected answers are scored without their markup (`clean_expected`: the origin's sentence
+tags `<s-1>…</s-1>` and other tags); the original text is kept for display.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 from rapidfuzz.distance import LCSseq
 
-from batches.models import Batch, BatchItem, JudgeVerdict
+from batches.models import Batch, BatchItem, JudgeVerdict, Verdict, VerdictReason
+from chats.models import AnswerType
+from chats.prompts import answer_type_of
 from chats.services import (
     JudgeReplyError,
     ProviderError,
@@ -51,6 +59,8 @@ GRADE_FIELDS = (
     "answer_found",
     "judge_verdict",
     "judge_notes",
+    "verdict",
+    "verdict_reason",
     "graded_at",
 )
 GRADE_CHUNK = 500
@@ -88,13 +98,23 @@ def citation_match(cited: str, expected: str) -> bool | None:
     return bool(cited) and normalise_url(cited) == normalise_url(expected)
 
 
+_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z][\w-]*(?:\s[^<>]*)?/?>")
+
+
+def clean_expected(text: str) -> str:
+    """`text` without markup (the origin's `<s-1>…</s-1>` sentence tags, HTML tags)."""
+    if "<" not in (text or ""):
+        return text or ""
+    return _MARKUP.sub(" ", text)
+
+
 def _words(text: str) -> list[str]:
     return _WORD.findall((text or "").lower())
 
 
 def answer_similarity(answer: str, expected: str) -> float | None:
     """ROUGE-L F1 between the answer and the expected answer, in words (module docstring)."""
-    reference = _words(expected)
+    reference = _words(clean_expected(expected))
     if not reference:
         return None
     candidate = _words(answer)
@@ -109,6 +129,86 @@ def answer_similarity(answer: str, expected: str) -> float | None:
 
 def answer_found(answer: str, language: str) -> bool:
     return not is_not_found(answer, language)
+
+
+# Expected outcome -> the answer types that satisfy it. A refusal expected as not-gc is
+# also right when the answer says it found nothing; "normal" and "not-blocked" are met by
+# any answer of that kind and leave the decision to the checks that follow.
+OUTCOME_PASSES: dict[str, frozenset[str]] = {
+    AnswerType.NOT_GC: frozenset({AnswerType.NOT_GC, AnswerType.NOT_FOUND}),
+    AnswerType.PT_MUNI: frozenset({AnswerType.PT_MUNI}),
+    AnswerType.NOT_FOUND: frozenset({AnswerType.NOT_FOUND}),
+    AnswerType.CLARIFYING: frozenset({AnswerType.CLARIFYING}),
+    AnswerType.BLOCKED: frozenset({AnswerType.BLOCKED}),
+}
+_CONTINUE_ON = {
+    AnswerType.NORMAL: frozenset({AnswerType.NORMAL}),
+    "not-blocked": frozenset(t for t in AnswerType.values if t != AnswerType.BLOCKED),
+}
+
+
+def decide_verdict(
+    *,
+    expected_outcome: str,
+    answer_type: str,
+    citation_match: bool | None,
+    judge_verdict: str,
+    similarity: float | None,
+    threshold: float,
+) -> tuple[str, str]:
+    """(verdict, reason) of one answered row, by the first rule that decides:
+
+    1. expected outcome: an answer of another type fails; a refusal, redirect, not-found,
+       clarifying question or block that was expected passes;
+    2. expected citation: the cited URL matches or not;
+    3. AI judge: its pass / fail (no verdict goes on to the next rule);
+    4. similarity: at or above `threshold` passes;
+    5. an expected "normal" or "not-blocked" outcome that was met passes;
+    otherwise ungraded (nothing to grade against)."""
+    outcome_met = False
+    if expected_outcome in OUTCOME_PASSES:
+        if answer_type in OUTCOME_PASSES[expected_outcome]:
+            return Verdict.PASS, VerdictReason.OUTCOME
+        return Verdict.FAIL, VerdictReason.OUTCOME
+    if expected_outcome in _CONTINUE_ON:
+        if answer_type not in _CONTINUE_ON[expected_outcome]:
+            return Verdict.FAIL, VerdictReason.OUTCOME
+        outcome_met = True
+    if citation_match is not None:
+        return (Verdict.PASS if citation_match else Verdict.FAIL), VerdictReason.CITATION
+    if judge_verdict in (JudgeVerdict.PASS, JudgeVerdict.FAIL):
+        return judge_verdict, VerdictReason.JUDGE
+    if similarity is not None:
+        return (Verdict.PASS if similarity >= threshold else Verdict.FAIL), (
+            VerdictReason.SIMILARITY
+        )
+    if outcome_met:
+        return Verdict.PASS, VerdictReason.OUTCOME
+    return Verdict.UNGRADED, VerdictReason.NOTHING
+
+
+def set_verdict(item: BatchItem, *, threshold: float | None = None) -> None:
+    """The row's verdict from its grades (in memory); a row without an answer has none."""
+    interaction = item.interaction
+    if interaction is None:
+        item.verdict = item.verdict_reason = ""
+        return
+    item.verdict, item.verdict_reason = decide_verdict(
+        expected_outcome=item.expected_outcome,
+        answer_type=_answer_type(interaction),
+        citation_match=item.citation_match,
+        judge_verdict=item.judge_verdict,
+        similarity=item.answer_similarity,
+        threshold=settings.GRADE_SIMILARITY_PASS if threshold is None else threshold,
+    )
+
+
+def _answer_type(interaction) -> str:
+    if interaction.answer_type:
+        return interaction.answer_type
+    if interaction.guard_status == AnswerType.BLOCKED:
+        return AnswerType.BLOCKED
+    return answer_type_of(interaction.answer, None)
 
 
 # --- Services -------------------------------------------------------------------------------
@@ -145,11 +245,17 @@ def grade_item(item: BatchItem, *, now=None) -> bool:
     item.judge_verdict, item.judge_notes = "", ""
     if interaction is None:
         item.citation_match = item.answer_similarity = item.answer_found = None
+        item.verdict = item.verdict_reason = ""
         return False
     item.citation_match = citation_match(interaction.citation_url, item.expected_citation_url)
     item.answer_similarity = answer_similarity(interaction.answer, item.expected_answer)
-    item.answer_found = answer_found(interaction.answer, item.chat.page_language)
-    return wants_judge(item, interaction.answer)
+    blocked = _answer_type(interaction) == AnswerType.BLOCKED
+    # A blocked row gave no answer, whatever its fixed message says.
+    item.answer_found = (
+        False if blocked else answer_found(interaction.answer, item.chat.page_language)
+    )
+    set_verdict(item)
+    return not blocked and wants_judge(item, interaction.answer)
 
 
 def grade_items(
@@ -168,6 +274,8 @@ def grade_items(
         for item in items:
             grade_item(item, now=now)
             item.judge_verdict, item.judge_notes = verdicts.get(item.pk, ("", ""))
+            if item.judge_verdict:
+                set_verdict(item)
     else:
         batch_ids = {item.batch_id for item in items}
         judged = set(
@@ -178,6 +286,7 @@ def grade_items(
             found = run_on_provider_loop(_judge_all(to_judge))
             for item, (verdict, notes) in zip(to_judge, found, strict=True):
                 item.judge_verdict, item.judge_notes = verdict, notes
+                set_verdict(item)
     _save_grades(items)
     return len(items)
 
@@ -243,6 +352,8 @@ def regrade_batch(*, batch: Batch, judge_enabled: bool | None = None) -> int:
         answer_found=None,
         judge_verdict="",
         judge_notes="",
+        verdict="",
+        verdict_reason="",
         graded_at=None,
     )
     return total
@@ -263,10 +374,30 @@ class GradeSummary:
     found: int = 0
     judged: int = 0
     judge_passed: int = 0
+    judge_no_verdict: int = 0
+    # Verdicts: graded = pass + fail; ungraded rows had nothing to grade against.
+    verdict_graded: int = 0
+    verdict_passed: int = 0
+    verdict_ungraded: int = 0
+    # Rows with an expected outcome, and those whose outcome rule did not fail them.
+    outcome_checked: int = 0
+    outcome_met: int = 0
+    # The guard against an expected blocking column (expected outcome blocked / not-blocked).
+    guard_true_blocks: int = 0
+    guard_false_blocks: int = 0
+    guard_missed_blocks: int = 0
 
     @staticmethod
     def _rate(part: int, whole: int) -> float | None:
         return round(part / whole, 4) if whole else None
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self._rate(self.verdict_passed, self.verdict_graded)
+
+    @property
+    def outcome_accuracy(self) -> float | None:
+        return self._rate(self.outcome_met, self.outcome_checked)
 
     @property
     def citation_match_rate(self) -> float | None:
@@ -281,11 +412,45 @@ class GradeSummary:
         return self._rate(self.judge_passed, self.judged)
 
     @property
+    def judge_failed(self) -> int:
+        return self.judged - self.judge_passed
+
+    @property
+    def guard_blocked(self) -> int:
+        """Blocked rows of those with an expected blocking: precision's denominator."""
+        return self.guard_true_blocks + self.guard_false_blocks
+
+    @property
+    def guard_expected_blocks(self) -> int:
+        """Rows expected blocked: recall's denominator."""
+        return self.guard_true_blocks + self.guard_missed_blocks
+
+    @property
+    def guard_precision(self) -> float | None:
+        return self._rate(self.guard_true_blocks, self.guard_blocked)
+
+    @property
+    def guard_recall(self) -> float | None:
+        return self._rate(self.guard_true_blocks, self.guard_expected_blocks)
+
+    @property
     def any(self) -> bool:
-        return bool(self.citation_checked or self.similarity_count or self.found_checked)
+        return bool(
+            self.citation_checked
+            or self.similarity_count
+            or self.found_checked
+            or self.verdict_graded
+            or self.verdict_ungraded
+        )
 
     def as_dict(self) -> dict[str, float | int | None]:
         return {
+            "pass_rate": self.pass_rate,
+            "verdict_graded": self.verdict_graded,
+            "verdict_passed": self.verdict_passed,
+            "verdict_ungraded": self.verdict_ungraded,
+            "outcome_accuracy": self.outcome_accuracy,
+            "outcome_checked": self.outcome_checked,
             "citation_match_rate": self.citation_match_rate,
             "citation_checked": self.citation_checked,
             "mean_similarity": self.similarity_mean,
@@ -294,10 +459,22 @@ class GradeSummary:
             "found_checked": self.found_checked,
             "judge_pass_rate": self.judge_pass_rate,
             "judged": self.judged,
+            "judge_passed": self.judge_passed,
+            "judge_failed": self.judge_failed,
+            "judge_no_verdict": self.judge_no_verdict,
+            "guard_precision": self.guard_precision,
+            "guard_blocked": self.guard_blocked,
+            "guard_recall": self.guard_recall,
+            "guard_expected_blocks": self.guard_expected_blocks,
         }
 
 
 EMPTY_SUMMARY = GradeSummary()
+
+
+BLOCKED, NOT_BLOCKED = AnswerType.BLOCKED, "not-blocked"
+_OUTCOME_GRADED = ~Q(expected_outcome="") & ~Q(verdict="")
+_WAS_BLOCKED = Q(interaction__answer_type=AnswerType.BLOCKED)
 
 
 def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
@@ -318,6 +495,21 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
             found=Count("id", filter=Q(answer_found=True)),
             judged=Count("id", filter=Q(judge_verdict__in=(JudgeVerdict.PASS, JudgeVerdict.FAIL))),
             judge_passed=Count("id", filter=Q(judge_verdict=JudgeVerdict.PASS)),
+            judge_no_verdict=Count("id", filter=Q(judge_verdict=JudgeVerdict.ERROR)),
+            verdict_graded=Count("id", filter=Q(verdict__in=(Verdict.PASS, Verdict.FAIL))),
+            verdict_passed=Count("id", filter=Q(verdict=Verdict.PASS)),
+            verdict_ungraded=Count("id", filter=Q(verdict=Verdict.UNGRADED)),
+            outcome_checked=Count("id", filter=_OUTCOME_GRADED),
+            outcome_met=Count(
+                "id",
+                filter=_OUTCOME_GRADED
+                & ~Q(verdict=Verdict.FAIL, verdict_reason=VerdictReason.OUTCOME),
+            ),
+            guard_true_blocks=Count("id", filter=Q(expected_outcome=BLOCKED) & _WAS_BLOCKED),
+            guard_false_blocks=Count("id", filter=Q(expected_outcome=NOT_BLOCKED) & _WAS_BLOCKED),
+            guard_missed_blocks=Count(
+                "id", filter=Q(expected_outcome=BLOCKED, verdict__gt="") & ~_WAS_BLOCKED
+            ),
         )
     )
     summaries = dict.fromkeys(ids, EMPTY_SUMMARY)
@@ -333,6 +525,10 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
 def summary_text(summary: GradeSummary) -> str:
     """One line for the command line: each rate with its count of rows (English)."""
     parts = []
+    if summary.verdict_graded:
+        parts.append(
+            f"pass rate {summary.pass_rate:.0%} ({summary.verdict_passed}/{summary.verdict_graded})"
+        )
     if summary.citation_checked:
         parts.append(
             f"citation match {summary.citation_match_rate:.0%} "

@@ -279,6 +279,22 @@ class JudgeVerdict(models.TextChoices):
     ERROR = "error", _("No verdict")
 
 
+class Verdict(models.TextChoices):
+    PASS = "pass", _("Pass")
+    FAIL = "fail", _("Fail")
+    UNGRADED = "ungraded", _("Ungraded")
+
+
+class VerdictReason(models.TextChoices):
+    """Which check decided a row's verdict (batches.grading.decide_verdict)."""
+
+    OUTCOME = "outcome", _("Expected outcome")
+    CITATION = "citation", _("Expected citation")
+    JUDGE = "judge", _("AI judge")
+    SIMILARITY = "similarity", _("Similarity")
+    NOTHING = "nothing", _("Nothing to grade against")
+
+
 class BatchItem(models.Model):
     """One uploaded row: its original columns, its chat, and where the engine is with it."""
 
@@ -323,6 +339,8 @@ class BatchItem(models.Model):
     # expectation to grade against.
     expected_answer = models.TextField(blank=True)
     expected_citation_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    # An answer type (chats.models.AnswerType) or "not-blocked"; blank: none expected.
+    expected_outcome = models.CharField(max_length=24, blank=True)
     citation_match = models.BooleanField(null=True, blank=True)
     answer_similarity = models.FloatField(null=True, blank=True)
     answer_found = models.BooleanField(null=True, blank=True)
@@ -330,6 +348,9 @@ class BatchItem(models.Model):
         max_length=8, choices=JudgeVerdict.choices, blank=True, default=""
     )
     judge_notes = models.TextField(blank=True)
+    # One verdict per graded row, and the check that decided it; blank: not graded.
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True)
+    verdict_reason = models.CharField(max_length=12, choices=VerdictReason.choices, blank=True)
     graded_at = models.DateTimeField(null=True, blank=True)
 
     objects = BatchItemQuerySet.as_manager()
@@ -356,12 +377,8 @@ class BatchItem(models.Model):
 
     @property
     def is_failing(self) -> bool:
-        """A grader says this answer is wrong (the rows filter's "failing")."""
-        return (
-            self.citation_match is False
-            or self.answer_found is False
-            or self.judge_verdict == JudgeVerdict.FAIL
-        )
+        """The row's verdict is fail (the rows filter's "failing")."""
+        return self.verdict == Verdict.FAIL
 
     def lease_expired(self, now=None) -> bool:
         now = now or timezone.now()

@@ -22,7 +22,7 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from batches.models import Batch, BatchItem, JudgeVerdict, WorkerHeartbeat
+from batches.models import Batch, BatchItem, Verdict, WorkerHeartbeat
 from chats.models import GuardStatus
 from chats.services import counts_words, not_found_q
 
@@ -31,7 +31,7 @@ GUARD_FILTERS = (GuardStatus.BLOCKED, GuardStatus.REDACTED)
 # Done rows the guard answered with its fixed message (no search, no AI call).
 BLOCKED = Q(status=BatchItem.Status.DONE, interaction__guard_status=GuardStatus.BLOCKED)
 # Rows a grader says are wrong.
-FAILING = Q(citation_match=False) | Q(answer_found=False) | Q(judge_verdict=JudgeVerdict.FAIL)
+FAILING = Q(verdict=Verdict.FAIL)
 # The rows table's grade filters: "failing_first" keeps every row, failing ones first
 # (then the least similar answers); the others keep only the rows they name.
 GRADE_FILTERS = ("failing_first", "failing", "passing", "ungraded")
@@ -116,9 +116,9 @@ def batch_items(
     if grade == "failing":
         queryset = queryset.filter(FAILING)
     elif grade == "passing":
-        queryset = queryset.filter(graded_at__isnull=False).exclude(FAILING)
+        queryset = queryset.filter(verdict=Verdict.PASS)
     elif grade == "ungraded":
-        queryset = queryset.filter(graded_at__isnull=True)
+        queryset = queryset.exclude(verdict__in=(Verdict.PASS, Verdict.FAIL))
     query = query.strip()
     if query:
         queryset = queryset.filter(

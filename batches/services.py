@@ -121,6 +121,7 @@ def create_batch_run(
                 "row",
                 "expected_answer",
                 "expected_citation_url",
+                "expected_outcome",
             ),
             rows=(
                 (
@@ -131,6 +132,7 @@ def create_batch_run(
                     row.columns,
                     row.expected_answer,
                     row.expected_citation_url,
+                    row.expected_outcome,
                 )
                 for position, (row, public) in enumerate(zip(rows, row_chats, strict=True))
             ),
@@ -167,6 +169,7 @@ def run_again(
             columns=item.row if isinstance(item.row, dict) else {},
             expected_answer=item.expected_answer,
             expected_citation_url=item.expected_citation_url,
+            expected_outcome=item.expected_outcome,
         )
         for item in batch.items.order_by("position").only(
             "question",
@@ -175,6 +178,7 @@ def run_again(
             "row",
             "expected_answer",
             "expected_citation_url",
+            "expected_outcome",
         )
     ]
     with transaction.atomic():

@@ -3,7 +3,8 @@
 Run: .venv/bin/python bench/bench_grading.py [--rows 10000]
 
 Grades realistic answer / expected pairs (about 60 and 25 words) with the three local
-graders (citation match, ROUGE-L similarity, answer found) as grade_items does, and prints
+graders (citation match, ROUGE-L similarity over tagged expected text, answer found) and
+the verdict as grade_items does, and prints
 the time per row. Prints figures; nothing asserts a timing.
 """
 
@@ -53,7 +54,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from batches.grading import answer_found, answer_similarity, citation_match
+    from batches.grading import answer_found, answer_similarity, citation_match, decide_verdict
 
     rng = random.Random(0)
     pairs = [
@@ -65,9 +66,17 @@ def main() -> None:
     ]
     started = time.perf_counter()
     for answer, expected in pairs:
-        citation_match("https://www.canada.ca/en/x/", "https://canada.ca/en/x")
-        answer_similarity(answer, expected)
+        matched = citation_match("https://www.canada.ca/en/x/", "https://canada.ca/en/x")
+        similarity = answer_similarity(answer, f"<s-1>{expected}</s-1>")
         answer_found(answer, "en")
+        decide_verdict(
+            expected_outcome="normal",
+            answer_type="normal",
+            citation_match=matched if len(answer) % 2 else None,
+            judge_verdict="",
+            similarity=similarity,
+            threshold=0.3,
+        )
     elapsed = time.perf_counter() - started
     print(
         f"{args.rows:,} rows graded in {elapsed:.2f} s: "

@@ -94,6 +94,18 @@ class GuardStatus(models.TextChoices):
     BLOCKED = "blocked", _("Blocked")
 
 
+class AnswerType(models.TextChoices):
+    """What kind of answer a turn is, in the origin application's words (its files carry
+    these codes in the expected citation column); set by the parse step."""
+
+    NORMAL = "normal", _("Answer")
+    NOT_FOUND = "not-found", _("Not found")
+    NOT_GC = "not-gc", _("Out of scope")
+    PT_MUNI = "pt-muni", _("Other jurisdiction")
+    CLARIFYING = "clarifying-question", _("Clarifying question")
+    BLOCKED = "blocked", _("Blocked")
+
+
 class Interaction(models.Model):
     """One turn of a chat: the question, what search found, and the answer."""
 
@@ -108,6 +120,8 @@ class Interaction(models.Model):
     guard_reasons = models.JSONField(default=list, blank=True)
     referring_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     answer = models.TextField(blank=True)
+    # Blank for turns stored before answer types existed and not derivable.
+    answer_type = models.CharField(max_length=24, choices=AnswerType.choices, blank=True)
     citation_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     citation_title = models.CharField(max_length=500, blank=True)
     search_query = models.TextField(blank=True)

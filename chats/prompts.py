@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from chats.models import URL_MAX_LENGTH
+from chats.models import URL_MAX_LENGTH, AnswerType
 from chats.providers import uses_language_model
 from chats.providers.base import Message
 from chats.search.base import SearchResult
@@ -42,7 +42,14 @@ FORMAT = (
     "<citation-url>the URL of the one search result that best supports the answer</citation-url>\n"
     "<citation-title>the title of that search result</citation-title>\n"
     "Cite only a URL that appears in the search results. If no result supports the "
-    "answer, leave both citation tags empty."
+    "answer, leave both citation tags empty.\n"
+    "Inside <answer>, wrap your whole answer in one of these tags when it applies:\n"
+    "<not-gc>...</not-gc> when the question is not about this government's services "
+    "(answer with a polite refusal);\n"
+    "<pt-muni>...</pt-muni> when it belongs to a province, territory or municipality "
+    "(say so and point the user there);\n"
+    "<clarifying-question>...</clarifying-question> when you need to ask the user a "
+    "question before you can answer."
 )
 
 
@@ -99,6 +106,7 @@ class ParsedAnswer:
     answer: str
     citation_url: str = ""
     citation_title: str = ""
+    answer_type: str = AnswerType.NORMAL
 
 
 def _tag_pattern(name: str) -> re.Pattern[str]:
@@ -115,13 +123,34 @@ def _tag_pattern(name: str) -> re.Pattern[str]:
 _ANSWER = _tag_pattern("answer")
 _CITATION_URL = _tag_pattern("citation-url")
 _CITATION_TITLE = _tag_pattern("citation-title")
-_ANY_TAG = re.compile(r"<\s*/?\s*(?:answer|citation[-_ ]?(?:url|title))\s*>", re.IGNORECASE)
+# The origin's answer-type tags, wrapped around the answer text (`<not-gc>…</not-gc>`).
+TYPE_TAGS = {
+    "not-gc": AnswerType.NOT_GC,
+    "pt-muni": AnswerType.PT_MUNI,
+    "clarifying-question": AnswerType.CLARIFYING,
+}
+_TYPE_BY_LETTERS = {code.replace("-", ""): kind for code, kind in TYPE_TAGS.items()}
+_TYPE_TAG = re.compile(
+    r"<\s*/?\s*(not[-_ ]?gc|pt[-_ ]?muni|clarifying[-_ ]?question)\s*>", re.IGNORECASE
+)
+_ANY_TAG = re.compile(
+    r"<\s*/?\s*(?:answer|citation[-_ ]?(?:url|title)"
+    r"|not[-_ ]?gc|pt[-_ ]?muni|clarifying[-_ ]?question)\s*>",
+    re.IGNORECASE,
+)
 _FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
 _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
 
 
-def parse_answer(text: str, search_results: Sequence[SearchResult] = ()) -> ParsedAnswer:
-    """Split a model reply into answer, citation URL and title (see module docstring).
+def parse_answer(
+    text: str, search_results: Sequence[SearchResult] = (), *, language: str = "en"
+) -> ParsedAnswer:
+    """Split a model reply into answer, citation URL, title and answer type (see module
+    docstring).
+
+    The answer type is the first of the origin's type tags in the answer (`TYPE_TAGS`),
+    else `not-found` for an empty answer or one in the not-found words of `language`
+    (`is_not_found`), else `normal`.
 
     Only http(s) URLs are kept as citations: the URL is rendered as a link on the chat
     page, so `javascript:` or other schemes from a confused model are dropped."""
@@ -136,6 +165,7 @@ def parse_answer(text: str, search_results: Sequence[SearchResult] = ()) -> Pars
     else:
         # No <answer>: the reply minus any citation tags is the answer.
         answer = _CITATION_TITLE.sub("", _CITATION_URL.sub("", text))
+    type_match = _TYPE_TAG.search(answer)
     answer = _ANY_TAG.sub("", answer).strip()
     if not answer and answer_match:
         # `<answer></answer>` with the text outside the tags: keep what the model said.
@@ -152,10 +182,17 @@ def parse_answer(text: str, search_results: Sequence[SearchResult] = ()) -> Pars
         citation_title = _title_for(citation_url, search_results)
     if not citation_url:
         citation_title = ""
+    if type_match:
+        answer_type = _TYPE_BY_LETTERS[re.sub(r"[-_ ]", "", type_match.group(1).lower())]
+    elif is_not_found(answer, language):
+        answer_type = AnswerType.NOT_FOUND
+    else:
+        answer_type = AnswerType.NORMAL
     return ParsedAnswer(
         answer=answer,
         citation_url=citation_url[:MAX_CITATION_URL],
         citation_title=citation_title[:MAX_CITATION_TITLE],
+        answer_type=answer_type,
     )
 
 
@@ -312,6 +349,11 @@ def is_not_found(answer: str, language: str = "en") -> bool:
     if not text:
         return True
     return any(phrase in text for phrase in not_found_phrases(language))
+
+
+def answer_type_of(answer: str, language: str | None = None) -> str:
+    """The type of an answer stored without tags (old data): not-found or normal."""
+    return AnswerType.NOT_FOUND if is_not_found(answer, language) else AnswerType.NORMAL
 
 
 def not_found_q(field: str = "answer", language: str | None = None):

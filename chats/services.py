@@ -199,12 +199,13 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
         model=model,
     )
     generation = await provider.agenerate(request, on_token=on_token)
-    parsed = parse_answer(generation.text, results)
+    parsed = parse_answer(generation.text, results, language=chat.page_language)
     return Answer(
         fields={
             "question": question,
             "referring_url": turn.referring_url[:URL_MAX_LENGTH],
             "answer": parsed.answer,
+            "answer_type": parsed.answer_type,
             "citation_url": parsed.citation_url,
             "citation_title": parsed.citation_title,
             "search_query": search_query,

@@ -232,7 +232,8 @@ class Slice:
             else:
                 verdict = None
                 text = answered.fields.get("answer", "")
-                if self.judge_enabled and grading.wants_judge(item, text):
+                blocked = answered.fields.get("answer_type") == "blocked"
+                if self.judge_enabled and not blocked and grading.wants_judge(item, text):
                     verdict = await grading.judge(item=item, answer=text)
                 outcome = Outcome(item, BatchItem.Status.DONE, answer=answered, verdict=verdict)
                 self.writer.record(outcome)

@@ -201,3 +201,22 @@ def test_diff_sides_keep_each_sides_own_spacing():
     assert "".join(text for _changed, text in side_b) == "Save the file as .xlsx first"
     assert [text for changed, text in side_b if changed] == [" first"]
     assert not any(changed for changed, _text in side_a)
+
+
+def test_run_again_keeps_the_expected_outcomes(make_batch, owner):
+    rows = [
+        ParsedRow(question="Who won?", expected_outcome="not-gc"),
+        ParsedRow(question="My SIN?", expected_outcome="blocked"),
+    ]
+    batch = make_batch(rows=rows, ai_provider="extractive", model="extractive")
+    again = services.run_again(
+        batch=batch,
+        uploader=owner,
+        ai_provider="extractive",
+        search_provider="none",
+        page_language="en",
+        apply_overrides=False,
+    )
+
+    outcomes = again.items.order_by("position").values_list("expected_outcome", flat=True)
+    assert list(outcomes) == ["not-gc", "blocked"]

@@ -46,6 +46,8 @@ def test_preview_then_create_with_chosen_columns(api, owner):
         "chatId": None,
         "expectedAnswer": "englishAnswer",
         "expectedCitation": "orig-citation",
+        "expectedOutcome": None,
+        "expectedBlock": None,
     }
     assert UploadDraft.objects.get(pk=body["uploadId"]).owner == owner
 
@@ -152,6 +154,12 @@ def test_status_and_list_carry_the_grade_summary(api, owner):
     )
     grades = api.get("batch/status", {"batchId": batch.pk}).json()["grades"]
     assert grades == {
+        "passRate": 0.5,
+        "verdictGraded": 2,
+        "verdictPassed": 1,
+        "verdictUngraded": 0,
+        "outcomeAccuracy": None,
+        "outcomeChecked": 0,
         "citationMatchRate": 0.5,
         "citationChecked": 2,
         "meanSimilarity": None,
@@ -160,6 +168,13 @@ def test_status_and_list_carry_the_grade_summary(api, owner):
         "foundChecked": 2,
         "judgePassRate": None,
         "judged": 0,
+        "judgePassed": 0,
+        "judgeFailed": 0,
+        "judgeNoVerdict": 0,
+        "guardPrecision": None,
+        "guardBlocked": 0,
+        "guardRecall": None,
+        "guardExpectedBlocks": 0,
     }
     listed = api.get("batch/list").json()["batches"][0]
     assert listed["grades"] == grades

@@ -85,7 +85,7 @@ def test_detail_shows_summary_and_escaped_side_by_side_diff(owner_client, owner)
     body = owner_client.get(batch.get_absolute_url()).content.decode()
     assert 'id="batch-evaluation"' in body
     assert "Citation match: 100 % (1/1)" in body
-    assert "Answers found: 50 % (1/2)" in body
+    assert "Gave an answer: 50 % (1/2)" in body
     assert "Mean similarity:" in body and "(2 rows)" in body
     assert XSS not in body
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
@@ -106,10 +106,11 @@ def test_grade_filters(owner_client, owner):
         return [part.split('"')[0] for part in body.split('<tr id="row-')[1:]]
 
     assert rows("") == ["0", "1", "2", "3"]
-    assert rows("?grade=failing") == ["1", "2"]  # not found / citation mismatch
-    assert rows("?grade=failing_first") == ["1", "2", "0", "3"]
+    # By verdict: a not-found answer with nothing expected is ungraded, not failing.
+    assert rows("?grade=failing") == ["2"]  # citation mismatch
+    assert rows("?grade=failing_first") == ["2", "0", "1", "3"]
     assert rows("?grade=passing") == ["0"]
-    assert rows("?grade=ungraded") == ["3"]
+    assert rows("?grade=ungraded") == ["1", "3"]
     assert rows("?grade=bogus") == ["0", "1", "2", "3"]
 
 
@@ -125,7 +126,7 @@ def test_detail_and_list_cost_fixed_queries(owner_client, owner):
     with CaptureQueriesContext(connection) as queries:
         body = owner_client.get(LIST_URL).content.decode()
     list_queries = len(queries)
-    assert "Answers found: 100 % (30/30)" in body
+    assert "Gave an answer: 100 % (30/30)" in body
     graded(owner, ["A"], name="third")
     with CaptureQueriesContext(connection) as queries:
         owner_client.get(LIST_URL)
@@ -405,3 +406,14 @@ def test_run_again_without_start_stays_uploaded(owner_client, owner):
         },
     )
     assert Batch.objects.exclude(pk=batch.pk).get().status == Batch.Status.UPLOADED
+
+
+def test_summary_shows_pass_rate_with_its_legend_in_english_and_french(owner_client, owner):
+    batch = graded(owner, ["Answer", "Other"], citations=["https://example.org/a", "https://x/"])
+
+    english = owner_client.get(batch.get_absolute_url()).content.decode()
+    french = owner_client.get(batch.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    assert "Pass rate: 50 % (1/2 graded rows)" in english
+    assert "A row passes by the first check it has" in english
+    assert "Taux de réussite\u00a0: 50 % (1/2 lignes évaluées)" in french

@@ -53,6 +53,7 @@ def batch():
         0,
         {"Question": "Où est le formulaire ?", "URL": "https://example.ca/fr", "Team": "A"},
         answer="Voici la réponse ✅ — merci",
+        answer_type="normal",
         citation_url="https://example.ca/form",
         citation_title="Formulaire",
         input_tokens=120,
@@ -97,10 +98,14 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
         "search_provider",
         "search_query",
         "answer",
+        "answer_type",
         "citation_url",
         "citation_title",
         "expected_answer",
         "expected_citation_url",
+        "expected_outcome",
+        "verdict",
+        "verdict_reason",
         "citation_match",
         "answer_similarity",
         "answer_found",
@@ -160,6 +165,7 @@ def test_rows_join_items_with_their_answers_in_upload_order(batch):
     assert done["question"] == "Où est le formulaire ?"
     assert done["referring_url"] == "https://example.ca/fr"
     assert done["answer"] == "Voici la réponse ✅ — merci"
+    assert done["answer_type"] == "normal"
     assert done["citation_url"] == "https://example.ca/form"
     assert (done["input_tokens"], done["output_tokens"], done["latency_ms"]) == (120, 30, 850)
     assert done["status"] == "done"
@@ -172,6 +178,7 @@ def test_rows_join_items_with_their_answers_in_upload_order(batch):
     assert failed["error"] == "The provider refused the request (HTTP 400)."
     assert failed["interaction_id"] is None
     assert failed["answer"] == ""
+    assert failed["answer_type"] == ""  # a failed row has none
     assert failed["input.Extra"] == "x"
     assert failed["model"] == "extractive"  # the chat's model when there is no answer
 

@@ -16,6 +16,8 @@ from batches.grading import (
     answer_found,
     answer_similarity,
     citation_match,
+    clean_expected,
+    decide_verdict,
     grade_items,
     grade_summary,
     normalise_url,
@@ -171,6 +173,9 @@ def test_summary_counts_each_rate_over_its_rows(graded_batch):
     assert (summary.found_checked, summary.found) == (3, 2)
     assert summary.answer_found_rate == round(2 / 3, 4)
     assert summary.judged == 0 and summary.judge_pass_rate is None
+    # Verdicts: citation pass, similarity fail (not found), nothing to grade; failed: none.
+    assert (summary.verdict_passed, summary.verdict_graded, summary.verdict_ungraded) == (1, 2, 1)
+    assert summary.pass_rate == 0.5
 
 
 @pytest.mark.django_db
@@ -202,6 +207,7 @@ def test_engine_grades_rows_after_storing_them(fake_ai, make_batch):
     assert all(item.graded_at is not None for item in items)
     assert all(item.answer_found for item in items)
     assert all(0.7 < item.answer_similarity < 1.0 for item in items)
+    assert all((item.verdict, item.verdict_reason) == ("pass", "similarity") for item in items)
     assert grading.grade_finished_items(batch_id=batch.pk) == 0  # nothing graded twice
 
 
@@ -280,9 +286,136 @@ def test_run_batch_prints_the_grades(tmp_path, owner, settings):
         stdout=out,
     )
     assert (
-        "Grades: citation match 0% (0/1), mean similarity" in out.getvalue()
+        "Grades: pass rate " in out.getvalue()
+        and "/2), citation match 0% (0/1), mean similarity" in out.getvalue()
         and "(2 rows), answers found 100% (2/2)." in out.getvalue()
     )
     rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text("utf-8-sig"))))
     assert [row["citation_match"] for row in rows] == ["false", ""]
     assert [row["answer_found"] for row in rows] == ["true", "true"]
+
+
+# --- Verdicts -------------------------------------------------------------------------------
+
+# (expected outcome, answer type, citation match, judge, similarity) -> (verdict, reason)
+VERDICT_TABLE = [
+    # 1. expected outcome
+    ("not-gc", "not-gc", None, "", None, ("pass", "outcome")),
+    ("not-gc", "not-found", None, "", None, ("pass", "outcome")),
+    ("not-gc", "normal", None, "pass", 1.0, ("fail", "outcome")),
+    ("pt-muni", "pt-muni", False, "", None, ("pass", "outcome")),
+    ("pt-muni", "not-gc", None, "", None, ("fail", "outcome")),
+    ("not-found", "not-found", None, "", None, ("pass", "outcome")),
+    ("clarifying-question", "normal", None, "", None, ("fail", "outcome")),
+    ("blocked", "blocked", None, "", None, ("pass", "outcome")),
+    ("blocked", "normal", True, "pass", 1.0, ("fail", "outcome")),
+    ("not-blocked", "blocked", None, "", None, ("fail", "outcome")),
+    ("not-blocked", "normal", None, "", None, ("pass", "outcome")),
+    ("not-blocked", "normal", False, "", None, ("fail", "citation")),
+    ("normal", "not-found", True, "", None, ("fail", "outcome")),
+    # 2. expected citation
+    ("", "normal", True, "fail", 0.0, ("pass", "citation")),
+    ("", "normal", False, "pass", 1.0, ("fail", "citation")),
+    ("normal", "normal", True, "", None, ("pass", "citation")),
+    # 3. the AI judge (no verdict goes on)
+    ("", "normal", None, "pass", 0.0, ("pass", "judge")),
+    ("", "normal", None, "fail", 1.0, ("fail", "judge")),
+    ("", "normal", None, "error", 0.9, ("pass", "similarity")),
+    # 4. similarity against the threshold (0.3 here)
+    ("", "normal", None, "", 0.3, ("pass", "similarity")),
+    ("", "normal", None, "", 0.29, ("fail", "similarity")),
+    ("", "blocked", None, "", 0.0, ("fail", "similarity")),
+    # 5. nothing expected
+    ("", "normal", None, "", None, ("ungraded", "nothing")),
+    ("", "blocked", None, "error", None, ("ungraded", "nothing")),
+]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "answer_type", "citation", "judge", "similarity", "decided"), VERDICT_TABLE
+)
+def test_verdict_table(outcome, answer_type, citation, judge, similarity, decided):
+    assert (
+        decide_verdict(
+            expected_outcome=outcome,
+            answer_type=answer_type,
+            citation_match=citation,
+            judge_verdict=judge,
+            similarity=similarity,
+            threshold=0.3,
+        )
+        == decided
+    )
+
+
+def test_sentence_tags_are_stripped_before_similarity():
+    expected = "<s-1>Renew your passport online.</s-1> <s-2>It takes ten days.</s-2>"
+
+    cleaned = " ".join(clean_expected(expected).split())
+    assert cleaned == "Renew your passport online. It takes ten days."
+    assert answer_similarity("Renew your passport online. It takes ten days.", expected) == 1.0
+    assert answer_similarity("A bold answer", "A <b>bold</b> answer") == 1.0
+
+
+@pytest.mark.django_db
+def test_blocked_row_never_counts_as_an_answer_and_passes_an_expected_block(make_batch, settings):
+    settings.GRADE_SIMILARITY_PASS = 0.5
+    rows = [
+        ParsedRow(question="My SIN?", expected_outcome="blocked"),
+        ParsedRow(question="Fees?", expected_outcome="not-blocked"),
+        ParsedRow(question="Who won?", expected_outcome="not-gc"),
+        ParsedRow(question="Close?", expected_answer="The fee is 120 dollars."),
+    ]
+    batch = make_batch(rows=rows, ai_provider="extractive", model="extractive")
+    items = list(batch.items.select_related("chat").order_by("position"))
+    for item, (text, kind) in zip(
+        items,
+        [
+            ("This question was not answered.", "blocked"),
+            ("This question was not answered.", "blocked"),
+            ("Who won? The game.", "normal"),
+            ("The fee is 120 dollars, paid online.", "normal"),
+        ],
+        strict=True,
+    ):
+        _answer(item, text)
+        Interaction.objects.filter(pk=item.interaction_id).update(answer_type=kind)
+
+    regrade_batch(batch=batch)
+
+    graded = list(batch.items.order_by("position"))
+    assert [(i.verdict, i.verdict_reason) for i in graded] == [
+        ("pass", "outcome"),
+        ("fail", "outcome"),
+        ("fail", "outcome"),
+        ("pass", "similarity"),
+    ]
+    assert [i.answer_found for i in graded] == [False, False, True, True]
+
+
+@pytest.mark.django_db
+def test_summary_outcome_accuracy_guard_precision_recall_and_judge_counts(make_batch):
+    rows = [
+        ParsedRow(question="SIN?", expected_outcome="blocked"),  # blocked: true block
+        ParsedRow(question="Phone?", expected_outcome="blocked"),  # answered: missed
+        ParsedRow(question="Fees?", expected_outcome="not-blocked"),  # blocked: false block
+        ParsedRow(question="Hours?", expected_outcome="not-blocked"),  # answered: fine
+        ParsedRow(question="Game?", expected_outcome="not-gc"),  # not-found: met
+    ]
+    batch = make_batch(rows=rows, ai_provider="extractive", model="extractive")
+    items = list(batch.items.select_related("chat").order_by("position"))
+    for item, kind in zip(
+        items, ["blocked", "normal", "blocked", "normal", "not-found"], strict=True
+    ):
+        _answer(item, "text")
+        Interaction.objects.filter(pk=item.interaction_id).update(answer_type=kind)
+    regrade_batch(batch=batch)
+    BatchItem.objects.filter(pk=items[3].pk).update(judge_verdict=JudgeVerdict.ERROR)
+
+    summary = grade_summary(batch)
+
+    assert (summary.outcome_met, summary.outcome_checked) == (3, 5)
+    assert (summary.guard_true_blocks, summary.guard_blocked) == (1, 2)
+    assert summary.guard_precision == 0.5
+    assert (summary.guard_expected_blocks, summary.guard_recall) == (2, 0.5)
+    assert summary.judge_no_verdict == 1

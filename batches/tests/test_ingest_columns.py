@@ -85,6 +85,8 @@ def test_preview_reads_header_and_first_rows_without_a_question_column():
         "chat_id": None,
         "expected_answer": None,
         "expected_citation": None,
+        "expected_outcome": None,
+        "expected_block": None,
     }
 
 
@@ -106,3 +108,71 @@ def test_json_records_with_a_column_choice():
         [{"ask": "Q?", "gold": "A."}], columns=ColumnChoice(question="ask", expected_answer="gold")
     )
     assert (rows[0].question, rows[0].expected_answer) == ("Q?", "A.")
+
+
+@pytest.mark.parametrize(
+    "header", ["expected outcome", "expectedOutcome", "Answer Type", "answerType"]
+)
+def test_expected_outcome_column_by_alias(header):
+    data = f"question,{header}\nQ1,not-gc\nQ2,Pt Muni\nQ3,normal\nQ4,whatever\n".encode()
+
+    rows = parse_upload(data=data).rows
+
+    assert [row.expected_outcome for row in rows] == ["not-gc", "pt-muni", "normal", ""]
+
+
+def test_codes_in_the_expected_citation_column_are_outcomes_not_urls():
+    data = (
+        b"question,expected citation\nQ1,not-gc\nQ2,PT-MUNI\nQ3,https://want/\n"
+        b"Q4,clarifying-question\n"
+    )
+
+    rows = parse_upload(data=data).rows
+
+    assert [(r.expected_outcome, r.expected_citation_url) for r in rows] == [
+        ("not-gc", ""),
+        ("pt-muni", ""),
+        ("", "https://want/"),
+        ("clarifying-question", ""),
+    ]
+
+
+@pytest.mark.parametrize("header", ["BLOCK", "expected block"])
+def test_blocking_column_says_blocked_or_not(header):
+    data = f"question,{header}\nQ1,Block\nQ2,Don't block\nQ3,yes\nQ4,no\nQ5,\n".encode()
+
+    rows = parse_upload(data=data).rows
+
+    assert [row.expected_outcome for row in rows] == [
+        "blocked",
+        "not-blocked",
+        "blocked",
+        "not-blocked",
+        "",
+    ]
+
+
+def test_expected_block_wins_over_an_expected_answer_type_and_not_blocked_does_not():
+    data = b"question,answer type,BLOCK\nQ1,not-gc,Block\nQ2,not-gc,Don't block\n"
+
+    rows = parse_upload(data=data).rows
+
+    assert [row.expected_outcome for row in rows] == ["blocked", "not-gc"]
+
+
+def test_column_choice_picks_the_outcome_and_blocking_columns():
+    data = b"Ask,Kind,Stop\nQ1,pt-muni,no\n"
+
+    chosen = parse_upload(
+        data=data,
+        columns=ColumnChoice(question="Ask", expected_outcome="Kind", expected_block="Stop"),
+    )
+
+    assert chosen.roles["expected_outcome"] == "Kind"
+    assert chosen.rows[0].expected_outcome == "pt-muni"
+
+
+def test_json_records_carry_the_expected_outcome():
+    rows = rows_from_records([{"question": "Q", "expectedOutcome": "not-found"}])
+
+    assert rows[0].expected_outcome == "not-found"

@@ -247,3 +247,76 @@ def test_resting_rows_move_to_their_own_field_and_back(migrator):
     BatchItem = state.apps.get_model("batches", "BatchItem")
     rows = BatchItem.objects.order_by("position").values_list("lease_expires_at", flat=True)
     assert list(rows) == [rest, rest, lease, None]
+
+
+def test_existing_turns_get_the_answer_type_their_answer_says(migrator):
+    """chats 0003: blocked by the guard, the not-found wording (any language), else normal."""
+    state = migrator.apply_initial_migration(("chats", "0002_guard_fields"))
+    Chat = state.apps.get_model("chats", "Chat")
+    Interaction = state.apps.get_model("chats", "Interaction")
+    chat = Chat.objects.create(chat_id="c", ai_provider="extractive", search_provider="none")
+    answers = [
+        ("This question was not answered.", "blocked"),
+        ("I could not find this in the documents searched.", ""),
+        ("Je n'ai pas trouvé cette information dans les documents consultés.", ""),
+        ("", ""),
+        ("Renew online with form A.", ""),
+    ]
+    for position, (answer, guard_status) in enumerate(answers):
+        Interaction.objects.create(
+            chat=chat, position=position, question="q", answer=answer, guard_status=guard_status
+        )
+
+    state = migrator.apply_tested_migration(("chats", "0003_answer_type"))
+    Interaction = state.apps.get_model("chats", "Interaction")
+    types = Interaction.objects.order_by("position").values_list("answer_type", flat=True)
+    assert list(types) == ["blocked", "not-found", "not-found", "not-found", "normal"]
+
+
+def test_graded_rows_get_verdicts_and_blocked_rows_stop_counting_as_answers(migrator):
+    """batches 0012: verdicts by the written rules for rows graded before; nothing lost."""
+    state = migrator.apply_initial_migration(
+        [("batches", "0011_item_expected_outcome"), ("chats", "0003_answer_type")]
+    )
+    Batch = state.apps.get_model("batches", "Batch")
+    Chat = state.apps.get_model("chats", "Chat")
+    Interaction = state.apps.get_model("chats", "Interaction")
+    BatchItem = state.apps.get_model("batches", "BatchItem")
+    batch = Batch.objects.create(name="b", ai_provider="extractive", search_provider="none")
+    graded = datetime(2030, 1, 1, tzinfo=UTC)
+    cases = [
+        ("normal", "", {"citation_match": True, "answer_found": True}),
+        ("blocked", "blocked", {"answer_found": True}),
+        ("normal", "not-gc", {"answer_found": True, "answer_similarity": 0.9}),
+        ("normal", "", {"answer_found": True}),
+    ]
+    for position, (answer_type, outcome, grades) in enumerate(cases):
+        chat = Chat.objects.create(
+            chat_id=f"c{position}", ai_provider="extractive", search_provider="none"
+        )
+        turn = Interaction.objects.create(
+            chat=chat, position=0, question="q", answer="a", answer_type=answer_type
+        )
+        BatchItem.objects.create(
+            batch=batch,
+            chat=chat,
+            position=position,
+            question="q",
+            status="done",
+            interaction=turn,
+            expected_outcome=outcome,
+            graded_at=graded,
+            **grades,
+        )
+
+    state = migrator.apply_tested_migration(("batches", "0012_item_verdict"))
+    BatchItem = state.apps.get_model("batches", "BatchItem")
+    rows = BatchItem.objects.order_by("position").values_list(
+        "verdict", "verdict_reason", "answer_found", "answer_similarity"
+    )
+    assert list(rows) == [
+        ("pass", "citation", True, None),
+        ("pass", "outcome", False, None),
+        ("fail", "outcome", True, 0.9),
+        ("ungraded", "nothing", True, None),
+    ]

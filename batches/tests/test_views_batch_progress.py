@@ -22,6 +22,8 @@ def test_progress_polls_while_active_and_stops_with_286(owner_client, owner):
     response = owner_client.get(url, **HX)
     assert response.status_code == 200
     assert 'hx-trigger="every 2s"' in response.content.decode()
+    # Grades are swapped in with each poll while the batch runs.
+    assert '<div id="batch-grades" hx-swap-oob="true">' in response.content.decode()
     Batch.objects.filter(pk=batch.pk).update(status="completed")
     response = owner_client.get(url, **HX)
     assert response.status_code == 286

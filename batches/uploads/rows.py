@@ -42,6 +42,8 @@ EXPECTED_CITATION_ALIASES = (
     "citationurl",
     "origcitation",
 )
+EXPECTED_OUTCOME_ALIASES = ("expectedoutcome", "answertype")
+EXPECTED_BLOCK_ALIASES = ("block", "expectedblock")
 PREVIEW_ROWS = 5
 ACCEPTED_QUESTION_HEADERS = "question, RedactedQuestion, Problem Details, prompt"
 
@@ -56,16 +58,64 @@ class ParsedRow:
     columns: dict[str, str] = field(default_factory=dict)
     expected_answer: str = ""
     expected_citation_url: str = ""
+    expected_outcome: str = ""
 
 
-ROLES = ("question", "url", "chat_id", "expected_answer", "expected_citation")
+ROLES = (
+    "question",
+    "url",
+    "chat_id",
+    "expected_answer",
+    "expected_citation",
+    "expected_outcome",
+    "expected_block",
+)
 ROLE_ALIASES: dict[str, tuple[str, ...]] = {
     "question": QUESTION_ALIASES,
     "url": URL_ALIASES,
     "chat_id": CHAT_ALIASES,
     "expected_answer": EXPECTED_ANSWER_ALIASES,
     "expected_citation": EXPECTED_CITATION_ALIASES,
+    "expected_outcome": EXPECTED_OUTCOME_ALIASES,
+    "expected_block": EXPECTED_BLOCK_ALIASES,
 }
+
+# Expected outcomes: the answer types (chats.models.AnswerType) plus "not-blocked". Cells
+# are read with case, spaces, `_`, `-` and apostrophes ignored; other values mean nothing
+# is expected.
+NOT_BLOCKED = "not-blocked"
+_OUTCOME_WORDS = {
+    "normal": "normal",
+    "notfound": "not-found",
+    "notgc": "not-gc",
+    "ptmuni": "pt-muni",
+    "clarifyingquestion": "clarifying-question",
+    "blocked": "blocked",
+    "notblocked": NOT_BLOCKED,
+}
+# Codes the origin's files put in the expected citation column instead of a URL.
+CITATION_CODES = ("not-gc", "pt-muni", "not-found", "clarifying-question")
+_BLOCK_WORDS = {
+    **dict.fromkeys(("block", "blocked", "yes", "y", "true", "1"), "blocked"),
+    **dict.fromkeys(
+        ("dontblock", "donotblock", "notblocked", "no", "n", "false", "0"), NOT_BLOCKED
+    ),
+}
+_IGNORED_IN_VALUES = re.compile(r"[\s_\-'’]+")
+
+
+def _value_key(value: str) -> str:
+    return _IGNORED_IN_VALUES.sub("", value).lower()
+
+
+def read_outcome(value: str) -> str:
+    """An expected-outcome cell as its code ("" when it names none)."""
+    return _OUTCOME_WORDS.get(_value_key(value), "")
+
+
+def read_block(value: str) -> str:
+    """A blocking-column cell (`Block`, `Don't block`, yes/no) as blocked / not-blocked."""
+    return _BLOCK_WORDS.get(_value_key(value), "")
 
 
 @dataclass(frozen=True)
@@ -80,6 +130,8 @@ class ColumnChoice:
     chat_id: str | None = None
     expected_answer: str | None = None
     expected_citation: str | None = None
+    expected_outcome: str | None = None
+    expected_block: str | None = None
 
     def resolve(self, headers: list[str]) -> dict[str, str | None]:
         """Role -> header (None when the role has no column). An explicit header that is
@@ -110,6 +162,8 @@ ROLE_LABELS = {
     "chat_id": "the chat id",
     "expected_answer": "the expected answer",
     "expected_citation": "the expected citation",
+    "expected_outcome": "the expected outcome",
+    "expected_block": "the expected blocking",
 }
 AUTO = ColumnChoice()
 
@@ -304,6 +358,13 @@ def make_row(
     answer_key, citation_key = roles.get("expected_answer"), roles.get("expected_citation")
     citation = columns[citation_key].strip() if citation_key else ""
     check_url(citation, column=citation_key, row_label=row_label, row=row)
+    outcome_key, block_key = roles.get("expected_outcome"), roles.get("expected_block")
+    outcome = read_outcome(columns[outcome_key]) if outcome_key else ""
+    if citation.lower() in CITATION_CODES:  # a code, not a URL: it says the outcome
+        outcome, citation = outcome or citation.lower(), ""
+    block = read_block(columns[block_key]) if block_key else ""
+    if block == "blocked" or (block and not outcome):
+        outcome = block
     return ParsedRow(
         question=question,
         referring_url=url,
@@ -311,6 +372,7 @@ def make_row(
         columns=columns,
         expected_answer=columns[answer_key].strip() if answer_key else "",
         expected_citation_url=citation,
+        expected_outcome=outcome,
     )
 
 

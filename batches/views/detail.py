@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
@@ -26,7 +27,12 @@ from batches.selectors import (
     may_act_on,
 )
 from batches.uploads import QUESTION_ALIASES, alias_key
-from batches.views.common import _get_batch_for_user, _grade_filter_labels, _runner_context
+from batches.views.common import (
+    _attach_grades,
+    _get_batch_for_user,
+    _grade_filter_labels,
+    _runner_context,
+)
 from batches.views.evaluation import _append_evaluation_oob, _evaluation_context
 from chats.services import counts_words, uses_prompt
 
@@ -228,4 +234,8 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     if not batch.is_active:
         response.status_code = HTMX_STOP_POLLING
         _append_evaluation_oob(request, response, batch)
+    else:
+        _attach_grades([batch])
+        grades = {"batch": batch, "grades_oob": True}
+        response.write(render_to_string("batches/_batch_grades.html", grades, request=request))
     return response

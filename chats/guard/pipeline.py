@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from chats.guard.policy import GuardResult, ai_check, blocked_message, screen
-from chats.models import URL_MAX_LENGTH, Chat
+from chats.models import URL_MAX_LENGTH, AnswerType, Chat
 from chats.providers import get_provider, uses_language_model
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class GuardStep:
             **self.fields(),
             "referring_url": referring_url[:URL_MAX_LENGTH],
             "answer": self.answer,
+            "answer_type": AnswerType.BLOCKED,
             "search_query": "",
             "search_results": [],
             "model": GUARD_MODEL,

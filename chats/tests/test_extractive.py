@@ -103,9 +103,10 @@ def test_reply_uses_the_tag_format_that_the_prompt_parser_reads():
 def test_not_found_reply_has_no_citation():
     generation = generate("What about the weather?", [TAXES], language="fr")
 
-    parsed = parse_answer(generation.text, [TAXES])
+    parsed = parse_answer(generation.text, [TAXES], language="fr")
 
     assert parsed.answer == NOT_FOUND["fr"]
+    assert parsed.answer_type == "not-found"
     assert (parsed.citation_url, parsed.citation_title) == ("", "")
 
 

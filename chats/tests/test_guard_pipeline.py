@@ -63,6 +63,7 @@ def test_blocked_question_makes_no_request_and_stores_the_fixed_answer(servers, 
     assert ai.requests == [] and search.requests == []
     interaction.refresh_from_db()
     assert interaction.guard_status == "blocked"
+    assert interaction.answer_type == "blocked"
     assert interaction.guard_reasons == ["phone", "sin"]
     assert interaction.question == "My SIN is [SIN], call me at [PHONE]"
     assert interaction.redacted_question == interaction.question

@@ -65,6 +65,7 @@ def test_stores_one_interaction_with_every_field(fake):
     assert interaction.question == "How do I renew my passport?"
     assert interaction.referring_url == "https://example.org/"
     assert interaction.answer == "Fake answer (turn 1) to: How do I renew my passport?"
+    assert interaction.answer_type == "normal"
     assert interaction.citation_url == "https://example.org/passport"
     assert interaction.citation_title == "Renew a passport"
     assert interaction.search_query == "How do I renew my passport?"

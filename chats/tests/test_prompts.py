@@ -241,3 +241,55 @@ def test_extractive_answerer_needs_no_prompt():
 
     assert not uses_prompt("extractive") and counts_words("extractive")
     assert uses_prompt("openai") and not counts_words("openai")
+
+
+# --- answer types ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer", "answer_type"),
+    [
+        ("<answer>Renew online.</answer>", "Renew online.", "normal"),
+        (
+            "<answer><not-gc>I can only help with this government's services.</not-gc></answer>",
+            "I can only help with this government's services.",
+            "not-gc",
+        ),
+        ("<answer><pt-muni>Ask your province.</pt-muni></answer>", "Ask your province.", "pt-muni"),
+        (
+            "<answer><clarifying_question>Which passport?</clarifying_question></answer>",
+            "Which passport?",
+            "clarifying-question",
+        ),
+        (
+            "<answer>I could not find this in the documents searched.</answer>",
+            "I could not find this in the documents searched.",
+            "not-found",
+        ),
+        ("<answer></answer>", "", "not-found"),
+    ],
+)
+def test_parse_answer_tells_the_answer_type_and_drops_its_tags(reply, answer, answer_type):
+    parsed = parse_answer(reply)
+
+    assert (parsed.answer, parsed.answer_type) == (answer, answer_type)
+
+
+def test_not_found_words_follow_the_page_language():
+    reply = "<answer>Je n'ai pas trouvé cette information.</answer>"
+
+    assert parse_answer(reply, language="fr").answer_type == "not-found"
+
+
+def test_type_tags_are_not_shown_while_streaming():
+    stream = AnswerStreamFilter()
+
+    shown = "".join(stream.feed(token) for token in ["<answer><not-", "gc>Not our", " service."])
+
+    assert shown == "Not our service."
+
+
+def test_system_prompt_asks_for_the_origin_type_tags():
+    prompt = build_system_prompt(language="en", search_results=RESULTS)
+
+    assert "<not-gc>" in prompt and "<pt-muni>" in prompt and "<clarifying-question>" in prompt

@@ -300,3 +300,19 @@ def test_transcript_question_label_is_translated(owner_client, chat):
     owner_client.cookies["django_language"] = "fr"
     body = owner_client.get(chat.get_absolute_url()).text
     assert "Question\u00a0: </span>" in body
+
+
+def test_page_names_an_out_of_scope_answer_in_the_page_language(owner_client, chat):
+    InteractionFactory(
+        chat=chat,
+        position=1,
+        question="Who won the game?",
+        answer="Not ours.",
+        answer_type="not-gc",
+    )
+
+    english = owner_client.get(chat.get_absolute_url()).content.decode()
+    french = owner_client.get(chat.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    assert "Out of scope" in english
+    assert "Hors du champ" in french
