@@ -37,7 +37,7 @@ class TooManyBadTokens(Exception):
 
 
 def _keys(request: HttpRequest, raw: str) -> list[str]:
-    address = client_address(request)
+    address = client_address(request) or "unknown"
     prefix = hashlib.sha256(raw[:PREFIX_CHARS].encode("utf-8", "replace")).hexdigest()[:32]
     return [f"bad-token:address:{address}", f"bad-token:prefix:{prefix}"]
 

@@ -32,12 +32,13 @@ def _trusted(address: str, networks: tuple) -> bool:
     return any(ip in network for network in networks)
 
 
-def client_address(request: HttpRequest) -> str:
-    """The address the throttles count (django-axes' AXES_CLIENT_IP_CALLABLE too)."""
-    remote = request.META.get("REMOTE_ADDR") or ""
+def client_address(request: HttpRequest) -> str | None:
+    """The address the throttles count (django-axes' AXES_CLIENT_IP_CALLABLE too); None
+    when the request has none (django-axes stores it in an address column)."""
+    remote = request.META.get("REMOTE_ADDR") or None
     networks = _networks(tuple(settings.TRUSTED_PROXIES))
-    if not networks or not _trusted(remote, networks):
-        return remote or "unknown"
+    if remote is None or not networks or not _trusted(remote, networks):
+        return remote
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
         if not _trusted(hop, networks):
