@@ -157,7 +157,8 @@ def _comparison(request: HttpRequest, pk: int, other: int):
 @login_required
 @require_GET
 def batch_compare(request: HttpRequest, pk: int, other: int) -> HttpResponse:
-    """Two batches row by row: change classes, both answers side by side with a word diff."""
+    """Two batches row by row, new vs baseline (whatever order the ids come in): both
+    runs' rates with the difference, change classes, both answers with a word diff."""
     comparison = _comparison(request, pk, other)
     change = request.GET.get("change") or ""
     if change not in CHANGES:
@@ -170,8 +171,9 @@ def batch_compare(request: HttpRequest, pk: int, other: int) -> HttpResponse:
     ]
     context = {
         "comparison": comparison,
-        "a": comparison.a,
-        "b": comparison.b,
+        "baseline": comparison.baseline,
+        "new": comparison.new,
+        "rates": [(rate_labels()[rate.name], rate) for rate in comparison.rates],
         "page": page,
         "rows": list(page.object_list),
         "change": change,
@@ -195,6 +197,20 @@ def change_labels() -> dict[str, str]:
         "changed": _("Changed"),
         "improved": _("Improved"),
         "regressed": _("Regressed"),
-        "only_in_a": _("Only in A"),
-        "only_in_b": _("Only in B"),
+        "only_in_baseline": _("Only in the baseline"),
+        "only_in_new": _("Only in the new run"),
+    }
+
+
+def rate_labels() -> dict[str, str]:
+    """The compare page's names of the GradeSummary rates (batches.compare.RATES)."""
+    return {
+        "pass_rate": _("Pass rate"),
+        "outcome_accuracy": _("Outcome accuracy"),
+        "citation_match_rate": _("Citation match rate"),
+        "mean_similarity": _("Mean similarity"),
+        "answer_found_rate": _("Gave an answer"),
+        "judge_pass_rate": _("Judge pass rate"),
+        "guard_precision": _("Guard precision"),
+        "guard_recall": _("Guard recall"),
     }
