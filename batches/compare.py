@@ -38,12 +38,14 @@ from batches.export import (
     GRADE_COLUMNS,
     STREAM_CHUNK,
     XLSX_CONTENT_TYPE,
+    XLSX_DEFAULT_WIDTH,
     XLSX_SPOOL_BYTES,
     _chunked,
     _csv_cell,
     _Echo,
     _xlsx_cell,
     grade_values,
+    xlsx_header,
 )
 from batches.grading import GradeSummary, answer_similarity, grade_summaries, normalise_url
 from batches.models import Batch, BatchItem, Verdict
@@ -422,15 +424,46 @@ def _stream_json(comparison: Comparison) -> Iterator[bytes]:
     yield json.dumps(comparison_json(comparison), ensure_ascii=False, default=str).encode()
 
 
+# Widths (characters) and wrapped texts of the compare XLSX, like the results XLSX's.
+COMPARE_XLSX_WIDTHS = {
+    "question": 50,
+    "expected_answer": 50,
+    "expected_citation_url": 40,
+    "baseline_answer": 70,
+    "new_answer": 70,
+    "baseline_citation_url": 40,
+    "new_citation_url": 40,
+}
+COMPARE_XLSX_WRAPPED = frozenset({"question", "expected_answer", "baseline_answer", "new_answer"})
+
+
 def _stream_xlsx(comparison: Comparison) -> Iterator[bytes]:
+    """The comparison as an XLSX sheet "New vs baseline", formatted like the results XLSX
+    (batches.export.xlsx_header: frozen bold header with a filter, widths; wrapped texts)."""
     from openpyxl import Workbook  # only for this format (see batches.export.stream_xlsx)
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment
+    from openpyxl.utils import get_column_letter
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("New vs baseline")
-    sheet.append(list(COMPARE_COLUMNS))
+    xlsx_header(
+        sheet, COMPARE_COLUMNS, lambda column: COMPARE_XLSX_WIDTHS.get(column, XLSX_DEFAULT_WIDTH)
+    )
+    wrap = Alignment(wrap_text=True, vertical="top")
+    wrapped = [
+        index for index, column in enumerate(COMPARE_COLUMNS) if column in COMPARE_XLSX_WRAPPED
+    ]
     for row in comparison.rows:
         record = compare_record(row)
-        sheet.append([_xlsx_cell(record[column]) for column in COMPARE_COLUMNS])
+        values: list[Any] = [_xlsx_cell(record[column]) for column in COMPARE_COLUMNS]
+        for index in wrapped:
+            cell = WriteOnlyCell(sheet, value=values[index])
+            cell.alignment = wrap
+            values[index] = cell
+        sheet.append(values)
+    last = get_column_letter(len(COMPARE_COLUMNS))
+    sheet.auto_filter.ref = f"A1:{last}{len(comparison.rows) + 1}"
     with SpooledTemporaryFile(max_size=XLSX_SPOOL_BYTES) as out:
         workbook.save(out)
         out.seek(0)

@@ -256,6 +256,12 @@ def test_compare_json_csv_xlsx(api, owner):
     values = list(sheet.values)
     assert values[0][:2] == ("row", "change") and values[2][1] == "regressed"
     assert "baseline_verdict" in values[0] and "new_verdict" in values[0]
+    # Formatted like the results XLSX: frozen bold header with a filter, widths, wrapping.
+    assert sheet.title == "New vs baseline" and sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, sheet.max_column).column_letter}4"
+    assert sheet["A1"].font.bold and sheet["C1"].value == "question"
+    assert sheet.column_dimensions["C"].width == 50
+    assert sheet["C2"].alignment.wrap_text
     assert f"batchchat-compare-{b.pk}-vs-{a.pk}-" in xlsx["Content-Disposition"]
 
     bad = api.get("batch/compare", {"batchId": a.pk, "otherBatchId": b.pk, "format": "pdf"})
