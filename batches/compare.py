@@ -202,7 +202,7 @@ def _answer(item: BatchItem | None) -> str:
     return item.interaction.answer if item is not None and item.interaction else ""
 
 
-def _lineage(batch: Batch) -> list[int]:
+def run_from_chain(batch: Batch) -> list[int]:
     """The batch id and the ids it was run from, nearest first (one query per step)."""
     ids = [batch.pk]
     parent = batch.run_from_id
@@ -216,7 +216,7 @@ def same_rows(a: Batch, b: Batch) -> bool:
     """Whether one batch was made from the other, or both from one source, by Run again."""
     if a.pk == b.pk:
         return True
-    return bool(set(_lineage(a)) & set(_lineage(b)))
+    return bool(set(run_from_chain(a)) & set(run_from_chain(b)))
 
 
 def comparison_items(batch: Batch) -> list[BatchItem]:
@@ -259,9 +259,9 @@ def is_baseline(first: Batch, second: Batch) -> bool:
     `first` is older."""
     if first.pk == second.pk:
         return True
-    if first.pk in _lineage(second):
+    if first.pk in run_from_chain(second):
         return True
-    if second.pk in _lineage(first):
+    if second.pk in run_from_chain(first):
         return False
     return (first.created_at, first.pk) <= (second.created_at, second.pk)
 

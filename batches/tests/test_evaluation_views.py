@@ -260,6 +260,23 @@ def test_compare_page_is_new_vs_baseline_in_either_order(owner_client, owner):
     assert "Écart" in french
 
 
+def test_compare_with_offers_runs_of_the_same_questions_first(owner_client, owner):
+    a, b = _pair(owner)
+    newer = graded(owner, ["Unrelated"], name="Unrelated, newer")
+    body = owner_client.get(a.get_absolute_url()).content.decode()
+    select = body.split('id="compare-other"')[1].split("</select>")[0]
+    related = select.split('label="Runs of the same questions"')[1].split("</optgroup>")[0]
+    assert f'<option value="{b.pk}" selected>' in related and f"#{newer.pk}" not in related
+    unrelated = select.split('label="Other batches"')[1]
+    assert f'value="{newer.pk}"' in unrelated
+    # From the re-run: its source is offered first (and preselected), in French too.
+    owner_client.cookies["django_language"] = "fr"
+    french = owner_client.get(b.get_absolute_url()).content.decode()
+    related = french.split('label="Exécutions des mêmes questions"')[1].split("</optgroup>")[0]
+    assert f'<option value="{a.pk}" selected>' in related
+    assert 'label="Autres lots"' in french
+
+
 def test_compare_download_csv(owner_client, owner):
     a, b = _pair(owner)
     response = owner_client.get(f"/batches/{a.pk}/compare/{b.pk}/download/csv/")
