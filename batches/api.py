@@ -452,7 +452,8 @@ def run_again(request: HttpRequest, payload: RunAgainIn):
 
 COMPARE_RESPONSES = {
     "200": {
-        "description": "The comparison: JSON `{summary, rows}` or a CSV / XLSX download",
+        "description": "The comparison, new vs baseline: JSON `{baseline, new, summary, rows}` "
+        "or a CSV / XLSX download",
         "content": {
             "application/json": {"schema": {"type": "object"}},
             "text/csv": {"schema": {"type": "string"}},
@@ -466,12 +467,18 @@ COMPARE_RESPONSES = {
     "/compare",
     response={**error_docs(*COMMON_ERRORS)},
     openapi_extra={"responses": COMPARE_RESPONSES},
-    summary="Compare two batches row by row (same/changed/improved/regressed/only_in_a/b)",
+    summary="Compare two batches, new vs baseline: rates side by side and row change classes",
 )
 def compare(request: HttpRequest, query: Query[CompareQuery]):
-    """JSON: `summary` (rows per change class) and `rows`, each with `row`, `change`, the
-    question, the expected answer and citation, the similarity of the two answers, and both
-    sides `a` and `b` (null when the row is missing there). CSV and XLSX: one line per row."""
+    """The two ids in any order: the baseline is the batch the other was run again from
+    (up its chain), else the older one; the other is the new run.
+
+    JSON: `baseline` and `new` (the two batches), `alignedBy`, `summary` (for each rate:
+    `baseline`, `new` and `delta` = new - baseline; `changes`: rows per change class
+    improved / regressed / changed / same / only_in_baseline / only_in_new) and `rows`,
+    each with `row`, `change`, `baselineVerdict`, `newVerdict`, the question, the expected
+    answer and citation, the similarity of the two answers, and both sides `baseline` and
+    `new` (null when the row is missing there). CSV and XLSX: one line per row."""
     comparison = compare_batches(
         a=_batch_for(request, query.batch_id), b=_batch_for(request, query.other_batch_id)
     )

@@ -1,19 +1,21 @@
-"""Comparing two batches row by row (evaluation): alignment, change classes, word diff,
-and the comparison as CSV, JSON or XLSX.
+"""Comparing two batches row by row (evaluation): direction, alignment, change classes,
+word diff, both runs' rates side by side, and the comparison as CSV, JSON or XLSX.
+
+Direction: the comparison is always "new vs baseline", whatever order the two batches are
+given in. The baseline is the batch the other was run again from (directly or up its
+"Run again" chain); otherwise the older batch (created first; the lower id on a tie).
 
 Alignment: two batches that come from the same rows (one was made from the other with
 "Run again", or both from a common ancestor) are aligned by row number; other batches by
 question text (case, spacing and surrounding punctuation ignored; a question asked twice
 pairs its first occurrences first).
 
-Change class of a pair (A = the first batch, B = the other):
-- `only_in_a` / `only_in_b`: the row has no partner;
+Change class of a pair, by the first rule that applies:
+- `only_in_baseline` / `only_in_new`: the row has no partner;
+- `improved` / `regressed`: the verdict went from fail to pass / from pass to fail;
 - `same`: both unanswered, or the same answer text (spacing ignored) citing the same page
   (normalised URL);
-- `improved` / `regressed`: B answers where A did not (or the reverse); else the graders
-  that both rows have (citation match, answer found, judge pass) counted as +1 / -1 each,
-  and when those tie, the answer similarity moving by at least SIMILARITY_STEP;
-- `changed`: a different answer or citation that the grades do not rank.
+- `changed`: anything else (a different answer or citation the verdicts do not rank).
 """
 
 from __future__ import annotations
@@ -36,18 +38,30 @@ from batches.export import (
     GRADE_COLUMNS,
     STREAM_CHUNK,
     XLSX_CONTENT_TYPE,
+    XLSX_DEFAULT_WIDTH,
     XLSX_SPOOL_BYTES,
     _chunked,
     _csv_cell,
     _Echo,
     _xlsx_cell,
     grade_values,
+    xlsx_header,
 )
-from batches.grading import answer_similarity, normalise_url
-from batches.models import Batch, BatchItem, JudgeVerdict
+from batches.grading import GradeSummary, answer_similarity, grade_summaries, normalise_url
+from batches.models import Batch, BatchItem, Verdict
 
-CHANGES = ("same", "changed", "improved", "regressed", "only_in_a", "only_in_b")
-SIMILARITY_STEP = 0.1
+CHANGES = ("improved", "regressed", "changed", "same", "only_in_baseline", "only_in_new")
+# GradeSummary rates shown side by side (name in GradeSummary.as_dict, API key).
+RATES: tuple[tuple[str, str], ...] = (
+    ("pass_rate", "passRate"),
+    ("outcome_accuracy", "outcomeAccuracy"),
+    ("citation_match_rate", "citationMatchRate"),
+    ("mean_similarity", "meanSimilarity"),
+    ("answer_found_rate", "answerFoundRate"),
+    ("judge_pass_rate", "judgePassRate"),
+    ("guard_precision", "guardPrecision"),
+    ("guard_recall", "guardRecall"),
+)
 # How far up "Run again" chains are followed to find a common source.
 MAX_LINEAGE = 50
 _SPACES = re.compile(r"\s+")
@@ -104,43 +118,26 @@ def _answered(item: BatchItem) -> bool:
     return item.status == BatchItem.Status.DONE and item.interaction is not None
 
 
-def _judge_score(item: BatchItem) -> bool | None:
-    if item.judge_verdict in (JudgeVerdict.PASS, JudgeVerdict.FAIL):
-        return item.judge_verdict == JudgeVerdict.PASS
-    return None
-
-
-def classify(a: BatchItem | None, b: BatchItem | None) -> str:
+def classify(baseline: BatchItem | None, new: BatchItem | None) -> str:
     """The change class of a pair (module docstring)."""
-    if b is None:
-        return "only_in_a"
-    if a is None:
-        return "only_in_b"
-    answered_a, answered_b = _answered(a), _answered(b)
-    if answered_a != answered_b:
-        return "improved" if answered_b else "regressed"
-    if not answered_a:
-        return "same"
-    ia, ib = a.interaction, b.interaction
-    same_text = _SPACES.sub(" ", ia.answer).strip() == _SPACES.sub(" ", ib.answer).strip()
-    if same_text and normalise_url(ia.citation_url) == normalise_url(ib.citation_url):
-        return "same"
-    score = 0
-    for grade_a, grade_b in (
-        (a.citation_match, b.citation_match),
-        (a.answer_found, b.answer_found),
-        (_judge_score(a), _judge_score(b)),
-    ):
-        if grade_a is not None and grade_b is not None:
-            score += int(grade_b) - int(grade_a)
-    if score == 0 and a.answer_similarity is not None and b.answer_similarity is not None:
-        delta = b.answer_similarity - a.answer_similarity
-        if abs(delta) >= SIMILARITY_STEP:
-            score = 1 if delta > 0 else -1
-    if score > 0:
+    if new is None:
+        return "only_in_baseline"
+    if baseline is None:
+        return "only_in_new"
+    verdicts = (baseline.verdict, new.verdict)
+    if verdicts == (Verdict.FAIL, Verdict.PASS):
         return "improved"
-    if score < 0:
+    if verdicts == (Verdict.PASS, Verdict.FAIL):
         return "regressed"
+    answered_old, answered_new = _answered(baseline), _answered(new)
+    if not answered_old and not answered_new:
+        return "same"
+    if answered_old != answered_new:
+        return "changed"
+    old, fresh = baseline.interaction, new.interaction
+    same_text = _SPACES.sub(" ", old.answer).strip() == _SPACES.sub(" ", fresh.answer).strip()
+    if same_text and normalise_url(old.citation_url) == normalise_url(fresh.citation_url):
+        return "same"
     return "changed"
 
 
@@ -149,39 +146,63 @@ def classify(a: BatchItem | None, b: BatchItem | None) -> str:
 
 @dataclass
 class ComparedRow:
-    a: BatchItem | None
-    b: BatchItem | None
+    baseline: BatchItem | None
+    new: BatchItem | None
     change: str
     similarity: float | None  # between the two answers (ROUGE-L F1), None if one is missing
 
     @property
     def row(self) -> int:
-        """1-based row number: A's row, or B's for a row only in B."""
-        item = self.a or self.b
+        """1-based row number: the baseline's row, or the new run's for a row only there."""
+        item = self.baseline or self.new
         return item.position + 1
 
     @property
     def question(self) -> str:
-        return (self.a or self.b).question
+        return (self.baseline or self.new).question
 
     def diff(self) -> list[tuple[str, str]]:
-        return word_diff(_answer(self.a), _answer(self.b))
+        return word_diff(_answer(self.baseline), _answer(self.new))
+
+
+@dataclass
+class RateDelta:
+    """One GradeSummary rate of both runs and its difference (new - baseline)."""
+
+    name: str  # GradeSummary.as_dict key
+    key: str  # API key (camelCase)
+    baseline: float | None
+    new: float | None
+
+    @property
+    def delta(self) -> float | None:
+        if self.baseline is None or self.new is None:
+            return None
+        return round(self.new - self.baseline, 4)
 
 
 @dataclass
 class Comparison:
-    a: Batch
-    b: Batch
+    baseline: Batch
+    new: Batch
     aligned_by: str  # "row" or "question"
     rows: list[ComparedRow]
-    summary: dict[str, int] = field(default_factory=dict)
+    summary: dict[str, int] = field(default_factory=dict)  # rows per change class
+    grades: tuple[GradeSummary, GradeSummary] | None = None  # baseline's, new's
+    rates: list[RateDelta] = field(default_factory=list)
+
+
+def rate_deltas(baseline: GradeSummary, new: GradeSummary) -> list[RateDelta]:
+    """Each RATES entry for both runs, side by side with the difference."""
+    old_values, new_values = baseline.as_dict(), new.as_dict()
+    return [RateDelta(name, key, old_values[name], new_values[name]) for name, key in RATES]
 
 
 def _answer(item: BatchItem | None) -> str:
     return item.interaction.answer if item is not None and item.interaction else ""
 
 
-def _lineage(batch: Batch) -> list[int]:
+def run_from_chain(batch: Batch) -> list[int]:
     """The batch id and the ids it was run from, nearest first (one query per step)."""
     ids = [batch.pk]
     parent = batch.run_from_id
@@ -195,7 +216,7 @@ def same_rows(a: Batch, b: Batch) -> bool:
     """Whether one batch was made from the other, or both from one source, by Run again."""
     if a.pk == b.pk:
         return True
-    return bool(set(_lineage(a)) & set(_lineage(b)))
+    return bool(set(run_from_chain(a)) & set(run_from_chain(b)))
 
 
 def comparison_items(batch: Batch) -> list[BatchItem]:
@@ -232,23 +253,53 @@ def _pair_by_row(
     return pairs
 
 
-def compare_batches(*, a: Batch, b: Batch) -> Comparison:
-    """Align the rows of `a` and `b`, classify each pair, count the classes.
+def is_baseline(first: Batch, second: Batch) -> bool:
+    """Whether `first` is the baseline of a comparison with `second` (module docstring):
+    `second` was run again from it (up the chain), or neither was run from the other and
+    `first` is older."""
+    if first.pk == second.pk:
+        return True
+    if first.pk in run_from_chain(second):
+        return True
+    if second.pk in run_from_chain(first):
+        return False
+    return (first.created_at, first.pk) <= (second.created_at, second.pk)
 
-    Costs the two row queries (plus one per Run-again step to find the common source)."""
-    aligned_by = "row" if same_rows(a, b) else "question"
-    items_a, items_b = comparison_items(a), comparison_items(b)
+
+def order_batches(first: Batch, second: Batch) -> tuple[Batch, Batch]:
+    """(baseline, new) of two batches, whatever order they come in."""
+    return (first, second) if is_baseline(first, second) else (second, first)
+
+
+def compare_batches(*, a: Batch, b: Batch) -> Comparison:
+    """Compare two batches given in any order: find the baseline, align the rows, classify
+    each pair, count the classes, and put both runs' rates side by side.
+
+    Costs the two row queries and one summary query (plus one per Run-again step)."""
+    baseline, new = order_batches(a, b)
+    aligned_by = "row" if same_rows(baseline, new) else "question"
+    items_old, items_new = comparison_items(baseline), comparison_items(new)
     pairer = _pair_by_row if aligned_by == "row" else _pair_by_question
     rows = []
-    for item_a, item_b in pairer(items_a, items_b):
+    for old, fresh in pairer(items_old, items_new):
         similarity = None
-        if item_a is not None and item_b is not None and _answered(item_a) and _answered(item_b):
-            similarity = answer_similarity(_answer(item_b), _answer(item_a))
-        rows.append(ComparedRow(item_a, item_b, classify(item_a, item_b), similarity))
+        if old is not None and fresh is not None and _answered(old) and _answered(fresh):
+            similarity = answer_similarity(_answer(fresh), _answer(old))
+        rows.append(ComparedRow(old, fresh, classify(old, fresh), similarity))
     summary = dict.fromkeys(CHANGES, 0)
     for row in rows:
         summary[row.change] += 1
-    return Comparison(a=a, b=b, aligned_by=aligned_by, rows=rows, summary=summary)
+    summaries = grade_summaries([baseline.pk, new.pk])
+    grades = (summaries[baseline.pk], summaries[new.pk])
+    return Comparison(
+        baseline=baseline,
+        new=new,
+        aligned_by=aligned_by,
+        rows=rows,
+        summary=summary,
+        grades=grades,
+        rates=rate_deltas(*grades),
+    )
 
 
 # --- Export ----------------------------------------------------------------------------------
@@ -261,8 +312,8 @@ COMPARE_COLUMNS: tuple[str, ...] = (
     "expected_answer",
     "expected_citation_url",
     "answers_similarity",
-    *(f"a_{name}" for name in SIDE_FIELDS),
-    *(f"b_{name}" for name in SIDE_FIELDS),
+    *(f"baseline_{name}" for name in SIDE_FIELDS),
+    *(f"new_{name}" for name in SIDE_FIELDS),
 )
 
 
@@ -283,7 +334,7 @@ def side(item: BatchItem | None) -> dict[str, Any] | None:
 
 def compare_record(row: ComparedRow) -> dict[str, Any]:
     """A compared row as a flat record in COMPARE_COLUMNS order."""
-    source = row.a or row.b
+    source = row.baseline or row.new
     record: dict[str, Any] = {
         "row": row.row,
         "change": row.change,
@@ -292,7 +343,7 @@ def compare_record(row: ComparedRow) -> dict[str, Any]:
         "expected_citation_url": source.expected_citation_url,
         "answers_similarity": row.similarity,
     }
-    for prefix, item in (("a", row.a), ("b", row.b)):
+    for prefix, item in (("baseline", row.baseline), ("new", row.new)):
         values = side(item) or {}
         for name in SIDE_FIELDS:
             record[f"{prefix}_{name}"] = values.get(name)
@@ -316,21 +367,38 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def _batch_json(batch: Batch) -> dict[str, Any]:
+    return {
+        "batchId": batch.pk,
+        "name": batch.name,
+        "createdAt": batch.created_at.isoformat(),
+        "runFrom": batch.run_from_id,
+        "aiProvider": batch.ai_provider,
+        "model": batch.model,
+        "searchProvider": batch.search_provider,
+        "pageLanguage": batch.page_language,
+    }
+
+
 def comparison_json(comparison: Comparison) -> dict[str, Any]:
-    """The API's JSON: `summary` (count per change class) and `rows`, each with `row`,
-    `change`, the question and expectations, and both sides (`a`, `b`; null when absent).
-    Keys are camelCase like the rest of the API."""
+    """The API's JSON, new vs baseline: `baseline` and `new` (the two batches), `summary`
+    (`baseline` / `new` / `delta` per rate, and `changes`: rows per change class) and
+    `rows`, each with `row`, `change`, both verdicts, the question and expectations, and
+    both sides (`baseline`, `new`; null when absent). Keys are camelCase like the rest of
+    the API."""
     rows = []
     for row in comparison.rows:
-        source = row.a or row.b
+        source = row.baseline or row.new
         sides = {}
-        for name, item in (("a", row.a), ("b", row.b)):
+        for name, item in (("baseline", row.baseline), ("new", row.new)):
             values = side(item)
             sides[name] = None if values is None else {_camel(k): v for k, v in values.items()}
         rows.append(
             {
                 "row": row.row,
                 "change": row.change,
+                "baselineVerdict": row.baseline.verdict if row.baseline else None,
+                "newVerdict": row.new.verdict if row.new else None,
                 "question": row.question,
                 "expectedAnswer": source.expected_answer,
                 "expectedCitationUrl": source.expected_citation_url,
@@ -338,11 +406,16 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
                 **sides,
             }
         )
+    summary: dict[str, Any] = {
+        rate.key: {"baseline": rate.baseline, "new": rate.new, "delta": rate.delta}
+        for rate in comparison.rates
+    }
+    summary["changes"] = comparison.summary
     return {
-        "batchId": comparison.a.pk,
-        "otherBatchId": comparison.b.pk,
+        "baseline": _batch_json(comparison.baseline),
+        "new": _batch_json(comparison.new),
         "alignedBy": comparison.aligned_by,
-        "summary": comparison.summary,
+        "summary": summary,
         "rows": rows,
     }
 
@@ -351,15 +424,46 @@ def _stream_json(comparison: Comparison) -> Iterator[bytes]:
     yield json.dumps(comparison_json(comparison), ensure_ascii=False, default=str).encode()
 
 
+# Widths (characters) and wrapped texts of the compare XLSX, like the results XLSX's.
+COMPARE_XLSX_WIDTHS = {
+    "question": 50,
+    "expected_answer": 50,
+    "expected_citation_url": 40,
+    "baseline_answer": 70,
+    "new_answer": 70,
+    "baseline_citation_url": 40,
+    "new_citation_url": 40,
+}
+COMPARE_XLSX_WRAPPED = frozenset({"question", "expected_answer", "baseline_answer", "new_answer"})
+
+
 def _stream_xlsx(comparison: Comparison) -> Iterator[bytes]:
+    """The comparison as an XLSX sheet "New vs baseline", formatted like the results XLSX
+    (batches.export.xlsx_header: frozen bold header with a filter, widths; wrapped texts)."""
     from openpyxl import Workbook  # only for this format (see batches.export.stream_xlsx)
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment
+    from openpyxl.utils import get_column_letter
 
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Comparison")
-    sheet.append(list(COMPARE_COLUMNS))
+    sheet = workbook.create_sheet("New vs baseline")
+    xlsx_header(
+        sheet, COMPARE_COLUMNS, lambda column: COMPARE_XLSX_WIDTHS.get(column, XLSX_DEFAULT_WIDTH)
+    )
+    wrap = Alignment(wrap_text=True, vertical="top")
+    wrapped = [
+        index for index, column in enumerate(COMPARE_COLUMNS) if column in COMPARE_XLSX_WRAPPED
+    ]
     for row in comparison.rows:
         record = compare_record(row)
-        sheet.append([_xlsx_cell(record[column]) for column in COMPARE_COLUMNS])
+        values: list[Any] = [_xlsx_cell(record[column]) for column in COMPARE_COLUMNS]
+        for index in wrapped:
+            cell = WriteOnlyCell(sheet, value=values[index])
+            cell.alignment = wrap
+            values[index] = cell
+        sheet.append(values)
+    last = get_column_letter(len(COMPARE_COLUMNS))
+    sheet.auto_filter.ref = f"A1:{last}{len(comparison.rows) + 1}"
     with SpooledTemporaryFile(max_size=XLSX_SPOOL_BYTES) as out:
         workbook.save(out)
         out.seek(0)
@@ -375,11 +479,12 @@ COMPARE_FORMATS: dict[str, tuple[str, Callable[[Comparison], Iterator[bytes]]]] 
 
 
 def compare_response(comparison: Comparison, fmt: str) -> StreamingHttpResponse:
-    """The comparison as a download: one record per aligned row (COMPARE_COLUMNS)."""
+    """The comparison (new vs baseline) as a download: one record per aligned row
+    (COMPARE_COLUMNS)."""
     content_type, stream = COMPARE_FORMATS[fmt]
     response = StreamingHttpResponse(stream(comparison), content_type=content_type)
     filename = (
-        f"batchchat-compare-{comparison.a.pk}-{comparison.b.pk}-"
+        f"batchchat-compare-{comparison.new.pk}-vs-{comparison.baseline.pk}-"
         f"{timezone.localdate():%Y-%m-%d}.{fmt}"
     )
     response["Content-Disposition"] = content_disposition_header(True, filename)

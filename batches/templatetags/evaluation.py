@@ -64,3 +64,23 @@ def grade_mark(value: bool | None) -> str:
     return format_html(
         '<span class="grade-bad">✗<span class="visually-hidden"> {}</span></span>', _("no")
     )
+
+
+@register.filter
+def rate_value(value: float | None, name: str) -> str:
+    """A compared rate (batches.compare.RATES) as on the summary: a score for the mean
+    similarity, a percentage for the others."""
+    return score(value) if name == "mean_similarity" else percent(value)
+
+
+@register.filter
+def rate_delta(rate) -> str:
+    """A RateDelta's difference, signed: "+0.05" for the mean similarity, "+12 pts"
+    (percentage points) for the others; "—" when either run has no value."""
+    delta = rate.delta
+    if delta is None:
+        return "—"
+    sign = "+" if delta > 0 else ("−" if delta < 0 else "±")
+    if rate.name == "mean_similarity":
+        return sign + number_format(abs(delta), 2)
+    return sign + _("%(points)s pts") % {"points": round(abs(delta) * 100)}

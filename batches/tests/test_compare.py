@@ -4,13 +4,24 @@ run again with another provider (fake OpenAI-protocol server): `changed`, `impro
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from batches import engine, services
-from batches.compare import compare_batches, diff_sides, word_diff
-from batches.grading import regrade_batch
+from batches.compare import (
+    RateDelta,
+    classify,
+    compare_batches,
+    diff_sides,
+    order_batches,
+    rate_deltas,
+    word_diff,
+)
+from batches.grading import GradeSummary, regrade_batch
 from batches.models import Batch, BatchItem
 from batches.uploads import ParsedRow
+from chats.models import Interaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,16 +111,17 @@ def test_run_again_unchanged_then_with_another_provider(offline, fake_ai, owner)
     )
     assert len(fake_ai.requests) == 3
     assert _changes(first, other) == ["regressed", "improved", "changed"]
-    # The other way round the classes swap.
-    assert _changes(other, first) == ["improved", "regressed", "changed"]
-    comparison = compare_batches(a=first, b=other)
+    # The ids the other way round: the batch run from is still the baseline.
+    assert _changes(other, first) == ["regressed", "improved", "changed"]
+    comparison = compare_batches(a=other, b=first)
+    assert (comparison.baseline, comparison.new) == (first, other)
     assert comparison.summary == {
-        "same": 0,
-        "changed": 1,
         "improved": 1,
         "regressed": 1,
-        "only_in_a": 0,
-        "only_in_b": 0,
+        "changed": 1,
+        "same": 0,
+        "only_in_baseline": 0,
+        "only_in_new": 0,
     }
     for row in comparison.rows:
         assert row.similarity is not None and 0.0 <= row.similarity < 1.0
@@ -158,16 +170,20 @@ def test_unrelated_batches_align_by_question(make_batch):
     comparison = compare_batches(a=a, b=b)
     assert comparison.aligned_by == "question"
     pairs = [
-        (row.a.position if row.a else None, row.b.position if row.b else None, row.change)
+        (
+            row.baseline.position if row.baseline else None,
+            row.new.position if row.new else None,
+            row.change,
+        )
         for row in comparison.rows
     ]
     assert pairs == [
-        (0, None, "only_in_a"),
+        (0, None, "only_in_baseline"),
         (1, 0, "same"),  # neither answered yet
         (2, 2, "same"),
-        (None, 1, "only_in_b"),
+        (None, 1, "only_in_new"),
     ]
-    assert comparison.summary["only_in_a"] == comparison.summary["only_in_b"] == 1
+    assert comparison.summary["only_in_baseline"] == comparison.summary["only_in_new"] == 1
 
 
 @pytest.mark.parametrize(
@@ -220,3 +236,99 @@ def test_run_again_keeps_the_expected_outcomes(make_batch, owner):
 
     outcomes = again.items.order_by("position").values_list("expected_outcome", flat=True)
     assert list(outcomes) == ["not-gc", "blocked"]
+
+
+# --- Direction, change classes, rates ----------------------------------------------------------
+
+
+def _item(verdict="", answer=None, url="", position=0) -> BatchItem:
+    """An unsaved row: answered `answer` (None = not answered) with that verdict."""
+    item = BatchItem(position=position, question="Q?", verdict=verdict)
+    if answer is not None:
+        item.status = BatchItem.Status.DONE
+        item.interaction = Interaction(answer=answer, citation_url=url)
+    return item
+
+
+@pytest.mark.parametrize(
+    ("baseline", "new", "change"),
+    [
+        (_item("fail", "Wrong."), _item("pass", "Right."), "improved"),
+        (_item("pass", "Right."), _item("fail", "Wrong."), "regressed"),
+        # The verdict decides before the text: the same words can regress (other expectation).
+        (_item("pass", "Same."), _item("fail", "Same."), "regressed"),
+        (_item("pass", "Right."), _item("pass", "Also right."), "changed"),
+        (_item("ungraded", "One."), _item("ungraded", "Two."), "changed"),
+        (_item("pass", "A", "https://x.org/a"), _item("pass", "A", "https://x.org/b"), "changed"),
+        (_item("fail", "Same  text."), _item("fail", "Same text."), "same"),
+        (_item("", "Same.", "https://x.org/a/"), _item("", "Same.", "http://x.org/a"), "same"),
+        (_item(), _item(), "same"),
+        (_item(), _item("ungraded", "Now answered."), "changed"),
+        (_item("pass", "Right."), None, "only_in_baseline"),
+        (None, _item("pass", "Right."), "only_in_new"),
+    ],
+)
+def test_change_classes(baseline, new, change):
+    assert classify(baseline, new) == change
+
+
+def test_the_older_batch_is_the_baseline_in_either_order(make_batch):
+    older = make_batch(2, name="Older", ai_provider="extractive", model="extractive")
+    newer = make_batch(2, name="Newer", ai_provider="extractive", model="extractive")
+    for first, second in ((older, newer), (newer, older)):
+        assert order_batches(first, second) == (older, newer)
+        comparison = compare_batches(a=first, b=second)
+        assert (comparison.baseline, comparison.new) == (older, newer)
+
+
+def test_the_batch_run_from_is_the_baseline_even_when_newer(make_batch, owner):
+    source = make_batch(2, name="Source", ai_provider="extractive", model="extractive")
+    again = services.run_again(
+        batch=source,
+        uploader=owner,
+        ai_provider="extractive",
+        search_provider="none",
+        page_language="en",
+        apply_overrides=False,
+    )
+    third = services.run_again(
+        batch=again,
+        uploader=owner,
+        ai_provider="extractive",
+        search_provider="none",
+        page_language="en",
+        apply_overrides=False,
+    )
+    # Make the source look newer than its re-runs: "run from" still wins over age.
+    Batch.objects.filter(pk=source.pk).update(created_at=again.created_at + timedelta(days=1))
+    source.refresh_from_db()
+    for first, second in ((source, again), (again, source)):
+        assert order_batches(first, second) == (source, again)
+    # Up the chain: the re-run of a re-run is new against the first source.
+    for first, second in ((source, third), (third, source)):
+        assert order_batches(first, second) == (source, third)
+        assert compare_batches(a=first, b=second).aligned_by == "row"
+
+
+def test_rate_deltas_new_minus_baseline():
+    baseline = GradeSummary(
+        verdict_graded=4, verdict_passed=1, similarity_count=2, similarity_mean=0.5
+    )
+    new = GradeSummary(verdict_graded=4, verdict_passed=3, similarity_count=2, similarity_mean=0.25)
+    rates = {rate.name: rate for rate in rate_deltas(baseline, new)}
+    assert rates["pass_rate"] == RateDelta("pass_rate", "passRate", 0.25, 0.75)
+    assert rates["pass_rate"].delta == 0.5
+    assert rates["mean_similarity"].delta == -0.25
+    # A rate one run cannot have (no citations expected) has no difference.
+    assert rates["citation_match_rate"].baseline is None
+    assert rates["citation_match_rate"].delta is None
+    assert list(rates) == [
+        "pass_rate",
+        "outcome_accuracy",
+        "citation_match_rate",
+        "mean_similarity",
+        "answer_found_rate",
+        "judge_pass_rate",
+        "guard_precision",
+        "guard_recall",
+    ]

@@ -221,19 +221,28 @@ def test_compare_json_csv_xlsx(api, owner):
     assert response.status_code == 200
     body = response.json()
     assert body["alignedBy"] == "question"
-    assert body["summary"] == {
-        "same": 1,
-        "changed": 1,
+    assert body["baseline"]["batchId"] == a.pk and body["new"]["batchId"] == b.pk
+    assert body["summary"]["changes"] == {
         "improved": 0,
         "regressed": 1,
-        "only_in_a": 0,
-        "only_in_b": 0,
+        "changed": 1,
+        "same": 1,
+        "only_in_baseline": 0,
+        "only_in_new": 0,
     }
+    # Row 2 is the only one graded (by its citation): a passes it, b fails it.
+    assert body["summary"]["passRate"] == {"baseline": 1.0, "new": 0.0, "delta": -1.0}
+    assert body["summary"]["citationMatchRate"] == {"baseline": 1.0, "new": 0.0, "delta": -1.0}
+    assert body["summary"]["meanSimilarity"] == {"baseline": None, "new": None, "delta": None}
     second = body["rows"][1]
     assert second["row"] == 2 and second["change"] == "regressed"
-    assert second["a"]["citationMatch"] is True and second["b"]["citationMatch"] is False
-    assert second["a"]["answer"] == "Old text" and second["b"]["answer"] == "New text"
+    assert second["baselineVerdict"] == "pass" and second["newVerdict"] == "fail"
+    assert second["baseline"]["citationMatch"] is True and second["new"]["citationMatch"] is False
+    assert second["baseline"]["answer"] == "Old text" and second["new"]["answer"] == "New text"
     assert 0 <= second["answersSimilarity"] < 1
+    # The ids the other way round: the same comparison (the older batch is the baseline).
+    swapped = api.get("batch/compare", {"batchId": b.pk, "otherBatchId": a.pk}).json()
+    assert swapped == body
 
     csv_response = api.get(
         "batch/compare", {"batchId": a.pk, "otherBatchId": b.pk, "format": "csv"}
@@ -246,6 +255,14 @@ def test_compare_json_csv_xlsx(api, owner):
     sheet = load_workbook(io.BytesIO(b"".join(xlsx.streaming_content))).active
     values = list(sheet.values)
     assert values[0][:2] == ("row", "change") and values[2][1] == "regressed"
+    assert "baseline_verdict" in values[0] and "new_verdict" in values[0]
+    # Formatted like the results XLSX: frozen bold header with a filter, widths, wrapping.
+    assert sheet.title == "New vs baseline" and sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, sheet.max_column).column_letter}4"
+    assert sheet["A1"].font.bold and sheet["C1"].value == "question"
+    assert sheet.column_dimensions["C"].width == 50
+    assert sheet["C2"].alignment.wrap_text
+    assert f"batchchat-compare-{b.pk}-vs-{a.pk}-" in xlsx["Content-Disposition"]
 
     bad = api.get("batch/compare", {"batchId": a.pk, "otherBatchId": b.pk, "format": "pdf"})
     assert bad.status_code == 400

@@ -233,6 +233,50 @@ def test_compare_page_shows_classes_and_escaped_diff(owner_client, owner):
     assert only.content.decode().count('<tr id="compare-row-') == 1
 
 
+def test_compare_page_is_new_vs_baseline_in_either_order(owner_client, owner):
+    a, b = _pair(owner)  # b was run again from a: a is the baseline
+    bodies = [
+        owner_client.get(f"/batches/{first}/compare/{second}/").content.decode()
+        for first, second in ((a.pk, b.pk), (b.pk, a.pk))
+    ]
+    for body in bodies:
+        baseline = body.split('id="compare-baseline"')[1].split("</div>")[0]
+        new = body.split('id="compare-new"')[1].split("</div>")[0]
+        assert f"#{a.pk} " in baseline and f"#{b.pk} " in new
+        assert "Compare: new vs baseline" in body
+        # Row 2 passed on its citation in the baseline and fails in the new run.
+        rate = body.split('<tr data-rate="pass_rate">')[1].split("</tr>")[0]
+        assert "Pass rate" in rate and "100 %" in rate and "0 %" in rate
+        assert "−100 pts" in rate and "grade-bad" in rate
+        assert 'data-change="regressed">Regressed (1)' in body
+        assert f"/batches/{b.pk}/compare/{a.pk}/download/xlsx/" in body
+    assert bodies[0].split("<h1>")[1] == bodies[1].split("<h1>")[1]
+
+    owner_client.cookies["django_language"] = "fr"
+    french = owner_client.get(f"/batches/{b.pk}/compare/{a.pk}/").content.decode()
+    assert "Référence" in french and "Nouvelle exécution" in french
+    assert "Comparaison\u00a0: nouvelle exécution / référence" in french
+    assert "Taux de réussite" in french and "−100\u00a0pts" in french
+    assert "Écart" in french
+
+
+def test_compare_with_offers_runs_of_the_same_questions_first(owner_client, owner):
+    a, b = _pair(owner)
+    newer = graded(owner, ["Unrelated"], name="Unrelated, newer")
+    body = owner_client.get(a.get_absolute_url()).content.decode()
+    select = body.split('id="compare-other"')[1].split("</select>")[0]
+    related = select.split('label="Runs of the same questions"')[1].split("</optgroup>")[0]
+    assert f'<option value="{b.pk}" selected>' in related and f"#{newer.pk}" not in related
+    unrelated = select.split('label="Other batches"')[1]
+    assert f'value="{newer.pk}"' in unrelated
+    # From the re-run: its source is offered first (and preselected), in French too.
+    owner_client.cookies["django_language"] = "fr"
+    french = owner_client.get(b.get_absolute_url()).content.decode()
+    related = french.split('label="Exécutions des mêmes questions"')[1].split("</optgroup>")[0]
+    assert f'<option value="{a.pk}" selected>' in related
+    assert 'label="Autres lots"' in french
+
+
 def test_compare_download_csv(owner_client, owner):
     a, b = _pair(owner)
     response = owner_client.get(f"/batches/{a.pk}/compare/{b.pk}/download/csv/")
@@ -240,14 +284,16 @@ def test_compare_download_csv(owner_client, owner):
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [row["change"] for row in rows] == ["same", "regressed", "changed"]
-    assert rows[1]["a_citation_match"] == "true" and rows[1]["b_citation_match"] == "false"
+    assert rows[1]["baseline_citation_match"] == "true"
+    assert rows[1]["new_citation_match"] == "false"
+    assert rows[1]["baseline_verdict"] == "pass" and rows[1]["new_verdict"] == "fail"
     assert owner_client.get(f"/batches/{a.pk}/compare/{b.pk}/download/pdf/").status_code == 404
     data = json.loads(
         b"".join(
             owner_client.get(f"/batches/{a.pk}/compare/{b.pk}/download/json/").streaming_content
         )
     )
-    assert data["summary"]["regressed"] == 1
+    assert data["summary"]["changes"]["regressed"] == 1
 
 
 def test_compare_needs_both_batches_to_be_yours(owner, other_user, client):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -14,7 +15,13 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batches import services
-from batches.compare import CHANGES, COMPARE_FORMATS, compare_batches, compare_response
+from batches.compare import (
+    CHANGES,
+    COMPARE_FORMATS,
+    compare_batches,
+    compare_response,
+    run_from_chain,
+)
 from batches.forms import RegradeForm, RunAgainForm
 from batches.grading import regrade_batch
 from batches.models import Batch
@@ -35,18 +42,31 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
     """The detail page's evaluation block: summary, grade filters, compare choices (two
     queries)."""
     _attach_grades([batch])
-    others = list(
+    # Runs of the same questions first: the batches up this one's "Run again" chain and
+    # those run again from any of them (one query, plus one per step up the chain).
+    lineage = run_from_chain(batch)
+    candidates = (
         batches_for(request.user)
         .exclude(pk=batch.pk)
-        .only("pk", "name", "created_at", "run_from_id", "uploader")[:COMPARE_CHOICES]
+        .only("pk", "name", "created_at", "run_from_id", "uploader")
+    )
+    related = list(
+        candidates.filter(Q(pk__in=lineage) | Q(run_from_id__in=lineage))[:COMPARE_CHOICES]
+    )
+    others = list(
+        candidates.exclude(pk__in=[other.pk for other in related])[
+            : max(COMPARE_CHOICES - len(related), 0)
+        ]
     )
     default_other = batch.run_from_id or next(
-        (other.pk for other in others if other.run_from_id == batch.pk), None
+        (other.pk for other in related if other.run_from_id == batch.pk), None
     )
     return {
         "grade": grade,
         "grade_filters": _grade_filter_labels(),
-        "compare_choices": others,
+        "compare_choices": related + others,
+        "compare_related": related,
+        "compare_others": others,
         "compare_default": default_other,
         "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
     }
@@ -157,7 +177,8 @@ def _comparison(request: HttpRequest, pk: int, other: int):
 @login_required
 @require_GET
 def batch_compare(request: HttpRequest, pk: int, other: int) -> HttpResponse:
-    """Two batches row by row: change classes, both answers side by side with a word diff."""
+    """Two batches row by row, new vs baseline (whatever order the ids come in): both
+    runs' rates with the difference, change classes, both answers with a word diff."""
     comparison = _comparison(request, pk, other)
     change = request.GET.get("change") or ""
     if change not in CHANGES:
@@ -170,8 +191,9 @@ def batch_compare(request: HttpRequest, pk: int, other: int) -> HttpResponse:
     ]
     context = {
         "comparison": comparison,
-        "a": comparison.a,
-        "b": comparison.b,
+        "baseline": comparison.baseline,
+        "new": comparison.new,
+        "rates": [(rate_labels()[rate.name], rate) for rate in comparison.rates],
         "page": page,
         "rows": list(page.object_list),
         "change": change,
@@ -195,6 +217,20 @@ def change_labels() -> dict[str, str]:
         "changed": _("Changed"),
         "improved": _("Improved"),
         "regressed": _("Regressed"),
-        "only_in_a": _("Only in A"),
-        "only_in_b": _("Only in B"),
+        "only_in_baseline": _("Only in the baseline"),
+        "only_in_new": _("Only in the new run"),
+    }
+
+
+def rate_labels() -> dict[str, str]:
+    """The compare page's names of the GradeSummary rates (batches.compare.RATES)."""
+    return {
+        "pass_rate": _("Pass rate"),
+        "outcome_accuracy": _("Outcome accuracy"),
+        "citation_match_rate": _("Citation match rate"),
+        "mean_similarity": _("Mean similarity"),
+        "answer_found_rate": _("Gave an answer"),
+        "judge_pass_rate": _("Judge pass rate"),
+        "guard_precision": _("Guard precision"),
+        "guard_recall": _("Guard recall"),
     }
