@@ -11,8 +11,10 @@ Decisions (also in docs/running-batches.md, "Results files"):
 - `question` and `referring_url` are what the row asked, as read at upload; once the
   guard has redacted or blocked the row's question, `question` (and the question cell of
   `input.*`) hold the redacted text unless GUARD_STORE_ORIGINAL (see batches.guard_rows).
-  `redacted_question`, `guard_status` and `guard_reasons` (the kinds found, comma-separated)
-  come from the row's interaction; empty for rows not answered yet.
+  `redacted_question`, `guard_status`, `guard_reasons` (the kinds found, comma-separated)
+  and `guard_fields` (which field held each kind: `question:phone, url:email`) come from
+  the row's interaction; empty for rows not answered yet. A referring URL the guard
+  redacted is exported redacted too (unless GUARD_STORE_ORIGINAL).
 - After the fixed columns comes `input.<header>` for every column of the upload, the
   question column included (so `input.*` is always the untouched original row), in the
   order the headers were first seen. A row lacking a column gets an empty cell (null in
@@ -77,6 +79,7 @@ FIXED_COLUMNS: tuple[str, ...] = (
     "redacted_question",
     "guard_status",
     "guard_reasons",
+    "guard_fields",
     "ai_provider",
     "model",
     "search_provider",
@@ -169,6 +172,8 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
         "guard_status": interaction.guard_status if interaction else "",
         # Kinds only (never values), e.g. "email, phone": one cell in every format.
         "guard_reasons": ", ".join(interaction.guard_reasons or []) if interaction else "",
+        # Which field held each kind, e.g. "question:phone, url:email".
+        "guard_fields": ", ".join(interaction.guard_fields or []) if interaction else "",
         "ai_provider": chat.ai_provider,
         "model": (interaction.model if interaction else "") or chat.model,
         "search_provider": chat.search_provider,

@@ -4,7 +4,8 @@ A batch keeps the upload twice: `BatchItem.question` (what the engine asks) and 
 question cell inside `BatchItem.row` (every original column, for the export). Screening
 happens when a row is answered, not at upload (100,000-row uploads stay fast). When the
 engine records an answered row whose question the guard redacted or blocked, both copies
-are replaced by the redacted text in the same UPDATE, so with the default policy
+are replaced by the redacted text in the same UPDATE (and so are the referring URL and
+its cell when the guard redacted the URL), so with the default policy
 (GUARD_STORE_ORIGINAL off) no unredacted question remains in the database once the row
 is done. Rows not answered yet (pending, failed, cancelled) still hold the upload: they
 have not been screened. With GUARD_STORE_ORIGINAL on, the upload is kept as it was.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from batches.models import BatchItem
-from batches.uploads import QUESTION_ALIASES, find_alias
+from batches.uploads import QUESTION_ALIASES, URL_ALIASES, find_alias
 from chats.models import GuardStatus, Interaction
 from chats.services import redacted_row
 
@@ -25,19 +26,33 @@ def question_column(row: dict) -> str | None:
     return find_alias([str(key) for key in row], QUESTION_ALIASES) if row else None
 
 
+def url_column(row: dict) -> str | None:
+    """The header of the row's referring URL column (the upload rules' aliases)."""
+    return find_alias([str(key) for key in row], URL_ALIASES) if row else None
+
+
 def guarded_item_fields(item: BatchItem, interaction: Interaction | None) -> dict:
     """Extra fields for the UPDATE that records `item` as answered by `interaction`:
-    the redacted question in `question` and in the row's question cell; {} when the
-    guard passed the question or the policy keeps the original."""
+    the redacted question in `question` and in the row's question cell, the redacted
+    referring URL in `referring_url`; {} when the guard passed the row or the policy
+    keeps the original."""
     if (
         interaction is None
         or interaction.guard_status not in (GuardStatus.REDACTED, GuardStatus.BLOCKED)
         or settings.GUARD_STORE_ORIGINAL
     ):
         return {}
-    text = interaction.redacted_question
-    fields: dict = {"question": text}
+    fields: dict = {}
     row = item.row if isinstance(item.row, dict) else {}
+    if interaction.referring_url != item.referring_url:  # the guard redacted the URL
+        fields["referring_url"] = interaction.referring_url
+        column = url_column(row)
+        if column is not None and str(row.get(column, "")).strip() == item.referring_url.strip():
+            row = fields["row"] = redacted_row(row, column, interaction.referring_url)
+    text = interaction.redacted_question
+    if not text:  # only the URL was redacted: the question stands
+        return fields
+    fields["question"] = text
     column = question_column(row)
     if column is not None and str(row.get(column, "")).strip() == item.question.strip():
         fields["row"] = redacted_row(row, column, text)

@@ -24,7 +24,7 @@ class InteractionInline(ReadOnlyAdminMixin, admin.StackedInline):
     fields = (
         ("position", "created_at"),
         "question",
-        ("guard_status", "guard_reasons"),
+        ("guard_status", "guard_reasons", "guard_fields"),
         "referring_url",
         "answer",
         ("citation_url", "citation_title"),
@@ -37,6 +37,7 @@ class InteractionInline(ReadOnlyAdminMixin, admin.StackedInline):
         "question",
         "guard_status",
         "guard_reasons",
+        "guard_fields",
         "referring_url",
         "answer",
         "citation_url",
@@ -105,6 +106,7 @@ class InteractionAdmin(admin.ModelAdmin):
         "updated_at",
         "guard_status",
         "guard_reasons",
+        "guard_fields",
         "redacted_question",
     )
 

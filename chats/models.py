@@ -118,6 +118,8 @@ class Interaction(models.Model):
     guard_status = models.CharField(max_length=16, choices=GuardStatus.choices, blank=True)
     # The kinds found (chats.guard.KINDS), never the values.
     guard_reasons = models.JSONField(default=list, blank=True)
+    # Which field held which kind ("question:phone", "url:email"), never the values.
+    guard_fields = models.JSONField(default=list, blank=True)
     referring_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     answer = models.TextField(blank=True)
     # Blank for turns stored before answer types existed and not derivable.

@@ -33,7 +33,7 @@ from chats.judge import (
     judge_messages,
     parse_judge_reply,
 )
-from chats.models import URL_MAX_LENGTH, Chat, Interaction, PromptOverride
+from chats.models import Chat, Interaction, PromptOverride
 from chats.prompts import (
     build_messages,
     build_system_prompt,
@@ -152,9 +152,10 @@ def turns_for(requests: Sequence[tuple[Chat, str, str]]) -> list[Turn]:
 async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -> Answer:
     """Answer one turn; no database access (it runs on the provider loop).
 
-    0. guard: personal information and abuse are screened first (`chats.guard.pipeline`); a
-       blocked question is answered with the fixed, translated message, with no search
-       and no AI call; a redacted one goes on as its redacted text;
+    0. guard: personal information and abuse are screened first (`chats.guard.pipeline`),
+       in the question and the referring URL; a blocked turn is answered with the fixed,
+       translated message, with no search and no AI call; a redacted one goes on as its
+       redacted text and URL (the history replays earlier turns' redacted questions);
     1. search: the chat's search provider, up to SEARCH_MAX_RESULTS results for the
        question (the question alone is the query, also for follow-ups);
     2. prompt: system prompt + the uploader's enabled override when `apply_overrides`,
@@ -169,11 +170,11 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
     """
     started = time.monotonic()
     chat = turn.chat
-    guarded = await guard_step(question=turn.question, chat=chat)
+    guarded = await guard_step(question=turn.question, chat=chat, referring_url=turn.referring_url)
     if guarded.blocked:
         if on_token is not None:
             on_token(guarded.answer)
-        return Answer(fields=guarded.blocked_fields(referring_url=turn.referring_url))
+        return Answer(fields=guarded.blocked_fields())
     question = guarded.question  # the redacted text from here on
     provider = get_provider(chat.ai_provider)
     searcher = get_search_provider(chat.search_provider)
@@ -187,7 +188,7 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
     system = build_system_prompt(
         language=chat.page_language,
         search_results=results,
-        referring_url=turn.referring_url,
+        referring_url=guarded.referring_url,  # redacted like the question
         override_text=turn.override.text if turn.override else "",
     )
     request = GenerationRequest(
@@ -203,7 +204,6 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
     return Answer(
         fields={
             "question": question,
-            "referring_url": turn.referring_url[:URL_MAX_LENGTH],
             "answer": parsed.answer,
             "answer_type": parsed.answer_type,
             "citation_url": parsed.citation_url,

@@ -190,16 +190,16 @@ class Writer:
             for outcome, interaction in zip(answered, interactions, strict=True):
                 outcome.item.interaction = interaction
             _update_rows(kept, now)
-            # The guard's redacted question replaces the batch's own copies of it.
+            # The guard's redacted question and URL replace the batch's own copies.
             screened = []
             for outcome in answered:
                 fields = guarded_item_fields(outcome.item, outcome.item.interaction)
                 if fields:
-                    outcome.item.question = fields["question"]
-                    outcome.item.row = fields.get("row", outcome.item.row)
+                    for name, value in fields.items():
+                        setattr(outcome.item, name, value)
                     screened.append(outcome.item)
             if screened:
-                BatchItem.objects.bulk_update(screened, ["question", "row"])
+                BatchItem.objects.bulk_update(screened, ["question", "row", "referring_url"])
             # Grades against the rows' expected answers (the judge's verdicts came with
             # the answers: no network call inside this transaction).
             grading.grade_items(

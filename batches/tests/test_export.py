@@ -93,6 +93,7 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
         "redacted_question",
         "guard_status",
         "guard_reasons",
+        "guard_fields",
         "ai_provider",
         "model",
         "search_provider",

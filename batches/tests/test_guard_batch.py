@@ -223,3 +223,50 @@ def test_upload_is_not_screened(servers, owner):
     batch_id = _create(ApiClient(owner))
     item = BatchItem.objects.get(batch_id=batch_id, position=1)
     assert item.question == ROWS[1]["Question"] and item.row == ROWS[1]
+
+
+def test_personal_values_in_a_row_url_are_redacted_everywhere(servers, owner, settings):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+    personal = "https://www.canada.ca/en/ei.html?email=jean.roy%40example.ca&tel=613-555-0123"
+    clean = "https://www.canada.ca/en/ei.html?lang=en"
+    rows = [
+        {"Question": "When is EI paid?", "URL": personal, "Team": "a"},
+        {"Question": "When is EI paid?", "URL": clean, "Team": "b"},
+    ]
+    api = ApiClient(owner)
+    response = api.post(
+        "batch/create",
+        {
+            "name": "URLs",
+            "aiProvider": "openai",
+            "model": "gpt-4o-mini",
+            "searchProvider": "searxng",
+            "rows": rows,
+        },
+    )
+    assert response.status_code == 201, response.content
+    batch_id = response.json()["batchId"]
+
+    _run(batch_id)
+
+    sent = "\n".join([*(r.raw for r in ai.requests), *(r.raw for r in search.requests)])
+    redacted = "https://www.canada.ca/en/ei.html?email=[EMAIL]&tel=[PHONE]"
+    items = list(BatchItem.objects.filter(batch_id=batch_id).order_by("position"))
+    assert items[0].referring_url == redacted
+    assert items[0].row == {"Question": "When is EI paid?", "URL": redacted, "Team": "a"}
+    assert items[0].question == "When is EI paid?"  # the question itself passed
+    assert items[1].referring_url == clean and items[1].row == rows[1]
+    response = api.get("batch/results", {"batchId": batch_id, "format": "csv"})
+    data = b"".join(response.streaming_content).decode("utf-8-sig")
+    records = list(csv.DictReader(io.StringIO(data)))
+    assert records[0]["guard_status"] == "redacted"
+    assert records[0]["guard_fields"] == "url:email, url:phone"
+    assert records[0]["referring_url"] == redacted
+    assert records[1]["guard_status"] == "passed" and records[1]["guard_fields"] == ""
+    assert records[1]["referring_url"] == clean
+    for secret in ("jean.roy", "613-555-0123"):
+        assert secret not in sent
+        assert secret not in data
+        assert secret not in _database_text()
+        assert not Interaction.objects.filter(referring_url__contains=secret).exists()

@@ -3,7 +3,7 @@
 Who owns what:
 
 - `policy`: the kinds of findings, the actions (`GUARD_PII_ACTION`, `GUARD_ABUSE_ACTION`)
-  and statuses (the `chats.models.GuardStatus` choices), `GuardResult`, `screen`, the
+  and statuses (the `chats.models.GuardStatus` choices), `GuardResult`, `screen`, `screen_url` (a referring URL), the
   translated labels and blocked message, and the optional AI check;
 - `detectors`: where personal information and abuse are in a text (`find` -> `Finding`s);
 - `redaction`: placeholders, `redact` (a text) and `redacted_row` (an uploaded row);
@@ -41,6 +41,7 @@ from chats.guard.policy import (
     parse_ai_check,
     reason_labels,
     screen,
+    screen_url,
 )
 from chats.guard.redaction import PLACEHOLDERS, redact, redacted_row
 from chats.guard.words import fold
@@ -76,4 +77,5 @@ __all__ = [
     "redact",
     "redacted_row",
     "screen",
+    "screen_url",
 ]

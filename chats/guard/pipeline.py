@@ -1,6 +1,7 @@
 """Step 0 of the chat pipeline: the guard applied to one turn (see `chats.guard.policy`).
 
-`guard_step(question=..., chat=...)` screens the question (and, when GUARD_AI_CHECK is on
+`guard_step(question=..., chat=..., referring_url=...)` screens the question and the
+referring URL (its path segments and query values, `policy.screen_url`) (and, when GUARD_AI_CHECK is on
 and the chat's provider is a language model, asks that model for personal information the
 patterns missed) and says what the rest of the pipeline uses:
 
@@ -10,8 +11,10 @@ patterns missed) and says what the rest of the pipeline uses:
   search query and the prompt, and stores `fields()`.
 
 `fields()` decide what the database keeps: the redacted question as `question` unless
-GUARD_STORE_ORIGINAL (then the original, with the redacted text beside it). Logs name the
-chat and the kinds found, never the text.
+GUARD_STORE_ORIGINAL (then the original, with the redacted text beside it); the same for
+`referring_url` (the redacted URL unless GUARD_STORE_ORIGINAL). The status and reasons
+cover every field; `guard_fields` says which field held which kind (`url:email`). Logs
+name the chat, the field and the kinds, never the text.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chats.guard.policy import GuardResult, ai_check, blocked_message, screen
+from chats.guard.policy import (
+    BLOCKED,
+    PASSED,
+    REDACTED,
+    GuardResult,
+    ai_check,
+    blocked_message,
+    screen,
+    screen_url,
+)
 from chats.models import URL_MAX_LENGTH, AnswerType, Chat
 from chats.providers import get_provider, uses_language_model
 
@@ -35,10 +47,36 @@ class GuardStep:
     result: GuardResult
     original: str
     language: str
+    url_result: GuardResult = GuardResult(PASSED, "")
+    original_url: str = ""
 
     @property
     def blocked(self) -> bool:
-        return self.result.blocked
+        return self.result.blocked or self.url_result.blocked
+
+    @property
+    def status(self) -> str:
+        """The turn's outcome over every field sent (question and referring URL)."""
+        if self.blocked:
+            return BLOCKED
+        return REDACTED if self.result.changed or self.url_result.changed else PASSED
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The kinds found in any field, sorted."""
+        return tuple(sorted({*self.result.reasons, *self.url_result.reasons}))
+
+    @property
+    def field_reasons(self) -> list[str]:
+        """Which field held which kind: `question:phone`, `url:email`, ..."""
+        return [f"question:{kind}" for kind in self.result.reasons] + [
+            f"url:{kind}" for kind in self.url_result.reasons
+        ]
+
+    @property
+    def referring_url(self) -> str:
+        """What the prompt gets: the redacted referring URL."""
+        return self.url_result.text
 
     @property
     def question(self) -> str:
@@ -48,7 +86,7 @@ class GuardStep:
     @property
     def answer(self) -> str:
         """The fixed answer of a blocked question, in the page language."""
-        return blocked_message(self.result.reasons, language=self.language)
+        return blocked_message(self.reasons, language=self.language)
 
     def fields(self) -> dict:
         """Interaction fields of the guard, whatever the outcome."""
@@ -57,15 +95,18 @@ class GuardStep:
         return {
             "question": self.original if keep_original or not changed else self.result.text,
             "redacted_question": self.result.text if changed else "",
-            "guard_status": self.result.status,
-            "guard_reasons": list(self.result.reasons),
+            "guard_status": self.status,
+            "guard_reasons": list(self.reasons),
+            "guard_fields": self.field_reasons,
+            "referring_url": (self.original_url if keep_original else self.referring_url)[
+                :URL_MAX_LENGTH
+            ],
         }
 
-    def blocked_fields(self, *, referring_url: str = "") -> dict:
+    def blocked_fields(self) -> dict:
         """Every field of the Interaction that answers a blocked question."""
         return {
             **self.fields(),
-            "referring_url": referring_url[:URL_MAX_LENGTH],
             "answer": self.answer,
             "answer_type": AnswerType.BLOCKED,
             "search_query": "",
@@ -77,19 +118,37 @@ class GuardStep:
         }
 
 
-async def guard_step(*, question: str, chat: Chat) -> GuardStep:
-    """Screen `question` for `chat` (see the module docstring), on the provider loop. May
-    raise the provider's errors when the AI check runs (ProviderNotConfigured,
-    TransientProviderError, ...)."""
+async def guard_step(*, question: str, chat: Chat, referring_url: str = "") -> GuardStep:
+    """Screen `question` and `referring_url` for `chat` (see the module docstring), on the
+    provider loop. May raise the provider's errors when the AI check runs
+    (ProviderNotConfigured, TransientProviderError, ...)."""
     result = screen(question, language=chat.page_language)
+    url_result = screen_url(referring_url)
     # Only a language model can run the check (not the extractive answerer).
-    if settings.GUARD_AI_CHECK and not result.blocked and uses_language_model(chat.ai_provider):
+    if (
+        settings.GUARD_AI_CHECK
+        and not result.blocked
+        and not url_result.blocked
+        and uses_language_model(chat.ai_provider)
+    ):
         result = await _ai_check(result, chat)
-    if result.changed:
-        logger.info(
-            "guard: chat %s question %s (%s)", chat.chat_id, result.status, ",".join(result.reasons)
-        )
-    return GuardStep(result=result, original=question, language=chat.page_language)
+    step = GuardStep(
+        result=result,
+        original=question,
+        language=chat.page_language,
+        url_result=url_result,
+        original_url=referring_url,
+    )
+    for field, screened in (("question", result), ("url", url_result)):
+        if screened.changed:
+            logger.info(
+                "guard: chat %s %s %s (%s)",
+                chat.chat_id,
+                field,
+                screened.status,
+                ",".join(screened.reasons),
+            )
+    return step
 
 
 async def _ai_check(result: GuardResult, chat: Chat) -> GuardResult:

@@ -26,6 +26,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.utils import translation
@@ -118,6 +119,43 @@ def screen(question: str, *, language: str = "en") -> GuardResult:
     kinds = tuple(sorted({finding.kind for finding in findings}))
     status = BLOCKED if any(action_for(kind) == BLOCK for kind in kinds) else REDACTED
     return GuardResult(status, redact(question, findings), kinds)
+
+
+def screen_url(url: str) -> GuardResult:
+    """Screen a referring URL by the same policy as a question (pure, deterministic).
+
+    Each path segment and each query value is percent-decoded and read by the detectors;
+    a value with findings is replaced by its redacted text, encoded again with the
+    placeholders left readable (`?email=[EMAIL]`). Untouched parts (scheme, host, query
+    keys, clean values) stay byte for byte; `text` is the redacted URL.
+    """
+    if not url:
+        return GuardResult(PASSED, url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unparsable URL is screened as plain text
+        return screen(url)
+    kinds: set[str] = set()
+
+    def _screened(raw: str, *, query: bool) -> str:
+        decoded = unquote_plus(raw) if query else unquote(raw)
+        findings = find(decoded)
+        if not findings:
+            return raw
+        kinds.update(finding.kind for finding in findings)
+        encode = quote_plus if query else quote
+        return encode(redact(decoded, findings), safe="[]")
+
+    path = "/".join(_screened(segment, query=False) for segment in parts.path.split("/"))
+    pairs = []
+    for pair in parts.query.split("&") if parts.query else []:
+        key, equals, value = pair.partition("=")
+        pairs.append(key + equals + _screened(value, query=True) if equals else pair)
+    if not kinds:
+        return GuardResult(PASSED, url)
+    status = BLOCKED if any(action_for(kind) == BLOCK for kind in kinds) else REDACTED
+    redacted = urlunsplit(parts._replace(path=path, query="&".join(pairs)))
+    return GuardResult(status, redacted, tuple(sorted(kinds)))
 
 
 # --- Messages ---------------------------------------------------------------------------

@@ -353,3 +353,37 @@ def test_a_lower_case_word_after_a_name_is_not_taken_with_it(settings):
 def test_french_introductions_find_the_name(settings, question, expected):
     settings.GUARD_PII_ACTION = "redact"
     assert screen(question).text == expected
+
+
+def test_screen_url_redacts_path_and_query_values_and_keeps_the_url_readable(settings):
+    settings.GUARD_PII_ACTION = "redact"
+    url = (
+        "https://www.canada.ca/en/jo.roy%40example.ca/page.html"
+        "?email=jo.roy%40example.ca&sin=046+454+286&tel=613-555-0123&lang=en#top"
+    )
+    result = guard.screen_url(url)
+    assert result.status == REDACTED
+    assert result.reasons == ("email", "phone", "sin")
+    assert result.text == (
+        "https://www.canada.ca/en/[EMAIL]/page.html?email=[EMAIL]&sin=[SIN]&tel=[PHONE]&lang=en#top"
+    )
+    assert guard.screen_url(result.text).status == PASSED  # placeholders never re-trigger
+
+
+def test_screen_url_blocks_under_the_block_policy():
+    result = guard.screen_url("https://www.canada.ca/page?email=jo.roy@example.ca")
+    assert result.status == BLOCKED and result.reasons == ("email",)
+    assert "jo.roy" not in result.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "https://www.canada.ca/en/services/benefits/ei.html",
+        "https://www.canada.ca/fr/2024-03-01/formulaire.html?form=IMM%205257&lang=fr&page=2",
+        "https://www.canada.ca/en.html?utm_source=news&q=passport+renewal#contact",
+    ],
+)
+def test_screen_url_passes_a_clean_url_byte_for_byte(url):
+    assert guard.screen_url(url) == GuardResult(PASSED, url)

@@ -292,3 +292,122 @@ def test_disguised_values_never_reach_the_servers_in_redact_mode(
     assert interaction.guard_status == "redacted"
     assert search.requests[0].query["q"] == query
     assert value.upper().replace(".", "") not in _undisguised(_everything_sent(ai, search))
+
+
+# --- Every field that is sent: the referring URL and the history ------------------------
+
+URL_EMAIL = "jo.roy@example.ca"
+PERSONAL_URL = (
+    "https://www.canada.ca/en/services/benefits/ei.html"
+    f"?email=jo.roy%40example.ca&sin={SIN.replace(' ', '+')}&tel={PHONE}&lang=en"
+)
+REDACTED_URL = (
+    "https://www.canada.ca/en/services/benefits/ei.html?email=[EMAIL]&sin=[SIN]&tel=[PHONE]&lang=en"
+)
+# Whole values only: short fragments ("046") may occur in a port or an id by chance.
+URL_VALUES = (URL_EMAIL, "jo.roy", "046+454+286", "046 454 286", "454+286", PHONE, "555-0123")
+
+
+def test_personal_values_in_the_url_never_reach_the_servers_in_redact_mode(
+    servers, settings, caplog
+):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+    caplog.set_level(logging.DEBUG)
+
+    interaction = process_message(
+        chat=_chat(chat_id="guard-url"),
+        question="When is my EI paid?",
+        referring_url=PERSONAL_URL,
+    )
+
+    assert len(ai.requests) == 1
+    sent = _everything_sent(ai, search)
+    for value in URL_VALUES:
+        assert value not in sent
+        assert value not in _our_log(caplog)
+    system = ai.requests[0].body["messages"][0]["content"]
+    assert f"The user asked from this page: {REDACTED_URL}" in system
+    interaction.refresh_from_db()
+    assert interaction.referring_url == REDACTED_URL
+    assert interaction.guard_status == "redacted"
+    assert interaction.guard_reasons == ["email", "phone", "sin"]
+    assert interaction.guard_fields == ["url:email", "url:phone", "url:sin"]
+    # The question itself passed: stored as asked, nothing beside it.
+    assert interaction.question == "When is my EI paid?"
+    assert interaction.redacted_question == ""
+    assert "url redacted (email,phone,sin)" in _our_log(caplog)
+
+
+def test_a_personal_url_blocks_the_turn_under_the_block_policy(servers):
+    ai, search = servers
+
+    interaction = process_message(
+        chat=_chat(), question="When is my EI paid?", referring_url=PERSONAL_URL
+    )
+
+    assert ai.requests == [] and search.requests == []
+    interaction.refresh_from_db()
+    assert interaction.guard_status == "blocked"
+    assert interaction.answer_type == "blocked" and interaction.model == "guard"
+    assert interaction.guard_fields == ["url:email", "url:phone", "url:sin"]
+    assert "e-mail address" in interaction.answer
+    assert interaction.referring_url == REDACTED_URL  # no personal value is stored
+
+
+def test_fields_name_the_question_and_the_url_apart(servers, settings):
+    settings.GUARD_PII_ACTION = "redact"
+    interaction = process_message(
+        chat=_chat(), question=f"Call me at {PHONE}", referring_url=PERSONAL_URL
+    )
+    interaction.refresh_from_db()
+    assert interaction.guard_fields == [
+        "question:phone",
+        "url:email",
+        "url:phone",
+        "url:sin",
+    ]
+    assert interaction.question == "Call me at [PHONE]"
+
+
+def test_a_clean_url_passes_unchanged(servers):
+    ai, _search = servers
+    url = "https://www.canada.ca/en/services/benefits/ei.html?utm_source=x&lang=en#apply"
+
+    interaction = process_message(chat=_chat(), question="When is EI paid?", referring_url=url)
+
+    assert f"The user asked from this page: {url}" in ai.requests[0].body["messages"][0]["content"]
+    interaction.refresh_from_db()
+    assert interaction.guard_status == "passed"
+    assert interaction.referring_url == url
+    assert interaction.guard_reasons == [] and interaction.guard_fields == []
+
+
+def test_store_original_keeps_the_url_but_sends_it_redacted(servers, settings):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+    settings.GUARD_STORE_ORIGINAL = True
+
+    interaction = process_message(
+        chat=_chat(), question="When is my EI paid?", referring_url=PERSONAL_URL
+    )
+
+    for value in URL_VALUES:
+        assert value not in _everything_sent(ai, search)
+    interaction.refresh_from_db()
+    assert interaction.referring_url == PERSONAL_URL
+    assert interaction.guard_fields == ["url:email", "url:phone", "url:sin"]
+
+
+def test_history_replays_the_redacted_question_under_the_default_storage(servers, settings):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+    chat = _chat()
+
+    process_message(chat=chat, question=f"Call {PHONE} or {URL_EMAIL} about my claim")
+    process_message(chat=chat, question="And when will it be paid?")
+
+    history = ai.requests[1].body["messages"]
+    assert {"role": "user", "content": "Call [PHONE] or [EMAIL] about my claim"} in history
+    assert PHONE not in _everything_sent(ai, search)
+    assert URL_EMAIL not in _everything_sent(ai, search)
