@@ -74,7 +74,7 @@ def test_column_chooser_grades_run_again_and_compare(page, site):
     # The grades appear without a reload (swapped in with the final progress).
     evaluation = page.locator("#batch-evaluation")
     evaluation.locator(".grade-summary").wait_for()
-    assert "Answers found: 100 % (3/3)" in evaluation.inner_text()
+    assert "Gave an answer: 100 % (3/3)" in evaluation.inner_text()
     page.reload()
     assert "Mean similarity:" in evaluation.inner_text()
     # Expected vs generated, side by side with the words that differ marked.
