@@ -39,8 +39,8 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 from rapidfuzz.distance import LCSseq
 
-from batches.models import Batch, BatchItem, JudgeVerdict, Verdict, VerdictReason
-from chats.models import AnswerType
+from batches.models import NOT_BLOCKED, Batch, BatchItem, JudgeVerdict, Verdict, VerdictReason
+from chats.models import AnswerType, GuardStatus
 from chats.prompts import answer_type_of
 from chats.services import (
     JudgeReplyError,
@@ -143,7 +143,7 @@ OUTCOME_PASSES: dict[str, frozenset[str]] = {
 }
 _CONTINUE_ON = {
     AnswerType.NORMAL: frozenset({AnswerType.NORMAL}),
-    "not-blocked": frozenset(t for t in AnswerType.values if t != AnswerType.BLOCKED),
+    NOT_BLOCKED: frozenset(t for t in AnswerType.values if t != AnswerType.BLOCKED),
 }
 
 
@@ -187,15 +187,18 @@ def decide_verdict(
     return Verdict.UNGRADED, VerdictReason.NOTHING
 
 
-def set_verdict(item: BatchItem, *, threshold: float | None = None) -> None:
-    """The row's verdict from its grades (in memory); a row without an answer has none."""
+def set_verdict(
+    item: BatchItem, *, threshold: float | None = None, answer_type: str | None = None
+) -> None:
+    """The row's verdict from its grades (in memory); a row without an answer has none.
+    `answer_type`: the interaction's, when the caller has it already."""
     interaction = item.interaction
     if interaction is None:
         item.verdict = item.verdict_reason = ""
         return
     item.verdict, item.verdict_reason = decide_verdict(
         expected_outcome=item.expected_outcome,
-        answer_type=_answer_type(interaction),
+        answer_type=answer_type or _answer_type(interaction),
         citation_match=item.citation_match,
         judge_verdict=item.judge_verdict,
         similarity=item.answer_similarity,
@@ -206,7 +209,7 @@ def set_verdict(item: BatchItem, *, threshold: float | None = None) -> None:
 def _answer_type(interaction) -> str:
     if interaction.answer_type:
         return interaction.answer_type
-    if interaction.guard_status == AnswerType.BLOCKED:
+    if interaction.guard_status == GuardStatus.BLOCKED:
         return AnswerType.BLOCKED
     return answer_type_of(interaction.answer, None)
 
@@ -249,12 +252,13 @@ def grade_item(item: BatchItem, *, now=None) -> bool:
         return False
     item.citation_match = citation_match(interaction.citation_url, item.expected_citation_url)
     item.answer_similarity = answer_similarity(interaction.answer, item.expected_answer)
-    blocked = _answer_type(interaction) == AnswerType.BLOCKED
+    answer_type = _answer_type(interaction)
+    blocked = answer_type == AnswerType.BLOCKED
     # A blocked row gave no answer, whatever its fixed message says.
     item.answer_found = (
         False if blocked else answer_found(interaction.answer, item.chat.page_language)
     )
-    set_verdict(item)
+    set_verdict(item, answer_type=answer_type)
     return not blocked and wants_judge(item, interaction.answer)
 
 
@@ -472,7 +476,6 @@ class GradeSummary:
 EMPTY_SUMMARY = GradeSummary()
 
 
-BLOCKED, NOT_BLOCKED = AnswerType.BLOCKED, "not-blocked"
 _OUTCOME_GRADED = ~Q(expected_outcome="") & ~Q(verdict="")
 _WAS_BLOCKED = Q(interaction__answer_type=AnswerType.BLOCKED)
 
@@ -505,10 +508,12 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
                 filter=_OUTCOME_GRADED
                 & ~Q(verdict=Verdict.FAIL, verdict_reason=VerdictReason.OUTCOME),
             ),
-            guard_true_blocks=Count("id", filter=Q(expected_outcome=BLOCKED) & _WAS_BLOCKED),
+            guard_true_blocks=Count(
+                "id", filter=Q(expected_outcome=AnswerType.BLOCKED) & _WAS_BLOCKED
+            ),
             guard_false_blocks=Count("id", filter=Q(expected_outcome=NOT_BLOCKED) & _WAS_BLOCKED),
             guard_missed_blocks=Count(
-                "id", filter=Q(expected_outcome=BLOCKED, verdict__gt="") & ~_WAS_BLOCKED
+                "id", filter=Q(expected_outcome=AnswerType.BLOCKED, verdict__gt="") & ~_WAS_BLOCKED
             ),
         )
     )

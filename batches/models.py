@@ -11,7 +11,12 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from batches.querysets import BatchItemQuerySet, BatchQuerySet
-from chats.models import URL_MAX_LENGTH, Chat, ChatSettings, Interaction
+from chats.models import URL_MAX_LENGTH, AnswerType, Chat, ChatSettings, Interaction
+
+# What a row may expect of its answer (BatchItem.expected_outcome): one of the answer
+# types, or only that it is not blocked (a blocking column saying "Don't block").
+NOT_BLOCKED = "not-blocked"
+EXPECTED_OUTCOMES = (*AnswerType.values, NOT_BLOCKED)
 
 
 class Batch(ChatSettings):
@@ -339,7 +344,7 @@ class BatchItem(models.Model):
     # expectation to grade against.
     expected_answer = models.TextField(blank=True)
     expected_citation_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
-    # An answer type (chats.models.AnswerType) or "not-blocked"; blank: none expected.
+    # One of EXPECTED_OUTCOMES; blank: none expected.
     expected_outcome = models.CharField(max_length=24, blank=True)
     citation_match = models.BooleanField(null=True, blank=True)
     answer_similarity = models.FloatField(null=True, blank=True)

@@ -130,13 +130,10 @@ TYPE_TAGS = {
     "clarifying-question": AnswerType.CLARIFYING,
 }
 _TYPE_BY_LETTERS = {code.replace("-", ""): kind for code, kind in TYPE_TAGS.items()}
-_TYPE_TAG = re.compile(
-    r"<\s*/?\s*(not[-_ ]?gc|pt[-_ ]?muni|clarifying[-_ ]?question)\s*>", re.IGNORECASE
-)
+_TYPE_NAMES = r"not[-_ ]?gc|pt[-_ ]?muni|clarifying[-_ ]?question"
+_TYPE_TAG = re.compile(rf"<\s*/?\s*({_TYPE_NAMES})\s*>", re.IGNORECASE)
 _ANY_TAG = re.compile(
-    r"<\s*/?\s*(?:answer|citation[-_ ]?(?:url|title)"
-    r"|not[-_ ]?gc|pt[-_ ]?muni|clarifying[-_ ]?question)\s*>",
-    re.IGNORECASE,
+    rf"<\s*/?\s*(?:answer|citation[-_ ]?(?:url|title)|{_TYPE_NAMES})\s*>", re.IGNORECASE
 )
 _FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
 _URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
@@ -184,10 +181,8 @@ def parse_answer(
         citation_title = ""
     if type_match:
         answer_type = _TYPE_BY_LETTERS[re.sub(r"[-_ ]", "", type_match.group(1).lower())]
-    elif is_not_found(answer, language):
-        answer_type = AnswerType.NOT_FOUND
     else:
-        answer_type = AnswerType.NORMAL
+        answer_type = answer_type_of(answer, language)
     return ParsedAnswer(
         answer=answer,
         citation_url=citation_url[:MAX_CITATION_URL],
@@ -352,7 +347,8 @@ def is_not_found(answer: str, language: str = "en") -> bool:
 
 
 def answer_type_of(answer: str, language: str | None = None) -> str:
-    """The type of an answer stored without tags (old data): not-found or normal."""
+    """The type of an answer without a type tag (a reply without one, old data):
+    not-found or normal."""
     return AnswerType.NOT_FOUND if is_not_found(answer, language) else AnswerType.NORMAL
 
 

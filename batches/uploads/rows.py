@@ -20,6 +20,7 @@ from django.conf import settings
 from django.utils.translation import gettext, ngettext
 
 from batches.errors import UploadError
+from batches.models import EXPECTED_OUTCOMES, NOT_BLOCKED
 from batches.uploads.limits import (
     MAX_RECORDS,
     check_cells,
@@ -29,6 +30,7 @@ from batches.uploads.limits import (
     check_width,
     file_label,
 )
+from chats.models import AnswerType
 
 QUESTION_ALIASES = ("question", "redactedquestion", "problemdetails", "prompt")
 URL_ALIASES = ("url", "referringurl")
@@ -80,32 +82,29 @@ ROLE_ALIASES: dict[str, tuple[str, ...]] = {
     "expected_block": EXPECTED_BLOCK_ALIASES,
 }
 
-# Expected outcomes: the answer types (chats.models.AnswerType) plus "not-blocked". Cells
-# are read with case, spaces, `_`, `-` and apostrophes ignored; other values mean nothing
-# is expected.
-NOT_BLOCKED = "not-blocked"
-_OUTCOME_WORDS = {
-    "normal": "normal",
-    "notfound": "not-found",
-    "notgc": "not-gc",
-    "ptmuni": "pt-muni",
-    "clarifyingquestion": "clarifying-question",
-    "blocked": "blocked",
-    "notblocked": NOT_BLOCKED,
-}
-# Codes the origin's files put in the expected citation column instead of a URL.
-CITATION_CODES = ("not-gc", "pt-muni", "not-found", "clarifying-question")
-_BLOCK_WORDS = {
-    **dict.fromkeys(("block", "blocked", "yes", "y", "true", "1"), "blocked"),
-    **dict.fromkeys(
-        ("dontblock", "donotblock", "notblocked", "no", "n", "false", "0"), NOT_BLOCKED
-    ),
-}
+# Expected-outcome cells are read with case, spaces, `_`, `-` and apostrophes ignored
+# (batches.models.EXPECTED_OUTCOMES); other values mean nothing is expected.
 _IGNORED_IN_VALUES = re.compile(r"[\s_\-'’]+")
 
 
 def _value_key(value: str) -> str:
     return _IGNORED_IN_VALUES.sub("", value).lower()
+
+
+_OUTCOME_WORDS = {_value_key(code): code for code in EXPECTED_OUTCOMES}
+# Codes the origin's files put in the expected citation column instead of a URL.
+CITATION_CODES = (
+    AnswerType.NOT_GC,
+    AnswerType.PT_MUNI,
+    AnswerType.NOT_FOUND,
+    AnswerType.CLARIFYING,
+)
+_BLOCK_WORDS = {
+    **dict.fromkeys(("block", "blocked", "yes", "y", "true", "1"), AnswerType.BLOCKED.value),
+    **dict.fromkeys(
+        ("dontblock", "donotblock", "notblocked", "no", "n", "false", "0"), NOT_BLOCKED
+    ),
+}
 
 
 def read_outcome(value: str) -> str:
@@ -363,7 +362,7 @@ def make_row(
     if citation.lower() in CITATION_CODES:  # a code, not a URL: it says the outcome
         outcome, citation = outcome or citation.lower(), ""
     block = read_block(columns[block_key]) if block_key else ""
-    if block == "blocked" or (block and not outcome):
+    if block == AnswerType.BLOCKED or (block and not outcome):
         outcome = block
     return ParsedRow(
         question=question,
