@@ -116,9 +116,14 @@ def screen(question: str, *, language: str = "en") -> GuardResult:
     findings = find(question)
     if not findings:
         return GuardResult(PASSED, question)
-    kinds = tuple(sorted({finding.kind for finding in findings}))
+    return _found(redact(question, findings), {finding.kind for finding in findings})
+
+
+def _found(redacted: str, kinds: set[str]) -> GuardResult:
+    """The result of a text in which `kinds` were found: blocked when any kind's action
+    is block, else redacted."""
     status = BLOCKED if any(action_for(kind) == BLOCK for kind in kinds) else REDACTED
-    return GuardResult(status, redact(question, findings), kinds)
+    return GuardResult(status, redacted, tuple(sorted(kinds)))
 
 
 def screen_url(url: str) -> GuardResult:
@@ -153,9 +158,7 @@ def screen_url(url: str) -> GuardResult:
         pairs.append(key + equals + _screened(value, query=True) if equals else pair)
     if not kinds:
         return GuardResult(PASSED, url)
-    status = BLOCKED if any(action_for(kind) == BLOCK for kind in kinds) else REDACTED
-    redacted = urlunsplit(parts._replace(path=path, query="&".join(pairs)))
-    return GuardResult(status, redacted, tuple(sorted(kinds)))
+    return _found(urlunsplit(parts._replace(path=path, query="&".join(pairs))), kinds)
 
 
 # --- Messages ---------------------------------------------------------------------------
