@@ -27,7 +27,6 @@ import re
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from tempfile import SpooledTemporaryFile
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -36,16 +35,14 @@ from django.utils.http import content_disposition_header
 
 from batches.export import (
     GRADE_COLUMNS,
-    STREAM_CHUNK,
     XLSX_CONTENT_TYPE,
     XLSX_DEFAULT_WIDTH,
-    XLSX_SPOOL_BYTES,
+    ReviewSheet,
     _chunked,
     _csv_cell,
     _Echo,
     _xlsx_cell,
     grade_values,
-    xlsx_header,
 )
 from batches.grading import GradeSummary, answer_similarity, grade_summaries, normalise_url
 from batches.models import Batch, BatchItem, Verdict
@@ -438,37 +435,18 @@ COMPARE_XLSX_WRAPPED = frozenset({"question", "expected_answer", "baseline_answe
 
 
 def _stream_xlsx(comparison: Comparison) -> Iterator[bytes]:
-    """The comparison as an XLSX sheet "New vs baseline", formatted like the results XLSX
-    (batches.export.xlsx_header: frozen bold header with a filter, widths; wrapped texts)."""
-    from openpyxl import Workbook  # only for this format (see batches.export.stream_xlsx)
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment
-    from openpyxl.utils import get_column_letter
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("New vs baseline")
-    xlsx_header(
-        sheet, COMPARE_COLUMNS, lambda column: COMPARE_XLSX_WIDTHS.get(column, XLSX_DEFAULT_WIDTH)
+    """The comparison as an XLSX sheet "New vs baseline", laid out like the results XLSX
+    (batches.export.ReviewSheet)."""
+    sheet = ReviewSheet(
+        "New vs baseline",
+        COMPARE_COLUMNS,
+        width_of=lambda column: COMPARE_XLSX_WIDTHS.get(column, XLSX_DEFAULT_WIDTH),
+        wrapped=COMPARE_XLSX_WRAPPED,
     )
-    wrap = Alignment(wrap_text=True, vertical="top")
-    wrapped = [
-        index for index, column in enumerate(COMPARE_COLUMNS) if column in COMPARE_XLSX_WRAPPED
-    ]
     for row in comparison.rows:
         record = compare_record(row)
-        values: list[Any] = [_xlsx_cell(record[column]) for column in COMPARE_COLUMNS]
-        for index in wrapped:
-            cell = WriteOnlyCell(sheet, value=values[index])
-            cell.alignment = wrap
-            values[index] = cell
-        sheet.append(values)
-    last = get_column_letter(len(COMPARE_COLUMNS))
-    sheet.auto_filter.ref = f"A1:{last}{len(comparison.rows) + 1}"
-    with SpooledTemporaryFile(max_size=XLSX_SPOOL_BYTES) as out:
-        workbook.save(out)
-        out.seek(0)
-        while chunk := out.read(STREAM_CHUNK):
-            yield chunk
+        sheet.append([_xlsx_cell(record[column]) for column in COMPARE_COLUMNS])
+    yield from sheet.chunks()
 
 
 COMPARE_FORMATS: dict[str, tuple[str, Callable[[Comparison], Iterator[bytes]]]] = {
