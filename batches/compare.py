@@ -46,6 +46,7 @@ from batches.export import (
 )
 from batches.grading import GradeSummary, answer_similarity, grade_summaries, normalise_url
 from batches.models import Batch, BatchItem, Verdict
+from batches.selectors import run_from_chain
 
 CHANGES = ("improved", "regressed", "changed", "same", "only_in_baseline", "only_in_new")
 # GradeSummary rates shown side by side (name in GradeSummary.as_dict, API key).
@@ -59,8 +60,6 @@ RATES: tuple[tuple[str, str], ...] = (
     ("guard_precision", "guardPrecision"),
     ("guard_recall", "guardRecall"),
 )
-# How far up "Run again" chains are followed to find a common source.
-MAX_LINEAGE = 50
 _SPACES = re.compile(r"\s+")
 _TOKENS = re.compile(r"\s*(?:\w+|[^\w\s])")
 
@@ -199,21 +198,15 @@ def _answer(item: BatchItem | None) -> str:
     return item.interaction.answer if item is not None and item.interaction else ""
 
 
-def run_from_chain(batch: Batch) -> list[int]:
-    """The batch id and the ids it was run from, nearest first (one query per step)."""
-    ids = [batch.pk]
-    parent = batch.run_from_id
-    while parent is not None and parent not in ids and len(ids) < MAX_LINEAGE:
-        ids.append(parent)
-        parent = Batch.objects.filter(pk=parent).values_list("run_from_id", flat=True).first()
-    return ids
+Chains = tuple[list[int], list[int]]  # run_from_chain of two batches, in their order
 
 
-def same_rows(a: Batch, b: Batch) -> bool:
+def same_rows(a: Batch, b: Batch, chains: Chains | None = None) -> bool:
     """Whether one batch was made from the other, or both from one source, by Run again."""
     if a.pk == b.pk:
         return True
-    return bool(set(run_from_chain(a)) & set(run_from_chain(b)))
+    chain_a, chain_b = chains or (run_from_chain(a), run_from_chain(b))
+    return bool(set(chain_a) & set(chain_b))
 
 
 def comparison_items(batch: Batch) -> list[BatchItem]:
@@ -250,22 +243,23 @@ def _pair_by_row(
     return pairs
 
 
-def is_baseline(first: Batch, second: Batch) -> bool:
+def is_baseline(first: Batch, second: Batch, chains: Chains | None = None) -> bool:
     """Whether `first` is the baseline of a comparison with `second` (module docstring):
     `second` was run again from it (up the chain), or neither was run from the other and
     `first` is older."""
     if first.pk == second.pk:
         return True
-    if first.pk in run_from_chain(second):
+    first_chain, second_chain = chains or (run_from_chain(first), run_from_chain(second))
+    if first.pk in second_chain:
         return True
-    if second.pk in run_from_chain(first):
+    if second.pk in first_chain:
         return False
     return (first.created_at, first.pk) <= (second.created_at, second.pk)
 
 
-def order_batches(first: Batch, second: Batch) -> tuple[Batch, Batch]:
+def order_batches(first: Batch, second: Batch, chains: Chains | None = None) -> tuple[Batch, Batch]:
     """(baseline, new) of two batches, whatever order they come in."""
-    return (first, second) if is_baseline(first, second) else (second, first)
+    return (first, second) if is_baseline(first, second, chains) else (second, first)
 
 
 def compare_batches(*, a: Batch, b: Batch) -> Comparison:
@@ -273,8 +267,9 @@ def compare_batches(*, a: Batch, b: Batch) -> Comparison:
     each pair, count the classes, and put both runs' rates side by side.
 
     Costs the two row queries and one summary query (plus one per Run-again step)."""
-    baseline, new = order_batches(a, b)
-    aligned_by = "row" if same_rows(baseline, new) else "question"
+    chains = (run_from_chain(a), run_from_chain(b))  # each walked once
+    baseline, new = order_batches(a, b, chains)
+    aligned_by = "row" if same_rows(a, b, chains) else "question"
     items_old, items_new = comparison_items(baseline), comparison_items(new)
     pairer = _pair_by_row if aligned_by == "row" else _pair_by_question
     rows = []

@@ -63,6 +63,37 @@ def batches_for(user) -> QuerySet[Batch]:
     return queryset.filter(uploader=user)
 
 
+# How far up "Run again" chains are followed to find a common source.
+MAX_LINEAGE = 50
+
+
+def run_from_chain(batch: Batch) -> list[int]:
+    """The batch id and the ids it was run from, nearest first (one query per step)."""
+    ids = [batch.pk]
+    parent = batch.run_from_id
+    while parent is not None and parent not in ids and len(ids) < MAX_LINEAGE:
+        ids.append(parent)
+        parent = Batch.objects.filter(pk=parent).values_list("run_from_id", flat=True).first()
+    return ids
+
+
+def compare_choices(*, user, batch: Batch, limit: int) -> tuple[list[Batch], list[Batch]]:
+    """The batches `user` may compare `batch` with, at most `limit`: runs of the same
+    questions first (up `batch`'s "Run again" chain, and those run again from any of
+    them), then the others. Two queries, plus one per step up the chain."""
+    lineage = run_from_chain(batch)
+    candidates = (
+        batches_for(user)
+        .exclude(pk=batch.pk)
+        .only("pk", "name", "created_at", "run_from_id", "uploader")
+    )
+    related = list(candidates.filter(Q(pk__in=lineage) | Q(run_from_id__in=lineage))[:limit])
+    others = list(
+        candidates.exclude(pk__in=[other.pk for other in related])[: max(limit - len(related), 0)]
+    )
+    return related, others
+
+
 # What a reader who may not act (see may_act_on) is told: the pages translate it, the API
 # answers in English like its other messages.
 STAFF_READ_ONLY = gettext_noop(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -20,12 +19,11 @@ from batches.compare import (
     COMPARE_FORMATS,
     compare_batches,
     compare_response,
-    run_from_chain,
 )
 from batches.forms import RegradeForm, RunAgainForm
 from batches.grading import regrade_batch
 from batches.models import Batch
-from batches.selectors import batches_for
+from batches.selectors import compare_choices
 from batches.views.common import (
     _attach_grades,
     _get_batch_for_user,
@@ -42,22 +40,7 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
     """The detail page's evaluation block: summary, grade filters, compare choices (two
     queries)."""
     _attach_grades([batch])
-    # Runs of the same questions first: the batches up this one's "Run again" chain and
-    # those run again from any of them (one query, plus one per step up the chain).
-    lineage = run_from_chain(batch)
-    candidates = (
-        batches_for(request.user)
-        .exclude(pk=batch.pk)
-        .only("pk", "name", "created_at", "run_from_id", "uploader")
-    )
-    related = list(
-        candidates.filter(Q(pk__in=lineage) | Q(run_from_id__in=lineage))[:COMPARE_CHOICES]
-    )
-    others = list(
-        candidates.exclude(pk__in=[other.pk for other in related])[
-            : max(COMPARE_CHOICES - len(related), 0)
-        ]
-    )
+    related, others = compare_choices(user=request.user, batch=batch, limit=COMPARE_CHOICES)
     default_other = batch.run_from_id or next(
         (other.pk for other in related if other.run_from_id == batch.pk), None
     )
