@@ -429,22 +429,16 @@ def regrade(request: HttpRequest, payload: RegradeIn):
     summary="A new batch from the same rows with other settings (remembers runFrom)",
 )
 def run_again(request: HttpRequest, payload: RunAgainIn):
-    source = _batch_for(request, payload.batch_id)
-    changed_provider = payload.ai_provider is not None and payload.ai_provider != source.ai_provider
-    model = (
-        payload.model if payload.model is not None else ("" if changed_provider else source.model)
-    )
+    # Settings the payload leaves out are the source batch's own (services.run_again).
     batch = services.run_again(
-        batch=source,
+        batch=_batch_for(request, payload.batch_id),
         uploader=request.auth,
         name=payload.name,
-        ai_provider=payload.ai_provider or source.ai_provider,
-        model=model,
-        search_provider=payload.search_provider or source.search_provider,
-        page_language=payload.page_language or source.page_language,
-        apply_overrides=source.apply_overrides
-        if payload.apply_overrides is None
-        else payload.apply_overrides,
+        ai_provider=payload.ai_provider,
+        model=payload.model,
+        search_provider=payload.search_provider,
+        page_language=payload.page_language,
+        apply_overrides=payload.apply_overrides,
         judge_enabled=payload.judge_enabled,
     )
     return Status(201, BatchOut.of(batch))

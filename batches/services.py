@@ -145,21 +145,26 @@ def run_again(
     *,
     batch: Batch,
     uploader,
-    ai_provider: str,
-    model: str = "",
-    search_provider: str,
-    page_language: str,
-    apply_overrides: bool,
+    ai_provider: str | None = None,
+    model: str | None = None,
+    search_provider: str | None = None,
+    page_language: str | None = None,
+    apply_overrides: bool | None = None,
     judge_enabled: bool | None = None,
     name: str = "",
+    start: bool = False,
 ) -> Batch:
     """A new batch with the same rows as `batch` (questions, URLs, conversations, every
-    uploaded column and the expected answer and citation) and other settings; it
-    remembers `run_from=batch`, so compare aligns the two by row number.
+    uploaded column and the expected answer, citation and outcome) and other settings; it
+    remembers `run_from=batch`, so compare aligns the two by row number. Started at once
+    when `start` ("Run again and start").
 
-    Rows that shared a chat share one again. Raises ProviderNotConfigured like
-    create_batch_run; nothing is created then.
+    A setting left None is the batch's own, except the model of another AI provider: that
+    provider's default. Rows that shared a chat share one again. Raises
+    ProviderNotConfigured like create_batch_run; nothing is created then.
     """
+    if model is None:
+        model = batch.model if ai_provider in (None, batch.ai_provider) else ""
     rows = [
         ParsedRow(
             question=item.question,
@@ -186,11 +191,11 @@ def run_again(
             uploader=uploader,
             name=(name or "").strip() or f"{batch.name} (again)"[:200],
             rows=rows,
-            ai_provider=ai_provider,
+            ai_provider=ai_provider or batch.ai_provider,
             model=model,
-            search_provider=search_provider,
-            page_language=page_language,
-            apply_overrides=apply_overrides,
+            search_provider=search_provider or batch.search_provider,
+            page_language=page_language or batch.page_language,
+            apply_overrides=batch.apply_overrides if apply_overrides is None else apply_overrides,
             source_filename=batch.source_filename,
             judge_enabled=batch.judge_enabled if judge_enabled is None else judge_enabled,
             run_from=batch,
@@ -198,6 +203,8 @@ def run_again(
         if batch.input_columns:  # the file's column order (row dicts lose it on jsonb)
             new.input_columns = batch.input_columns
             new.save(update_fields=["input_columns"])
+    if start:
+        start_batch(batch=new)
     return new
 
 

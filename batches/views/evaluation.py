@@ -94,16 +94,8 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
     start = request.method == "POST" and "start" in request.POST
     if request.method == "POST" and "same_settings" in request.POST:
         # "Run again and start" on the detail page: one click, the batch's own settings.
-        same = {
-            "ai_provider": batch.ai_provider,
-            "model": batch.model,
-            "search_provider": batch.search_provider,
-            "page_language": batch.page_language,
-            "apply_overrides": batch.apply_overrides,
-            "judge_enabled": batch.judge_enabled,
-        }
         try:
-            new = services.run_again(batch=batch, uploader=request.user, **same)
+            new = services.run_again(batch=batch, uploader=request.user, start=start)
         except ProviderNotConfigured as error:
             messages.error(request, str(error))
             return redirect(batch)
@@ -111,7 +103,9 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
     form = RunAgainForm(request.POST or None, batch=batch)
     if request.method == "POST" and form.is_valid():
         try:
-            new = services.run_again(batch=batch, uploader=request.user, **form.run_settings())
+            new = services.run_again(
+                batch=batch, uploader=request.user, start=start, **form.run_settings()
+            )
         except ProviderNotConfigured as error:
             form.add_provider_error(error)
         else:
@@ -121,9 +115,8 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _ran_again(request: HttpRequest, batch, new, *, start: bool) -> HttpResponse:
-    """After run again: started at once when asked ("Run again and start"), then its page."""
+    """After run again (started at once when asked): the new batch's page."""
     if start:
-        services.start_batch(batch=new)
         messages.success(
             request,
             _("Batch “%(name)s” was created from the rows of “%(source)s” and started.")
