@@ -40,3 +40,27 @@ class SliceRefused(Exception):
         self.status = status
         self.code = code
         self.retry_after = retry_after
+
+
+# A row's stored error stays English (written by the engine and the providers, read in
+# logs, exports and the API); pages explain the kinds below in the reader's language
+# (batch_tags.error_help). Checked in order: the first pattern found names the kind.
+_ERROR_KINDS = (
+    ("rate_limited", ("(429", "429 Too Many Requests", "rate limit")),
+    ("timeout", ("did not answer within", "timed out", "timeout")),
+    ("refused", ("could not connect", "connection refused", "connection failed")),
+    ("guard", ("guard", "blocked")),
+    (
+        "provider_error",
+        ("the provider answered", "reported an error", "the request was refused", "failed ("),
+    ),
+)
+
+
+def error_kind(message: str) -> str:
+    """The kind of a stored error message ("" when none of the known ones)."""
+    text = (message or "").lower()
+    for kind, patterns in _ERROR_KINDS:
+        if any(pattern.lower() in text for pattern in patterns):
+            return kind
+    return ""

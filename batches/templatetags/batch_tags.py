@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 from django.utils.translation import gettext
 
+from batches.errors import error_kind
 from chats.services import is_not_found as _is_not_found
 
 register = template.Library()
@@ -39,28 +40,8 @@ def duration(seconds) -> str:
     return gettext("%(s)d s") % {"s": secs}
 
 
-# Stored error messages stay English (they are written by the engine and the providers,
-# read in logs, exports and the API); the page adds a translated explanation beside the
-# kinds it knows. Checked in order: the first pattern found names the kind.
-_ERROR_KINDS = (
-    ("rate_limited", ("(429", "429 Too Many Requests", "rate limit")),
-    ("timeout", ("did not answer within", "timed out", "timeout")),
-    ("refused", ("could not connect", "connection refused", "connection failed")),
-    ("guard", ("guard", "blocked")),
-    (
-        "provider_error",
-        ("the provider answered", "reported an error", "the request was refused", "failed ("),
-    ),
-)
-
-
-def error_kind(message: str) -> str:
-    """The kind of a stored error message ("" when none of the known ones)."""
-    text = (message or "").lower()
-    for kind, patterns in _ERROR_KINDS:
-        if any(pattern.lower() in text for pattern in patterns):
-            return kind
-    return ""
+# Stored error messages stay English (batches.errors.error_kind); the page adds a
+# translated explanation beside the kinds it knows.
 
 
 @register.filter

@@ -324,7 +324,7 @@ def test_scores_follow_the_page_language():
     ],
 )
 def test_error_kinds_of_stored_messages(error, kind):
-    from batches.templatetags.batch_tags import error_kind
+    from batches.errors import error_kind
 
     assert error_kind(error) == kind
 
