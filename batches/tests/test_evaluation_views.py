@@ -424,34 +424,21 @@ def test_run_again_and_start_is_one_click_with_the_same_settings(owner_client, o
     assert new.run_from_id == batch.pk
 
 
-def test_run_again_form_can_create_and_start(owner_client, owner):
+@pytest.mark.parametrize(
+    ("extra", "status"),
+    [({"start": "1"}, Batch.Status.QUEUED), ({}, Batch.Status.UPLOADED)],
+    ids=["create-and-start", "create-only"],
+)
+def test_run_again_form_starts_the_new_batch_only_when_asked(owner_client, owner, extra, status):
     batch = graded(owner, ["A"], expected=["x"])
-    owner_client.post(
-        f"/batches/{batch.pk}/run-again/",
-        {
-            "name": "",
-            "ai_model": "extractive::extractive",
-            "search_provider": "none",
-            "page_language": "en",
-            "start": "1",
-        },
-    )
-    new = Batch.objects.exclude(pk=batch.pk).get()
-    assert new.status == Batch.Status.QUEUED
-
-
-def test_run_again_without_start_stays_uploaded(owner_client, owner):
-    batch = graded(owner, ["A"], expected=["x"])
-    owner_client.post(
-        f"/batches/{batch.pk}/run-again/",
-        {
-            "name": "",
-            "ai_model": "extractive::extractive",
-            "search_provider": "none",
-            "page_language": "en",
-        },
-    )
-    assert Batch.objects.exclude(pk=batch.pk).get().status == Batch.Status.UPLOADED
+    form = {
+        "name": "",
+        "ai_model": "extractive::extractive",
+        "search_provider": "none",
+        "page_language": "en",
+    }
+    owner_client.post(f"/batches/{batch.pk}/run-again/", {**form, **extra})
+    assert Batch.objects.exclude(pk=batch.pk).get().status == status
 
 
 def test_summary_shows_pass_rate_with_its_legend_in_english_and_french(owner_client, owner):
