@@ -15,7 +15,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from batches import runners
+from batches import runners, signals
 from batches.bulk import insert_rows
 from batches.engine import outlast_status_reads
 from batches.errors import BatchStateError, UploadError
@@ -138,6 +138,7 @@ def create_batch_run(
             ),
             constants={"batch": batch},
         )
+        signals.batch_created.send(sender=Batch, batch=batch)
     return batch
 
 

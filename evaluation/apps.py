@@ -9,7 +9,12 @@ class EvaluationConfig(AppConfig):
         # batches never imports evaluation: its writer, pages and API reach the graders
         # through the registry in batches.hooks.
         from batches.hooks import Graders, register_graders
+        from batches.models import Batch
+        from batches.signals import batch_created
         from evaluation import grading, views
+
+        # Every new batch is a run of a question set (evaluation.sets.add_run).
+        batch_created.connect(_add_run, sender=Batch, dispatch_uid="evaluation.sets.add_run")
 
         register_graders(
             Graders(
@@ -22,3 +27,9 @@ class EvaluationConfig(AppConfig):
                 detail_oob=views._append_evaluation_oob,
             )
         )
+
+
+def _add_run(sender, *, batch, **kwargs) -> None:
+    from evaluation import sets
+
+    sets.add_run(batch=batch)

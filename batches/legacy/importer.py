@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batches import signals
 from batches.legacy.mongoexport import (
     ExportFolder,
     _why,
@@ -313,6 +314,9 @@ class _ImportRun:
                 if batch.status == "completed":
                     batch.started_at = batch.created_at
                     batch.save(update_fields=["started_at"])
+                # Imported batches become runs of question sets like uploads (the
+                # migrations' historical Batch has no receivers).
+                signals.batch_created.send(sender=Batch, batch=batch)
         except LegacyDocumentError as exc:
             summary.skipped.append(f"{label}: {exc}")
             return
