@@ -9,6 +9,7 @@ app_name = "evaluation"
 # Served under /batches/ (batchchat.urls), beside the batch pages they belong to.
 urlpatterns = [
     path("<int:pk>/regrade/", views.batch_regrade, name="regrade"),
+    path("<int:pk>/own-set/", views.batch_own_set, name="own_set"),
     path("<int:pk>/run-again/", views.batch_run_again, name="run_again"),
     path("<int:pk>/compare/", views.batch_compare_pick, name="compare_pick"),
     path("<int:pk>/compare/<int:other>/", views.batch_compare, name="compare"),

@@ -6,8 +6,9 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -31,6 +32,8 @@ from evaluation.compare import (
     compare_response,
 )
 from evaluation.grading import regrade_batch
+from evaluation.models import Run
+from evaluation.sets import split_run
 
 COMPARE_PAGE_SIZE = 50
 COMPARE_CHOICES = 50  # batches offered in the detail page's "compare with" list
@@ -52,7 +55,36 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
         "compare_others": others,
         "compare_default": default_other,
         "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
+        **_set_context(batch),
     }
+
+
+def _set_context(batch: Batch) -> dict:
+    """The batch's question set (one query): its name, version, number of runs, and the
+    offer to make a set of its own when an identical upload joined an existing set."""
+    run = (
+        Run.objects.filter(batch=batch)
+        .select_related("question_set")
+        .annotate(set_runs=Count("question_set__runs"))
+        .first()
+    )
+    if run is None:
+        return {"set_run": None}
+    joined = not batch.run_from_id and run.set_runs > 1
+    return {"set_run": run, "set_offer_split": joined}
+
+
+@login_required
+@require_POST
+def batch_own_set(request: HttpRequest, pk: int) -> HttpResponse:
+    """The offer of an identical upload: this run gets a question set of its own."""
+    batch = _get_batch_for_user(request, pk, act=True)
+    run = get_object_or_404(Run, batch=batch)
+    split_run(run=run)
+    messages.success(
+        request, _("“%(name)s” is now the first run of a set of its own.") % {"name": batch.name}
+    )
+    return redirect(_next_url(request, batch.get_absolute_url()))
 
 
 def _append_evaluation_oob(request: HttpRequest, response: HttpResponse, batch: Batch) -> None:
