@@ -319,6 +319,9 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 # user's oldest drafts are deleted when a new one is saved.
 UPLOAD_DRAFTS_PER_USER = env_int("UPLOAD_DRAFTS_PER_USER", 5)
 UPLOAD_DRAFT_BYTES_PER_USER = env_int("UPLOAD_DRAFT_BYTES_PER_USER", 3 * MAX_UPLOAD_BYTES)
+# The most a batch may store of its uploaded cells and headers (UTF-8 bytes): a batch
+# whose rows would hold more is refused with a message naming this limit.
+MAX_BATCH_STORED_BYTES = env_int("MAX_BATCH_STORED_BYTES", 5 * MAX_UPLOAD_BYTES)
 # Django refuses larger request bodies before our own check can name the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -321,7 +321,10 @@ class BatchItem(models.Model):
     # What the engine asks, read from the row's question column (or its alias) at upload.
     question = models.TextField()
     referring_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
-    # Every original column of the upload, by its header, for the export.
+    # Every original column of the upload, for the export: a list of cell values by
+    # position in `batch.input_columns` (the headers are stored once per batch; None: the
+    # row had no such column). Legacy imports without input_columns keep a dict by header.
+    # Read it through `columns()`, never directly.
     row = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
@@ -384,6 +387,24 @@ class BatchItem(models.Model):
     def is_failing(self) -> bool:
         """The row's verdict is fail (the rows filter's "failing")."""
         return self.verdict == Verdict.FAIL
+
+    def columns(self, headers: list | None = None) -> dict:
+        """The uploaded row by header, in the file's order: the one reader of `row`.
+        `headers` is the batch's `input_columns` (pass it when reading many rows, so that
+        the batch is not fetched for each)."""
+        row = self.row
+        if isinstance(row, dict):  # legacy imports: cells by header
+            return row
+        if not isinstance(row, list):
+            return {}
+        if headers is None:
+            headers = self.batch.input_columns
+        return {str(h): v for h, v in zip(headers, row, strict=False) if v is not None}
+
+    @staticmethod
+    def stored_row(columns: dict, headers: list) -> list:
+        """`columns` (by header) as `row` stores them: values by position in `headers`."""
+        return [columns.get(header) for header in headers]
 
     def lease_expired(self, now=None) -> bool:
         now = now or timezone.now()

@@ -20,7 +20,7 @@ from batches.bulk import insert_rows
 from batches.engine import outlast_status_reads
 from batches.errors import BatchStateError, UploadError
 from batches.models import Batch, BatchItem, UploadDraft
-from batches.uploads import ColumnChoice, ParsedRow, parse_upload, too_many_rows
+from batches.uploads import ColumnChoice, ParsedRow, format_size, parse_upload, too_many_rows
 from chats.models import Chat, new_chat_id
 from chats.services import choose_chat_settings, lock_chats
 
@@ -49,6 +49,7 @@ def create_batch_run(
     source_filename: str = "",
     judge_enabled: bool = False,
     run_from: Batch | None = None,
+    input_columns: list[str] | None = None,
 ) -> Batch:
     """Create a batch with a Chat and a BatchItem per row, all or nothing.
 
@@ -78,7 +79,9 @@ def create_batch_run(
         "apply_overrides": apply_overrides,
         "uploader": uploader,
     }
-    input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
+    if input_columns is None:
+        input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
+    check_stored_bytes(rows, input_columns)
     # The public chat id of every row; rows sharing a chat_key share one.
     public_for_key: dict[str, str] = {}
     new_chats: list[str] = []
@@ -129,7 +132,7 @@ def create_batch_run(
                     position,
                     row.question,
                     row.referring_url,
-                    row.columns,
+                    BatchItem.stored_row(row.columns, input_columns),
                     row.expected_answer,
                     row.expected_citation_url,
                     row.expected_outcome,
@@ -139,6 +142,26 @@ def create_batch_run(
             constants={"batch": batch},
         )
     return batch
+
+
+def check_stored_bytes(rows: Sequence[ParsedRow], headers: list[str]) -> None:
+    """Refuse rows whose cells and headers would store more than MAX_BATCH_STORED_BYTES
+    (UTF-8), naming the limit. Headers count once: rows hold values by position."""
+    limit = settings.MAX_BATCH_STORED_BYTES
+    total = sum(len(header.encode()) for header in headers)
+    for row in rows:
+        for value in row.columns.values():
+            total += len(value.encode()) if isinstance(value, str) else len(str(value))
+        if total > limit:
+            raise UploadError(
+                gettext(
+                    "The batch's cells and headers would take more than %(limit)s to store; "
+                    "the limit is %(limit)s per batch (MAX_BATCH_STORED_BYTES). Split the "
+                    "file or drop columns you do not need."
+                )
+                % {"limit": format_size(limit)},
+                code="too_much_data",
+            )
 
 
 def run_again(
@@ -165,13 +188,14 @@ def run_again(
     """
     if model is None:
         model = batch.model if ai_provider in (None, batch.ai_provider) else ""
+    headers = batch.input_columns
     rows = [
         ParsedRow(
             question=item.question,
             referring_url=item.referring_url,
             # Every row gets its source chat as key: conversations stay together, in order.
             chat_key=str(item.chat_id),
-            columns=item.row if isinstance(item.row, dict) else {},
+            columns=item.columns(headers),
             expected_answer=item.expected_answer,
             expected_citation_url=item.expected_citation_url,
             expected_outcome=item.expected_outcome,
@@ -199,10 +223,8 @@ def run_again(
             source_filename=batch.source_filename,
             judge_enabled=batch.judge_enabled if judge_enabled is None else judge_enabled,
             run_from=batch,
+            input_columns=list(headers) or None,
         )
-        if batch.input_columns:  # the file's column order (row dicts lose it on jsonb)
-            new.input_columns = batch.input_columns
-            new.save(update_fields=["input_columns"])
     if start:
         start_batch(batch=new)
     return new

@@ -343,7 +343,7 @@ def test_file_without_question_column_goes_to_the_column_chooser(owner_client, o
     item = BatchItem.objects.get()
     assert (item.question, item.referring_url) == ("How do I renew?", "https://x.example/p")
     assert (item.expected_answer, item.expected_citation_url) == ("Online.", "https://x.example/a")
-    assert item.row["Ask"] == "How do I renew?"
+    assert item.columns()["Ask"] == "How do I renew?"
     assert not UploadDraft.objects.exists()
 
 

@@ -135,10 +135,14 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         prev_href = _href(batch, params, page=page.previous_page_number())
     if page.has_next():
         next_href = _href(batch, params, page=page.next_page_number())
+    items = list(page.object_list)
+    for item in items:  # the uploaded cells chosen to show beside the question
+        cells = item.columns(batch.input_columns)
+        item.context_cells = [(column, cells.get(column)) for column in params["cols"]]
     return {
         "batch": batch,
         "page": page,
-        "items": list(page.object_list),
+        "items": items,
         "params": params,
         "status": status,
         "filters": [
