@@ -467,6 +467,10 @@ class UploadDraft(models.Model):
     )
     filename = models.CharField(max_length=255, blank=True)
     data = models.BinaryField()
+    # The column chooser's preview, parsed once when the draft is saved (issue 29): its
+    # headers, roles, format and first rows' cells cut to PREVIEW_CELL_CHARS, or
+    # {"error": message}. Re-posting the draft reads this, never the file.
+    preview = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = UploadDraftQuerySet.as_manager()

@@ -20,7 +20,15 @@ from batches.bulk import insert_rows
 from batches.engine import outlast_status_reads
 from batches.errors import BatchStateError, UploadError
 from batches.models import Batch, BatchItem, UploadDraft
-from batches.uploads import ColumnChoice, ParsedRow, format_size, parse_upload, too_many_rows
+from batches.uploads import (
+    PREVIEW_ROWS,
+    ColumnChoice,
+    ParsedRow,
+    ParsedUpload,
+    format_size,
+    parse_upload,
+    too_many_rows,
+)
 from chats.models import Chat, new_chat_id
 from chats.services import choose_chat_settings, lock_chats
 
@@ -230,14 +238,19 @@ def run_again(
     return new
 
 
-def save_upload_draft(*, owner, filename: str, data: bytes) -> UploadDraft:
+def save_upload_draft(
+    *, owner, filename: str, data: bytes, parsed_preview: ParsedUpload | None = None
+) -> UploadDraft:
     """Keep an uploaded file for the column chooser (step 2 of the upload). Expired
     drafts, anyone's, are deleted on the way, and so are this user's oldest drafts past
     the quota (UPLOAD_DRAFTS_PER_USER drafts, UPLOAD_DRAFT_BYTES_PER_USER bytes, the new
     one included): what one user keeps on the server stays bounded."""
     delete_expired_drafts()
+    preview = draft_preview(data=data, filename=filename, parsed=parsed_preview)
     with transaction.atomic():
-        draft = UploadDraft.objects.create(owner=owner, filename=filename[:255], data=data)
+        draft = UploadDraft.objects.create(
+            owner=owner, filename=filename[:255], data=data, preview=preview
+        )
         byte_total = 0
         newest_first = (
             UploadDraft.objects.filter(owner=owner)
@@ -256,6 +269,34 @@ def save_upload_draft(*, owner, filename: str, data: bytes) -> UploadDraft:
         if over:
             UploadDraft.objects.filter(pk__in=over).delete()
     return draft
+
+
+PREVIEW_CELL_CHARS = 80  # a preview cell is cut to this: the chooser page stays small
+
+
+def draft_preview(*, data: bytes, filename: str, parsed: ParsedUpload | None = None) -> dict:
+    """The column chooser's preview of a file, parsed once and kept on its draft: the
+    headers, roles and format, and the first rows' cells cut to PREVIEW_CELL_CHARS; or
+    {"error": message} when the file is refused. `parsed`: the preview already read."""
+    if parsed is None:
+        try:
+            parsed = parse_upload(data=data, filename=filename, preview=PREVIEW_ROWS)
+        except UploadError as error:
+            return {"error": error.message}
+    return {
+        "columns": parsed.columns,
+        "roles": parsed.roles,
+        "format": parsed.format,
+        "rows": [[cell[:PREVIEW_CELL_CHARS] for cell in cells] for cells in parsed.preview_rows],
+    }
+
+
+def upload_draft_preview(*, draft: UploadDraft) -> dict:
+    """The draft's kept preview (parsed now and kept for drafts saved without one)."""
+    if not draft.preview:
+        draft.preview = draft_preview(data=bytes(draft.data), filename=draft.filename)
+        UploadDraft.objects.filter(pk=draft.pk).update(preview=draft.preview)
+    return draft.preview
 
 
 def delete_expired_drafts() -> int:

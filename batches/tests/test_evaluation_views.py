@@ -321,7 +321,7 @@ def test_file_without_question_column_goes_to_the_column_chooser(owner_client, o
     assert "<small>questions.csv</small>" in body
     assert f'name="draft" value="{draft.pk}"' in body
     # Guessed by alias: the expected answer; the question is for the user to pick.
-    assert '<option value="Golden Answer" selected>' in body
+    assert '<option value="2" selected>Golden Answer</option>' in body  # by position
     assert not Batch.objects.exists()
 
     response = owner_client.post(
@@ -332,11 +332,11 @@ def test_file_without_question_column_goes_to_the_column_chooser(owner_client, o
             "ai_model": "extractive::extractive",
             "search_provider": "none",
             "page_language": "en",
-            "question": "Ask",
-            "url": "Page",
+            "question": "1",
+            "url": "4",
             "chat_id": "",
-            "expected_answer": "Golden Answer",
-            "expected_citation": "Source",
+            "expected_answer": "2",
+            "expected_citation": "3",
         },
     )
     assert response.status_code == 302
@@ -353,8 +353,8 @@ def test_choose_columns_button_previews_a_good_file_too(owner_client):
     )
     body = response.content.decode()
     assert body.lstrip().startswith('<section id="batch-upload"')  # the htmx partial
-    assert '<option value="question" selected>' in body
-    assert '<option value="expectedAnswer" selected>' in body
+    assert '<option value="1" selected>question</option>' in body
+    assert '<option value="2" selected>expectedAnswer</option>' in body
 
 
 def test_chooser_refuses_another_users_draft(owner_client, other_user):
@@ -366,7 +366,7 @@ def test_chooser_refuses_another_users_draft(owner_client, other_user):
             "ai_model": "extractive::extractive",
             "search_provider": "none",
             "page_language": "en",
-            "question": "question",
+            "question": "1",
         },
     )
     assert response.status_code == 400
@@ -385,7 +385,7 @@ def test_chooser_shows_a_bad_choice_next_to_the_question(owner_client, owner):
             "ai_model": "extractive::extractive",
             "search_provider": "none",
             "page_language": "en",
-            "question": "Ask",
+            "question": "1",
         },
     )
     assert response.status_code == 400
