@@ -47,9 +47,7 @@ def test_batch_rides_out_a_provider_outage_with_no_failed_row(fake_ai, settings,
         )
         fake_ai.stop()
         # The outage shows on the batch (published by the running slice) and no row fails.
-        _wait_for(
-            lambda: Batch.objects.get(pk=batch.pk).outage is not None, "the outage notice"
-        )
+        _wait_for(lambda: Batch.objects.get(pk=batch.pk).outage is not None, "the outage notice")
         outage = Batch.objects.get(pk=batch.pk).outage
         assert outage["reason"] == "connection"
         assert outage["last_success"] is not None
