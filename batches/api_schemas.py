@@ -62,8 +62,8 @@ class ThrottleOut(CamelSchema):
     @classmethod
     def of(cls, batch: Batch) -> ThrottleOut | None:
         throttle = batch.throttle or {}
-        if not throttle or not batch.is_active:
-            return None
+        if not (throttle.get("until") or throttle.get("limit")) or not batch.is_active:
+            return None  # nothing of the quota holds it back (an outage is `outage`)
         return cls(
             resumes_in_seconds=batch.throttle_wait_seconds,
             calls_in_flight=int(throttle.get("in_flight") or 0),

@@ -37,7 +37,9 @@ class Ticker:
         self.model = model
         self.concurrency = concurrency
         self.report_progress = report_progress
-        self.throttle: dict = {}  # as last published on the batch
+        # As last published on the batch; None until this slice publishes (the batch may
+        # still carry an outage a previous slice left: the first tick replaces it).
+        self.throttle: dict | None = None
 
     async def run(self) -> None:
         """Every TICK_SECONDS: publish the throttle when it changed, report progress."""
@@ -49,9 +51,14 @@ class Ticker:
             await self.report_progress()
 
     async def clear(self) -> None:
-        """At the slice's end: the batch is no longer held back by this slice."""
-        if self.throttle:
-            await self.db(self.publish, {})
+        """At the slice's end: the batch is no longer held back by this slice's quota. An
+        outage stays published (the next slice of a batch paused by it would otherwise
+        make the notice blink out between slices); the next tick after the provider
+        answers clears it."""
+        outage = outage_snapshot(self.provider, self.model)
+        left = {"outage": outage} if outage is not None else {}
+        if self.throttle != left:
+            await self.db(self.publish, left)
 
     def now(self) -> dict:
         """The throttle, and `outage` (since, reason, last_success) while the provider

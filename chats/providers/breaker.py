@@ -14,7 +14,8 @@ With Redis (REDIS_URL) the state is shared by every process and machine: the fai
 count (INCR), the open flag (since when, why), the time of the last success and the
 probe's turn (SET NX with the interval as its expiry) live in Redis; each process
 re-reads them at most once a second (REFRESH_SECONDS), so a closed breaker costs no
-round trip per call. Without Redis the breaker is this process's.
+round trip per call, and a success clears failures another process counted once this
+process has read them. Without Redis the breaker is this process's.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class BreakerState:
     last_success: float = 0.0  # epoch seconds; 0 when none seen
     next_probe: float = 0.0  # epoch seconds: the probe's turn (without Redis)
     refreshed: float = 0.0  # monotonic: when the shared state was last read
+    shared_failures: int = 0  # the shared failure count, as last read (with Redis)
 
     @property
     def is_open(self) -> bool:
@@ -75,7 +77,10 @@ def _state(provider: str, model: str) -> BreakerState:
 
 
 def _redis():
-    # The quota module's client: one Redis connection pool per process for both.
+    """The quota module's Redis client (one connection pool per process for both), or
+    None without REDIS_URL."""
+    if not settings.REDIS_URL:
+        return None
     from chats.providers.limits import _redis as shared_client
 
     return shared_client()
@@ -92,9 +97,13 @@ async def _refresh(provider: str, model: str, state: BreakerState, *, force: boo
     if redis is None or (not force and now - state.refreshed < REFRESH_SECONDS):
         return
     state.refreshed = now
-    opened, last_success = await redis.mget(
-        _redis_key(provider, model, "open"), _redis_key(provider, model, "ok")
+    opened, last_success, failures = await redis.mget(
+        _redis_key(provider, model, "open"),
+        _redis_key(provider, model, "ok"),
+        _redis_key(provider, model, "failures"),
     )
+    # Failures other processes counted: this process's next success clears them too.
+    state.shared_failures = int(failures or 0)
     if opened:
         data = json.loads(opened)
         state.open_since = float(data["since"])
@@ -187,10 +196,10 @@ async def succeeded(provider: str, model: str) -> None:
     state = _state(provider, model)
     now = time.time()
     state.last_success = now
-    if not (state.failures or state.is_open):
+    if not (state.failures or state.shared_failures or state.is_open):
         return
     was_open = state.is_open
-    state.failures = 0
+    state.failures = state.shared_failures = 0
     state.open_since = 0.0
     state.next_probe = 0.0
     redis = _redis()
