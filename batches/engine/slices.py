@@ -118,7 +118,7 @@ class Slice:
         1. start the background parts: the writer, the lease heartbeat, the ticker and
            the status reader;
         2. while rows may start (not stopping, before the deadline, past any Retry-After
-           pause): wait while the writer is behind; take a free slot and the next claimed
+           pause, the provider answering or a probe due: `_may_start`): wait while the writer is behind; take a free slot and the next claimed
            row and answer it in a task of its own (`_row`); when no row can be claimed,
            wait for a row in flight to be recorded (it may unblock its chat's next turn),
            or end when nothing could;

@@ -58,3 +58,18 @@ def test_api_status_carries_the_outage(api, owner):
     assert outage["reason"] == "connection"
     assert outage["rowsWaiting"] == Batch.objects.get(pk=batch.pk).remaining
     assert outage["lastSuccess"] is not None
+
+
+def test_run_batch_progress_line_says_the_provider_does_not_answer(owner, settings):
+    from batches.management.commands.run_batch import _throttle_note
+    from chats.providers import breaker
+    from chats.services import run_on_provider_loop
+
+    settings.REDIS_URL = ""
+    settings.PROVIDER_BREAKER_FAILURES = 1
+    batch = real_batch(owner)
+    assert _throttle_note(batch, 4, remaining=7) == ""
+    run_on_provider_loop(breaker.failed(batch.ai_provider, batch.model, "timeout"))
+    note = _throttle_note(batch, 4, remaining=7)
+    assert note.startswith("the provider does not answer (timeouts), retrying; 7 rows waiting")
+    assert "last answer: none yet" in note
