@@ -418,6 +418,11 @@ PROVIDER_TIMEOUT = env_float("PROVIDER_TIMEOUT", 60.0)
 PROVIDER_MAX_ATTEMPTS = env_int("PROVIDER_MAX_ATTEMPTS", 5)
 PROVIDER_BACKOFF_BASE = env_float("PROVIDER_BACKOFF_BASE", 1.0)
 PROVIDER_BACKOFF_MAX = env_float("PROVIDER_BACKOFF_MAX", 30.0)
+# Circuit breaker per provider and model (see docs/running-batches.md): after this many
+# connection failures, timeouts or 5xx in a row no call starts (rows wait as pending) but
+# one probe every PROVIDER_BREAKER_PROBE_SECONDS; 0 turns the breaker off.
+PROVIDER_BREAKER_FAILURES = env_int("PROVIDER_BREAKER_FAILURES", 5)
+PROVIDER_BREAKER_PROBE_SECONDS = env_float("PROVIDER_BREAKER_PROBE_SECONDS", 5.0)
 # An optional safety cap on calls in flight to one provider, per process; 0 = none (the
 # batch concurrency is what runs). run_batch says when it is in force.
 PROVIDER_MAX_CONCURRENCY = env_int("PROVIDER_MAX_CONCURRENCY", 0)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.humanize.templatetags.humanize import intcomma
@@ -218,6 +218,24 @@ class Batch(ChatSettings):
         return self.status in self.FINISHED_STATUSES and (
             self.failed_items > 0 or self.status == self.Status.CANCELLED
         )
+
+    @property
+    def outage(self) -> dict | None:
+        """While the provider does not answer (its circuit breaker open, as the running
+        slice last published): `reason` ("connection", "timeout", "server-error"),
+        `since` and `last_success` (datetimes; None when no answer was seen)."""
+        outage = (self.throttle or {}).get("outage")
+        if not outage or not self.is_active:
+            return None
+
+        def when(value: float | None):
+            return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+        return {
+            "reason": outage.get("reason", ""),
+            "since": when(outage.get("since")),
+            "last_success": when(outage.get("last_success")),
+        }
 
     @property
     def throttle_wait_seconds(self) -> int | None:

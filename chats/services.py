@@ -24,7 +24,12 @@ from django.db.models import Max
 
 from chats import aio
 from chats.documents import index_info, shipped_sample
-from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
+from chats.errors import (
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
+    TransientProviderError,
+)
 from chats.guard import guard_step, redacted_row
 from chats.judge import (
     JUDGE_SYSTEM,
@@ -43,7 +48,14 @@ from chats.prompts import (
     parse_answer,
     uses_prompt,
 )
-from chats.providers import PROVIDERS, get_provider, limits, provider_class, uses_language_model
+from chats.providers import (
+    PROVIDERS,
+    breaker,
+    get_provider,
+    limits,
+    provider_class,
+    uses_language_model,
+)
 from chats.providers.base import GenerationRequest
 from chats.providers.retry import safety_cap
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
@@ -73,6 +85,10 @@ __all__ = [
     "provider_loop",
     "run_on_provider_loop",
     "limits_snapshot",
+    "outage_snapshot",
+    "OUTAGE_REASONS",
+    "provider_down",
+    "provider_probe_seconds",
     "safety_cap",
     "judge_answer",
     "JudgeReplyError",
@@ -80,6 +96,7 @@ __all__ = [
     "ProviderError",
     "ProviderNotConfigured",
     "TransientProviderError",
+    "ProviderUnavailable",
     # "not found" answers
     "is_not_found",
     "not_found_q",
@@ -443,3 +460,22 @@ def limits_snapshot(provider: str, model: str) -> dict | None:
     """This process's view of `provider` + `model`'s quota: calls in flight, the adaptive
     limit and until when callers wait (chats.providers.limits.snapshot)."""
     return limits.snapshot(provider, model)
+
+
+# The kinds of outage failure, as English text (log lines, run_batch).
+OUTAGE_REASONS = breaker.REASONS
+
+
+def outage_snapshot(provider: str, model: str) -> dict | None:
+    """When `provider` + `model` does not answer (its circuit breaker is open): since
+    when, the kind of failure and the last success (chats.providers.breaker.snapshot)."""
+    return breaker.snapshot(provider, model)
+
+
+async def provider_down(provider: str, model: str) -> bool:
+    """Whether `provider` + `model`'s circuit breaker is open (on the provider loop)."""
+    return await breaker.is_open(provider, model)
+
+
+def provider_probe_seconds() -> float:
+    return breaker.probe_seconds()
