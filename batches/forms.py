@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django import forms
 from django.utils.functional import lazy
 from django.utils.translation import get_language, gettext, gettext_noop
@@ -9,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from batches.errors import UploadError
 from batches.models import UploadDraft
+from batches.upload_guard import screened_sample
 from batches.uploads import (
     ACCEPTED_QUESTION_HEADERS,
     PREVIEW_ROWS,
@@ -272,9 +275,12 @@ class ColumnsForm(BatchUploadForm):
     def column_choice(self) -> ColumnChoice:
         return ColumnChoice(**{role: self.cleaned_data.get(role) or "" for role in ROLE_FIELDS})
 
-    @property
+    @cached_property
     def sample(self) -> list[list[str]]:
-        return self.preview.preview_rows if self.preview else []
+        """The preview's cells as the guard will send them (batches.upload_guard)."""
+        if not self.preview:
+            return []
+        return screened_sample(self.preview.preview_rows, language=get_language() or "en")
 
     def role_fields(self):
         return [self[role] for role in ROLE_FIELDS]

@@ -26,6 +26,7 @@ from batches.selectors import (
     item_status_counts,
     may_act_on,
 )
+from batches.upload_guard import screened_items
 from batches.uploads import QUESTION_ALIASES, alias_key
 from batches.views.common import (
     _attach_grades,
@@ -138,7 +139,7 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
     return {
         "batch": batch,
         "page": page,
-        "items": list(page.object_list),
+        "items": screened_items(page.object_list, language=batch.page_language),
         "params": params,
         "status": status,
         "filters": [
