@@ -48,7 +48,7 @@ def screened_items(items: Iterable[BatchItem], *, language: str) -> list[BatchIt
         item.shown_question = item.question
         item.shown_row = item.row if isinstance(item.row, dict) else {}
         item.upload_guard_status = ""
-        if getattr(item, "interaction", None) is not None:
+        if item.interaction_id is not None:
             continue
         screened = screen_offline(item.question, item.referring_url, language=language)
         if screened.status == GuardStatus.PASSED:

@@ -91,5 +91,8 @@ def test_uploaded_personal_information_is_shown_as_it_will_be_sent(page, site):
     page.click("header form[action='/i18n/setlang/'] button")
     page.wait_for_url(f"{site}/batches/")
     page.goto(f"{site}/batches/{batch_id}/")
-    assert "4 lignes seront bloquées, 0 caviardée(s)" in page.locator("#guard-upload-count").inner_text()
+    assert (
+        "4 lignes seront bloquées, 0 caviardée(s)"
+        in page.locator("#guard-upload-count").inner_text()
+    )
     assert_no_personal_value(page, "the French batch page")
