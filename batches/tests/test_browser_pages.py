@@ -83,7 +83,9 @@ CONTENT = "\n".join(
 
 
 def visible_text(page) -> str:
-    return page.locator("body").inner_text()
+    """The page's text, with the labels only screen readers get ("Question:")."""
+    hidden = page.locator(".visually-hidden").all_text_contents()
+    return page.locator("body").inner_text() + "\n" + "\n".join(hidden)
 
 
 def english_left(text: str) -> list[str]:
