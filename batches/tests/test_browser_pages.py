@@ -168,5 +168,12 @@ def test_every_page_at_390px_in_english_and_french_with_no_english_left_in_frenc
                 if problems:
                     found["column chooser"] = problems
         assert found == {}
+        # Delete from the batch page (htmx, its confirmation accepted): the address bar
+        # shows the list, not the deleted batch's address.
+        page.goto(f"{site}/batches/{second}/")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.locator(f"#batch-progress a[href='/batches/{second}/delete/']").click()
+        page.wait_for_url(f"{site}/batches/")
+        assert page.locator(f"#batch-{second}").count() == 0
     finally:
         context.close()
