@@ -28,13 +28,25 @@ from chats.services import screen_offline
 
 def upload_counts(rows: Iterable, *, language: str) -> dict:
     """{"blocked": n, "redacted": m} over parsed rows (objects with `question` and
-    `referring_url`)."""
+    `referring_url`). Each distinct question and URL is screened once (uploads repeat
+    their referring URLs and often their questions)."""
+    statuses = {GuardStatus.BLOCKED: 2, GuardStatus.REDACTED: 1, GuardStatus.PASSED: 0}
+    questions: dict[str, int] = {}
+    urls: dict[str, int] = {"": 0}
     counts = {"blocked": 0, "redacted": 0}
     for row in rows:
-        status = screen_offline(row.question, row.referring_url, language=language).status
-        if status == GuardStatus.BLOCKED:
+        question = questions.get(row.question)
+        if question is None:
+            status = screen_offline(row.question, language=language).status
+            question = questions[row.question] = statuses[status]
+        url = urls.get(row.referring_url)
+        if url is None:
+            status = screen_offline("", row.referring_url, language=language).status
+            url = urls[row.referring_url] = statuses[status]
+        worst = max(question, url)
+        if worst == 2:
             counts["blocked"] += 1
-        elif status == GuardStatus.REDACTED:
+        elif worst == 1:
             counts["redacted"] += 1
     return counts
 
