@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django import forms
 from django.utils.functional import lazy
 from django.utils.translation import get_language, gettext, gettext_noop
@@ -10,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from batches.errors import UploadError
 from batches.models import UploadDraft
 from batches.services import upload_draft_preview
+from batches.upload_guard import screened_sample
 from batches.uploads import (
     ACCEPTED_QUESTION_HEADERS,
     PREVIEW_ROWS,
@@ -298,9 +301,12 @@ class ColumnsForm(BatchUploadForm):
             **{role: headers[int(value) - 1] if value else "" for role, value in chosen.items()}
         )
 
-    @property
+    @cached_property
     def sample(self) -> list[list[str]]:
-        return self.preview.preview_rows if self.preview else []
+        """The preview's cells as the guard will send them (batches.upload_guard)."""
+        if not self.preview:
+            return []
+        return screened_sample(self.preview.preview_rows, language=get_language() or "en")
 
     def role_fields(self):
         return [self[role] for role in ROLE_FIELDS]

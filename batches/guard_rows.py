@@ -2,7 +2,8 @@
 
 A batch keeps the upload twice: `BatchItem.question` (what the engine asks) and the
 question cell inside `BatchItem.row` (every original column, for the export). Screening
-happens when a row is answered, not at upload (100,000-row uploads stay fast). When the
+that decides happens when a row is answered (the pages' preview at upload is
+batches.upload_guard, which stores nothing but the counts). When the
 engine records an answered row whose question the guard redacted or blocked, both copies
 are replaced by the redacted text in the same UPDATE (and so are the referring URL and
 its cell when the guard redacted the URL), so with the default policy

@@ -64,6 +64,9 @@ class Batch(ChatSettings):
     # keep the key order of BatchItem.row, and the export must return the file's order.
     input_columns = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # The offline guard at upload (batches.upload_guard): {"blocked": n, "redacted": m}
+    # rows as the batch was created; {} for batches made before it.
+    upload_guard = models.JSONField(default=dict, blank=True)
     # Written by the engine while a provider's quota holds the batch back, {} otherwise:
     # {"until": epoch seconds or null, "in_flight": n, "limit": n or null, "concurrency": n}.
     throttle = models.JSONField(default=dict, blank=True)

@@ -20,6 +20,7 @@ from batches.bulk import insert_rows
 from batches.engine import outlast_status_reads
 from batches.errors import BatchStateError, UploadError
 from batches.models import Batch, BatchItem, UploadDraft
+from batches.upload_guard import upload_counts
 from batches.uploads import (
     PREVIEW_ROWS,
     ColumnChoice,
@@ -110,6 +111,7 @@ def create_batch_run(
             input_columns=input_columns,
             judge_enabled=judge_enabled,
             run_from=run_from,
+            upload_guard=upload_counts(rows, language=page_language),
             **chat_fields,
         )
         # Every chat inserted now gets a key above this one (SQLite: one writer at a

@@ -30,7 +30,7 @@ from chats.errors import (
     ProviderUnavailable,
     TransientProviderError,
 )
-from chats.guard import guard_step, redacted_row
+from chats.guard import guard_step, redacted_row, screen, screen_url
 from chats.judge import (
     JUDGE_SYSTEM,
     JudgeReplyError,
@@ -38,7 +38,7 @@ from chats.judge import (
     judge_messages,
     parse_judge_reply,
 )
-from chats.models import Chat, Interaction, PromptOverride
+from chats.models import Chat, GuardStatus, Interaction, PromptOverride
 from chats.prompts import (
     build_messages,
     build_system_prompt,
@@ -71,6 +71,8 @@ __all__ = [
     "store_answers",
     "turns_for",
     "redacted_row",
+    "screen_offline",
+    "UploadScreen",
     # provider and search choices
     "ChatSettings",
     "check_chat_settings",
@@ -479,3 +481,36 @@ async def provider_down(provider: str, model: str) -> bool:
 
 def provider_probe_seconds() -> float:
     return breaker.probe_seconds()
+
+
+@dataclass(frozen=True)
+class UploadScreen:
+    """The offline guard's verdict on an uploaded row, before it is answered: `status`
+    (a GuardStatus value), the question and referring URL as they will be sent (redacted
+    text; a blocked question shows its redacted text, never the original), the kinds found."""
+
+    status: str
+    question: str
+    referring_url: str
+    reasons: tuple[str, ...]
+
+
+def screen_offline(question: str, referring_url: str = "", *, language: str = "en") -> UploadScreen:
+    """The guard's pattern step (no AI check, no provider call) on one uploaded row: what the
+    pages show before Start. The answer-time guard (`process_message`) stays the authority:
+    it runs again when the row is answered, with the settings of that time and the AI check
+    when on."""
+    result = screen(question or "", language=language)
+    url_result = screen_url(referring_url or "")
+    if result.blocked or url_result.blocked:
+        status = GuardStatus.BLOCKED
+    elif result.changed or url_result.changed:
+        status = GuardStatus.REDACTED
+    else:
+        status = GuardStatus.PASSED
+    return UploadScreen(
+        status=status,
+        question=result.text,
+        referring_url=url_result.text,
+        reasons=tuple(sorted({*result.reasons, *url_result.reasons})),
+    )
