@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "template_partials",
     "chats",
     "batches",
+    "evaluation",
     "accounts",
     # Login brute-force protection (see "Brute force" below).
     "axes",

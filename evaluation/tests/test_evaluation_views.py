@@ -11,12 +11,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from batches.grading import regrade_batch
 from batches.models import Batch, BatchItem, UploadDraft
 from batches.services import create_batch_run, run_again
 from batches.tests.view_helpers import HX, LIST_URL, csv_file, upload_data
 from batches.uploads import ParsedRow
 from chats.models import Interaction
+from evaluation.grading import regrade_batch
 
 pytestmark = pytest.mark.django_db
 

@@ -14,14 +14,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batches import services
-from batches.compare import (
-    CHANGES,
-    COMPARE_FORMATS,
-    compare_batches,
-    compare_response,
-)
 from batches.forms import RegradeForm, RunAgainForm
-from batches.grading import regrade_batch
 from batches.models import Batch
 from batches.selectors import compare_choices
 from batches.views.common import (
@@ -31,6 +24,13 @@ from batches.views.common import (
     _next_url,
 )
 from chats.services import ProviderNotConfigured
+from evaluation.compare import (
+    CHANGES,
+    COMPARE_FORMATS,
+    compare_batches,
+    compare_response,
+)
+from evaluation.grading import regrade_batch
 
 COMPARE_PAGE_SIZE = 50
 COMPARE_CHOICES = 50  # batches offered in the detail page's "compare with" list
@@ -141,7 +141,7 @@ def batch_compare_pick(request: HttpRequest, pk: int) -> HttpResponse:
     except ValueError:
         messages.error(request, _("Choose a batch to compare with."))
         return redirect(batch)
-    return redirect("batches:compare", pk=batch.pk, other=other)
+    return redirect("evaluation:compare", pk=batch.pk, other=other)
 
 
 def _comparison(request: HttpRequest, pk: int, other: int):
@@ -199,7 +199,7 @@ def change_labels() -> dict[str, str]:
 
 
 def rate_labels() -> dict[str, str]:
-    """The compare page's names of the GradeSummary rates (batches.compare.RATES)."""
+    """The compare page's names of the GradeSummary rates (evaluation.compare.RATES)."""
     return {
         "pass_rate": _("Pass rate"),
         "outcome_accuracy": _("Outcome accuracy"),
