@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from batches import engine, services
-from batches.compare import compare_batches
-from batches.grading import grade_summary
 from batches.models import Batch
 from batches.tests.api_helpers import ApiClient
 from batches.uploads import parse_upload
+from evaluation.compare import compare_batches
+from evaluation.grading import grade_summary
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
