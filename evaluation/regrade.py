@@ -88,9 +88,14 @@ def advance(job: RegradeJob, *, chunk: int = JUDGE_CHUNK) -> bool:
     if not claimed:  # another runner took this chunk, or the job was cancelled
         return True
     graded = grading.grade_items(items=items)
+    last = len(items) < chunk  # a short chunk is the end: the poll can stop now
     RegradeJob.objects.filter(pk=job.pk).update(done=F("done") + graded)
+    if last:
+        RegradeJob.objects.filter(pk=job.pk, status=RegradeJob.Status.RUNNING).update(
+            status=RegradeJob.Status.DONE
+        )
     job.refresh_from_db()
-    return True
+    return not last
 
 
 def run_to_end(job: RegradeJob) -> None:
