@@ -1,6 +1,7 @@
 """The HTTP API (`/api/...`, see DESIGN "HTTP API"), built with django-ninja: the NinjaAPI,
 its authentication, the JSON error answers of every exception, and the apps' routers
-mounted on it (`chats.api`: /providers; `batches.api`: /batch/...).
+mounted on it (`chats.api`: /providers; `batches.api`: /batch/...; `evaluation.api`:
+/batch/regrade, /batch/compare).
 
 Every error, including unexpected ones and unknown paths, is JSON:
 `{"error": {"code", "message", "fields"?}}` (batchchat.api_base). A new app adds its router
@@ -27,6 +28,7 @@ from batches.api import router as batches_router
 from batches.errors import BatchStateError, SliceRefused, UploadError
 from chats.api import router as chats_router
 from chats.errors import ProviderNotConfigured
+from evaluation.api import router as evaluation_router
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +211,7 @@ def _server_error_response() -> JsonResponse:
 
 api.add_router("/", chats_router)
 api.add_router("/batch/", batches_router)
+api.add_router("/batch/", evaluation_router)
 
 
 # --- Outside ninja: unknown paths, wrong methods, and Django-level error handlers ----------

@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "template_partials",
     "chats",
     "batches",
+    "evaluation",
     "accounts",
     # Login brute-force protection (see "Brute force" below).
     "axes",
@@ -329,7 +330,7 @@ BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 8)
 BATCH_SLICE_SECONDS = env_float("BATCH_SLICE_SECONDS", 20.0)
 # The answer similarity (ROUGE-L F1, 0..1) at or above which a row graded by similarity
 # alone passes (README "Evaluation").
-GRADE_SIMILARITY_PASS = env_float("GRADE_SIMILARITY_PASS", 0.3)
+GRADE_SIMILARITY_PASS = env_float("GRADE_SIMILARITY_PASS", 0.35)
 BATCH_LEASE_SECONDS = env_int("BATCH_LEASE_SECONDS", 120)
 BATCH_PARALLEL_SLICES = env_int("BATCH_PARALLEL_SLICES", 2)
 # A row whose provider stays overloaded (429/5xx after the pipeline's own retries) rests

@@ -14,20 +14,19 @@ import math
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 from ninja import Query, Router, Status
 from ninja.errors import ValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from batchchat.api_base import ApiError, error_docs
-from batches import runners, services
+from batches import hooks, runners, services
 from batches.admission import slice_admission
 from batches.api_schemas import (
     BatchIdIn,
     BatchIdQuery,
     BatchListOut,
     BatchOut,
-    CompareQuery,
     CreateFields,
     CreateJsonIn,
     CreateMultipartIn,
@@ -39,16 +38,13 @@ from batches.api_schemas import (
     PreviewOut,
     ProcessIn,
     ProcessOut,
-    RegradeIn,
     ResultsQuery,
     RunAgainIn,
     StartOut,
 )
-from batches.compare import compare_batches, compare_response, comparison_json
 from batches.errors import JsonBodyError
 from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
-from batches.grading import grade_summaries, grade_summary, regrade_batch
 from batches.models import Batch, UploadDraft
 from batches.selectors import (
     STAFF_READ_ONLY,
@@ -330,7 +326,7 @@ def delete(request: HttpRequest, payload: BatchIdIn):
 )
 def status(request: HttpRequest, query: Query[BatchIdQuery]):
     batch = _batch_for(request, query.batch_id)
-    return BatchOut.of(batch, grades=_grades_out(grade_summary(batch)))
+    return BatchOut.of(batch, grades=_grades_out(hooks.graders().summaries([batch.pk])[batch.pk]))
 
 
 @router.get(
@@ -348,7 +344,7 @@ def list_batches(request: HttpRequest, query: Query[ListQuery]):
     counts = guard_counts_for([batch.pk for batch in page])
     for batch in page:
         batch.guard_counts = counts[batch.pk]
-    summaries = grade_summaries(batch.pk for batch in page)
+    summaries = hooks.graders().summaries(batch.pk for batch in page)
     return BatchListOut(
         batches=[BatchOut.of(batch, grades=_grades_out(summaries[batch.pk])) for batch in page],
         page=query.page,
@@ -414,18 +410,6 @@ def preview(request: HttpRequest):
 
 
 @router.post(
-    "/regrade",
-    response={200: BatchOut, **error_docs(*COMMON_ERRORS)},
-    summary="Grade the answered rows again (no new answers); optionally switch the judge",
-)
-def regrade(request: HttpRequest, payload: RegradeIn):
-    batch = _batch_for(request, payload.batch_id, act=True)
-    regrade_batch(batch=batch, judge_enabled=payload.judge_enabled)
-    batch.refresh_from_db()
-    return BatchOut.of(batch, grades=_grades_out(grade_summary(batch)))
-
-
-@router.post(
     "/run-again",
     response={201: BatchOut, **error_docs(*COMMON_ERRORS, 422)},
     summary="A new batch from the same rows with other settings (remembers runFrom)",
@@ -444,40 +428,3 @@ def run_again(request: HttpRequest, payload: RunAgainIn):
         judge_enabled=payload.judge_enabled,
     )
     return Status(201, BatchOut.of(batch))
-
-
-COMPARE_RESPONSES = {
-    "200": {
-        "description": "The comparison, new vs baseline: JSON `{baseline, new, summary, rows}` "
-        "or a CSV / XLSX download",
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "text/csv": {"schema": {"type": "string"}},
-            XLSX_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
-
-
-@router.get(
-    "/compare",
-    response={**error_docs(*COMMON_ERRORS)},
-    openapi_extra={"responses": COMPARE_RESPONSES},
-    summary="Compare two batches, new vs baseline: rates side by side and row change classes",
-)
-def compare(request: HttpRequest, query: Query[CompareQuery]):
-    """The two ids in any order: the baseline is the batch the other was run again from
-    (up its chain), else the older one; the other is the new run.
-
-    JSON: `baseline` and `new` (the two batches), `alignedBy`, `summary` (for each rate:
-    `baseline`, `new` and `delta` = new - baseline; `changes`: rows per change class
-    improved / regressed / changed / same / only_in_baseline / only_in_new) and `rows`,
-    each with `row`, `change`, `baselineVerdict`, `newVerdict`, the question, the expected
-    answer and citation, the similarity of the two answers, and both sides `baseline` and
-    `new` (null when the row is missing there). CSV and XLSX: one line per row."""
-    comparison = compare_batches(
-        a=_batch_for(request, query.batch_id), b=_batch_for(request, query.other_batch_id)
-    )
-    if query.format == "json":
-        return JsonResponse(comparison_json(comparison))
-    return compare_response(comparison, query.format)

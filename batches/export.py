@@ -48,7 +48,7 @@ from django.utils.text import slugify
 from batches.models import Batch, BatchItem
 from batches.uploads.limits import MAX_CELL_CHARS
 
-# A row's grades (batches.grading) as the export and the comparison name them: each
+# A row's grades (evaluation.grading) as the export and the comparison name them: each
 # column is the BatchItem field of the same name. The judge's notes follow the verdict in
 # the export; the comparison's file leaves them out.
 GRADE_COLUMNS: tuple[str, ...] = (

@@ -312,7 +312,7 @@ class Verdict(models.TextChoices):
 
 
 class VerdictReason(models.TextChoices):
-    """Which check decided a row's verdict (batches.grading.decide_verdict)."""
+    """Which check decided a row's verdict (evaluation.grading.decide_verdict)."""
 
     OUTCOME = "outcome", _("Expected outcome")
     CITATION = "citation", _("Expected citation")
@@ -364,7 +364,7 @@ class BatchItem(models.Model):
     )
     finished_at = models.DateTimeField(null=True, blank=True)
     # Evaluation: what the answer should be (from the upload's expected columns) and the
-    # grades of the row's answer against it (batches.grading); null = not graded / no
+    # grades of the row's answer against it (evaluation.grading); null = not graded / no
     # expectation to grade against.
     expected_answer = models.TextField(blank=True)
     expected_citation_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from batches.views import actions, detail, evaluation
+from batches.views import actions, detail
 from batches.views import list as batch_list
 
 app_name = "batches"
@@ -20,13 +20,4 @@ urlpatterns = [
     path("<int:pk>/retry/", actions.batch_retry, name="retry"),
     path("<int:pk>/delete/", actions.batch_delete, name="delete"),
     path("<int:pk>/download/<str:fmt>/", actions.batch_download, name="download"),
-    path("<int:pk>/regrade/", evaluation.batch_regrade, name="regrade"),
-    path("<int:pk>/run-again/", evaluation.batch_run_again, name="run_again"),
-    path("<int:pk>/compare/", evaluation.batch_compare_pick, name="compare_pick"),
-    path("<int:pk>/compare/<int:other>/", evaluation.batch_compare, name="compare"),
-    path(
-        "<int:pk>/compare/<int:other>/download/<str:fmt>/",
-        evaluation.batch_compare_download,
-        name="compare_download",
-    ),
 ]

@@ -54,7 +54,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from batches.grading import answer_found, answer_similarity, citation_match, decide_verdict
+    from evaluation.grading import answer_found, answer_similarity, citation_match, decide_verdict
 
     rng = random.Random(0)
     pairs = [

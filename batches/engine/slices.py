@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from batches import grading
+from batches import hooks
 from batches.engine.caller import CallerThread, wait_event
 from batches.engine.claims import Claimed, Claims, new_owner
 from batches.engine.status import StatusFence
@@ -254,8 +254,9 @@ class Slice:
                 verdict = None
                 text = answered.fields.get("answer", "")
                 blocked = answered.fields.get("answer_type") == "blocked"
-                if self.judge_enabled and not blocked and grading.wants_judge(item, text):
-                    verdict = await grading.judge(item=item, answer=text)
+                graders = hooks.graders()
+                if self.judge_enabled and not blocked and graders.wants_judge(item, text):
+                    verdict = await graders.judge(item=item, answer=text)
                 outcome = Outcome(item, BatchItem.Status.DONE, answer=answered, verdict=verdict)
                 self.writer.record(outcome)
         finally:

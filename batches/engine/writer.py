@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from batches import grading
+from batches import hooks
 from batches.engine.caller import CallerThread, wait_event
 from batches.guard_rows import guarded_item_fields
 from batches.models import Batch, BatchItem
@@ -210,7 +210,7 @@ class Writer:
                 BatchItem.objects.bulk_update(screened, ["question", "row", "referring_url"])
             # Grades against the rows' expected answers (the judge's verdicts came with
             # the answers: no network call inside this transaction).
-            grading.grade_items(
+            hooks.graders().grade_items(
                 items=[o.item for o in answered],
                 verdicts={o.item.pk: o.verdict for o in answered if o.verdict},
             )

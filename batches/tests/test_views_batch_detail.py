@@ -300,7 +300,7 @@ def test_failed_rows_have_retry_buttons_and_checkboxes_when_finished(owner_clien
 def test_scores_follow_the_page_language():
     from django.utils import translation
 
-    from batches.templatetags.evaluation import score
+    from evaluation.templatetags.evaluation import score
 
     with translation.override("en"):
         assert score(0.14) == "0.14"

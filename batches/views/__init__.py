@@ -6,8 +6,6 @@
   search, sort, paging; both polled);
 - `actions`: start, cancel, retry (failed or chosen rows), delete, download, and the
   page-driven processing (the inline runner's `process`);
-- `evaluation`: the detail page's evaluation block, regrade, "Run again with…", compare
-  and its downloads;
 - `common`: what they share: `_get_batch_for_user` (the staff rule), the runner context,
   `next` URLs, flash messages out of band, grade summaries.
 

@@ -10,8 +10,7 @@ from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
-from batches import runners
-from batches.grading import grade_summaries
+from batches import hooks, runners
 from batches.models import Batch
 from batches.selectors import STAFF_READ_ONLY, batches_for, may_act_on, worker_alive
 
@@ -53,7 +52,7 @@ def _with_messages(request: HttpRequest, response: HttpResponse) -> HttpResponse
 
 def _attach_grades(batches: list[Batch]) -> None:
     """`batch.grades` (a GradeSummary) on each batch, in one query."""
-    summaries = grade_summaries(batch.pk for batch in batches)
+    summaries = hooks.graders().summaries(batch.pk for batch in batches)
     for batch in batches:
         batch.grades = summaries[batch.pk]
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from django_htmx.http import HTMX_STOP_POLLING
 
+from batches import hooks
 from batches.models import Batch, BatchItem
 from batches.selectors import (
     GRADE_FILTERS,
@@ -34,7 +35,6 @@ from batches.views.common import (
     _grade_filter_labels,
     _runner_context,
 )
-from batches.views.evaluation import _append_evaluation_oob, _evaluation_context
 from chats.services import counts_words, uses_prompt
 
 DETAIL_PAGE_SIZE = 50
@@ -205,7 +205,7 @@ def _progress_context(batch: Batch) -> dict:
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     context = _progress_context(batch) | _rows_context(request, batch, request.GET)
-    context |= _evaluation_context(request, batch, grade=context["params"]["grade"])
+    context |= hooks.graders().detail_context(request, batch, grade=context["params"]["grade"])
     context["uses_prompt"] = uses_prompt(batch.ai_provider)
     context["next_url"] = request.get_full_path()
     return render(request, "batches/detail.html", context)
@@ -241,7 +241,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     response = render(request, "batches/detail.html#progress", context)
     if not batch.is_active:
         response.status_code = HTMX_STOP_POLLING
-        _append_evaluation_oob(request, response, batch)
+        hooks.graders().detail_oob(request, response, batch)
     else:
         _attach_grades([batch])
         grades = {"batch": batch, "grades_oob": True}

@@ -26,10 +26,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from batches import hooks
 from batches.errors import UploadError
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, stream_csv
-from batches.grading import grade_summary, summary_text
 from batches.models import Batch
 from batches.services import (
     BatchStateError,
@@ -256,7 +256,8 @@ class Command(BaseCommand):
             f"{batch.processed_items:,} done, {batch.failed_items:,} failed, "
             f"{batch.remaining:,} left of {batch.total_items:,} in {_duration(elapsed)}."
         )
-        grades = summary_text(grade_summary(batch))
+        graders = hooks.graders()
+        grades = graders.summary_text(graders.summaries([batch.pk])[batch.pk])
         if grades:
             self.stdout.write(f"Grades: {grades}.")
         self.stdout.write(f"Results: {out_path}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -14,14 +15,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batches import services
-from batches.compare import (
-    CHANGES,
-    COMPARE_FORMATS,
-    compare_batches,
-    compare_response,
-)
 from batches.forms import RegradeForm, RunAgainForm
-from batches.grading import regrade_batch
 from batches.models import Batch
 from batches.selectors import compare_choices
 from batches.views.common import (
@@ -31,6 +25,13 @@ from batches.views.common import (
     _next_url,
 )
 from chats.services import ProviderNotConfigured
+from evaluation import regrade
+from evaluation.compare import (
+    CHANGES,
+    COMPARE_FORMATS,
+    compare_batches,
+    compare_response,
+)
 
 COMPARE_PAGE_SIZE = 50
 COMPARE_CHOICES = 50  # batches offered in the detail page's "compare with" list
@@ -52,6 +53,7 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
         "compare_others": others,
         "compare_default": default_other,
         "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
+        "regrade_job": regrade.active_job(batch),
     }
 
 
@@ -73,7 +75,21 @@ def batch_regrade(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk, act=True)
     form = RegradeForm(request.POST)
     judge = form.cleaned_data["judge_enabled"] if form.is_valid() else None
-    count = regrade_batch(batch=batch, judge_enabled=judge)
+    job = regrade.start_regrade(batch=batch, judge_enabled=judge)
+    if job.active:  # the AI judge: background work of the batch, progress on its page
+        messages.info(
+            request,
+            ngettext(
+                "Grading %(count)s row of “%(name)s” again with the AI judge: progress "
+                "shows on the batch page.",
+                "Grading %(count)s rows of “%(name)s” again with the AI judge: progress "
+                "shows on the batch page.",
+                job.total,
+            )
+            % {"count": job.total, "name": batch.name},
+        )
+        return redirect(_next_url(request, batch.get_absolute_url()))
+    count = job.done
     messages.success(
         request,
         ngettext(
@@ -84,6 +100,50 @@ def batch_regrade(request: HttpRequest, pk: int) -> HttpResponse:
         % {"count": count, "name": batch.name},
     )
     return redirect(_next_url(request, batch.get_absolute_url()))
+
+
+@login_required
+@require_POST
+def batch_regrade_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Stop the batch's "Grade again" after its current chunk."""
+    batch = _get_batch_for_user(request, pk, act=True)
+    if regrade.cancel_regrade(batch=batch):
+        messages.success(
+            request, _("Grading again was cancelled; rows graded so far keep their new grades.")
+        )
+    return redirect(_next_url(request, batch.get_absolute_url()))
+
+
+@login_required
+@require_POST
+def batch_rejudge(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask the AI judge again about the rows it gave no verdict, in the background."""
+    batch = _get_batch_for_user(request, pk, act=True)
+    job = regrade.rejudge_no_verdict(batch=batch)
+    messages.info(
+        request,
+        ngettext(
+            "Judging %(count)s row with no verdict again: progress shows on the batch page.",
+            "Judging %(count)s rows with no verdict again: progress shows on the batch page.",
+            job.total,
+        )
+        % {"count": job.total},
+    )
+    return redirect(_next_url(request, batch.get_absolute_url()))
+
+
+@login_required
+@require_POST
+def batch_regrade_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The running "Grade again"'s progress, polled by the batch page. Without a Celery
+    broker the poll is the job's runner (the page runner): it grades one chunk first."""
+    batch = _get_batch_for_user(request, pk)
+    job = regrade.active_job(batch)
+    if job is not None and not settings.CELERY_BROKER_URL:
+        regrade.advance(job)
+    context = {"batch": batch, "next_url": batch.get_absolute_url()}
+    context.update(_evaluation_context(request, batch, grade=""))
+    return render(request, "batches/_evaluation.html", context)
 
 
 @login_required
@@ -141,7 +201,7 @@ def batch_compare_pick(request: HttpRequest, pk: int) -> HttpResponse:
     except ValueError:
         messages.error(request, _("Choose a batch to compare with."))
         return redirect(batch)
-    return redirect("batches:compare", pk=batch.pk, other=other)
+    return redirect("evaluation:compare", pk=batch.pk, other=other)
 
 
 def _comparison(request: HttpRequest, pk: int, other: int):
@@ -199,7 +259,7 @@ def change_labels() -> dict[str, str]:
 
 
 def rate_labels() -> dict[str, str]:
-    """The compare page's names of the GradeSummary rates (batches.compare.RATES)."""
+    """The compare page's names of the GradeSummary rates (evaluation.compare.RATES)."""
     return {
         "pass_rate": _("Pass rate"),
         "outcome_accuracy": _("Outcome accuracy"),

@@ -10,11 +10,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import load_workbook
 
-from batches.grading import regrade_batch
 from batches.models import Batch, BatchItem, UploadDraft
 from batches.tests.api_helpers import error_of
-from batches.tests.test_evaluation_views import graded
 from chats.models import Interaction
+from evaluation.grading import regrade_batch
+from evaluation.tests.test_evaluation_views import graded
 
 pytestmark = pytest.mark.django_db
 

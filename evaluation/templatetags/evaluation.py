@@ -9,7 +9,7 @@ from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from batches.compare import diff_sides
+from evaluation.compare import diff_sides
 
 register = template.Library()
 
@@ -68,7 +68,7 @@ def grade_mark(value: bool | None) -> str:
 
 @register.filter
 def rate_value(value: float | None, name: str) -> str:
-    """A compared rate (batches.compare.RATES) as on the summary: a score for the mean
+    """A compared rate (evaluation.compare.RATES) as on the summary: a score for the mean
     similarity, a percentage for the others."""
     return score(value) if name == "mean_similarity" else percent(value)
 

@@ -11,7 +11,7 @@ import pytest
 from batches.models import Batch
 from batches.services import run_again
 from batches.tests import test_browser as browser_tests
-from batches.tests.test_evaluation_views import answer_items, graded
+from evaluation.tests.test_evaluation_views import answer_items, graded
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 

@@ -44,9 +44,9 @@ from batches.export import (
     _xlsx_cell,
     grade_values,
 )
-from batches.grading import GradeSummary, answer_similarity, grade_summaries, normalise_url
 from batches.models import Batch, BatchItem, Verdict
 from batches.selectors import run_from_chain
+from evaluation.grading import GradeSummary, answer_similarity, grade_summaries, normalise_url
 
 CHANGES = ("improved", "regressed", "changed", "same", "only_in_baseline", "only_in_new")
 # GradeSummary rates shown side by side (name in GradeSummary.as_dict, API key).

@@ -9,7 +9,10 @@ from datetime import timedelta
 import pytest
 
 from batches import engine, services
-from batches.compare import (
+from batches.models import Batch, BatchItem
+from batches.uploads import ParsedRow
+from chats.models import Interaction
+from evaluation.compare import (
     RateDelta,
     classify,
     compare_batches,
@@ -18,10 +21,7 @@ from batches.compare import (
     rate_deltas,
     word_diff,
 )
-from batches.grading import GradeSummary, regrade_batch
-from batches.models import Batch, BatchItem
-from batches.uploads import ParsedRow
-from chats.models import Interaction
+from evaluation.grading import GradeSummary, regrade_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

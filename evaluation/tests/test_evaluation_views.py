@@ -11,12 +11,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from batches.grading import regrade_batch
 from batches.models import Batch, BatchItem, UploadDraft
 from batches.services import create_batch_run, run_again
 from batches.tests.view_helpers import HX, LIST_URL, csv_file, upload_data
 from batches.uploads import ParsedRow
 from chats.models import Interaction
+from evaluation.grading import regrade_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -141,11 +141,29 @@ def test_regrade_button_grades_again_and_switches_the_judge(owner_client, owner)
     BatchItem.objects.filter(batch=batch).update(expected_citation_url="https://other.example/")
     response = owner_client.post(f"/batches/{batch.pk}/regrade/", {"judge_enabled": "on"})
     assert response.status_code == 302
+    batch.refresh_from_db()
+    assert batch.judge_enabled is True
+    # With the judge, grading is work of the batch: the page shows its progress.
+    assert batch.items.get().judge_verdict == ""
+    page = owner_client.get(batch.get_absolute_url()).content.decode()
+    assert "Grading again with the AI judge: 0 of 1 rows" in page
+    assert f"/batches/{batch.pk}/regrade/progress/" in page
+    # No Celery broker: the page's poll is the runner, a chunk per poll.
+    block = owner_client.post(f"/batches/{batch.pk}/regrade/progress/").content.decode()
     item = batch.items.get()
     assert item.citation_match is False
     assert item.judge_verdict == "error"  # extractive cannot judge: no verdict, said why
-    batch.refresh_from_db()
-    assert batch.judge_enabled is True
+    assert "regrade/progress" not in block  # finished: the poll stops
+    assert "0 pass, 0 fail, 1 no verdict" in block
+    assert "Judge the 1 row with no verdict again" in block
+
+    owner_client.post(f"/batches/{batch.pk}/rejudge/")
+    page = owner_client.get(batch.get_absolute_url()).content.decode()
+    assert "Grading again with the AI judge: 0 of 1 rows" in page
+    owner_client.post(f"/batches/{batch.pk}/regrade/cancel/")
+    page = owner_client.get(batch.get_absolute_url()).content.decode()
+    assert "Grading again with the AI judge" not in page
+    assert "Grading again was cancelled" in page
 
 
 def test_regrade_needs_post_and_ownership(owner_client, owner, other_user, client):

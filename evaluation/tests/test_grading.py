@@ -11,8 +11,13 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from batches import engine, grading
-from batches.grading import (
+from batches import engine
+from batches.models import BatchItem, JudgeVerdict
+from batches.uploads import ParsedRow
+from chats.models import Interaction
+from chats.providers.extractive import NOT_FOUND
+from evaluation import grading
+from evaluation.grading import (
     answer_found,
     answer_similarity,
     citation_match,
@@ -23,10 +28,6 @@ from batches.grading import (
     normalise_url,
     regrade_batch,
 )
-from batches.models import BatchItem, JudgeVerdict
-from batches.uploads import ParsedRow
-from chats.models import Interaction
-from chats.providers.extractive import NOT_FOUND
 
 
 @pytest.mark.parametrize(

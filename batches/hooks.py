@@ -1,0 +1,62 @@
+"""Where the app that judges answers plugs into batches (DESIGN "Layout", STYLE 3a).
+
+`batches` runs batches and never imports `evaluation`; `evaluation` reads `batches`.
+Yet the engine's writer grades each stored group, the batch pages and API show grade
+summaries, and the detail page has an evaluation block. So `evaluation` registers one
+`Graders` here when it starts (`EvaluationConfig.ready`), and batches calls through it.
+
+Signatures (every one is called by batches, implemented by evaluation):
+
+- `grade_items(*, items, verdicts)`: grade stored rows in memory and save the grades,
+  inside the writer's transaction (no network call); `verdicts` maps an item's pk to the
+  AI judge's verdict that came with its answer.
+- `wants_judge(item, answer) -> bool` and `await judge(*, item, answer) -> (verdict, notes)`: the AI
+  judge, asked by a slice beside the answer call (outside any transaction).
+- `summaries(batch_ids) -> {batch_id: summary}`: one summary object per batch (a fixed
+  number of queries); templates and the API read its attributes.
+- `summary_text(summary) -> str`: one line for `run_batch`'s report.
+- `detail_context(request, batch, *, grade) -> dict` and
+  `detail_oob(request, response, batch) -> None`: the detail page's evaluation block, and
+  its out-of-band refresh while the batch runs.
+
+A process without `evaluation` installed has no graders: `graders()` then raises
+ImproperlyConfigured, naming the app to install (grading is part of every batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class Graders:
+    grade_items: Callable[..., None]
+    wants_judge: Callable[[Any, str], bool]
+    judge: Callable[..., Awaitable[tuple[str, str]]]
+    summaries: Callable[[Iterable[int]], Mapping[int, Any]]
+    summary_text: Callable[[Any], str]
+    detail_context: Callable[..., dict]
+    detail_oob: Callable[..., None]
+
+
+_registered: Graders | None = None
+
+
+def register_graders(graders: Graders) -> None:
+    """Called once by the evaluation app at start; a second call replaces the first (the
+    test runner and autoreload may run `ready` again)."""
+    global _registered
+    _registered = graders
+
+
+def graders() -> Graders:
+    if _registered is None:
+        raise ImproperlyConfigured(
+            "No graders registered: add 'evaluation' to INSTALLED_APPS (it registers "
+            "them in EvaluationConfig.ready)."
+        )
+    return _registered

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from evaluation import views
+
+app_name = "evaluation"
+
+# Served under /batches/ (batchchat.urls), beside the batch pages they belong to.
+urlpatterns = [
+    path("<int:pk>/regrade/", views.batch_regrade, name="regrade"),
+    path("<int:pk>/regrade/cancel/", views.batch_regrade_cancel, name="regrade_cancel"),
+    path("<int:pk>/regrade/progress/", views.batch_regrade_progress, name="regrade_progress"),
+    path("<int:pk>/rejudge/", views.batch_rejudge, name="rejudge"),
+    path("<int:pk>/run-again/", views.batch_run_again, name="run_again"),
+    path("<int:pk>/compare/", views.batch_compare_pick, name="compare_pick"),
+    path("<int:pk>/compare/<int:other>/", views.batch_compare, name="compare"),
+    path(
+        "<int:pk>/compare/<int:other>/download/<str:fmt>/",
+        views.batch_compare_download,
+        name="compare_download",
+    ),
+]
