@@ -64,11 +64,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def fresh_provider_limits():
     """Pauses and adaptive limits of one test's provider keys must not slow the next."""
-    from chats.providers import limits
+    from chats.providers import breaker, limits
 
     limits.reset()
+    breaker.reset()
     yield
     limits.reset()
+    breaker.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -320,6 +320,9 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 # user's oldest drafts are deleted when a new one is saved.
 UPLOAD_DRAFTS_PER_USER = env_int("UPLOAD_DRAFTS_PER_USER", 5)
 UPLOAD_DRAFT_BYTES_PER_USER = env_int("UPLOAD_DRAFT_BYTES_PER_USER", 3 * MAX_UPLOAD_BYTES)
+# The most a batch may store of its uploaded cells and headers (UTF-8 bytes): a batch
+# whose rows would hold more is refused with a message naming this limit.
+MAX_BATCH_STORED_BYTES = env_int("MAX_BATCH_STORED_BYTES", 5 * MAX_UPLOAD_BYTES)
 # Django refuses larger request bodies before our own check can name the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -327,7 +330,7 @@ BATCH_CONCURRENCY = env_int("BATCH_CONCURRENCY", 8)
 BATCH_SLICE_SECONDS = env_float("BATCH_SLICE_SECONDS", 20.0)
 # The answer similarity (ROUGE-L F1, 0..1) at or above which a row graded by similarity
 # alone passes (README "Evaluation").
-GRADE_SIMILARITY_PASS = env_float("GRADE_SIMILARITY_PASS", 0.3)
+GRADE_SIMILARITY_PASS = env_float("GRADE_SIMILARITY_PASS", 0.35)
 BATCH_LEASE_SECONDS = env_int("BATCH_LEASE_SECONDS", 120)
 BATCH_PARALLEL_SLICES = env_int("BATCH_PARALLEL_SLICES", 2)
 # A row whose provider stays overloaded (429/5xx after the pipeline's own retries) rests
@@ -416,6 +419,11 @@ PROVIDER_TIMEOUT = env_float("PROVIDER_TIMEOUT", 60.0)
 PROVIDER_MAX_ATTEMPTS = env_int("PROVIDER_MAX_ATTEMPTS", 5)
 PROVIDER_BACKOFF_BASE = env_float("PROVIDER_BACKOFF_BASE", 1.0)
 PROVIDER_BACKOFF_MAX = env_float("PROVIDER_BACKOFF_MAX", 30.0)
+# Circuit breaker per provider and model (see docs/running-batches.md): after this many
+# connection failures, timeouts or 5xx in a row no call starts (rows wait as pending) but
+# one probe every PROVIDER_BREAKER_PROBE_SECONDS; 0 turns the breaker off.
+PROVIDER_BREAKER_FAILURES = env_int("PROVIDER_BREAKER_FAILURES", 5)
+PROVIDER_BREAKER_PROBE_SECONDS = env_float("PROVIDER_BREAKER_PROBE_SECONDS", 5.0)
 # An optional safety cap on calls in flight to one provider, per process; 0 = none (the
 # batch concurrency is what runs). run_batch says when it is in force.
 PROVIDER_MAX_CONCURRENCY = env_int("PROVIDER_MAX_CONCURRENCY", 0)

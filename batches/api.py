@@ -397,7 +397,9 @@ def preview(request: HttpRequest):
         )
     data = read_upload_bytes(file=upload)
     parsed = parse_upload(data=data, filename=upload.name or "", preview=PREVIEW_ROWS)
-    draft = services.save_upload_draft(owner=request.auth, filename=upload.name or "", data=data)
+    draft = services.save_upload_draft(
+        owner=request.auth, filename=upload.name or "", data=data, parsed_preview=parsed
+    )
     return PreviewOut(
         upload_id=draft.pk,
         filename=draft.filename,

@@ -30,6 +30,25 @@ def _no_nul(value: Any) -> Any:
 # --- Answers ------------------------------------------------------------------------------
 
 
+class OutageOut(CamelSchema):
+    reason: Literal["connection", "timeout", "server-error"] | str = Field(
+        description="Why the provider is held to be down: connection refused or dropped, "
+        "timeouts, 5xx server errors"
+    )
+    since: datetime | None = Field(description="When the circuit breaker opened")
+    last_success: datetime | None = Field(
+        description="The provider's last answer seen by the worker, if any"
+    )
+    rows_waiting: int = Field(description="Rows left, waiting for the provider to answer")
+
+    @classmethod
+    def of(cls, batch: Batch) -> OutageOut | None:
+        outage = batch.outage
+        if outage is None:
+            return None
+        return cls(**outage, rows_waiting=batch.remaining)
+
+
 class ThrottleOut(CamelSchema):
     resumes_in_seconds: int | None = Field(
         description="Seconds until the provider's rate limit lets calls go again, if waiting"
@@ -43,8 +62,8 @@ class ThrottleOut(CamelSchema):
     @classmethod
     def of(cls, batch: Batch) -> ThrottleOut | None:
         throttle = batch.throttle or {}
-        if not throttle or not batch.is_active:
-            return None
+        if not (throttle.get("until") or throttle.get("limit")) or not batch.is_active:
+            return None  # nothing of the quota holds it back (an outage is `outage`)
         return cls(
             resumes_in_seconds=batch.throttle_wait_seconds,
             calls_in_flight=int(throttle.get("in_flight") or 0),
@@ -119,6 +138,11 @@ class BatchOut(CamelSchema):
     throttle: ThrottleOut | None = Field(
         description="Set while the provider's rate limit holds the batch back"
     )
+    outage: OutageOut | None = Field(
+        default=None,
+        description="Set while the provider does not answer (connection refused, timeouts, "
+        "5xx): rows wait as pending and the worker probes it every few seconds",
+    )
     activity: Literal["processing", "waiting_for_worker"] | None = Field(
         default=None,
         description="For an active batch: 'processing' when a worker (or a client holding "
@@ -152,6 +176,7 @@ class BatchOut(CamelSchema):
             "started_at": batch.started_at,
             "finished_at": batch.finished_at,
             "throttle": ThrottleOut.of(batch),
+            "outage": OutageOut.of(batch),
             "judge_enabled": batch.judge_enabled,
             "run_from": batch.run_from_id,
         }

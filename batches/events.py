@@ -1,7 +1,8 @@
 """One log line per batch event, with the batch id and its counts.
 
 Events: `started` (the first slice of a queued batch), `slice` (a slice that finished
-rows), `throttled` (rows resting after a rate limit), `completed`, `failed`, `cancelled`.
+rows), `throttled` (rows resting after a rate limit), `provider_down` (an outage pauses
+it), `completed`, `failed`, `cancelled`.
 Plain logs read `batch 12 slice: runner=worker done=8 failed=0 remaining=92 ...`; with
 LOG_FORMAT=json every field is a key of its own.
 
@@ -69,7 +70,19 @@ def run_slice(
     if result.status in Batch.ACTIVE_STATUSES:
         throttle = Batch.objects.filter(pk=batch_id).values_list("throttle", flat=True).first()
         resting = resting_rows(batch_id)
-        if throttle or resting:
+        throttle = dict(throttle or {})
+        outage = throttle.pop("outage", None)
+        if outage:
+            # The provider does not answer (its circuit breaker is open): rows wait.
+            log_batch_event(
+                "provider_down",
+                batch_id=batch_id,
+                level=logging.WARNING,
+                runner=runner,
+                reason=outage.get("reason"),
+                remaining=result.remaining,
+            )
+        if throttle.get("limit") or throttle.get("until") or resting:
             # The provider's rate limit holds the batch back (published by the engine:
             # a pause until a time, or fewer calls in flight), or rows wait out a 429.
             throttle = throttle or {}

@@ -193,7 +193,7 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
         "output_tokens": interaction.output_tokens if interaction else None,
         "latency_ms": interaction.latency_ms if interaction else None,
     }
-    original = item.row if isinstance(item.row, dict) else {}
+    original = item.columns(headers)
     for header in headers:
         record[INPUT_PREFIX + header] = original.get(header)
     return record

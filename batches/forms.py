@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django import forms
 from django.utils.functional import lazy
 from django.utils.translation import get_language, gettext, gettext_noop
@@ -9,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from batches.errors import UploadError
 from batches.models import UploadDraft
+from batches.services import upload_draft_preview
+from batches.upload_guard import screened_sample
 from batches.uploads import (
     ACCEPTED_QUESTION_HEADERS,
     PREVIEW_ROWS,
@@ -213,6 +217,16 @@ class RegradeForm(forms.Form):
     judge_enabled = forms.BooleanField(label=_("Use the AI judge"), required=False)
 
 
+HEADER_SHOWN_CHARS = 60
+
+
+def _short(header: str) -> str:
+    """A header as the chooser shows it: cut to HEADER_SHOWN_CHARS characters."""
+    if len(header) <= HEADER_SHOWN_CHARS:
+        return header
+    return header[: HEADER_SHOWN_CHARS - 1] + "…"
+
+
 ROLE_FIELDS = {
     "question": _("Question"),
     "url": _("Referring URL"),
@@ -244,20 +258,31 @@ class ColumnsForm(BatchUploadForm):
         self.preview_error = ""
         if draft is not None:
             self.initial["draft"] = draft.pk
-            try:
-                self.preview = parse_upload(
-                    data=bytes(draft.data), filename=draft.filename, preview=PREVIEW_ROWS
+            # Parsed once when the draft was saved: a re-post never reads the file again.
+            kept = upload_draft_preview(draft=draft)
+            if "error" in kept:
+                self.preview_error = kept["error"]
+            else:
+                self.preview = ParsedUpload(
+                    rows=[],
+                    columns=kept["columns"],
+                    format=kept["format"],
+                    roles=kept["roles"],
+                    preview_rows=kept["rows"],
                 )
-            except UploadError as error:
-                self.preview_error = error.message
         headers = self.preview.columns if self.preview else []
-        choices = [("", _("— none —"))] + [(header, header) for header in headers]
+        # Options are column positions: a header is shown cut short, never repeated whole
+        # in each of the role selects (the page stays small whatever the headers).
+        choices = [("", _("— none —"))] + [
+            (str(position), _short(header)) for position, header in enumerate(headers, 1)
+        ]
         for role, label in ROLE_FIELDS.items():
             self.fields[role] = forms.ChoiceField(
                 label=label, choices=choices, required=role == "question"
             )
-            if self.preview and not self.is_bound:
-                self.initial[role] = self.preview.roles.get(role) or ""
+            found = self.preview.roles.get(role) if self.preview else None
+            if found in headers and not self.is_bound:
+                self.initial[role] = str(headers.index(found) + 1)
 
     def clean(self):
         cleaned = super().clean()
@@ -270,11 +295,18 @@ class ColumnsForm(BatchUploadForm):
         return cleaned
 
     def column_choice(self) -> ColumnChoice:
-        return ColumnChoice(**{role: self.cleaned_data.get(role) or "" for role in ROLE_FIELDS})
+        headers = self.preview.columns if self.preview else []
+        chosen = {role: self.cleaned_data.get(role) or "" for role in ROLE_FIELDS}
+        return ColumnChoice(
+            **{role: headers[int(value) - 1] if value else "" for role, value in chosen.items()}
+        )
 
-    @property
+    @cached_property
     def sample(self) -> list[list[str]]:
-        return self.preview.preview_rows if self.preview else []
+        """The preview's cells as the guard will send them (batches.upload_guard)."""
+        if not self.preview:
+            return []
+        return screened_sample(self.preview.preview_rows, language=get_language() or "en")
 
     def role_fields(self):
         return [self[role] for role in ROLE_FIELDS]

@@ -2,7 +2,8 @@
 
 A batch keeps the upload twice: `BatchItem.question` (what the engine asks) and the
 question cell inside `BatchItem.row` (every original column, for the export). Screening
-happens when a row is answered, not at upload (100,000-row uploads stay fast). When the
+that decides happens when a row is answered (the pages' preview at upload is
+batches.upload_guard, which stores nothing but the counts). When the
 engine records an answered row whose question the guard redacted or blocked, both copies
 are replaced by the redacted text in the same UPDATE (and so are the referring URL and
 its cell when the guard redacted the URL), so with the default policy
@@ -31,7 +32,9 @@ def url_column(row: dict) -> str | None:
     return find_alias([str(key) for key in row], URL_ALIASES) if row else None
 
 
-def guarded_item_fields(item: BatchItem, interaction: Interaction | None) -> dict:
+def guarded_item_fields(
+    item: BatchItem, interaction: Interaction | None, headers: list | None = None
+) -> dict:
     """Extra fields for the UPDATE that records `item` as answered by `interaction`:
     the redacted question in `question` and in the row's question cell, the redacted
     referring URL in `referring_url`; {} when the guard passed the row or the policy
@@ -43,17 +46,25 @@ def guarded_item_fields(item: BatchItem, interaction: Interaction | None) -> dic
     ):
         return {}
     fields: dict = {}
-    row = item.row if isinstance(item.row, dict) else {}
+    if headers is None and not isinstance(item.row, dict):
+        headers = item.batch.input_columns
+    row = item.columns(headers)
     if interaction.referring_url != item.referring_url:  # the guard redacted the URL
         fields["referring_url"] = interaction.referring_url
         column = url_column(row)
         if column is not None and str(row.get(column, "")).strip() == item.referring_url.strip():
-            row = fields["row"] = redacted_row(row, column, interaction.referring_url)
+            row = redacted_row(row, column, interaction.referring_url)
+            fields["row"] = _stored(item, row, headers)
     text = interaction.redacted_question
     if not text:  # only the URL was redacted: the question stands
         return fields
     fields["question"] = text
     column = question_column(row)
     if column is not None and str(row.get(column, "")).strip() == item.question.strip():
-        fields["row"] = redacted_row(row, column, text)
+        fields["row"] = _stored(item, redacted_row(row, column, text), headers)
     return fields
+
+
+def _stored(item: BatchItem, row: dict, headers: list | None):
+    """`row` in the form `item.row` holds it (by position, or a legacy dict)."""
+    return row if isinstance(item.row, dict) else BatchItem.stored_row(row, headers or [])

@@ -12,6 +12,8 @@ reads it (a handful of grouped queries, whatever the number of rows):
   429/5xx, until their retry time;
 - `batchchat_batches{status}`, and `batchchat_batches_throttled{provider}`: active
   batches the provider's rate limit holds back (as the engine publishes on the batch);
+- `batchchat_batches_provider_down{provider}`: active batches paused because their
+  provider does not answer (its circuit breaker open, as the engine publishes);
 - `batchchat_provider_latency_seconds{provider}`: a gauge histogram of the answers of the
   last METRICS_LATENCY_WINDOW_SECONDS (search + generation, as stored on each turn);
 - `batchchat_workers_alive`, and per worker (`run_worker`) its last heartbeat, slices and
@@ -50,6 +52,7 @@ class BatchChatCollector(Collector):
         yield from self._rows(now)
         yield self._batches()
         yield self._throttled()
+        yield self._provider_down()
         yield self._latency(now)
         yield from self._workers()
 
@@ -91,6 +94,24 @@ class BatchChatCollector(Collector):
         yield waiting
         yield limited
 
+    def _provider_down(self) -> Metric:
+        family = GaugeMetricFamily(
+            "batchchat_batches_provider_down",
+            "Active batches paused because their AI provider does not answer (connection "
+            "refused, timeouts, 5xx: its circuit breaker is open), by AI provider.",
+            labels=["provider"],
+        )
+        per_provider = (
+            Batch.objects.order_by()
+            .active()
+            .filter(throttle__has_key="outage")
+            .values_list("ai_provider")
+            .annotate(n=Count("id"))
+        )
+        for provider, n in per_provider:
+            family.add_metric([provider], n)
+        return family
+
     def _throttled(self) -> Metric:
         family = GaugeMetricFamily(
             "batchchat_batches_throttled",
@@ -102,6 +123,8 @@ class BatchChatCollector(Collector):
             Batch.objects.order_by()
             .active()
             .exclude(throttle={})
+            # Paused by an outage is batchchat_batches_provider_down, not a rate limit.
+            .exclude(throttle__has_key="outage")
             .values_list("ai_provider")
             .annotate(n=Count("id"))
         )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.humanize.templatetags.humanize import intcomma
@@ -64,6 +64,9 @@ class Batch(ChatSettings):
     # keep the key order of BatchItem.row, and the export must return the file's order.
     input_columns = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # The offline guard at upload (batches.upload_guard): {"blocked": n, "redacted": m}
+    # rows as the batch was created; {} for batches made before it.
+    upload_guard = models.JSONField(default=dict, blank=True)
     # Written by the engine while a provider's quota holds the batch back, {} otherwise:
     # {"until": epoch seconds or null, "in_flight": n, "limit": n or null, "concurrency": n}.
     throttle = models.JSONField(default=dict, blank=True)
@@ -220,6 +223,24 @@ class Batch(ChatSettings):
         )
 
     @property
+    def outage(self) -> dict | None:
+        """While the provider does not answer (its circuit breaker open, as the running
+        slice last published): `reason` ("connection", "timeout", "server-error"),
+        `since` and `last_success` (datetimes; None when no answer was seen)."""
+        outage = (self.throttle or {}).get("outage")
+        if not outage or not self.is_active:
+            return None
+
+        def when(value: float | None):
+            return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+        return {
+            "reason": outage.get("reason", ""),
+            "since": when(outage.get("since")),
+            "last_success": when(outage.get("last_success")),
+        }
+
+    @property
     def throttle_wait_seconds(self) -> int | None:
         """Seconds until the provider's rate limit lets rows go again, when waiting."""
         until = (self.throttle or {}).get("until")
@@ -321,7 +342,10 @@ class BatchItem(models.Model):
     # What the engine asks, read from the row's question column (or its alias) at upload.
     question = models.TextField()
     referring_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
-    # Every original column of the upload, by its header, for the export.
+    # Every original column of the upload, for the export: a list of cell values by
+    # position in `batch.input_columns` (the headers are stored once per batch; None: the
+    # row had no such column). Legacy imports without input_columns keep a dict by header.
+    # Read it through `columns()`, never directly.
     row = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
@@ -385,9 +409,32 @@ class BatchItem(models.Model):
         """The row's verdict is fail (the rows filter's "failing")."""
         return self.verdict == Verdict.FAIL
 
+    def columns(self, headers: list | None = None) -> dict:
+        """The uploaded row by header, in the file's order: the one reader of `row`.
+        `headers` is the batch's `input_columns` (pass it when reading many rows, so that
+        the batch is not fetched for each)."""
+        if isinstance(self.row, list) and headers is None:
+            headers = self.batch.input_columns
+        return row_columns(self.row, headers or [])
+
+    @staticmethod
+    def stored_row(columns: dict, headers: list) -> list:
+        """`columns` (by header) as `row` stores them: values by position in `headers`."""
+        return [columns.get(header) for header in headers]
+
     def lease_expired(self, now=None) -> bool:
         now = now or timezone.now()
         return self.lease_expires_at is None or self.lease_expires_at <= now
+
+
+def row_columns(row, headers: list) -> dict:
+    """A stored `BatchItem.row` by header: values by position in the batch's
+    `input_columns`, or (legacy imports) already a dict of cells by header."""
+    if isinstance(row, dict):
+        return row
+    if not isinstance(row, list):
+        return {}
+    return {str(h): v for h, v in zip(headers, row, strict=False) if v is not None}
 
 
 class WorkerHeartbeat(models.Model):
@@ -446,6 +493,10 @@ class UploadDraft(models.Model):
     )
     filename = models.CharField(max_length=255, blank=True)
     data = models.BinaryField()
+    # The column chooser's preview, parsed once when the draft is saved (issue 29): its
+    # headers, roles, format and first rows' cells cut to PREVIEW_CELL_CHARS, or
+    # {"error": message}. Re-posting the draft reads this, never the file.
+    preview = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = UploadDraftQuerySet.as_manager()

@@ -257,6 +257,7 @@ class BatchStats:
     remaining_seconds: int | None
     estimated_cost: float | None
     currency: str
+    paused: bool = False  # the provider does not answer: no time remaining is given
 
 
 def _price_for(batch: Batch) -> tuple[float, float] | None:
@@ -270,7 +271,7 @@ def batch_stats(batch: Batch, *, now=None) -> BatchStats:
     Elapsed time runs from `started_at` (the first start; a resumed batch counts its
     pause too); the duration is `finished_at - started_at`. Rows per second are the rows
     finished in the last RATE_WINDOW_SECONDS (or since the start, when shorter), and the
-    time remaining is the rows left at that pace. The estimated cost uses AI_PRICES
+    time remaining is the rows left at that pace (none while an outage pauses the batch). The estimated cost uses AI_PRICES
     (per million tokens) for the batch's provider and model, when set.
     Also sets `batch.not_found_items`.
     """
@@ -294,6 +295,8 @@ def batch_stats(batch: Batch, *, now=None) -> BatchStats:
         if totals["recent"]:
             rate = totals["recent"] / span
             remaining = int(round(batch.remaining / rate))
+        if batch.outage is not None:
+            rate = remaining = None  # paused by an outage: the pace says nothing
     elif batch.started_at and batch.finished_at:
         duration = max(int((batch.finished_at - batch.started_at).total_seconds()), 0)
     words = counts_words(batch.ai_provider)
@@ -312,4 +315,5 @@ def batch_stats(batch: Batch, *, now=None) -> BatchStats:
         remaining_seconds=remaining,
         estimated_cost=cost,
         currency=settings.AI_PRICE_CURRENCY,
+        paused=batch.outage is not None,
     )

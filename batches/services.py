@@ -20,7 +20,16 @@ from batches.bulk import insert_rows
 from batches.engine import outlast_status_reads
 from batches.errors import BatchStateError, UploadError
 from batches.models import Batch, BatchItem, UploadDraft
-from batches.uploads import ColumnChoice, ParsedRow, parse_upload, too_many_rows
+from batches.upload_guard import upload_counts
+from batches.uploads import (
+    PREVIEW_ROWS,
+    ColumnChoice,
+    ParsedRow,
+    ParsedUpload,
+    format_size,
+    parse_upload,
+    too_many_rows,
+)
 from chats.models import Chat, new_chat_id
 from chats.services import choose_chat_settings, lock_chats
 
@@ -49,6 +58,7 @@ def create_batch_run(
     source_filename: str = "",
     judge_enabled: bool = False,
     run_from: Batch | None = None,
+    input_columns: list[str] | None = None,
 ) -> Batch:
     """Create a batch with a Chat and a BatchItem per row, all or nothing.
 
@@ -78,7 +88,9 @@ def create_batch_run(
         "apply_overrides": apply_overrides,
         "uploader": uploader,
     }
-    input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
+    if input_columns is None:
+        input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
+    check_stored_bytes(rows, input_columns)
     # The public chat id of every row; rows sharing a chat_key share one.
     public_for_key: dict[str, str] = {}
     new_chats: list[str] = []
@@ -99,6 +111,7 @@ def create_batch_run(
             input_columns=input_columns,
             judge_enabled=judge_enabled,
             run_from=run_from,
+            upload_guard=upload_counts(rows, language=page_language),
             **chat_fields,
         )
         # Every chat inserted now gets a key above this one (SQLite: one writer at a
@@ -129,7 +142,7 @@ def create_batch_run(
                     position,
                     row.question,
                     row.referring_url,
-                    row.columns,
+                    BatchItem.stored_row(row.columns, input_columns),
                     row.expected_answer,
                     row.expected_citation_url,
                     row.expected_outcome,
@@ -140,6 +153,26 @@ def create_batch_run(
         )
         signals.batch_created.send(sender=Batch, batch=batch)
     return batch
+
+
+def check_stored_bytes(rows: Sequence[ParsedRow], headers: list[str]) -> None:
+    """Refuse rows whose cells and headers would store more than MAX_BATCH_STORED_BYTES
+    (UTF-8), naming the limit. Headers count once: rows hold values by position."""
+    limit = settings.MAX_BATCH_STORED_BYTES
+    total = sum(len(header.encode()) for header in headers)
+    for row in rows:
+        for value in row.columns.values():
+            total += len(value.encode()) if isinstance(value, str) else len(str(value))
+        if total > limit:
+            raise UploadError(
+                gettext(
+                    "The batch's cells and headers would take more than %(limit)s to store; "
+                    "the limit is %(limit)s per batch (MAX_BATCH_STORED_BYTES). Split the "
+                    "file or drop columns you do not need."
+                )
+                % {"limit": format_size(limit)},
+                code="too_much_data",
+            )
 
 
 def run_again(
@@ -166,13 +199,14 @@ def run_again(
     """
     if model is None:
         model = batch.model if ai_provider in (None, batch.ai_provider) else ""
+    headers = batch.input_columns
     rows = [
         ParsedRow(
             question=item.question,
             referring_url=item.referring_url,
             # Every row gets its source chat as key: conversations stay together, in order.
             chat_key=str(item.chat_id),
-            columns=item.row if isinstance(item.row, dict) else {},
+            columns=item.columns(headers),
             expected_answer=item.expected_answer,
             expected_citation_url=item.expected_citation_url,
             expected_outcome=item.expected_outcome,
@@ -200,23 +234,26 @@ def run_again(
             source_filename=batch.source_filename,
             judge_enabled=batch.judge_enabled if judge_enabled is None else judge_enabled,
             run_from=batch,
+            input_columns=list(headers) or None,
         )
-        if batch.input_columns:  # the file's column order (row dicts lose it on jsonb)
-            new.input_columns = batch.input_columns
-            new.save(update_fields=["input_columns"])
     if start:
         start_batch(batch=new)
     return new
 
 
-def save_upload_draft(*, owner, filename: str, data: bytes) -> UploadDraft:
+def save_upload_draft(
+    *, owner, filename: str, data: bytes, parsed_preview: ParsedUpload | None = None
+) -> UploadDraft:
     """Keep an uploaded file for the column chooser (step 2 of the upload). Expired
     drafts, anyone's, are deleted on the way, and so are this user's oldest drafts past
     the quota (UPLOAD_DRAFTS_PER_USER drafts, UPLOAD_DRAFT_BYTES_PER_USER bytes, the new
     one included): what one user keeps on the server stays bounded."""
     delete_expired_drafts()
+    preview = draft_preview(data=data, filename=filename, parsed=parsed_preview)
     with transaction.atomic():
-        draft = UploadDraft.objects.create(owner=owner, filename=filename[:255], data=data)
+        draft = UploadDraft.objects.create(
+            owner=owner, filename=filename[:255], data=data, preview=preview
+        )
         byte_total = 0
         newest_first = (
             UploadDraft.objects.filter(owner=owner)
@@ -235,6 +272,34 @@ def save_upload_draft(*, owner, filename: str, data: bytes) -> UploadDraft:
         if over:
             UploadDraft.objects.filter(pk__in=over).delete()
     return draft
+
+
+PREVIEW_CELL_CHARS = 80  # a preview cell is cut to this: the chooser page stays small
+
+
+def draft_preview(*, data: bytes, filename: str, parsed: ParsedUpload | None = None) -> dict:
+    """The column chooser's preview of a file, parsed once and kept on its draft: the
+    headers, roles and format, and the first rows' cells cut to PREVIEW_CELL_CHARS; or
+    {"error": message} when the file is refused. `parsed`: the preview already read."""
+    if parsed is None:
+        try:
+            parsed = parse_upload(data=data, filename=filename, preview=PREVIEW_ROWS)
+        except UploadError as error:
+            return {"error": error.message}
+    return {
+        "columns": parsed.columns,
+        "roles": parsed.roles,
+        "format": parsed.format,
+        "rows": [[cell[:PREVIEW_CELL_CHARS] for cell in cells] for cells in parsed.preview_rows],
+    }
+
+
+def upload_draft_preview(*, draft: UploadDraft) -> dict:
+    """The draft's kept preview (parsed now and kept for drafts saved without one)."""
+    if not draft.preview:
+        draft.preview = draft_preview(data=bytes(draft.data), filename=draft.filename)
+        UploadDraft.objects.filter(pk=draft.pk).update(preview=draft.preview)
+    return draft.preview
 
 
 def delete_expired_drafts() -> int:

@@ -1,6 +1,6 @@
 """Benchmark: hostile and largest-allowed uploads, parsed the way an upload is.
 
-Run: .venv/bin/python bench/bench_upload_limits.py [--only NAME ...]
+Run: .venv/bin/python bench/bench_upload_limits.py [--only NAME ...] [--stored]
 
 Each file is built here (in memory, from streams: no bomb is ever unpacked by this script),
 written to a temporary folder, then parsed by `parse_upload` in a fresh child process, so
@@ -137,10 +137,88 @@ def child(path: str) -> None:
     print(f"{cpu:.2f}\t{wall:.2f}\t{peak:.0f}\t{said}")
 
 
+def amplifying_csv() -> bytes:
+    """Issue 29 item 2: a question column plus 499 random 2,000-character headers, 200 rows."""
+    import random
+
+    rng = random.Random(29)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    headers = ["question"] + ["".join(rng.choices(letters, k=2_000)) for _ in range(499)]
+    lines = [",".join(headers)]
+    lines += [f"Question {n}?," + ",".join(["v"] * 499) for n in range(200)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def long_headers_workbook(length: int) -> bytes:
+    """Issue 29 item 3: 500 headers of `length` characters, one row below them."""
+    row = b"<row>" + b"".join(
+        b'<c t="inlineStr"><is><t>%d' % n + b"h" * (length - 4) + b"</t></is></c>"
+        for n in range(500)
+    )
+    head = b"<worksheet " + NS + b"><sheetData>" + row + b"</row>"
+    body = b'<row><c t="inlineStr"><is><t>What?</t></is></c></row>'
+    return workbook({SHEET: (head, body, 1, b"</sheetData></worksheet>")})
+
+
+def stored_and_pages() -> None:
+    """What a batch stores of the amplifying CSV (the JSON of every BatchItem.row plus
+    Batch.input_columns once, as create_batch_run writes them), and the column chooser's
+    size (its htmx partial, rendered as the page renders it) for long headers."""
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchchat.settings")
+    import django
+
+    django.setup()
+    from django.template.loader import render_to_string
+
+    from batches.errors import UploadError
+    from batches.forms import ColumnsForm
+    from batches.models import BatchItem, UploadDraft
+    from batches.services import draft_preview
+    from batches.uploads import parse_upload
+
+    data = amplifying_csv()
+    parsed = parse_upload(data=data, filename="amplifying.csv")
+    headers = parsed.columns
+    stored = len(json.dumps(headers)) + sum(
+        len(json.dumps(BatchItem.stored_row(row.columns, headers))) for row in parsed.rows
+    )
+    before = sum(len(json.dumps(row.columns)) for row in parsed.rows)
+    print(
+        f"amplifying CSV {len(data) / 1e6:.2f} MB: stores {stored / 1e6:.2f} MB "
+        f"({stored / len(data):.1f}x; a dict per row stored {before / 1e6:.0f} MB)"
+    )
+    for length in (32_000, 2_048):
+        data = long_headers_workbook(length)
+        try:
+            parse_upload(data=data, filename="x.xlsx", preview=5)
+        except UploadError as exc:
+            print(f"500 x {length:,}-char headers ({len(data) / 1e3:.0f} KB): refused, {exc.code}")
+            continue
+        draft = UploadDraft(pk=1, filename="x.xlsx", data=data)
+        draft.preview = draft_preview(data=data, filename="x.xlsx")
+        form = ColumnsForm(owner=None, draft=draft)
+        page = render_to_string(
+            "batches/columns.html#chooser", {"form": form, "csrf_token": "bench"}
+        )
+        print(
+            f"500 x {length:,}-char headers ({len(data) / 1e3:.0f} KB): chooser "
+            f"{len(page.encode()) / 1e6:.2f} MB"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(FILES), help="files to run")
+    parser.add_argument(
+        "--stored", action="store_true", help="only the stored bytes and chooser sizes"
+    )
     args = parser.parse_args()
+    if args.stored:
+        stored_and_pages()
+        return
     print(f"{'file':<22} {'size':>8} {'CPU s':>6} {'wall s':>6} {'peak RSS':>9}  parser")
     with tempfile.TemporaryDirectory() as folder:
         for name in args.only or FILES:
@@ -157,6 +235,8 @@ def main() -> None:
             cpu, wall, peak, said = result.stdout.strip().splitlines()[-1].split("\t")
             size = path.stat().st_size / 1e6
             print(f"{name:<22} {size:>6.1f}MB {cpu:>6} {wall:>6} {peak:>6} MB  {said}")
+    if not args.only:
+        stored_and_pages()
 
 
 if __name__ == "__main__":

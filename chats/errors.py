@@ -29,3 +29,9 @@ class TransientProviderError(ProviderError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ProviderUnavailable(TransientProviderError):
+    """The provider does not answer (its circuit breaker is open: connection refused,
+    timeouts, 5xx in a row). Not the question's fault: a batch gives the row back to
+    pending without counting the attempt, and starts no row until the provider answers."""

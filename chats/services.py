@@ -24,8 +24,13 @@ from django.db.models import Max
 
 from chats import aio
 from chats.documents import index_info, shipped_sample
-from chats.errors import ProviderError, ProviderNotConfigured, TransientProviderError
-from chats.guard import guard_step, redacted_row
+from chats.errors import (
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
+    TransientProviderError,
+)
+from chats.guard import guard_step, redacted_row, screen, screen_url
 from chats.judge import (
     JUDGE_SYSTEM,
     JudgeReplyError,
@@ -33,7 +38,7 @@ from chats.judge import (
     judge_messages,
     parse_judge_reply,
 )
-from chats.models import Chat, Interaction, PromptOverride
+from chats.models import Chat, GuardStatus, Interaction, PromptOverride
 from chats.prompts import (
     build_messages,
     build_system_prompt,
@@ -43,7 +48,14 @@ from chats.prompts import (
     parse_answer,
     uses_prompt,
 )
-from chats.providers import PROVIDERS, get_provider, limits, provider_class, uses_language_model
+from chats.providers import (
+    PROVIDERS,
+    breaker,
+    get_provider,
+    limits,
+    provider_class,
+    uses_language_model,
+)
 from chats.providers.base import GenerationRequest
 from chats.providers.retry import safety_cap
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
@@ -59,6 +71,8 @@ __all__ = [
     "store_answers",
     "turns_for",
     "redacted_row",
+    "screen_offline",
+    "UploadScreen",
     # provider and search choices
     "ChatSettings",
     "check_chat_settings",
@@ -73,6 +87,10 @@ __all__ = [
     "provider_loop",
     "run_on_provider_loop",
     "limits_snapshot",
+    "outage_snapshot",
+    "OUTAGE_REASONS",
+    "provider_down",
+    "provider_probe_seconds",
     "safety_cap",
     "judge_answer",
     "JudgeReplyError",
@@ -80,6 +98,7 @@ __all__ = [
     "ProviderError",
     "ProviderNotConfigured",
     "TransientProviderError",
+    "ProviderUnavailable",
     # "not found" answers
     "is_not_found",
     "not_found_q",
@@ -443,3 +462,55 @@ def limits_snapshot(provider: str, model: str) -> dict | None:
     """This process's view of `provider` + `model`'s quota: calls in flight, the adaptive
     limit and until when callers wait (chats.providers.limits.snapshot)."""
     return limits.snapshot(provider, model)
+
+
+# The kinds of outage failure, as English text (log lines, run_batch).
+OUTAGE_REASONS = breaker.REASONS
+
+
+def outage_snapshot(provider: str, model: str) -> dict | None:
+    """When `provider` + `model` does not answer (its circuit breaker is open): since
+    when, the kind of failure and the last success (chats.providers.breaker.snapshot)."""
+    return breaker.snapshot(provider, model)
+
+
+async def provider_down(provider: str, model: str) -> bool:
+    """Whether `provider` + `model`'s circuit breaker is open (on the provider loop)."""
+    return await breaker.is_open(provider, model)
+
+
+def provider_probe_seconds() -> float:
+    return breaker.probe_seconds()
+
+
+@dataclass(frozen=True)
+class UploadScreen:
+    """The offline guard's verdict on an uploaded row, before it is answered: `status`
+    (a GuardStatus value), the question and referring URL as they will be sent (redacted
+    text; a blocked question shows its redacted text, never the original), the kinds found."""
+
+    status: str
+    question: str
+    referring_url: str
+    reasons: tuple[str, ...]
+
+
+def screen_offline(question: str, referring_url: str = "", *, language: str = "en") -> UploadScreen:
+    """The guard's pattern step (no AI check, no provider call) on one uploaded row: what the
+    pages show before Start. The answer-time guard (`process_message`) stays the authority:
+    it runs again when the row is answered, with the settings of that time and the AI check
+    when on."""
+    result = screen(question or "", language=language)
+    url_result = screen_url(referring_url or "")
+    if result.blocked or url_result.blocked:
+        status = GuardStatus.BLOCKED
+    elif result.changed or url_result.changed:
+        status = GuardStatus.REDACTED
+    else:
+        status = GuardStatus.PASSED
+    return UploadScreen(
+        status=status,
+        question=result.text,
+        referring_url=url_result.text,
+        reasons=tuple(sorted({*result.reasons, *url_result.reasons})),
+    )

@@ -28,7 +28,7 @@ from chats.errors import ChatPipelineError
 from chats.forms import FollowUpForm, PromptOverrideForm
 from chats.models import Chat, PromptOverride
 from chats.prompts import AnswerStreamFilter, counts_words, uses_prompt
-from chats.services import process_message
+from chats.services import process_message, screen_offline
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +97,23 @@ def chat_detail(request: HttpRequest, chat_id: str) -> HttpResponse:
     return render(request, "chats/detail.html", context)
 
 
+def _screened(rows: list, chat: Chat) -> list:
+    """Unanswered rows with `shown_question`: the text the guard will send."""
+    for row in rows:
+        row.shown_question = screen_offline(
+            row.question, row.referring_url, language=chat.page_language
+        ).question
+    return rows
+
+
 def _rows_context(request: HttpRequest, chat: Chat, rows: list) -> dict:
     return {
         "rows": rows,
         # The batches this chat answers rows of, for the way back.
         "batches": list({row.batch_id: row.batch for row in rows}.values()),
         # Rows without an answer: their question, status and error, with a retry.
-        "unanswered": [row for row in rows if row.interaction_id is None],
+        # shown as the guard will send them (the offline step: no raw personal value).
+        "unanswered": _screened([row for row in rows if row.interaction_id is None], chat),
         "title": _chat_title(chat, rows),
         "can_ask": _can_ask(request, chat, rows),
         "is_owner": chat.uploader_id == request.user.pk,

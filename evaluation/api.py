@@ -5,6 +5,7 @@ user's batch is 404), call one service, answer with a typed schema."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from ninja import Query, Router
 
@@ -12,8 +13,9 @@ from batchchat.api_base import error_docs
 from batches.api import COMMON_ERRORS, _batch_for, _grades_out
 from batches.api_schemas import BatchOut, CompareQuery, RegradeIn
 from batches.export import XLSX_CONTENT_TYPE
+from evaluation import regrade as regrading
 from evaluation.compare import compare_batches, compare_response, comparison_json
-from evaluation.grading import grade_summary, regrade_batch
+from evaluation.grading import grade_summary
 
 router = Router(tags=["batches"], by_alias=True)
 
@@ -24,8 +26,13 @@ router = Router(tags=["batches"], by_alias=True)
     summary="Grade the answered rows again (no new answers); optionally switch the judge",
 )
 def regrade(request: HttpRequest, payload: RegradeIn):
+    """Without the AI judge the grades are in the answer. With it, and a Celery broker,
+    the judge works in the background (the grades fill in as it goes: poll
+    `batch/status`); without a broker the request judges every row before answering."""
     batch = _batch_for(request, payload.batch_id, act=True)
-    regrade_batch(batch=batch, judge_enabled=payload.judge_enabled)
+    job = regrading.start_regrade(batch=batch, judge_enabled=payload.judge_enabled)
+    if job.active and not settings.CELERY_BROKER_URL:
+        regrading.run_to_end(job)
     batch.refresh_from_db()
     return BatchOut.of(batch, grades=_grades_out(grade_summary(batch)))
 

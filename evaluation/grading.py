@@ -349,7 +349,12 @@ def regrade_batch(*, batch: Batch, judge_enabled: bool | None = None) -> int:
     while chunk := list(_gradable(batch.pk).filter(position__gt=last)[:GRADE_CHUNK]):
         total += grade_items(items=chunk)
         last = chunk[-1].position
-    # Rows that lost their answer (retried and now failed) lose their grades too.
+    clear_lost_grades(batch)
+    return total
+
+
+def clear_lost_grades(batch: Batch) -> None:
+    """Rows that lost their answer (retried and now failed) lose their grades too."""
     batch.items.exclude(status=BatchItem.Status.DONE).exclude(graded_at__isnull=True).update(
         citation_match=None,
         answer_similarity=None,
@@ -360,7 +365,6 @@ def regrade_batch(*, batch: Batch, judge_enabled: bool | None = None) -> int:
         verdict_reason="",
         graded_at=None,
     )
-    return total
 
 
 # --- Summaries ------------------------------------------------------------------------------

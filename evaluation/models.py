@@ -10,6 +10,9 @@ a run of an older version still shows what it was asked.
 Versions: `QuestionSet.version` counts the changes of expectations; a changed question
 records the version it changed in (`Question.version`); each run records the version it
 used (`Run.version`).
+
+And the grading work of a batch that runs in the background (`RegradeJob`): "Grade again"
+with the AI judge, and judging again the rows the judge gave no verdict.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from chats.models import URL_MAX_LENGTH
 
@@ -90,3 +94,40 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.batch_id} of set {self.question_set_id} v{self.version}"
+
+
+class RegradeJob(models.Model):
+    """One "Grade again" of a batch: the rows to grade, how many are done, and its state.
+
+    Rows are graded in position order in chunks (`evaluation.regrade.advance`); `last_position`
+    is the last row graded, so a job interrupted anywhere resumes where it stopped."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Grading")
+        DONE = "done", _("Graded")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    batch = models.ForeignKey("batches.Batch", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    # Only the rows the judge gave no verdict (judge_verdict=error), not every answered row.
+    only_no_verdict = models.BooleanField(default=False)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    last_position = models.IntegerField(default=-1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["batch", "status"], name="regrade_batch_status")]
+
+    def __str__(self) -> str:
+        return f"regrade {self.pk} of batch {self.batch_id} ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        return self.status == self.Status.RUNNING
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 100

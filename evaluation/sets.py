@@ -14,7 +14,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import F
 
-from batches.models import Batch, BatchItem
+from batches.models import Batch, BatchItem, row_columns
 from evaluation.fingerprints import QUESTION_FIELDS, chat_keys, fingerprint
 from evaluation.models import Question, QuestionSet, Run
 
@@ -45,7 +45,7 @@ def batch_questions(batch: Batch) -> list[dict]:
             "expected_answer": item["expected_answer"],
             "expected_citation_url": item["expected_citation_url"],
             "expected_outcome": item["expected_outcome"],
-            "columns": item["row"] or {},
+            "columns": row_columns(item["row"], batch.input_columns),
         }
         for index, (item, key) in enumerate(zip(items, keys, strict=True))
     ]

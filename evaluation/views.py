@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -25,13 +26,13 @@ from batches.views.common import (
     _next_url,
 )
 from chats.services import ProviderNotConfigured
+from evaluation import regrade
 from evaluation.compare import (
     CHANGES,
     COMPARE_FORMATS,
     compare_batches,
     compare_response,
 )
-from evaluation.grading import regrade_batch
 from evaluation.models import Run
 from evaluation.sets import split_run
 
@@ -56,6 +57,7 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
         "compare_default": default_other,
         "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
         **_set_context(batch),
+        "regrade_job": regrade.active_job(batch),
     }
 
 
@@ -105,7 +107,21 @@ def batch_regrade(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk, act=True)
     form = RegradeForm(request.POST)
     judge = form.cleaned_data["judge_enabled"] if form.is_valid() else None
-    count = regrade_batch(batch=batch, judge_enabled=judge)
+    job = regrade.start_regrade(batch=batch, judge_enabled=judge)
+    if job.active:  # the AI judge: background work of the batch, progress on its page
+        messages.info(
+            request,
+            ngettext(
+                "Grading %(count)s row of “%(name)s” again with the AI judge: progress "
+                "shows on the batch page.",
+                "Grading %(count)s rows of “%(name)s” again with the AI judge: progress "
+                "shows on the batch page.",
+                job.total,
+            )
+            % {"count": job.total, "name": batch.name},
+        )
+        return redirect(_next_url(request, batch.get_absolute_url()))
+    count = job.done
     messages.success(
         request,
         ngettext(
@@ -116,6 +132,50 @@ def batch_regrade(request: HttpRequest, pk: int) -> HttpResponse:
         % {"count": count, "name": batch.name},
     )
     return redirect(_next_url(request, batch.get_absolute_url()))
+
+
+@login_required
+@require_POST
+def batch_regrade_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Stop the batch's "Grade again" after its current chunk."""
+    batch = _get_batch_for_user(request, pk, act=True)
+    if regrade.cancel_regrade(batch=batch):
+        messages.success(
+            request, _("Grading again was cancelled; rows graded so far keep their new grades.")
+        )
+    return redirect(_next_url(request, batch.get_absolute_url()))
+
+
+@login_required
+@require_POST
+def batch_rejudge(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask the AI judge again about the rows it gave no verdict, in the background."""
+    batch = _get_batch_for_user(request, pk, act=True)
+    job = regrade.rejudge_no_verdict(batch=batch)
+    messages.info(
+        request,
+        ngettext(
+            "Judging %(count)s row with no verdict again: progress shows on the batch page.",
+            "Judging %(count)s rows with no verdict again: progress shows on the batch page.",
+            job.total,
+        )
+        % {"count": job.total},
+    )
+    return redirect(_next_url(request, batch.get_absolute_url()))
+
+
+@login_required
+@require_POST
+def batch_regrade_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The running "Grade again"'s progress, polled by the batch page. Without a Celery
+    broker the poll is the job's runner (the page runner): it grades one chunk first."""
+    batch = _get_batch_for_user(request, pk)
+    job = regrade.active_job(batch)
+    if job is not None and not settings.CELERY_BROKER_URL:
+        regrade.advance(job)
+    context = {"batch": batch, "next_url": batch.get_absolute_url()}
+    context.update(_evaluation_context(request, batch, grade=""))
+    return render(request, "batches/_evaluation.html", context)
 
 
 @login_required

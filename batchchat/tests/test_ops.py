@@ -116,6 +116,13 @@ def test_metrics_count_rows_latency_rate_limits_and_workers(client, settings, ow
     for item, latency in zip(done, (300, 4000), strict=True):
         InteractionFactory(chat=item.chat, latency_ms=latency)
     WorkerHeartbeat.objects.create(name="w1", hostname="h", pid=1, slices=3, rows_done=7)
+    # A batch paused by an outage (its provider's circuit breaker open).
+    BatchFactory(
+        uploader=owner,
+        ai_provider="anthropic",
+        status="processing",
+        throttle={"outage": {"since": 1.0, "reason": "timeout", "last_success": None}},
+    )
 
     samples = scrape(client)
 
@@ -124,8 +131,9 @@ def test_metrics_count_rows_latency_rate_limits_and_workers(client, settings, ow
     assert rows[(("provider", "openai"), ("status", "failed"))] == 1
     assert samples["batchchat_rows_waiting"][(("provider", "openai"),)] == 3
     assert samples["batchchat_rows_rate_limited"][(("provider", "openai"),)] == 1
-    assert samples["batchchat_batches"][(("status", "processing"),)] == 1
-    assert samples["batchchat_batches_throttled"][(("provider", "openai"),)] == 1
+    assert samples["batchchat_batches"][(("status", "processing"),)] == 2
+    assert samples["batchchat_batches_provider_down"] == {(("provider", "anthropic"),): 1}
+    assert samples["batchchat_batches_throttled"] == {(("provider", "openai"),): 1}
     buckets = samples["batchchat_provider_latency_seconds_bucket"]
     assert buckets[(("le", "0.5"), ("provider", "openai"))] == 1
     assert buckets[(("le", "5.0"), ("provider", "openai"))] == 2
@@ -143,8 +151,9 @@ def test_metrics_cost_a_fixed_number_of_queries(
     settings.METRICS_TOKEN = "metrics-secret"
     for provider in ("openai", "anthropic", "extractive"):
         BatchItemFactory(batch=BatchFactory(uploader=owner, ai_provider=provider))
-    # rows, open rows, batches, throttled, latency, live workers, all heartbeats
-    with django_assert_max_num_queries(7):
+    # rows, open rows, batches, throttled, provider down, latency, live workers, all
+    # heartbeats
+    with django_assert_max_num_queries(8):
         scrape(client)
 
 

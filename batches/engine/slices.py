@@ -23,8 +23,11 @@ from batches.models import BatchItem
 from chats.services import (
     ProviderError,
     ProviderNotConfigured,
+    ProviderUnavailable,
     TransientProviderError,
     answer,
+    provider_down,
+    provider_probe_seconds,
 )
 
 logger = logging.getLogger("batches.engine")
@@ -66,6 +69,7 @@ class Slice:
     def __post_init__(self) -> None:
         self.stopping = False
         self.resume_at = 0.0  # monotonic time before which no new call starts
+        self.probe_after = 0.0  # monotonic: provider down, the next row that may probe it
         self.in_flight = 0
         self.changed = asyncio.Event()  # a row ended or a group was written
         self.claims = Claims(
@@ -114,7 +118,7 @@ class Slice:
         1. start the background parts: the writer, the lease heartbeat, the ticker and
            the status reader;
         2. while rows may start (not stopping, before the deadline, past any Retry-After
-           pause): wait while the writer is behind; take a free slot and the next claimed
+           pause, the provider answering or a probe due: `_may_start`): wait while the writer is behind; take a free slot and the next claimed
            row and answer it in a task of its own (`_row`); when no row can be claimed,
            wait for a row in flight to be recorded (it may unblock its chat's next turn),
            or end when nothing could;
@@ -137,7 +141,7 @@ class Slice:
                     continue
                 await slots.acquire()
                 written = self.writer.groups_written
-                claimed = await self.claims.next() if await self._may_start() else None
+                claimed = await self.claims.next() if await self._may_start(probe=False) else None
                 if claimed is None:
                     slots.release()
                     if self.stopping or time.monotonic() >= self.deadline:
@@ -179,17 +183,29 @@ class Slice:
                 await self.db(self.claims.release_unstarted)
                 await self.ticker.clear()
 
-    async def _may_start(self) -> bool:
-        """Not stopped, before the deadline; waits out a provider's Retry-After."""
+    async def _may_start(self, *, probe: bool = True) -> bool:
+        """Not stopped, before the deadline; waits out a provider's Retry-After, and an
+        outage (the provider's circuit breaker open): then one row at a time, once every
+        PROVIDER_BREAKER_PROBE_SECONDS, goes as the probe (`probe`: this call may grant
+        it; the feeder's second check in one turn does not)."""
         if self.should_stop is not None and self.should_stop():
             self.stopping = True
         while not self.stopping:
             now = time.monotonic()
             if now >= self.deadline:
                 return False
-            if self.resume_at <= now:
+            if self.resume_at > now:
+                await asyncio.sleep(min(self.resume_at, self.deadline) - now)
+                continue
+            if not probe or not await provider_down(self.provider, self.model):
                 return True
-            await asyncio.sleep(min(self.resume_at, self.deadline) - now)
+            if not self.in_flight and now >= self.probe_after:
+                self.probe_after = now + provider_probe_seconds()
+                return True
+            if self.should_stop is not None and self.should_stop():
+                self.stopping = True
+                break
+            await asyncio.sleep(min(0.25, self.deadline - now))
         return False
 
     async def _row(self, claimed: Claimed, slots: asyncio.Semaphore) -> None:
@@ -201,7 +217,8 @@ class Slice:
         2. the chat pipeline's `answer` step (search, prompt, provider call), then the AI
            judge when the batch asks for it;
         3. the outcome by what happened: done; failed (a provider error, or a bug: never
-           the slice); resting after a rate limit (`_rest`) until BATCH_ROW_MAX_ATTEMPTS;
+           the slice); given back when the provider is down (ProviderUnavailable: an
+           outage is never the row's fault); resting after a rate limit (`_rest`) until BATCH_ROW_MAX_ATTEMPTS;
            given back when a provider is not configured (a batch-level fault);
         4. always: frees its slot and wakes the feeder.
         """
@@ -217,6 +234,10 @@ class Slice:
             except ProviderNotConfigured as exc:
                 self.fatal = str(exc)
                 self.stopping = True
+                self.writer.record(Outcome(item, BatchItem.Status.PENDING, given_back=True))
+            except ProviderUnavailable:
+                # The provider is down, not this row's fault: back to pending, its
+                # attempt not counted; the feeder waits for the provider to answer.
                 self.writer.record(Outcome(item, BatchItem.Status.PENDING, given_back=True))
             except TransientProviderError as exc:
                 if item.attempts < settings.BATCH_ROW_MAX_ATTEMPTS:

@@ -8,13 +8,14 @@ from collections.abc import Awaitable, Callable
 
 from batches.engine.caller import CallerThread
 from batches.models import Batch
-from chats.services import limits_snapshot
+from chats.services import limits_snapshot, outage_snapshot
 
 TICK_SECONDS = 1.0
 
 
 class Ticker:
-    """Publishes whether the provider's quota holds the batch back, and reports progress.
+    """Publishes whether the provider's quota or an outage holds the batch back, and
+    reports progress.
 
     Owns: the throttle last published on the batch (`Batch.throttle`). Runs on: `run` (a
     background task) and `clear` on the loop; `publish` in the caller thread.
@@ -36,7 +37,9 @@ class Ticker:
         self.model = model
         self.concurrency = concurrency
         self.report_progress = report_progress
-        self.throttle: dict = {}  # as last published on the batch
+        # As last published on the batch; None until this slice publishes (the batch may
+        # still carry an outage a previous slice left: the first tick replaces it).
+        self.throttle: dict | None = None
 
     async def run(self) -> None:
         """Every TICK_SECONDS: publish the throttle when it changed, report progress."""
@@ -48,23 +51,32 @@ class Ticker:
             await self.report_progress()
 
     async def clear(self) -> None:
-        """At the slice's end: the batch is no longer held back by this slice."""
-        if self.throttle:
-            await self.db(self.publish, {})
+        """At the slice's end: the batch is no longer held back by this slice's quota. An
+        outage stays published (the next slice of a batch paused by it would otherwise
+        make the notice blink out between slices); the next tick after the provider
+        answers clears it."""
+        outage = outage_snapshot(self.provider, self.model)
+        left = {"outage": outage} if outage is not None else {}
+        if self.throttle != left:
+            await self.db(self.publish, left)
 
     def now(self) -> dict:
+        """The throttle, and `outage` (since, reason, last_success) while the provider
+        does not answer (its circuit breaker is open)."""
+        outage = outage_snapshot(self.provider, self.model)
         shot = limits_snapshot(self.provider, self.model)
-        if shot is None:
+        until = shot["until"] if shot and shot["until"] > time.time() else None
+        if outage is None and (shot is None or (until is None and shot["limit"] is None)):
             return {}
-        until = shot["until"] if shot["until"] > time.time() else None
-        if until is None and shot["limit"] is None:
-            return {}
-        return {
+        throttle = {
             "until": round(until, 1) if until else None,
-            "in_flight": shot["in_flight"],
-            "limit": shot["limit"],
+            "in_flight": shot["in_flight"] if shot else 0,
+            "limit": shot["limit"] if shot else None,
             "concurrency": self.concurrency,
         }
+        if outage is not None:
+            throttle["outage"] = outage
+        return throttle
 
     def publish(self, throttle: dict) -> None:
         self.throttle = throttle

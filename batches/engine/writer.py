@@ -155,6 +155,11 @@ class Writer:
             self.on_written()
 
     # -- in the caller thread --------------------------------------------------------------
+    def _input_columns(self) -> list:
+        """The batch's headers, by which its rows hold their cells."""
+        found = Batch.objects.filter(pk=self.batch_id).values_list("input_columns", flat=True)
+        return list(found.first() or [])
+
     def write_group(self, group: list[Outcome]) -> tuple[int, int]:
         """Record a group of results in one transaction; returns (done, failed).
 
@@ -192,8 +197,11 @@ class Writer:
             _update_rows(kept, now)
             # The guard's redacted question and URL replace the batch's own copies.
             screened = []
+            headers = None  # the batch's input_columns, read once for the group
             for outcome in answered:
-                fields = guarded_item_fields(outcome.item, outcome.item.interaction)
+                if headers is None:
+                    headers = self._input_columns()
+                fields = guarded_item_fields(outcome.item, outcome.item.interaction, headers)
                 if fields:
                     for name, value in fields.items():
                         setattr(outcome.item, name, value)

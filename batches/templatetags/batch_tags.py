@@ -12,14 +12,6 @@ register = template.Library()
 
 
 @register.filter
-def get_item(mapping, key):
-    """`row|get_item:"department"`: a value of an uploaded row (None when absent)."""
-    if isinstance(mapping, dict):
-        return mapping.get(key)
-    return None
-
-
-@register.filter
 def is_not_found(answer: str, language: str = "en") -> bool:
     """Whether a stored answer says nothing was found (chats.prompts.is_not_found)."""
     return _is_not_found(answer, language or "en")

@@ -93,8 +93,8 @@ def test_every_column_and_the_referring_url_are_kept(owner):
     parsed = parse_upload(data=(DATA / "good.xlsx").read_bytes(), filename="good.xlsx")
     batch = create(owner, parsed.rows, name="", source_filename="good.xlsx")
     first = batch.items.get(position=0)
-    assert first.row == parsed.rows[0].columns
-    assert first.row["when"] == "2024-03-01" and first.row["count"] == "3"
+    assert first.columns() == parsed.rows[0].columns
+    assert first.columns()["when"] == "2024-03-01" and first.columns()["count"] == "3"
     assert first.referring_url == "https://example.ca/p"
     assert first.question == "How do I renew my passport?"
     assert (batch.name, batch.source_filename) == ("good", "good.xlsx")  # the file's stem
@@ -146,3 +146,26 @@ def test_failure_in_a_later_row_rolls_back_the_whole_batch(owner):
     with pytest.raises(TypeError):
         create(owner, rows)
     assert counts() == before
+
+
+def test_headers_are_stored_once_per_batch_not_in_every_row(owner):
+    """Issue 29 item 2: 499 long headers over 50 rows; each row holds its values by
+    position, the headers live once in input_columns."""
+    headers = ["question"] + [f"h{n}-" + "x" * 2_000 for n in range(499)]
+    data = ",".join(headers) + "\n" + "".join(f"q{n}" + ",v" * 499 + "\n" for n in range(50))
+    parsed = parse_upload(data=data.encode(), filename="wide.csv")
+    batch = create(owner, parsed.rows)
+    item = batch.items.get(position=3)
+    assert item.row == ["q3"] + ["v"] * 499
+    assert item.columns() == dict(zip(headers, ["q3"] + ["v"] * 499, strict=True))
+    assert batch.input_columns == headers
+
+
+def test_a_batch_storing_more_than_the_limit_is_refused_naming_it(owner, settings):
+    settings.MAX_BATCH_STORED_BYTES = 1_000
+    rows = [ParsedRow(question="q", columns={"question": "q", "text": "y" * 600})] * 2
+    with pytest.raises(UploadError) as refused:
+        create(owner, rows)
+    assert refused.value.code == "too_much_data"
+    assert "MAX_BATCH_STORED_BYTES" in refused.value.message
+    assert counts() == (0, 0, 0)

@@ -113,10 +113,10 @@ def test_blocked_rows_are_done_without_any_provider_request(servers, owner, capl
     # The batch's copies of a blocked question are the redacted text.
     sin_row = items[1]
     assert sin_row.question == "My SIN is [SIN], is my file ok?"
-    assert sin_row.row == {"Question": "My SIN is [SIN], is my file ok?", "Team": "b"}
+    assert sin_row.columns() == {"Question": "My SIN is [SIN], is my file ok?", "Team": "b"}
     assert sin_row.interaction.guard_reasons == ["sin"]
     assert sin_row.interaction.model == "guard"
-    assert items[0].row == ROWS[0]  # a passed row is kept as uploaded
+    assert items[0].columns() == ROWS[0]  # a passed row is kept as uploaded
 
     # The API counts them; the export carries the columns.
     status = api.get("batch/status", {"batchId": batch_id}).json()
@@ -186,7 +186,7 @@ def test_store_original_keeps_the_upload_but_sends_only_redacted_text(servers, o
 
     item = BatchItem.objects.select_related("interaction").get(batch_id=batch_id, position=2)
     assert item.question == ROWS[2]["Question"]
-    assert item.row == ROWS[2]
+    assert item.columns() == ROWS[2]
     assert item.interaction.question == ROWS[2]["Question"]
     assert item.interaction.redacted_question == "Call me at [PHONE] about my EI"
     sent = "\n".join([*(r.raw for r in ai.requests), *(r.raw for r in search.requests)])
@@ -222,7 +222,7 @@ def test_upload_is_not_screened(servers, owner):
     """Screening happens when a row is answered: an upload stores the rows as given."""
     batch_id = _create(ApiClient(owner))
     item = BatchItem.objects.get(batch_id=batch_id, position=1)
-    assert item.question == ROWS[1]["Question"] and item.row == ROWS[1]
+    assert item.question == ROWS[1]["Question"] and item.columns() == ROWS[1]
 
 
 def test_personal_values_in_a_row_url_are_redacted_everywhere(servers, owner, settings):
@@ -254,9 +254,9 @@ def test_personal_values_in_a_row_url_are_redacted_everywhere(servers, owner, se
     redacted = "https://www.canada.ca/en/ei.html?email=[EMAIL]&tel=[PHONE]"
     items = list(BatchItem.objects.filter(batch_id=batch_id).order_by("position"))
     assert items[0].referring_url == redacted
-    assert items[0].row == {"Question": "When is EI paid?", "URL": redacted, "Team": "a"}
+    assert items[0].columns() == {"Question": "When is EI paid?", "URL": redacted, "Team": "a"}
     assert items[0].question == "When is EI paid?"  # the question itself passed
-    assert items[1].referring_url == clean and items[1].row == rows[1]
+    assert items[1].referring_url == clean and items[1].columns() == rows[1]
     response = api.get("batch/results", {"batchId": batch_id, "format": "csv"})
     data = b"".join(response.streaming_content).decode("utf-8-sig")
     records = list(csv.DictReader(io.StringIO(data)))

@@ -156,7 +156,7 @@ def test_nul_and_lone_surrogates_are_cleaned_so_the_batch_imports(tmp_path, owne
     assert error is None, output
     item = BatchItem.objects.get(batch__legacy_id="chars", position=0)
     assert item.question == "Nul and \ufffd surrogate?"
-    assert item.row["note"] == "xy"
+    assert item.columns()["note"] == "xy"
     assert Batch.objects.get(legacy_id="chars").name == "Name here"
 
 

@@ -320,3 +320,36 @@ def test_graded_rows_get_verdicts_and_blocked_rows_stop_counting_as_answers(migr
         ("fail", "outcome", True, 0.9),
         ("ungraded", "nothing", True, None),
     ]
+
+
+def test_rows_become_values_by_position_and_back_losslessly(migrator):
+    """0013: a row's cells are stored by position in its batch's headers (the headers once
+    per batch); a row with a key the headers lack, or a batch without headers (legacy
+    imports), keeps its dict. Reversed, every row is the dict it was."""
+    before = ("batches", "0012_item_verdict")
+    state = migrator.apply_initial_migration(before)
+    Batch = state.apps.get_model("batches", "Batch")
+    Chat = state.apps.get_model("chats", "Chat")
+    BatchItem = state.apps.get_model("batches", "BatchItem")
+    headers = ["question", "team", "note"]
+    batch = Batch.objects.create(name="b", ai_provider="extractive", input_columns=headers)
+    legacy_batch = Batch.objects.create(name="legacy", ai_provider="extractive")
+    rows = [
+        (batch, {"question": "q1", "team": "a", "note": ""}),
+        (batch, {"question": "q2", "team": "b"}),  # no "note": stays absent
+        (batch, {"question": "q3", "extra": "x"}),  # a key not in the headers
+        (legacy_batch, {"question": "q4", "any": "y"}),
+    ]
+    for position, (owner, row) in enumerate(rows):
+        chat = Chat.objects.create(chat_id=f"c{position}", ai_provider="extractive")
+        BatchItem.objects.create(batch=owner, chat=chat, position=position, question="q", row=row)
+
+    state = migrator.apply_tested_migration(("batches", "0013_item_row_by_position"))
+    BatchItem = state.apps.get_model("batches", "BatchItem")
+    stored = list(BatchItem.objects.order_by("position").values_list("row", flat=True))
+    assert stored == [["q1", "a", ""], ["q2", "b", None], rows[2][1], rows[3][1]]
+
+    state = migrator.apply_tested_migration(before)
+    BatchItem = state.apps.get_model("batches", "BatchItem")
+    stored = list(BatchItem.objects.order_by("position").values_list("row", flat=True))
+    assert stored == [row for _owner, row in rows]

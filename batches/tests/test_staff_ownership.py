@@ -14,7 +14,9 @@ from batches.models import Batch, BatchItem
 from batches.tests.api_helpers import ApiClient
 
 # POST routes that read the batch and change only the caller's own data.
-READ_ONLY_POSTS = {"run_again", "/run-again"}
+# run_again creates the poster's own batch; regrade_progress reads a running "Grade again"
+# (a reader's poll also advances the job the owner started, changing no setting).
+READ_ONLY_POSTS = {"run_again", "/run-again", "regrade_progress"}
 
 
 def _page_routes() -> list[tuple[str, str]]:

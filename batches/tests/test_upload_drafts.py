@@ -111,3 +111,58 @@ def test_the_worker_deletes_expired_drafts(owner):
         thread.join(5)
     assert list(UploadDraft.objects.values_list("pk", flat=True)) == [new.pk]
     assert services.delete_expired_drafts() == 0
+
+
+CHOOSER = {
+    "ai_model": "extractive::extractive",
+    "search_provider": "none",
+    "page_language": "en",
+}
+
+
+@pytest.mark.django_db
+def test_reposting_a_draft_never_parses_its_file_again(owner_client, monkeypatch):
+    """Issue 29 item 1: the chooser's preview is parsed once, when the draft is saved."""
+    from batches.tests.view_helpers import LIST_URL, csv_file, upload_data
+
+    owner_client.post(LIST_URL, upload_data(csv_file(FILE)))
+    draft = UploadDraft.objects.get()
+    assert draft.preview["columns"] == ["Ask", "Page"]
+    from batches.uploads import files
+
+    calls = []
+    real = files.parse_csv
+    monkeypatch.setattr(files, "parse_csv", lambda *args: calls.append(args) or real(*args))
+    for _ in range(3):  # no question chosen: the form is refused, the draft kept
+        response = owner_client.post(LIST_URL, {"draft": draft.pk, **CHOOSER})
+        assert response.status_code == 400
+        assert "How do I renew?" in response.content.decode()
+    assert calls == []
+
+
+@pytest.mark.django_db
+def test_the_chooser_page_stays_small_for_the_longest_headers(owner_client):
+    """Issue 29 item 3: 500 headers of the longest length allowed, long cells: the page is
+    under 1 MB (headers and cells cut short, options by position)."""
+    from batches.tests.view_helpers import LIST_URL, csv_file, upload_data
+    from batches.uploads.limits import MAX_COLUMNS, MAX_HEADER_CHARS
+
+    headers = [f"{n}" + "h" * (MAX_HEADER_CHARS - 4) for n in range(MAX_COLUMNS)]
+    rows = "".join(",".join(["c" * 3_000] * MAX_COLUMNS) + "\n" for _ in range(5))
+    response = owner_client.post(LIST_URL, upload_data(csv_file(",".join(headers) + "\n" + rows)))
+    assert response.status_code == 200
+    assert 'id="columns-preview"' in response.content.decode()
+    assert len(response.content) <= 1_000_000
+
+
+@pytest.mark.django_db
+def test_a_header_past_the_limit_is_refused_at_read_time():
+    from batches.errors import UploadError
+    from batches.uploads import parse_upload
+    from batches.uploads.limits import MAX_HEADER_CHARS
+
+    data = ("question," + "h" * (MAX_HEADER_CHARS + 1) + "\nQ?,x\n").encode()
+    with pytest.raises(UploadError) as refused:
+        parse_upload(data=data, filename="x.csv")
+    assert refused.value.code == "header_too_long"
+    assert f"{MAX_HEADER_CHARS:,}" in refused.value.message

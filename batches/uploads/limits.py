@@ -19,6 +19,9 @@ from chats.models import URL_MAX_LENGTH
 
 MAX_CELL_CHARS = 32_767  # Excel's limit for one cell
 MAX_URL_CHARS = URL_MAX_LENGTH  # BatchItem.referring_url
+# A header names a column: a longer one is refused at read time (the column chooser shows
+# every header, and each is stored once per batch).
+MAX_HEADER_CHARS = 2_048
 # Wider files are refused: a real question sheet has a handful of columns, and a header
 # of millions of empty cells would only cost time and memory.
 MAX_COLUMNS = 500
@@ -34,6 +37,26 @@ READ_CHUNK = 1024 * 1024
 # Text no database stores (rule 10): NUL, and unpaired surrogates (a str holds one only
 # when it came from a JSON escape or a lenient decoder).
 BAD_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_headers(headers: list[str]) -> None:
+    """Refuse a header longer than MAX_HEADER_CHARS, naming its column and the limit."""
+    for position, header in enumerate(headers, start=1):
+        if len(header) > MAX_HEADER_CHARS:
+            raise UploadError(
+                gettext(
+                    "Row 1 (the header), column %(column)s: the name has %(count)s "
+                    "characters; the limit is %(limit)s. Shorten it."
+                )
+                % {
+                    "column": position,
+                    "count": f"{len(header):,}",
+                    "limit": f"{MAX_HEADER_CHARS:,}",
+                },
+                code="header_too_long",
+                row=1,
+                column=f"column {position}",
+            )
 
 
 def check_size(size: int) -> None:

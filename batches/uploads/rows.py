@@ -26,6 +26,7 @@ from batches.uploads.limits import (
     check_cells,
     check_characters,
     check_count,
+    check_headers,
     check_url,
     check_width,
     file_label,
@@ -215,6 +216,7 @@ def build(
         row_label="Row 1 (the header)",
         row=1,
     )
+    check_headers(header_cells)
     headers = _unique_headers(header_cells)
     taken = set(headers)
     named = {i for i, cell in enumerate(header_cells) if cell.strip()}

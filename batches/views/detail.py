@@ -27,6 +27,7 @@ from batches.selectors import (
     item_status_counts,
     may_act_on,
 )
+from batches.upload_guard import screened_items
 from batches.uploads import QUESTION_ALIASES, alias_key
 from batches.views.common import (
     _attach_grades,
@@ -135,10 +136,17 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         prev_href = _href(batch, params, page=page.previous_page_number())
     if page.has_next():
         next_href = _href(batch, params, page=page.next_page_number())
+    # Shown as the guard will send them (batches.upload_guard), with the uploaded cells
+    # chosen to show beside the question.
+    items = screened_items(
+        page.object_list, headers=batch.input_columns, language=batch.page_language
+    )
+    for item in items:
+        item.context_cells = [(column, item.shown_row.get(column)) for column in params["cols"]]
     return {
         "batch": batch,
         "page": page,
-        "items": list(page.object_list),
+        "items": items,
         "params": params,
         "status": status,
         "filters": [

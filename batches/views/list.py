@@ -111,7 +111,10 @@ def _columns_step(request: HttpRequest, form: BatchUploadForm) -> HttpResponse:
     """Keep the file on the server and show the column chooser with the first rows."""
     upload = form.cleaned_data["file"]
     draft = services.save_upload_draft(
-        owner=request.user, filename=upload.name or "", data=form.file_bytes
+        owner=request.user,
+        filename=upload.name or "",
+        data=form.file_bytes,
+        parsed_preview=form.parsed,
     )
     initial = {
         key: request.POST.get(key, "")

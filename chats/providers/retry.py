@@ -35,9 +35,14 @@ from typing import Any, TypeVar
 from django.conf import settings
 
 from chats import aio
-from chats.errors import ChatPipelineError, ProviderError, TransientProviderError
+from chats.errors import (
+    ChatPipelineError,
+    ProviderError,
+    ProviderUnavailable,
+    TransientProviderError,
+)
 from chats.http import parse_retry_after
-from chats.providers import limits
+from chats.providers import breaker, limits
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +105,14 @@ class FailedAttempt(Exception):
         retryable: bool,
         retry_after: float | None = None,
         rate_limited: bool = False,
+        outage: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
         self.rate_limited = rate_limited  # a 429: the key's calls in flight shrink
+        self.outage = outage  # "connection", "timeout", "server-error": for the breaker
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
@@ -154,6 +161,7 @@ def classify_status(
             retryable=True,
             retry_after=parse_retry_after(headers),
             rate_limited=status == 429,
+            outage="server-error" if status >= 500 else "",
         )
     detail = f": {redact(server_message, context.secrets)}" if server_message else ""
     return FailedAttempt(f"{label}: the request was refused ({phrase}){detail}", retryable=False)
@@ -187,12 +195,15 @@ def classify_sdk_error(exc: Exception, sdk: Any, context: CallContext) -> Failed
     if isinstance(exc, sdk.APITimeoutError) and not _connection_failed(exc):
         timeout = settings.PROVIDER_TIMEOUT
         return FailedAttempt(
-            f"{label}: the provider did not answer within {timeout:g} s", retryable=True
+            f"{label}: the provider did not answer within {timeout:g} s",
+            retryable=True,
+            outage="timeout",
         )
     if isinstance(exc, sdk.APIConnectionError):
         return FailedAttempt(
             f"{label}: could not connect to the provider (connection failed or dropped)",
             retryable=True,
+            outage="connection",
         )
     if isinstance(exc, sdk.APIStatusError) and exc.status_code < 400:
         # An `error` event inside a 200 stream (Anthropic's overloaded_error, ...).
@@ -251,6 +262,8 @@ async def call_with_retries(
         on_token(token)
 
     for attempt in range(1, attempts + 1):
+        if not await breaker.admit(provider_key, context.model):
+            raise _unavailable(provider_key, context)
         place = limits.slot(key, quota, tokens=tokens, own_pause=own_pause)
         async with semaphore, place:
             try:
@@ -263,7 +276,10 @@ async def call_with_retries(
                     raise
                 if failure.rate_limited:
                     own_pause = await place.throttled(failure.retry_after)
+                if failure.outage:
+                    await breaker.failed(provider_key, context.model, failure.outage)
             else:
+                await breaker.succeeded(provider_key, context.model)
                 used = [
                     getattr(result, "input_tokens", None),
                     getattr(result, "output_tokens", None),
@@ -282,6 +298,9 @@ async def call_with_retries(
             )
         if not failure.retryable:
             raise ProviderError(failure.message)
+        if failure.outage and await breaker.is_open(provider_key, context.model):
+            # The provider is down, not this question: the caller gives the row back.
+            raise _unavailable(provider_key, context)
         if attempt == attempts:
             raise TransientProviderError(
                 f"{failure.message.replace('answered', 'kept answering', 1)} after "
@@ -304,3 +323,12 @@ async def call_with_retries(
         )
         await aio.maybe_await(sleep(delay))
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _unavailable(provider_key: str, context: CallContext) -> ProviderUnavailable:
+    shot = breaker.snapshot(provider_key, context.model) or {}
+    reason = f" ({breaker.REASONS.get(shot.get('reason', ''), '')})" if shot else ""
+    return ProviderUnavailable(
+        f"{context.provider_label}: the provider does not answer{reason}; calls are paused "
+        f"and it is probed every {breaker.probe_seconds():g} s."
+    )

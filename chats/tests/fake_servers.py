@@ -6,7 +6,8 @@ Standard library only (no Django), so it also runs as its own process:
     python -m chats.tests.fake_servers --port 0 --latency 0.2 --fault-rate 0.3
 
 prints its base URL (``http://127.0.0.1:PORT``) as the first line of stdout, serves until
-SIGTERM/SIGINT, then exits 0.
+SIGTERM/SIGINT, then exits 0. `stop()` then `start()` is an outage: while stopped, new
+connections are refused and requests on kept-alive connections are dropped unanswered.
 
 Endpoints (all answer deterministically):
 - ``POST /v1/chat/completions``                                  OpenAI and compatible
@@ -398,6 +399,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
+        if fake._stopping.is_set():
+            # Stopped: a kept-alive connection must not outlive the server (the listening
+            # socket is closed, so new connections are refused): dropped, no answer.
+            self.close_connection = True
+            return
         try:
             body = json.loads(raw_body or b"{}")
         except ValueError:
@@ -415,6 +421,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._serve_fault(Fault("429", retry_after=over), split.path)
                 return
             fake._sleep(fake.latency)
+            if fake._stopping.is_set():
+                self.close_connection = True  # stopped mid-request: the connection drops
+                return
             if fault is not None and not (fault.kind == "stream-error" and body.get("stream")):
                 self._serve_fault(fault, split.path)
                 return

@@ -11,6 +11,15 @@ from django.db import migrations
 CHUNK = 500
 
 
+def _columns(row, headers):
+    """A stored row by header (a frozen copy of batches.models.row_columns)."""
+    if isinstance(row, dict):
+        return row
+    if not isinstance(row, list):
+        return {}
+    return {str(h): v for h, v in zip(headers, row, strict=False) if v is not None}
+
+
 def batches_become_runs(apps, schema_editor):
     # The fingerprint must equal an upload's today, so that a later identical upload
     # finds the set made here: the pure function, imported from the app.
@@ -23,7 +32,9 @@ def batches_become_runs(apps, schema_editor):
     Run = apps.get_model("evaluation", "Run")
     set_of: dict[int, int] = {}
     batches = Batch.objects.filter(set_run__isnull=True).order_by("created_at", "pk")
-    for batch in batches.only("pk", "name", "uploader_id", "run_from_id").iterator():
+    for batch in batches.only(
+        "pk", "name", "uploader_id", "run_from_id", "input_columns"
+    ).iterator():
         if batch.run_from_id in set_of:
             set_of[batch.pk] = set_of[batch.run_from_id]
             Run.objects.create(batch_id=batch.pk, question_set_id=set_of[batch.pk], version=1)
@@ -51,7 +62,7 @@ def batches_become_runs(apps, schema_editor):
                 "expected_answer": item["expected_answer"],
                 "expected_citation_url": item["expected_citation_url"],
                 "expected_outcome": item["expected_outcome"],
-                "columns": item["row"] or {},
+                "columns": _columns(item["row"], batch.input_columns or []),
             }
             for index, (item, key) in enumerate(zip(items, keys, strict=True))
         ]
@@ -72,6 +83,8 @@ def batches_become_runs(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("evaluation", "0001_question_sets"),
+        # Rows are stored by position from batches 0013 on (read with input_columns).
+        ("batches", "0015_batch_upload_guard"),
     ]
 
     operations = [

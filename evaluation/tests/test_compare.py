@@ -92,7 +92,7 @@ def test_run_again_unchanged_then_with_another_provider(offline, fake_ai, owner)
     copied = list(again.items.order_by("position"))
     assert [item.expected_citation_url for item in copied] == [cited[0], QUESTIONS[1][1], ""]
     assert copied[0].expected_answer == "Press Cancel on the batch page."
-    assert [item.row["team"] for item in copied] == ["T0", "T1", "T2"]
+    assert [item.columns()["team"] for item in copied] == ["T0", "T1", "T2"]
     comparison = compare_batches(a=first, b=again)
     assert comparison.aligned_by == "row"
     assert _changes(first, again) == ["same", "same", "same"]

@@ -141,11 +141,29 @@ def test_regrade_button_grades_again_and_switches_the_judge(owner_client, owner)
     BatchItem.objects.filter(batch=batch).update(expected_citation_url="https://other.example/")
     response = owner_client.post(f"/batches/{batch.pk}/regrade/", {"judge_enabled": "on"})
     assert response.status_code == 302
+    batch.refresh_from_db()
+    assert batch.judge_enabled is True
+    # With the judge, grading is work of the batch: the page shows its progress.
+    assert batch.items.get().judge_verdict == ""
+    page = owner_client.get(batch.get_absolute_url()).content.decode()
+    assert "Grading again with the AI judge: 0 of 1 rows" in page
+    assert f"/batches/{batch.pk}/regrade/progress/" in page
+    # No Celery broker: the page's poll is the runner, a chunk per poll.
+    block = owner_client.post(f"/batches/{batch.pk}/regrade/progress/").content.decode()
     item = batch.items.get()
     assert item.citation_match is False
     assert item.judge_verdict == "error"  # extractive cannot judge: no verdict, said why
-    batch.refresh_from_db()
-    assert batch.judge_enabled is True
+    assert "regrade/progress" not in block  # finished: the poll stops
+    assert "0 pass, 0 fail, 1 no verdict" in block
+    assert "Judge the 1 row with no verdict again" in block
+
+    owner_client.post(f"/batches/{batch.pk}/rejudge/")
+    page = owner_client.get(batch.get_absolute_url()).content.decode()
+    assert "Grading again with the AI judge: 0 of 1 rows" in page
+    owner_client.post(f"/batches/{batch.pk}/regrade/cancel/")
+    page = owner_client.get(batch.get_absolute_url()).content.decode()
+    assert "Grading again with the AI judge" not in page
+    assert "Grading again was cancelled" in page
 
 
 def test_regrade_needs_post_and_ownership(owner_client, owner, other_user, client):
@@ -321,7 +339,7 @@ def test_file_without_question_column_goes_to_the_column_chooser(owner_client, o
     assert "<small>questions.csv</small>" in body
     assert f'name="draft" value="{draft.pk}"' in body
     # Guessed by alias: the expected answer; the question is for the user to pick.
-    assert '<option value="Golden Answer" selected>' in body
+    assert '<option value="2" selected>Golden Answer</option>' in body  # by position
     assert not Batch.objects.exists()
 
     response = owner_client.post(
@@ -332,18 +350,18 @@ def test_file_without_question_column_goes_to_the_column_chooser(owner_client, o
             "ai_model": "extractive::extractive",
             "search_provider": "none",
             "page_language": "en",
-            "question": "Ask",
-            "url": "Page",
+            "question": "1",
+            "url": "4",
             "chat_id": "",
-            "expected_answer": "Golden Answer",
-            "expected_citation": "Source",
+            "expected_answer": "2",
+            "expected_citation": "3",
         },
     )
     assert response.status_code == 302
     item = BatchItem.objects.get()
     assert (item.question, item.referring_url) == ("How do I renew?", "https://x.example/p")
     assert (item.expected_answer, item.expected_citation_url) == ("Online.", "https://x.example/a")
-    assert item.row["Ask"] == "How do I renew?"
+    assert item.columns()["Ask"] == "How do I renew?"
     assert not UploadDraft.objects.exists()
 
 
@@ -353,8 +371,8 @@ def test_choose_columns_button_previews_a_good_file_too(owner_client):
     )
     body = response.content.decode()
     assert body.lstrip().startswith('<section id="batch-upload"')  # the htmx partial
-    assert '<option value="question" selected>' in body
-    assert '<option value="expectedAnswer" selected>' in body
+    assert '<option value="1" selected>question</option>' in body
+    assert '<option value="2" selected>expectedAnswer</option>' in body
 
 
 def test_chooser_refuses_another_users_draft(owner_client, other_user):
@@ -366,7 +384,7 @@ def test_chooser_refuses_another_users_draft(owner_client, other_user):
             "ai_model": "extractive::extractive",
             "search_provider": "none",
             "page_language": "en",
-            "question": "question",
+            "question": "1",
         },
     )
     assert response.status_code == 400
@@ -385,7 +403,7 @@ def test_chooser_shows_a_bad_choice_next_to_the_question(owner_client, owner):
             "ai_model": "extractive::extractive",
             "search_provider": "none",
             "page_language": "en",
-            "question": "Ask",
+            "question": "1",
         },
     )
     assert response.status_code == 400

@@ -40,9 +40,11 @@ from batches.services import (
 from batches.uploads import parse_upload_file
 from chats.models import Language
 from chats.services import (
+    OUTAGE_REASONS,
     ProviderNotConfigured,
     default_chat_settings,
     limits_snapshot,
+    outage_snapshot,
     safety_cap,
 )
 
@@ -103,12 +105,20 @@ class Progress:
             self.out.flush()
 
 
-def _throttle_note(batch: Batch, concurrency: int) -> str:
-    """What the provider's quota is doing to this run, if anything."""
+def _throttle_note(batch: Batch, concurrency: int, *, remaining: int) -> str:
+    """What the provider's quota, or an outage, is doing to this run, if anything."""
+    parts = []
+    outage = outage_snapshot(batch.ai_provider, batch.model)
+    if outage is not None:
+        last = outage["last_success"]
+        seen = time.strftime("%H:%M:%S", time.localtime(last)) if last else "none yet"
+        parts.append(
+            f"the provider does not answer ({OUTAGE_REASONS.get(outage['reason'], outage['reason'])}),"
+            f" retrying; {remaining} rows waiting; last answer: {seen}"
+        )
     shot = limits_snapshot(batch.ai_provider, batch.model)
     if shot is None:
-        return ""
-    parts = []
+        return "; ".join(parts)
     left = shot["until"] - time.time()
     if left > 0:
         parts.append(f"waiting for the provider's rate limit, resumes in {left:.0f} s")
@@ -378,7 +388,11 @@ class Command(BaseCommand):
                         progress.update(
                             finished=base[0] + done + failed,
                             failed=base[1] + failed,
-                            note=_throttle_note(batch, concurrency),
+                            note=_throttle_note(
+                                batch,
+                                concurrency,
+                                remaining=batch.total_items - base[0] - done - failed,
+                            ),
                         )
 
                     try:
