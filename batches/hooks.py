@@ -19,6 +19,10 @@ Signatures (every one is called by batches, implemented by evaluation):
   `detail_oob(request, response, batch) -> None`: the detail page's evaluation block, and
   its out-of-band refresh while the batch runs.
 
+- `background_work() -> bool`: grade the next chunk of a running "Grade again" job (the
+  AI judge's, which runs in the background); False when none runs. `run_worker` calls it
+  when no batch has rows to answer, so judge jobs finish with no page open.
+
 A process without `evaluation` installed has no graders: `graders()` then raises
 ImproperlyConfigured, naming the app to install (grading is part of every batch).
 """
@@ -41,6 +45,7 @@ class Graders:
     summary_text: Callable[[Any], str]
     detail_context: Callable[..., dict]
     detail_oob: Callable[..., None]
+    background_work: Callable[[], bool]
 
 
 _registered: Graders | None = None

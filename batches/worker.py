@@ -32,6 +32,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from batches.events import run_slice
+from batches.hooks import graders
 from batches.models import Batch, WorkerHeartbeat
 from batches.services import BatchStateError, delete_expired_drafts
 from chats.services import preload_providers
@@ -118,10 +119,11 @@ class Worker:
         return min(ids, key=lambda pk: self._last_served.get(pk, -math.inf))
 
     def run_once(self) -> bool:
-        """Run one slice on the next batch; False when there was nothing to do."""
+        """Run one slice on the next batch, or else a chunk of a background grading job
+        (batches.hooks: "Grade again" with the AI judge); False when there was nothing to do."""
         batch_id = self.next_batch_id()
         if batch_id is None:
-            return False
+            return graders().background_work()
         with self.lock:
             self.current_batch_id = batch_id
         self._last_served[batch_id] = time.monotonic()

@@ -11,7 +11,7 @@ class EvaluationConfig(AppConfig):
         from batches.hooks import Graders, register_graders
         from batches.models import Batch
         from batches.signals import batch_created
-        from evaluation import grading, views
+        from evaluation import grading, regrade, views
 
         # Every new batch is a run of a question set (evaluation.sets.add_run).
         batch_created.connect(_add_run, sender=Batch, dispatch_uid="evaluation.sets.add_run")
@@ -25,6 +25,7 @@ class EvaluationConfig(AppConfig):
                 summary_text=grading.summary_text,
                 detail_context=views._evaluation_context,
                 detail_oob=views._append_evaluation_oob,
+                background_work=regrade.advance_next,
             )
         )
 

@@ -5,7 +5,8 @@ background, with progress and cancel.
   AI judge grading is local and cheap: the job runs to its end in the request. With the
   judge (one provider call per row) the job is handed to Celery when a broker is set
   (`evaluation.tasks.run_regrade_job`); otherwise the batch page's progress poll advances
-  it one chunk per poll (`advance`, the page runner), like answering.
+  it one chunk per poll (`advance`, the page runner) and `run_worker` between batches
+  (`advance_next`, through batches.hooks), like answering.
 - `advance`: grades the next chunk (at most `chunk` rows) and saves the progress; a
   cancelled or finished job does nothing.
 - `cancel_regrade`: stops a running job after its current chunk; rows graded so far keep
@@ -18,6 +19,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from batches.models import Batch, BatchItem, JudgeVerdict
 from evaluation import grading
@@ -96,6 +98,18 @@ def advance(job: RegradeJob, *, chunk: int = JUDGE_CHUNK) -> bool:
         )
     job.refresh_from_db()
     return not last
+
+
+def advance_next() -> bool:
+    """One chunk of the running job touched least recently (the worker's turn, so several
+    jobs share it); False when no job runs."""
+    job = RegradeJob.objects.filter(status=RegradeJob.Status.RUNNING).order_by("updated_at", "pk")
+    job = job.first()
+    if job is None:
+        return False
+    advance(job)
+    RegradeJob.objects.filter(pk=job.pk).update(updated_at=timezone.now())
+    return True
 
 
 def run_to_end(job: RegradeJob) -> None:

@@ -140,3 +140,19 @@ def test_with_a_broker_the_job_is_a_celery_task(answered, settings, monkeypatch)
     tasks.run_regrade_job(job.pk)  # what the worker runs
     job.refresh_from_db()
     assert (job.status, job.done) == (RegradeJob.Status.DONE, 4)
+
+
+def test_the_worker_finishes_a_judge_job_with_no_page_open(answered, fake_ai):
+    """No broker and no page polling: run_worker grades the job between batches."""
+    from batches.worker import Worker
+
+    job = regrade.start_regrade(batch=answered, judge_enabled=True)
+    worker = Worker(poll_seconds=0.05)
+    for _ in range(10):
+        if not worker.run_once():
+            break
+    job.refresh_from_db()
+    assert (job.status, job.done) == (RegradeJob.Status.DONE, 4)
+    assert _verdicts(answered) == ["pass", "pass", "error", "pass"]
+    assert len(fake_ai.requests) == 4
+    assert worker.run_once() is False  # nothing left: the worker idles
