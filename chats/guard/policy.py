@@ -33,6 +33,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from chats.guard import words
 from chats.guard.detectors import Finding, find
 from chats.guard.redaction import redact
 from chats.models import GuardStatus
@@ -126,6 +127,14 @@ def _found(redacted: str, kinds: set[str]) -> GuardResult:
     return GuardResult(status, redacted, tuple(sorted(kinds)))
 
 
+# A path segment or query value that is only digits (with a file extension at most), such
+# as `/ei/12345678901.html` or `?id=987654321`, is a page or record id of the site, not a
+# phone or identity number: a URL is screened for values a person wrote, and a bare id
+# under a key that is not personal (data/personal_query_keys.txt: `sin`, `tel`, …) is not
+# one. A number with separators (`613-555-0123`) or under a personal key is still read.
+_BARE_ID = re.compile(r"\d+(?:\.[A-Za-z0-9]{1,5})?")
+
+
 def screen_url(url: str) -> GuardResult:
     """Screen a referring URL by the same policy as a question (pure, deterministic).
 
@@ -142,8 +151,11 @@ def screen_url(url: str) -> GuardResult:
         return screen(url)
     kinds: set[str] = set()
 
-    def _screened(raw: str, *, query: bool) -> str:
+    def _screened(raw: str, *, query: bool, key: str = "") -> str:
         decoded = unquote_plus(raw) if query else unquote(raw)
+        personal_key = key.lower().replace("_", "") in words.word_set("personal_query_keys")
+        if _BARE_ID.fullmatch(decoded) and not personal_key:
+            return raw
         findings = find(decoded)
         if not findings:
             return raw
@@ -155,7 +167,7 @@ def screen_url(url: str) -> GuardResult:
     pairs = []
     for pair in parts.query.split("&") if parts.query else []:
         key, equals, value = pair.partition("=")
-        pairs.append(key + equals + _screened(value, query=True) if equals else pair)
+        pairs.append(key + equals + _screened(value, query=True, key=key) if equals else pair)
     if not kinds:
         return GuardResult(PASSED, url)
     return _found(urlunsplit(parts._replace(path=path, query="&".join(pairs))), kinds)

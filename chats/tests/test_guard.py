@@ -370,6 +370,14 @@ def test_screen_url_redacts_path_and_query_values_and_keeps_the_url_readable(set
     assert guard.screen_url(result.text).status == PASSED  # placeholders never re-trigger
 
 
+def test_screen_url_reads_bare_numbers_under_personal_keys_and_numbers_with_separators(settings):
+    settings.GUARD_PII_ACTION = "redact"
+    result = guard.screen_url("https://www.canada.ca/p/613-555-0123?sin=046454286&tel=6135550123")
+    assert result.status == REDACTED
+    assert "046454286" not in result.text and "6135550123" not in result.text
+    assert "613-555-0123" not in result.text
+
+
 def test_screen_url_blocks_under_the_block_policy():
     result = guard.screen_url("https://www.canada.ca/page?email=jo.roy@example.ca")
     assert result.status == BLOCKED and result.reasons == ("email",)
@@ -383,6 +391,9 @@ def test_screen_url_blocks_under_the_block_policy():
         "https://www.canada.ca/en/services/benefits/ei.html",
         "https://www.canada.ca/fr/2024-03-01/formulaire.html?form=IMM%205257&lang=fr&page=2",
         "https://www.canada.ca/en.html?utm_source=news&q=passport+renewal#contact",
+        # Bare numeric ids of pages and records are not phone or identity numbers.
+        "https://www.canada.ca/en/services/benefits/ei/12345678901.html?id=987654321",
+        "https://www.canada.ca/fr/nouvelles/6135550123?page=046454286&ref=4165550199",
     ],
 )
 def test_screen_url_passes_a_clean_url_byte_for_byte(url):
