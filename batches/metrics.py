@@ -101,16 +101,7 @@ class BatchChatCollector(Collector):
             "refused, timeouts, 5xx: its circuit breaker is open), by AI provider.",
             labels=["provider"],
         )
-        per_provider = (
-            Batch.objects.order_by()
-            .active()
-            .filter(throttle__has_key="outage")
-            .values_list("ai_provider")
-            .annotate(n=Count("id"))
-        )
-        for provider, n in per_provider:
-            family.add_metric([provider], n)
-        return family
+        return _per_provider(family, Batch.objects.filter(throttle__has_key="outage"))
 
     def _throttled(self) -> Metric:
         family = GaugeMetricFamily(
@@ -119,18 +110,9 @@ class BatchChatCollector(Collector):
             "or fewer calls in flight), by AI provider.",
             labels=["provider"],
         )
-        per_provider = (
-            Batch.objects.order_by()
-            .active()
-            .exclude(throttle={})
-            # Paused by an outage is batchchat_batches_provider_down, not a rate limit.
-            .exclude(throttle__has_key="outage")
-            .values_list("ai_provider")
-            .annotate(n=Count("id"))
-        )
-        for provider, n in per_provider:
-            family.add_metric([provider], n)
-        return family
+        # Paused by an outage is batchchat_batches_provider_down, not a rate limit.
+        limited = Batch.objects.exclude(throttle={}).exclude(throttle__has_key="outage")
+        return _per_provider(family, limited)
 
     def _batches(self) -> Metric:
         family = GaugeMetricFamily("batchchat_batches", "Batches by status.", labels=["status"])
@@ -210,3 +192,11 @@ def render_metrics(accept: str = "") -> tuple[bytes, str]:
     registry.register(BatchChatCollector())
     encoder, content_type = choose_encoder(accept)
     return encoder(registry), content_type
+
+
+def _per_provider(family: GaugeMetricFamily, batches) -> GaugeMetricFamily:
+    """`family` with the count of the active ones of `batches` per AI provider."""
+    per_provider = batches.order_by().active().values_list("ai_provider").annotate(n=Count("id"))
+    for provider, n in per_provider:
+        family.add_metric([provider], n)
+    return family

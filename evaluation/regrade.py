@@ -59,7 +59,7 @@ def start_regrade(
     if not batch.judge_enabled:
         while advance(job, chunk=grading.GRADE_CHUNK):
             pass
-    elif settings.CELERY_BROKER_URL:
+    elif _celery_runs_jobs():
         from evaluation.tasks import run_regrade_job
 
         run_regrade_job.delay_on_commit(job.pk)
@@ -98,6 +98,18 @@ def advance(job: RegradeJob, *, chunk: int = JUDGE_CHUNK) -> bool:
         )
     job.refresh_from_db()
     return not last
+
+
+def _celery_runs_jobs() -> bool:
+    return bool(settings.CELERY_BROKER_URL)
+
+
+def page_turn(batch: Batch) -> None:
+    """The page runner's turn, on the batch page's progress poll: without a Celery broker
+    it grades the running job's next chunk (with one, the task does)."""
+    job = active_job(batch)
+    if job is not None and not _celery_runs_jobs():
+        advance(job)
 
 
 def advance_next() -> bool:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -170,9 +169,7 @@ def batch_regrade_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The running "Grade again"'s progress, polled by the batch page. Without a Celery
     broker the poll is the job's runner (the page runner): it grades one chunk first."""
     batch = _get_batch_for_user(request, pk)
-    job = regrade.active_job(batch)
-    if job is not None and not settings.CELERY_BROKER_URL:
-        regrade.advance(job)
+    regrade.page_turn(batch)
     context = {"batch": batch, "next_url": batch.get_absolute_url()}
     context.update(_evaluation_context(request, batch, grade=""))
     return render(request, "batches/_evaluation.html", context)
