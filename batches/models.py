@@ -60,6 +60,8 @@ class Batch(ChatSettings):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
     judge_enabled = models.BooleanField(default=False)
+    # How many times each question is answered (1–10): k rows, k chats, per question.
+    repeats = models.PositiveSmallIntegerField(default=1)
     # The upload's headers in file order. Kept here because PostgreSQL's jsonb does not
     # keep the key order of BatchItem.row, and the export must return the file's order.
     input_columns = models.JSONField(default=list, blank=True)
@@ -339,6 +341,11 @@ class BatchItem(models.Model):
     # Rows that share a `chatid` in the upload share one Chat (a multi-turn conversation).
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="batch_items")
     position = models.PositiveIntegerField()
+    # The question this row answers: its index among the upload's questions (0-based; the
+    # set's Question.position), and which of the batch's `repeats` answers it is (1..k).
+    # Without repeats, question_index == position and repeat == 1.
+    question_index = models.PositiveIntegerField(default=0)
+    repeat = models.PositiveSmallIntegerField(default=1)
     # What the engine asks, read from the row's question column (or its alias) at upload.
     question = models.TextField()
     referring_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)

@@ -129,6 +129,7 @@ def create_batch_run(
             varying=(
                 "chat",
                 "position",
+                "question_index",
                 "question",
                 "referring_url",
                 "row",
@@ -139,6 +140,7 @@ def create_batch_run(
             rows=(
                 (
                     chat_pk[public],
+                    position,
                     position,
                     row.question,
                     row.referring_url,

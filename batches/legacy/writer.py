@@ -145,6 +145,7 @@ def write_rows(
             batch=batch,
             chat=chat,
             position=positions[index] if positions is not None else number,
+            question_index=positions[index] if positions is not None else number,
             question=row.question,
             referring_url=row.referring_url,
             row=row.row,
