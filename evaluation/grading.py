@@ -240,6 +240,12 @@ def wants_judge(item: BatchItem, answer: str) -> bool:
     return bool(item.expected_answer.strip() and answer.strip())
 
 
+def judge_rows(batch: Batch) -> int:
+    """The rows of `batch` the judge will have something to judge (an expected answer;
+    `wants_judge` once the answer is in): the start step's projected judge calls."""
+    return batch.items.exclude(expected_answer="").count()
+
+
 def grade_item(item: BatchItem, *, now=None) -> bool:
     """Set the local grades of one row in memory (item.interaction and item.chat loaded);
     the judge's fields are cleared. Returns whether the judge can grade this row."""
