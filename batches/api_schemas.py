@@ -101,6 +101,17 @@ class GradesOut(CamelSchema):
     guard_blocked: int
     guard_recall: float | None = Field(description="Rows blocked among those expected blocked")
     guard_expected_blocks: int
+    repeats: int = Field(default=1, description="Answers per question (k)")
+    questions: int = Field(default=0, description="With repeats: the batch's questions")
+    questions_graded: int = Field(default=0, description="With repeats: questions with a grade")
+    pass_at_k_rate: float | None = Field(
+        default=None, description="With repeats: questions with at least one pass, over graded"
+    )
+    pass_at_k_count: int = 0
+    pass_all_k_rate: float | None = Field(
+        default=None, description="With repeats: questions whose k answers all passed"
+    )
+    pass_all_k_count: int = 0
 
 
 class ProjectedCallsOut(CamelSchema):
@@ -419,6 +430,23 @@ class RunAgainIn(CamelSchema):
     apply_overrides: bool | None = None
     judge_enabled: bool | None = None
     repeats: int | None = Field(default=None, description="Answers per question, 1-10")
+
+
+class SetRunIn(CamelSchema):
+    """A new run of a question set: the batch settings (a setting left out is the
+    server's default, as in create), `repeats` and whether to start at once."""
+
+    _text = field_validator("name", "ai_provider", "model", "search_provider")(_no_nul)
+
+    name: str = Field(default="", max_length=200, description="Default: the set's name")
+    ai_provider: str | None = Field(default=None, max_length=32)
+    model: str = Field(default="", max_length=128)
+    search_provider: str | None = Field(default=None, max_length=32)
+    page_language: PageLanguage = "en"
+    apply_overrides: bool = False
+    judge_enabled: bool = False
+    repeats: int = Field(default=1, description="Answers per question, 1-10")
+    start: bool = Field(default=False, description="Queue the batch at once")
 
 
 class CompareQuery(BatchIdQuery):

@@ -108,12 +108,12 @@ def create_batch_run(
     row_chats: list[str] = []
     for row in rows:
         for repeat in range(repeats):
-            key = (row.chat_key, repeat)
-            public = public_for_key.get(key) if row.chat_key else None
+            key = (row.chat_key, repeat) if row.chat_key else None
+            public = public_for_key.get(key) if key else None
             if public is None:
                 public = new_chat_id()
                 new_chats.append(public)
-                if row.chat_key:
+                if key:
                     public_for_key[key] = public
             row_chats.append(public)
     guard = upload_counts(rows, language=page_language)
@@ -289,8 +289,8 @@ def run_again(
             expected_citation_url=item.expected_citation_url,
             expected_outcome=item.expected_outcome,
         )
-        for item in batch.items.filter(repeat=1)
-        .order_by("question_index", "position")
+        for item in (batch.items.filter(repeat=1) if batch.repeats > 1 else batch.items)
+        .order_by("position")
         .only(
             "question",
             "referring_url",

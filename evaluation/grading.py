@@ -42,6 +42,7 @@ from rapidfuzz.distance import LCSseq
 from batches.models import NOT_BLOCKED, Batch, BatchItem, JudgeVerdict, Verdict, VerdictReason
 from chats.models import AnswerType, GuardStatus
 from chats.prompts import answer_type_of
+from evaluation.repeats import repeat_result
 from chats.services import (
     JudgeReplyError,
     ProviderError,
@@ -400,6 +401,22 @@ class GradeSummary:
     guard_true_blocks: int = 0
     guard_false_blocks: int = 0
     guard_missed_blocks: int = 0
+    # A batch with repeats (k > 1): its questions, and those with at least one pass
+    # (pass@k) and with every repeat passing (pass^k), by evaluation.repeats; the rates
+    # are over the questions with a graded repeat. 0 / None without repeats.
+    repeats: int = 1
+    questions: int = 0
+    questions_graded: int = 0
+    pass_at_k_count: int = 0
+    pass_all_k_count: int = 0
+
+    @property
+    def pass_at_k_rate(self) -> float | None:
+        return self._rate(self.pass_at_k_count, self.questions_graded)
+
+    @property
+    def pass_all_k_rate(self) -> float | None:
+        return self._rate(self.pass_all_k_count, self.questions_graded)
 
     @staticmethod
     def _rate(part: int, whole: int) -> float | None:
@@ -480,6 +497,13 @@ class GradeSummary:
             "guard_blocked": self.guard_blocked,
             "guard_recall": self.guard_recall,
             "guard_expected_blocks": self.guard_expected_blocks,
+            "repeats": self.repeats,
+            "questions": self.questions,
+            "questions_graded": self.questions_graded,
+            "pass_at_k_rate": self.pass_at_k_rate,
+            "pass_at_k_count": self.pass_at_k_count,
+            "pass_all_k_rate": self.pass_all_k_rate,
+            "pass_all_k_count": self.pass_all_k_count,
         }
 
 
@@ -528,13 +552,52 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
         )
     )
     summaries = dict.fromkeys(ids, EMPTY_SUMMARY)
+    repeated = _repeat_counts(ids)
     for row in rows:
         batch_id = row.pop("batch_id")
         mean = row.pop("similarity_mean")
         summaries[batch_id] = GradeSummary(
-            **row, similarity_mean=round(mean, 4) if mean is not None else None
+            **row,
+            similarity_mean=round(mean, 4) if mean is not None else None,
+            **repeated.get(batch_id, {}),
         )
     return summaries
+
+
+def _repeat_counts(batch_ids: list[int]) -> dict[int, dict[str, int]]:
+    """For the batches with repeats among `batch_ids`: their k, questions, and questions
+    graded / passing at least once / passing every time (one query over the questions,
+    grouped in the database; each question read by evaluation.repeats)."""
+    per_question = (
+        BatchItem.objects.filter(batch_id__in=batch_ids, batch__repeats__gt=1)
+        .order_by()
+        .values("batch_id", "question_index", "batch__repeats")
+        .annotate(
+            rows=Count("id"),
+            passes=Count("id", filter=Q(verdict=Verdict.PASS)),
+            fails=Count("id", filter=Q(verdict=Verdict.FAIL)),
+        )
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for question in per_question:
+        found = counts.setdefault(
+            question["batch_id"],
+            {
+                "repeats": question["batch__repeats"],
+                "questions": 0,
+                "questions_graded": 0,
+                "pass_at_k_count": 0,
+                "pass_all_k_count": 0,
+            },
+        )
+        passes, fails = question["passes"], question["fails"]
+        verdicts = [Verdict.PASS] * passes + [Verdict.FAIL] * fails
+        result = repeat_result(verdicts + [""] * (question["rows"] - passes - fails))
+        found["questions"] += 1
+        found["questions_graded"] += result.graded > 0
+        found["pass_at_k_count"] += bool(result.pass_at_k)
+        found["pass_all_k_count"] += bool(result.pass_all_k)
+    return counts
 
 
 def summary_text(summary: GradeSummary) -> str:
@@ -543,6 +606,13 @@ def summary_text(summary: GradeSummary) -> str:
     if summary.verdict_graded:
         parts.append(
             f"pass rate {summary.pass_rate:.0%} ({summary.verdict_passed}/{summary.verdict_graded})"
+        )
+    if summary.questions_graded:
+        k, graded = summary.repeats, summary.questions_graded
+        parts.append(
+            f"pass@{k} {summary.pass_at_k_rate:.0%} ({summary.pass_at_k_count}/{graded} "
+            f"questions), pass^{k} {summary.pass_all_k_rate:.0%} "
+            f"({summary.pass_all_k_count}/{graded})"
         )
     if summary.citation_checked:
         parts.append(

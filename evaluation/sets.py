@@ -34,9 +34,12 @@ EXPECTATION_FIELDS = ("expected_answer", "expected_citation_url", "expected_outc
 
 def batch_questions(batch: Batch) -> list[dict]:
     """The batch's questions as Question fields, in question order (first repeats)."""
+    items = BatchItem.objects.filter(batch=batch)
+    if batch.repeats > 1:
+        # Question-major: the first repeats are in question order by position too.
+        items = items.filter(repeat=1)
     items = list(
-        BatchItem.objects.filter(batch=batch, repeat=1)
-        .order_by("question_index", "position")
+        items.order_by("position")
         .values(
             "position",
             "chat_id",

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
@@ -240,7 +242,7 @@ def test_run_batch_repeats(tmp_path, owner):
         "3",
         "--out",
         str(out),
-        stdout=open("/dev/null", "w"),
+        stdout=io.StringIO(),
     )
     batch = Batch.objects.get()
     assert (batch.repeats, batch.total_items, batch.processed_items) == (3, 3, 3)
