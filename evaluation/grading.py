@@ -42,7 +42,6 @@ from rapidfuzz.distance import LCSseq
 from batches.models import NOT_BLOCKED, Batch, BatchItem, JudgeVerdict, Verdict, VerdictReason
 from chats.models import AnswerType, GuardStatus
 from chats.prompts import answer_type_of
-from evaluation.repeats import repeat_result
 from chats.services import (
     JudgeReplyError,
     ProviderError,
@@ -51,6 +50,7 @@ from chats.services import (
     judge_answer,
     run_on_provider_loop,
 )
+from evaluation.repeats import repeat_result
 
 logger = logging.getLogger(__name__)
 

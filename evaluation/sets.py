@@ -39,8 +39,7 @@ def batch_questions(batch: Batch) -> list[dict]:
         # Question-major: the first repeats are in question order by position too.
         items = items.filter(repeat=1)
     items = list(
-        items.order_by("position")
-        .values(
+        items.order_by("position").values(
             "position",
             "chat_id",
             "question",
