@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
 from rapidfuzz.distance import LCSseq
 
@@ -549,12 +549,17 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
             guard_missed_blocks=Count(
                 "id", filter=Q(expected_outcome=AnswerType.BLOCKED, verdict__gt="") & ~_WAS_BLOCKED
             ),
+            # > 1 only in a batch with repeats: their per-question counts take one query.
+            max_repeat=Max("repeat"),
         )
     )
     summaries = dict.fromkeys(ids, EMPTY_SUMMARY)
-    repeated = _repeat_counts(ids)
+    rows = list(rows)
+    repeated_ids = [row["batch_id"] for row in rows if (row["max_repeat"] or 1) > 1]
+    repeated = _repeat_counts(repeated_ids) if repeated_ids else {}
     for row in rows:
         batch_id = row.pop("batch_id")
+        row.pop("max_repeat")
         mean = row.pop("similarity_mean")
         summaries[batch_id] = GradeSummary(
             **row,
@@ -569,7 +574,7 @@ def _repeat_counts(batch_ids: list[int]) -> dict[int, dict[str, int]]:
     graded / passing at least once / passing every time (one query over the questions,
     grouped in the database; each question read by evaluation.repeats)."""
     per_question = (
-        BatchItem.objects.filter(batch_id__in=batch_ids, batch__repeats__gt=1)
+        BatchItem.objects.filter(batch_id__in=batch_ids)
         .order_by()
         .values("batch_id", "question_index", "batch__repeats")
         .annotate(
