@@ -228,3 +228,12 @@ def test_set_run_api_is_404_for_another_users_set(api, other_user, make_batch):
     assert response.json()["error"]["message"] == f"No question set with id {theirs.pk}."
     assert api.post("sets/999999/run", {}).status_code == 404
     assert Batch.objects.count() == 1
+
+
+def test_compare_page_shows_each_sides_passes_out_of_k(client, fake_ai, make_batch, repeated):
+    fake_ai.responder = lambda system, messages: RIGHT
+    again = run_to_end(services.run_again(batch=repeated, uploader=repeated.uploader))
+    client.force_login(repeated.uploader)
+    page = client.get(f"/batches/{again.pk}/compare/{repeated.pk}/").content.decode()
+    assert page.count("Question: 1/3 pass") == 2  # the baseline's two questions
+    assert page.count("Question: 3/3 pass") == 2  # the new run's
