@@ -100,7 +100,7 @@ def create_batch_run(
     }
     if input_columns is None:
         input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
-    check_stored_bytes(rows, input_columns)
+    check_stored_bytes(rows, input_columns, repeats=repeats)
     # The public chat id of every row and repeat; rows sharing a chat_key share one
     # per repeat.
     public_for_key: dict[tuple[str, int], str] = {}
@@ -230,14 +230,16 @@ def too_many_repeated_rows(*, questions: int, repeats: int) -> UploadError:
     )
 
 
-def check_stored_bytes(rows: Sequence[ParsedRow], headers: list[str]) -> None:
+def check_stored_bytes(rows: Sequence[ParsedRow], headers: list[str], *, repeats: int = 1) -> None:
     """Refuse rows whose cells and headers would store more than MAX_BATCH_STORED_BYTES
-    (UTF-8), naming the limit. Headers count once: rows hold values by position."""
+    (UTF-8), naming the limit. Headers count once: rows hold values by position; each
+    question's cells are stored once per repeat."""
     limit = settings.MAX_BATCH_STORED_BYTES
     total = sum(len(header.encode()) for header in headers)
     for row in rows:
         for value in row.columns.values():
-            total += len(value.encode()) if isinstance(value, str) else len(str(value))
+            size = len(value.encode()) if isinstance(value, str) else len(str(value))
+            total += size * repeats
         if total > limit:
             raise UploadError(
                 gettext(

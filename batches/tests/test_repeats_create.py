@@ -248,3 +248,12 @@ def test_run_batch_repeats(tmp_path, owner):
     assert (batch.repeats, batch.total_items, batch.processed_items) == (3, 3, 3)
     with pytest.raises(CommandError, match="1 to 10"):
         call_command("run_batch", str(path), "--provider", "extractive", "--repeats", "0")
+
+
+def test_stored_bytes_count_every_repeat(owner, settings):
+    settings.MAX_BATCH_STORED_BYTES = 1000
+    big = [ParsedRow(question="Q?", columns={"question": "Q?", "note": "x" * 300})]
+    create(owner, big, repeats=3)  # about 900 bytes: allowed
+    with pytest.raises(UploadError) as caught:
+        create(owner, big, repeats=4)
+    assert caught.value.code == "too_much_data"
