@@ -80,10 +80,13 @@ def compare(request: HttpRequest, query: Query[CompareQuery]):
 # --- Question sets ---------------------------------------------------------------------------
 
 sets_router = Router(tags=["sets"], by_alias=True)
+MAX_ID = 2**63 - 1
 
 
 def _set_for(request: HttpRequest, set_id: int) -> QuestionSet:
     """The caller's set (a superuser's: any); 404 otherwise, whether it exists or not."""
+    if set_id > MAX_ID:  # no database key is that large (and SQLite cannot compare it)
+        raise ApiError(404, f"No question set with id {set_id}.")
     sets = QuestionSet.objects.all()
     if not request.auth.is_superuser:
         sets = sets.filter(owner=request.auth)

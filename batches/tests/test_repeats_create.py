@@ -229,7 +229,7 @@ def test_api_run_again_keeps_or_changes_repeats(api, owner):
 
 def test_run_batch_repeats(tmp_path, owner):
     path = tmp_path / "q.csv"
-    path.write_text("question\nWhat is BatchChat?\n")
+    path.write_text("question,expected answer\nWhat is BatchChat?,It runs batches of questions.\n")
     out = tmp_path / "out.csv"
     call_command(
         "run_batch",
@@ -242,10 +242,14 @@ def test_run_batch_repeats(tmp_path, owner):
         "3",
         "--out",
         str(out),
-        stdout=io.StringIO(),
+        stdout=(report := io.StringIO()),
     )
     batch = Batch.objects.get()
     assert (batch.repeats, batch.total_items, batch.processed_items) == (3, 3, 3)
+    header = out.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
+    assert header[2:5] == ["row", "question_number", "repeat"]
+    # The offline answerer answers the same thing each time: pass@3 and pass^3 agree.
+    assert "pass@3 " in report.getvalue() and "pass^3 " in report.getvalue()
     with pytest.raises(CommandError, match="1 to 10"):
         call_command("run_batch", str(path), "--provider", "extractive", "--repeats", "0")
 

@@ -227,6 +227,7 @@ def test_set_run_api_is_404_for_another_users_set(api, other_user, make_batch):
     assert response.status_code == 404
     assert response.json()["error"]["message"] == f"No question set with id {theirs.pk}."
     assert api.post("sets/999999/run", {}).status_code == 404
+    assert api.post(f"sets/{2**64}/run", {}).status_code == 404
     assert Batch.objects.count() == 1
 
 
