@@ -5,7 +5,9 @@ grid and the API alike (Inspect AI's epochs, promptfoo's --repeat):
 - passes out of graded (a row with verdict "ungraded", or not yet graded, is not counted
   as a pass nor as a fail);
 - pass@k: at least one of the k answers passed;
-- pass^k: all k answers passed (every one graded and passing).
+- pass^k: all k answers passed (every one graded and passing);
+- agreement (`question_results`, `answer_agreement`): the mean pairwise similarity of the
+  answered repeats' answers (the grading similarity).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from batches.models import Verdict
+from batches.models import BatchItem, Verdict
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def question_results(items: Iterable) -> dict[int, QuestionResult]:
         answers = [
             item.interaction.answer
             for item in rows
-            if item.status == "done" and item.interaction is not None
+            if item.status == BatchItem.Status.DONE and item.interaction is not None
         ]
         results[index] = QuestionResult(
             repeat_result([item.verdict for item in rows]), answer_agreement(answers)
