@@ -4,6 +4,7 @@ from."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.test import Client
@@ -75,7 +76,9 @@ def api_routes() -> set[str]:
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, prefix + str(pattern.pattern))
             elif prefix.startswith("api/") and pattern.name not in NON_OPERATION_URL_NAMES:
-                routes.add("/" + prefix + str(pattern.pattern))
+                # Path parameters as OpenAPI writes them: <int:set_id> -> {set_id}.
+                path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+                routes.add("/" + prefix + path)
 
     walk(get_resolver().url_patterns, "")
     return routes

@@ -72,6 +72,8 @@ OTHER_ROUTES = {
     "/api/batch/create",
     "/api/batch/preview",
     "/api/providers",
+    # A set's route: another user's set is 404 (evaluation/tests/test_repeats_runs.py).
+    "/api/sets/{set_id}/run",
 }
 
 
