@@ -18,22 +18,15 @@ import functools
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 import phonenumbers
 
 from chats.guard import words as lists
+from chats.guard.finding import Finding
+from chats.guard.names import find_names
 from chats.guard.normalise import normalise
 from chats.guard.words import WORD, fold
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    start: int
-    end: int
-    kind: str = field(compare=False)
-
 
 _DIGIT = re.compile(r"\d")
 _NO_DIGITS = str.maketrans("", "", "0123456789")
@@ -141,24 +134,6 @@ _PO_BOX = re.compile(
     r"\bbo[iî]te\s+postale)\s*(?:no\.?|#)?\s*\d{1,6}\b",
     re.IGNORECASE,
 )
-# Names after an introduction ("my name is Jane Doe", "je m'appelle Marie", "Nom : Roy").
-_NAME_INTRO = re.compile(
-    r"\b(?:my\s+name\s+is|my\s+name's|my\s+full\s+name\s+is|i\s+am\s+called|"
-    r"je\s+m['’]\s*appelle|je\s+me\s+nomme|mon\s+(?:pr[ée]nom|nom\s+de\s+famille)\s+est|"
-    r"mon\s+nom\s+est|mon\s+nom\s+c['’]est|mon\s+nom\s+complet\s+est|"
-    r"(?:full\s+|first\s+|last\s+|family\s+)?name\s*:|"
-    r"(?:nom(?:\s+de\s+famille|\s+complet)?|prénom|prenom)\s*:)\s*",
-    re.IGNORECASE,
-)
-# "I'm Sarah Connor", "je suis Julie Roy": only two capitalised words make a name here
-# ("I am Canadian", "I'm in Ottawa" pass).
-_SELF_INTRO = re.compile(
-    r"\b(?:i['’]?m|i\s+am|je\s+suis|moi\s+c['’]est)\s+"
-    r"(?P<name>[A-ZÀ-Ý][a-zà-ÿ'’\-]+\s+[A-ZÀ-Ý][a-zà-ÿ'’\-]+)",
-    re.IGNORECASE,
-)
-_NAME_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
-
 # Paired XML-style tags (<system>...</system>) and chat-template markers.
 _TAGS = re.compile(
     r"<\s*([A-Za-z][\w:\-]{0,40})\b[^<>]*>.*?<\s*/\s*\1\s*>", re.DOTALL | re.IGNORECASE
@@ -388,72 +363,6 @@ def _find_addresses(text: str, words: set[str], found: list[Finding]) -> None:
             found.append(Finding(start, end, "address"))
 
 
-def _after_particles(text: str, position: int, particles: frozenset[str]) -> re.Match | None:
-    """The capitalised word after up to two more particles from `position`, if any."""
-    for _ in range(3):
-        gap = re.match(r"[ \t]+", text[position:])
-        if gap is None:
-            return None
-        word = _NAME_WORD.match(text, position + gap.end())
-        if word is None:
-            return None
-        if word.group(0)[0].isupper():
-            return word
-        if word.group(0).lower() not in particles:
-            return None
-        position = word.end()
-    return None
-
-
-def _find_names(text: str, found: list[Finding]) -> None:
-    for intro in _NAME_INTRO.finditer(text):
-        position = intro.end()
-        end = None
-        particles = lists.word_set("name_particles")
-        for count in range(6):
-            word = _NAME_WORD.match(text, position)
-            if word is None:
-                break
-            value = word.group(0)
-            capitalised = value[0].isupper()
-            if count == 0 and not capitalised and value.lower() in lists.word_set("not_a_name"):
-                break
-            if count > 0 and not capitalised:
-                # A particle is part of the name only when a capitalised word follows
-                # ("Jean de la Fontaine"); "Luc de Gatineau" is taken whole too, which
-                # redacts a town along with a name rather than leave a surname behind.
-                if value.lower() not in particles or end is None:
-                    break
-                nxt = _after_particles(text, word.end(), particles)
-                if nxt is None:
-                    break
-                end = nxt.end()
-                gap = re.match(r"[ \t]+", text[end:])
-                if gap is None:
-                    break
-                position = end + gap.end()
-                continue
-            end = word.end()
-            gap = re.match(r"[ \t]+", text[end:])
-            if gap is None:
-                break
-            position = end + gap.end()
-        if end is not None:
-            found.append(Finding(intro.end(), end, "name"))
-    for match in _SELF_INTRO.finditer(text):
-        name = match.group("name")
-        # IGNORECASE lets "i'm"/"Je" match; the name itself must be capitalised.
-        words = name.split()
-        possessive = name.endswith(("'s", "’s"))  # "I am Justin Trudeau's fan"
-        if (
-            all(word[0].isupper() for word in words)
-            and words[0].lower() not in lists.word_set("not_first_name")
-            and not possessive
-        ):
-            found.append(Finding(match.start("name"), match.end("name"), "name"))
-
-
-_NAME_NEEDLES = ("name", "nom", "appel", "i'm", "im ", "i am", "je suis", "c'est", ":")
 # Substrings one of which every probe pattern needs (checked on the folded text): the
 # probe regex only runs when one is there. "$" alone or ";" alone would run it for amounts.
 _PROBE_NEEDLES = (
@@ -513,8 +422,7 @@ def _find(text: str) -> list[Finding]:
     _find_structured(text, folded, word_set, found)
     if _DIGIT.search(text):
         _find_addresses(text, word_set, found)
-    if any(needle in folded for needle in _NAME_NEEDLES):
-        _find_names(text, found)
+    found.extend(find_names(text, folded, word_set))
     if "<" in text or "[" in text:
         for match in _TAGS.finditer(text):
             found.append(Finding(match.start(), match.end(), "injection"))
