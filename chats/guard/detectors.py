@@ -199,6 +199,47 @@ def _overlaps(start: int, end: int, taken: list[Finding]) -> bool:
     return any(start < other.end and other.start < end for other in taken)
 
 
+def _public_host(host: str) -> bool:
+    """A government's or a well-known site (data/public_hosts.txt), never a person's."""
+    return any(
+        host == suffix or host.endswith("." + suffix) for suffix in lists.word_list("public_hosts")
+    )
+
+
+# Social handles ("@jsmith_88", "@marie.roy.qc"): an `@` that does not follow a word (an
+# e-mail's `@` does, and e-mails are claimed first).
+_HANDLE = re.compile(r"(?<![\w@.])@(?=[\w.]*[A-Za-z])\w(?:[\w.]{0,28}\w)?(?![\w@])")
+# A web address with no scheme or path ("johnsmithphotography.ca", "www.lucbergeron.ca").
+_DOMAIN = re.compile(
+    r"(?<![\w@./-])(?:https?://)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?P<tld>[A-Za-z]{2,6})"
+    r"(?:/[^\s<>\"']*)?(?![\w@])"
+)
+
+
+@functools.cache
+def _my_site() -> re.Pattern[str]:
+    """'my website', 'mon site', 'my blog'...: the writer's own site follows."""
+    words = lists.alternation("personal_site_words").replace("\\ ", r"\s+")
+    return re.compile(
+        rf"\b(?:my|mon|ma|our|notre)\s+(?:own\s+|personal\s+)?(?:{words})\b", re.IGNORECASE
+    )
+
+
+def _own_sites(text: str, claim: Callable[[int, int, str], None]) -> None:
+    """The web address within a few words after 'my website' and the like, unless it is a
+    government's or a well-known site."""
+    for cue in _my_site().finditer(text):
+        window = text[cue.end() : cue.end() + 60]
+        for match in _DOMAIN.finditer(window):
+            url = match.group(0).rstrip(".,;:!?")
+            host = urlsplit(url if "://" in url else "http://" + url).hostname or ""
+            tld = match.group("tld").lower()
+            if tld in lists.word_set("tlds") and not _public_host(host.removeprefix("www.")):
+                start = cue.end() + match.start()
+                claim(start, start + len(url), "url")
+                break
+
+
 def _personal_url(url: str) -> bool:
     candidate = url if "://" in url else "http://" + url
     try:
@@ -207,10 +248,18 @@ def _personal_url(url: str) -> bool:
     except ValueError:
         return False
     path = parts.path.strip("/")
+    if _public_host(host):
+        return False
     if parts.username or "/~" in parts.path or "@" in parts.path:
         return True
-    if path and any(
-        host == social or host.endswith("." + social) for social in lists.word_list("social_hosts")
+    first_segment = path.split("/")[0].lower()
+    if (
+        path
+        and first_segment not in lists.word_set("social_non_profile_paths")
+        and any(
+            host == social or host.endswith("." + social)
+            for social in lists.word_list("social_hosts")
+        )
     ):
         return True
     for key, _value in parse_qsl(parts.query, keep_blank_values=True):
@@ -242,6 +291,11 @@ def _find_structured(text: str, folded: str, words: set[str], found: list[Findin
     if any(needle in folded for needle in _SPACED_EMAIL_NEEDLES):
         for match in _spaced_email().finditer(text):
             claim(match.start(), match.end(), "email")
+    if "@" in text:
+        for match in _HANDLE.finditer(text):
+            claim(match.start(), match.end(), "url")
+    if "." in text and ("my " in folded or "mon " in folded or "ma " in folded):
+        _own_sites(text, claim)
     digits = len(text) - len(text.translate(_NO_DIGITS))
     if "." in text and digits >= 4:
         for match in _IPV4.finditer(text):
