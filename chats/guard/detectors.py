@@ -111,12 +111,16 @@ def _address_patterns() -> tuple[re.Pattern[str], ...]:
     not_name_word = rf"(?!(?:{lists.alternation('not_street_name_words')})\b)"
     english = re.compile(
         rf"(?<![\w])\d{{1,6}}[A-Za-z]?(?:-\d{{1,6}})?,?\s+(?:{not_name_word}"
-        rf"[A-Za-zÀ-ÿ0-9][\w'’.\-]*\s+){{1,4}}(?i:{lists.alternation('street_types_en')})\b\.?",
+        rf"[A-Za-zÀ-ÿ0-9][\w'’.\-]*\s+){{1,4}}(?i:{lists.alternation('street_types_en')})\b\.?"
+        r"(?:[ \t]+(?-i:North|South|East|West|NE|NW|SE|SW|N|S|E|W)\b\.?)?",
         re.IGNORECASE,
     )
     french = re.compile(
         rf"(?<![\w])\d{{1,6}}[A-Za-z]?(?:-\d{{1,6}})?,?\s+(?:{lists.alternation('street_types_fr')})"
-        rf"\.?\s+(?:(?:de\s+la|de|du|des|d'|d’|l'|l’)\s*)?[A-Za-zÀ-ÿ][\w'’\-]+",
+        rf"\.?\s+(?:(?:de\s+la|de|du|des|d'|d’|l'|l’)\s*)?[A-Za-zÀ-ÿ][\w'’\-]+"
+        # more of the name ("de Maisonneuve", "Saint-Denis") and a direction ("Ouest")
+        r"(?-i:(?:[ \t]+(?:(?:de|du|des|la|le)[ \t]+|d['’]|l['’])?[A-ZÀ-Ý][\w'’\-]*){0,3})"
+        r"(?:[ \t]+(?-i:Est|Ouest|Nord|Sud|E|O|N|S)\b\.?)?",
         re.IGNORECASE,
     )
     return english, french, _PO_BOX
@@ -209,6 +213,12 @@ def _public_host(host: str) -> bool:
 # Social handles ("@jsmith_88", "@marie.roy.qc"): an `@` that does not follow a word (an
 # e-mail's `@` does, and e-mails are claimed first).
 _HANDLE = re.compile(r"(?<![\w@.])@(?=[\w.]*[A-Za-z])\w(?:[\w.]{0,28}\w)?(?![\w@])")
+_SOCIAL_BEFORE = re.compile(
+    r"\b(?:instagram|insta|ig|twitter|x|tiktok|facebook|fb|threads|snapchat|snap|youtube|"
+    r"bluesky|bsky|mastodon|linkedin|telegram|reddit|twitch|pinterest|handle|pseudo)\b"
+    r"[^.!?\n@]{0,20}$",
+    re.IGNORECASE,
+)
 # A web address with no scheme or path ("johnsmithphotography.ca", "www.lucbergeron.ca").
 _DOMAIN = re.compile(
     r"(?<![\w@./-])(?:https?://)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?P<tld>[A-Za-z]{2,6})"
@@ -286,6 +296,10 @@ def _find_structured(text: str, folded: str, words: set[str], found: list[Findin
             if _personal_url(url):
                 claim(match.start(), match.start() + len(url), "url")
     if "@" in text:
+        for match in _HANDLE.finditer(text):
+            # "on instagram @tomas.rivera.ca": a handle, not "instagram @ …" as an e-mail.
+            if _SOCIAL_BEFORE.search(text[max(0, match.start() - 40) : match.start()]):
+                claim(match.start(), match.end(), "url")
         for match in _EMAIL.finditer(text):
             claim(match.start(), match.end(), "email")
     if any(needle in folded for needle in _SPACED_EMAIL_NEEDLES):
@@ -334,6 +348,23 @@ def _phone_windows(text: str) -> list[tuple[int, str]]:
     return windows
 
 
+def _introduced_ids(text: str, words: set[str], claim: Callable[[int, int, str], None]) -> None:
+    if lists.word_set("id_words").isdisjoint(words):
+        return
+    for match in _ID_CONTEXT.finditer(text):
+        value = match.group("value").rstrip(" -")
+        numeric = _NUMERIC.fullmatch(value)
+        if numeric and _date_or_years(re.sub(r"\s+", " ", value)):
+            continue  # "application 2024-2025", "case 2019 2020"
+        if _PHONE_SHAPE.fullmatch(value):
+            continue
+        if sum(char.isdigit() for char in value) >= 5:
+            start = match.start("value")
+            before = text[max(0, start - 40) : start]
+            if not _SERIAL_BEFORE.search(before):
+                claim(start, start + len(value), "id_number")
+
+
 def _find_numbers(
     text: str, digit_count: int, words: set[str], claim: Callable[[int, int, str], None]
 ) -> None:
@@ -354,6 +385,9 @@ def _find_numbers(
     for start, end, digits in runs:
         if 13 <= len(digits) <= 19 and _luhn(digits):
             claim(start, end, "card")
+    # A number introduced as a file, account or client number is one, even with ten
+    # digits, unless it is written as a phone number ("file 613-555-0123" stays a phone).
+    _introduced_ids(text, words, claim)
     if digit_count >= 7:
         for window_start, window in _phone_windows(text):
             for match in phonenumbers.PhoneNumberMatcher(window, "CA"):
@@ -378,17 +412,6 @@ def _find_numbers(
             claim(start, end, "sin")
         elif len(digits) >= 8:
             claim(start, end, "id_number")
-    id_matches = () if lists.word_set("id_words").isdisjoint(words) else _ID_CONTEXT.finditer(text)
-    for match in id_matches:
-        value = match.group("value").rstrip(" -")
-        numeric = _NUMERIC.fullmatch(value)
-        if numeric and _date_or_years(re.sub(r"\s+", " ", value)):
-            continue  # "application 2024-2025", "case 2019 2020"
-        if sum(char.isdigit() for char in value) >= 5:
-            start = match.start("value")
-            before = text[max(0, start - 40) : start]
-            if not _SERIAL_BEFORE.search(before):
-                claim(start, start + len(value), "id_number")
     for match in _PASSPORT.finditer(text):
         claim(match.start(), match.end(), "id_number")
 

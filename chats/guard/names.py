@@ -57,9 +57,24 @@ _NAME_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
 
 # A capitalised word ("Al-Khatib", "O'Brien", "Côté", "Ka-Ho") or an initial ("B.").
 _CAP = r"(?:[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:['’][A-Za-zà-ÿ]+)?(?:-[A-ZÀ-Þa-zà-ÿ][a-zà-ÿ]+)*|[A-Z]\.)"
-_PARTICLE = r"(?:de|del|della|des|di|da|das|do|dos|du|d['’]|la|le|van|von|der|den|ter|ten|al|el|bin|ibn|ben|bint|y)"
-_RUN = re.compile(rf"(?<![\w'’-]){_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_CAP})+")
-_WORD_OF_RUN = re.compile(rf"{_CAP}|{_PARTICLE}")
+
+
+@functools.cache
+def _particle() -> str:
+    """The particles of names (data/name_particles.txt) as a regex alternation."""
+    return rf"(?:{lists.alternation('name_particles')})"
+
+
+@functools.cache
+def _run() -> re.Pattern[str]:
+    """Two or more capitalised words, with particles between them ("Maria de los Santos")."""
+    return re.compile(rf"(?<![\w'’-]){_CAP}(?:[ \t]+(?:{_particle()}[ \t]+)*{_CAP})+")
+
+
+@functools.cache
+def _word_of_run() -> re.Pattern[str]:
+    return re.compile(rf"{_CAP}|{_particle()}")
+
 
 _RELATIVE = re.compile(
     r"\b(?i:(?:my|our|ma|mon|notre)\s+(?:(?:late|eldest|youngest|little|older|younger|ex-?)\s+)?"
@@ -70,17 +85,25 @@ _RELATIVE = re.compile(
     r"chum|blonde))\s*,?\s+"
     rf"(?P<name>{_CAP}(?:[ \t]+{_CAP}){{0,2}})"
 )
-_TITLE = re.compile(
-    r"(?<![\w])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Mme|Mlle|Madame|Monsieur|Mademoiselle|M)\.?[ \t]+"
-    rf"(?P<name>{_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_CAP}){{0,3}})"
-)
-_SIGNATURE = re.compile(
-    r"(?:(?:thanks|thank\s+you|many\s+thanks|regards|best\s+regards|kind\s+regards|best|"
-    r"sincerely|cheers|respectfully|merci(?:\s+beaucoup)?|cordialement|salutations|"
-    r"bien\s+à\s+vous|amicalement)\s*[,!.:]?|(?:^|\s)[-–—]{1,2})\s*"
-    rf"(?P<name>{_CAP}(?:[ \t]+(?:{_PARTICLE}[ \t]+)*{_CAP}){{0,3}})\s*[.!]?\s*$",
-    re.IGNORECASE,
-)
+
+
+@functools.cache
+def _title() -> re.Pattern[str]:
+    return re.compile(
+        r"(?<![\w])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Mme|Mlle|Madame|Monsieur|Mademoiselle|M)\.?[ \t]+"
+        rf"(?P<name>{_CAP}(?:[ \t]+(?:{_particle()}[ \t]+)*{_CAP}){{0,3}})"
+    )
+
+
+@functools.cache
+def _signature() -> re.Pattern[str]:
+    return re.compile(
+        r"(?:(?:thanks|thank\s+you|many\s+thanks|regards|best\s+regards|kind\s+regards|best|"
+        r"sincerely|cheers|respectfully|merci(?:\s+beaucoup)?|cordialement|salutations|"
+        r"bien\s+à\s+vous|amicalement)\s*[,!.:]?|(?:^|\s)[-–—]{1,2})\s*"
+        rf"(?P<name>{_CAP}(?:[ \t]+(?:{_particle()}[ \t]+)*{_CAP}){{0,3}})\s*[.!]?\s*$",
+        re.IGNORECASE,
+    )
 
 
 @functools.cache
@@ -139,7 +162,7 @@ def _run_name(text: str, run: re.Match) -> tuple[int, int] | None:
     first_names = lists.word_set("first_names")
     surnames = lists.word_set("east_asian_surnames")
     stop = lists.word_set("not_first_name")
-    tokens = list(_WORD_OF_RUN.finditer(run.group(0)))
+    tokens = list(_word_of_run().finditer(run.group(0)))
     capitalised = [token for token in tokens if token.group(0)[0].isupper()]
     for index, token in enumerate(capitalised[:-1]):
         word = token.group(0).lower()
@@ -241,9 +264,9 @@ def find_names(text: str, folded: str, words: set[str]) -> list[Finding]:
     found: list[Finding] = []
     if any(needle in folded for needle in _INTRO_NEEDLES):
         _intro_names(text, found)
-    cued = [match for pattern in (_RELATIVE, _TITLE) for match in pattern.finditer(text)]
-    signature = _SIGNATURE.search(text)
-    runs = list(_RUN.finditer(text))
+    cued = [match for pattern in (_RELATIVE, _title()) for match in pattern.finditer(text)]
+    signature = _signature().search(text)
+    runs = list(_run().finditer(text))
     if not (cued or signature or runs):
         return found
     archival = _archival(words, folded)
