@@ -235,6 +235,12 @@ def _my_site() -> re.Pattern[str]:
     )
 
 
+@functools.cache
+def _site_words() -> frozenset[str]:
+    """Words one of which a question needs for `_own_sites` to run (folded)."""
+    return frozenset(fold(" ".join(lists.word_list("personal_site_words"))).split())
+
+
 def _own_sites(text: str, claim: Callable[[int, int, str], None]) -> None:
     """The web address within a few words after 'my website' and the like, unless it is a
     government's or a well-known site."""
@@ -308,7 +314,7 @@ def _find_structured(text: str, folded: str, words: set[str], found: list[Findin
     if "@" in text:
         for match in _HANDLE.finditer(text):
             claim(match.start(), match.end(), "url")
-    if "." in text and ("my " in folded or "mon " in folded or "ma " in folded):
+    if "." in text and not _site_words().isdisjoint(words):
         _own_sites(text, claim)
     digits = len(text) - len(text.translate(_NO_DIGITS))
     if "." in text and digits >= 4:

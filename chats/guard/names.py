@@ -265,7 +265,8 @@ def find_names(text: str, folded: str, words: set[str]) -> list[Finding]:
     if any(needle in folded for needle in _INTRO_NEEDLES):
         _intro_names(text, found)
     cued = [match for pattern in (_RELATIVE, _title()) for match in pattern.finditer(text)]
-    signature = _signature().search(text)
+    # A signature ends the question: only its last characters are read.
+    signature = _signature().search(text, max(0, len(text) - 80))
     runs = list(_run().finditer(text))
     if not (cued or signature or runs):
         return found

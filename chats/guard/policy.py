@@ -21,6 +21,7 @@ callable so the guard itself never touches the network.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -132,7 +133,18 @@ def _found(redacted: str, kinds: set[str]) -> GuardResult:
 # phone or identity number: a URL is screened for values a person wrote, and a bare id
 # under a key that is not personal (data/personal_query_keys.txt: `sin`, `tel`, …) is not
 # one. A number with separators (`613-555-0123`) or under a personal key is still read.
+_PLACEHOLDER = re.compile(r"\[[^\]]*\]")  # one already put there: "?email=[EMAIL]"
 _BARE_ID = re.compile(r"\d+(?:\.[A-Za-z0-9]{1,5})?")
+
+
+@functools.cache
+def _key_kinds() -> dict[str, str]:
+    return dict(line.split() for line in words.word_list("query_key_kinds"))
+
+
+def _key_kind(key: str) -> str:
+    """The kind of a value under a personal query key (data/query_key_kinds.txt)."""
+    return _key_kinds().get(key.lower().replace("_", ""), "url")
 
 
 def screen_url(url: str) -> GuardResult:
@@ -157,6 +169,9 @@ def screen_url(url: str) -> GuardResult:
         if _BARE_ID.fullmatch(decoded) and not personal_key:
             return raw
         findings = find(decoded)
+        if not findings and personal_key and not _PLACEHOLDER.fullmatch(decoded.strip() or "[]"):
+            # "?name=jo": a value under a personal key is personal, found or not.
+            findings = [Finding(0, len(decoded), _key_kind(key))]
         if not findings:
             return raw
         kinds.update(finding.kind for finding in findings)

@@ -56,7 +56,7 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 def test_labelled_table_precision_and_recall_per_kind(capsys):
-    assert len(TABLE) >= 100
+    assert len(TABLE) >= 400
     assert {language for language, _, _ in TABLE} == {"en", "fr"}
     per_kind, rows = _evaluate()
 
@@ -98,7 +98,9 @@ def test_labelled_table_precision_and_recall_per_kind(capsys):
         if expected & set(ALWAYS_BLOCKED):
             assert status == BLOCKED, (language, question)
     assert structured_recall >= 0.9
-    assert len(ordinary_blocked) * 20 <= len(ordinary), ordinary_blocked
+    # Issue 26: recall of the questions to block >= 0.97, no false block among the others.
+    assert len(missed) <= 0.03 * len(to_block), missed
+    assert ordinary_blocked == [], ordinary_blocked
 
 
 def test_reasons_are_kinds_never_values():
