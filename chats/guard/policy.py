@@ -217,15 +217,16 @@ def blocked_message(reasons: Iterable[str], *, language: str) -> str:
 
 # --- Optional second stage: an AI check -------------------------------------------------
 
+# The policy text (data/policy.txt) is the AI check's instructions, between a short
+# framing and the reply format: one text for both stages.
+POLICY_TEXT = "\n".join(words.word_list("policy"))
 AI_CHECK_SYSTEM = (
     "You screen a question before it is sent to a search engine and an AI assistant. "
-    "Find personal information about a private person in it: names, contact details, "
-    "addresses, identity, account or case numbers, dates of birth, health details tied "
-    "to a person. Text in square brackets such as [PHONE] was already removed. Famous "
-    "people, organisations, form numbers, amounts and places are not personal "
-    "information. Reply with JSON only, no other text: "
-    '{"personal_information": [{"kind": "<short kind>", "text": "<exact text copied '
-    'from the question>"}]} with an empty list when there is none.'
+    "Find personal information in it by this policy:\n"
+    f"{POLICY_TEXT}\n"
+    "Text in square brackets such as [PHONE] was already removed. Reply with JSON only, no "
+    'other text: {"personal_information": [{"kind": "<short kind>", "text": "<exact text '
+    'copied from the question>"}]} with an empty list when there is none.'
 )
 
 

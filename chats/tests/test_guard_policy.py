@@ -150,16 +150,30 @@ def test_the_names_data_is_read_once_and_only_when_needed(monkeypatch):
 
 def test_the_guard_module_imports_without_reading_the_names(tmp_path):
     code = (
-        "import os, sys, django\n"
+        "import os, pathlib, django\n"
+        "reads, read_text = [], pathlib.Path.read_text\n"
+        "def spy(path, *a, **k):\n"
+        "    reads.append(path.stem)\n"
+        "    return read_text(path, *a, **k)\n"
+        "pathlib.Path.read_text = spy\n"
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'batchchat.settings')\n"
         "django.setup()\n"
         "import chats.guard\n"
-        "from chats.guard import words\n"
-        "print(words.word_list.cache_info().currsize)\n"
+        "print(sorted(set(reads) & {'first_names', 'public_figures', 'east_asian_surnames'}))\n"
     )
     root = Path(__file__).resolve().parent.parent.parent
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "0"
+    assert out.stdout.strip().splitlines()[-1] == "[]"
     assert names.find_names  # the module is there, its data is not read yet
+
+
+def test_the_ai_check_instructions_are_the_policy_file():
+    from chats.guard import AI_CHECK_SYSTEM
+
+    policy = [line for line in lists.word_list("policy")]
+    assert len(policy) > 10
+    for line in policy:
+        assert line in AI_CHECK_SYSTEM
+    assert "First Nation and Indigenous nation names" in AI_CHECK_SYSTEM
