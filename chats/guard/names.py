@@ -21,7 +21,8 @@ process at the first question that holds two capitalised words (about 20 ms).
 
 What the origin's policy says to leave alone is data too, each list a file with its
 source: `public_figures.txt` (prime ministers and governors general, current and past,
-deceased public figures, famous people), `not_a_person_words.txt` (a name inside a
+deceased public figures, famous people), `place_names.txt` (provinces and countries: "Regina Saskatchewan"),
+`not_a_person_words.txt` (a name inside a
 building, event, institution or nation name: "Terry Fox Run", "édifice Jean-Talon", "Cree
 Nation"), `archival_words.txt` (a question about census, war or immigration records asks
 about people of the past: no name is found by cues 2-4 in it).
@@ -149,7 +150,8 @@ def _in_institution(text: str, start: int, end: int, run_words: list[str]) -> bo
     """The name is part of a building, event, institution or nation name."""
     before_words = lists.word_set("not_a_person_words")
     words = before_words | _street_types()
-    if any(fold(word) in words for word in run_words):
+    places = lists.word_set("place_names")  # inside the run only ("Regina Saskatchewan")
+    if any(fold(word) in words or fold(word) in places for word in run_words):
         return True
     before = re.findall(r"[\w'’-]+", text[max(0, start - 24) : start])
     after = re.match(r"[ \t]*([\w'’-]+)", text[end : end + 24])
