@@ -281,9 +281,11 @@ POLICY_TABLE: list[tuple[str, str, frozenset[str]]] = [
     ("en", "https://example.org/profile?name=Priya+Natarajan is broken", k("url")),
     ("fr", "le lien https://exemple.ca/suivi?courriel=marie@videotron.ca ne marche pas", k("url")),
     ("fr", "https://exemple.ca/p?tel=514-555-0199 affiche une erreur", k("url")),
-    # --- written after the detectors, as a held-out check (issue 26): all but "Who was
-    # Samuel Hearne?" (a historical figure, blocked) were right on the first run; "who was"
-    # now puts a question in a historical context (data/archival_words.txt).
+    # --- written after the detectors, as held-out checks (issue 26). A first probe blocked
+    # "Regina Saskatchewan", "Florence Italy", "Tim Hortons" and five more famous people
+    # or brands (now in data/place_names.txt and public_figures.txt: the last three rows
+    # below); of the 40 rows of a second probe only "Who was Samuel Hearne?" (a historical
+    # figure) was wrong: "who was" now puts a question in a historical context.
     ("en", "Olusegun Bello wants to know about his pension", NAME),
     ("en", "Can Svetlana Ivanova renew her permit online?", NAME),
     ("en", "When will Diego Hernández receive his GST credit?", NAME),
