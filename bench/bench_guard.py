@@ -14,6 +14,7 @@ those that must pass (with `--misses`, each of them). No database, no network.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import time
@@ -100,6 +101,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quality_only:
         quality(TABLE, show_misses=args.misses)
+        origin_shaped(show_misses=args.misses)
         return 0
     print(f"{'question':<22} {'ms':>8} {'rows/s':>9}")
     for label, question in SAMPLES.items():
@@ -109,7 +111,35 @@ def main() -> int:
     ms = _mean_ms(table, max(args.runs // 50, 20))
     print(f"{f'table ({len(table)} q.)':<22} {ms:>8.3f} {1000 / ms:>9,.0f}")
     quality(TABLE, show_misses=args.misses)
+    origin_shaped(show_misses=args.misses)
     return 0
+
+
+def origin_shaped(*, show_misses: bool = False) -> None:
+    """The files shaped like the origin's test file: a question, must it be blocked."""
+    for path in sorted((ROOT / "chats" / "tests" / "data").glob("guard_origin_shape*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        table = [
+            (
+                "en",
+                row["question"],
+                frozenset({"x"}) if row["should_block"] == "yes" else frozenset(),
+            )
+            for row in rows
+        ]
+        print(f"\n{path.name} ({len(rows)} questions)")
+        outcome = [(q, expected, screen(q).status) for _l, q, expected in table]
+        to_block = [o for o in outcome if o[1]]
+        missed = [o for o in to_block if o[2] == PASSED]
+        stopped = [o for o in outcome if not o[1] and o[2] != PASSED]
+        print(
+            f"must-block recall: {len(to_block) - len(missed)}/{len(to_block)}; "
+            f"false blocks among must-pass: {len(stopped)}/{len(outcome) - len(to_block)}"
+        )
+        if show_misses:
+            for question, _expected, status in missed + stopped:
+                print(f"  {status:<8} {question!r}")
 
 
 if __name__ == "__main__":

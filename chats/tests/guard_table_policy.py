@@ -282,7 +282,7 @@ POLICY_TABLE: list[tuple[str, str, frozenset[str]]] = [
     ("fr", "le lien https://exemple.ca/suivi?courriel=marie@videotron.ca ne marche pas", k("url")),
     ("fr", "https://exemple.ca/p?tel=514-555-0199 affiche une erreur", k("url")),
     # --- written after the detectors, as held-out checks (issue 26). A first probe blocked
-    # "Regina Saskatchewan", "Florence Italy", "Tim Hortons" and five more famous people
+    # "Regina Saskatchewan", "Florence Italy", "Tim Hortons" and six more famous people
     # or brands (now in data/place_names.txt and public_figures.txt: the last three rows
     # below); of the 40 rows of a second probe only "Who was Samuel Hearne?" (a historical
     # figure) was wrong: "who was" now puts a question in a historical context.
