@@ -99,11 +99,11 @@ def _title() -> re.Pattern[str]:
 @functools.cache
 def _signature() -> re.Pattern[str]:
     return re.compile(
-        r"(?:(?:thanks|thank\s+you|many\s+thanks|regards|best\s+regards|kind\s+regards|best|"
+        # The cue is case-blind, the name is not ("Merci beaucoup" is no signature).
+        r"(?:(?i:thanks|thank\s+you|many\s+thanks|regards|best\s+regards|kind\s+regards|best|"
         r"sincerely|cheers|respectfully|merci(?:\s+beaucoup)?|cordialement|salutations|"
         r"bien\s+à\s+vous|amicalement)\s*[,!.:]?|(?:^|\s)[-–—]{1,2})\s*"
-        rf"(?P<name>{_CAP}(?:[ \t]+(?:{_particle()}[ \t]+)*{_CAP}){{0,3}})\s*[.!]?\s*$",
-        re.IGNORECASE,
+        rf"(?P<name>{_CAP}(?:[ \t]+(?:{_particle()}[ \t]+)*{_CAP}){{0,3}})\s*[.!]?\s*$"
     )
 
 

@@ -71,6 +71,9 @@ def test_names_of_private_persons_are_redacted_whole(settings, question, redacte
         "I'm Canadian but live in France",
         "Is Service Canada open on Boxing Day?",
         "Can I use My Service Canada Account?",
+        "Où est mon chèque? Merci beaucoup",  # a sign-off is no signature without a name
+        "Which plan is best overall",
+        "Is it ready? Thanks Service Canada",
     ],
 )
 def test_what_the_policy_leaves_alone_passes(question):
