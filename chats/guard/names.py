@@ -11,7 +11,7 @@ the caller, `chats.guard.detectors.find`). A name is found by one of these cues:
    Tremblay", "Dr. Anjali Mehta";
 3. a signature: "Thanks, John Smith" / "Cordialement,\\nPierre Gagnon" / "- Daniel K." at
    the end of the question;
-4. no cue at all: two or more capitalised words the first of which is a known first name
+4. no cue at all (and the question is not in Title Case): two or more capitalised words the first of which is a known first name
    ("Gurpreet Sandhu", "Mohammed Al-Khatib", "Stéphane Ouellet"), or a Chinese, Vietnamese
    or Korean surname followed by a known first name ("Xu Jing", "Tran Minh Quan").
 
@@ -260,6 +260,19 @@ def _after_particles(text: str, position: int, particles: frozenset[str]) -> re.
 _INTRO_NEEDLES = ("name", "nom", "appel", "i'm", "im ", "i am", "je suis", "c'est", ":", "presente")
 
 
+_LONG_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+def _title_case(text: str) -> bool:
+    """Most words capitalised ("What Is The Grace Period For Taxes?"): capitals say
+    nothing there, so no name is taken from them without a cue. The first word and known
+    first names are not counted ("Can Gurpreet Sandhu get EI?" is not in Title Case)."""
+    first_names = lists.word_set("first_names")
+    words = [word for word in _LONG_WORD.findall(text)[1:] if word.lower() not in first_names]
+    capitalised = sum(1 for word in words if word[0].isupper())
+    return capitalised >= 2 and capitalised >= 0.7 * len(words)
+
+
 def find_names(text: str, folded: str, words: set[str]) -> list[Finding]:
     """Names of private persons in `text` (normalised; `folded` and `words` are its folded
     text and words): see the module docstring."""
@@ -281,7 +294,7 @@ def find_names(text: str, folded: str, words: set[str]) -> list[Finding]:
         if name.endswith(("'s", "’s")):
             end -= 2
         found.append(Finding(start, end, "name"))
-    if archival:
+    if archival or _title_case(text):
         return found
     for run in runs:
         span = _run_name(text, run)

@@ -327,4 +327,17 @@ POLICY_TABLE: list[tuple[str, str, frozenset[str]]] = [
     ("en", "Is Regina Saskatchewan a big city?", E),
     ("en", "Is Florence Italy in the Schengen area?", E),
     ("en", "Is Tim Hortons hiring students?", E),
+    # A third probe, of Title Case and business names: 7 of 17 were blocked on the first
+    # run (now: no name without a cue in a Title Case question; bank, life, jobs, valley...
+    # in data/not_a_person_words.txt); "Olivia Brown Needs Her T4" is missed since.
+    ("en", "What Is The Grace Period For Taxes?", E),
+    ("en", "Is Summer Jobs Open?", E),
+    ("en", "Does Rose Valley Have An Office?", E),
+    ("en", "Was Royal Bank Closed Today?", E),
+    ("en", "Does Sun Life Cover Dental?", E),
+    ("en", "How Do I Apply For Employment Insurance?", E),
+    ("fr", "Comment Faire Une Demande De Passeport?", E),
+    ("en", "Is it ready? Thanks Service Canada", E),
+    ("fr", "Où est mon chèque? Merci beaucoup", E),
+    ("en", "Olivia Brown Needs Her T4", NAME),  # missed: kept as the known cost
 ]
