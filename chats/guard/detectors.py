@@ -18,22 +18,15 @@ import functools
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 import phonenumbers
 
 from chats.guard import words as lists
+from chats.guard.finding import Finding
+from chats.guard.names import find_names
 from chats.guard.normalise import normalise
 from chats.guard.words import WORD, fold
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    start: int
-    end: int
-    kind: str = field(compare=False)
-
 
 _DIGIT = re.compile(r"\d")
 _NO_DIGITS = str.maketrans("", "", "0123456789")
@@ -118,12 +111,16 @@ def _address_patterns() -> tuple[re.Pattern[str], ...]:
     not_name_word = rf"(?!(?:{lists.alternation('not_street_name_words')})\b)"
     english = re.compile(
         rf"(?<![\w])\d{{1,6}}[A-Za-z]?(?:-\d{{1,6}})?,?\s+(?:{not_name_word}"
-        rf"[A-Za-zÀ-ÿ0-9][\w'’.\-]*\s+){{1,4}}(?i:{lists.alternation('street_types_en')})\b\.?",
+        rf"[A-Za-zÀ-ÿ0-9][\w'’.\-]*\s+){{1,4}}(?i:{lists.alternation('street_types_en')})\b\.?"
+        r"(?:[ \t]+(?-i:North|South|East|West|NE|NW|SE|SW|N|S|E|W)\b\.?)?",
         re.IGNORECASE,
     )
     french = re.compile(
         rf"(?<![\w])\d{{1,6}}[A-Za-z]?(?:-\d{{1,6}})?,?\s+(?:{lists.alternation('street_types_fr')})"
-        rf"\.?\s+(?:(?:de\s+la|de|du|des|d'|d’|l'|l’)\s*)?[A-Za-zÀ-ÿ][\w'’\-]+",
+        rf"\.?\s+(?:(?:de\s+la|de|du|des|d'|d’|l'|l’)\s*)?[A-Za-zÀ-ÿ][\w'’\-]+"
+        # more of the name ("de Maisonneuve", "Saint-Denis") and a direction ("Ouest")
+        r"(?-i:(?:[ \t]+(?:(?:de|du|des|la|le)[ \t]+|d['’]|l['’])?[A-ZÀ-Ý][\w'’\-]*){0,3})"
+        r"(?:[ \t]+(?-i:Est|Ouest|Nord|Sud|E|O|N|S)\b\.?)?",
         re.IGNORECASE,
     )
     return english, french, _PO_BOX
@@ -141,24 +138,6 @@ _PO_BOX = re.compile(
     r"\bbo[iî]te\s+postale)\s*(?:no\.?|#)?\s*\d{1,6}\b",
     re.IGNORECASE,
 )
-# Names after an introduction ("my name is Jane Doe", "je m'appelle Marie", "Nom : Roy").
-_NAME_INTRO = re.compile(
-    r"\b(?:my\s+name\s+is|my\s+name's|my\s+full\s+name\s+is|i\s+am\s+called|"
-    r"je\s+m['’]\s*appelle|je\s+me\s+nomme|mon\s+(?:pr[ée]nom|nom\s+de\s+famille)\s+est|"
-    r"mon\s+nom\s+est|mon\s+nom\s+c['’]est|mon\s+nom\s+complet\s+est|"
-    r"(?:full\s+|first\s+|last\s+|family\s+)?name\s*:|"
-    r"(?:nom(?:\s+de\s+famille|\s+complet)?|prénom|prenom)\s*:)\s*",
-    re.IGNORECASE,
-)
-# "I'm Sarah Connor", "je suis Julie Roy": only two capitalised words make a name here
-# ("I am Canadian", "I'm in Ottawa" pass).
-_SELF_INTRO = re.compile(
-    r"\b(?:i['’]?m|i\s+am|je\s+suis|moi\s+c['’]est)\s+"
-    r"(?P<name>[A-ZÀ-Ý][a-zà-ÿ'’\-]+\s+[A-ZÀ-Ý][a-zà-ÿ'’\-]+)",
-    re.IGNORECASE,
-)
-_NAME_WORD = re.compile(r"[^\W\d_][\w'’\-]*")
-
 # Paired XML-style tags (<system>...</system>) and chat-template markers.
 _TAGS = re.compile(
     r"<\s*([A-Za-z][\w:\-]{0,40})\b[^<>]*>.*?<\s*/\s*\1\s*>", re.DOTALL | re.IGNORECASE
@@ -224,6 +203,59 @@ def _overlaps(start: int, end: int, taken: list[Finding]) -> bool:
     return any(start < other.end and other.start < end for other in taken)
 
 
+def _public_host(host: str) -> bool:
+    """A government's or a well-known site (data/public_hosts.txt), never a person's."""
+    return any(
+        host == suffix or host.endswith("." + suffix) for suffix in lists.word_list("public_hosts")
+    )
+
+
+# Social handles ("@jsmith_88", "@marie.roy.qc"): an `@` that does not follow a word (an
+# e-mail's `@` does, and e-mails are claimed first).
+_HANDLE = re.compile(r"(?<![\w@.])@(?=[\w.]*[A-Za-z])\w(?:[\w.]{0,28}\w)?(?![\w@])")
+_SOCIAL_BEFORE = re.compile(
+    r"\b(?:instagram|insta|ig|twitter|x|tiktok|facebook|fb|threads|snapchat|snap|youtube|"
+    r"bluesky|bsky|mastodon|linkedin|telegram|reddit|twitch|pinterest|handle|pseudo)\b"
+    r"[^.!?\n@]{0,20}$",
+    re.IGNORECASE,
+)
+# A web address with no scheme or path ("johnsmithphotography.ca", "www.lucbergeron.ca").
+_DOMAIN = re.compile(
+    r"(?<![\w@./-])(?:https?://)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?P<tld>[A-Za-z]{2,6})"
+    r"(?:/[^\s<>\"']*)?(?![\w@])"
+)
+
+
+@functools.cache
+def _my_site() -> re.Pattern[str]:
+    """'my website', 'mon site', 'my blog'...: the writer's own site follows."""
+    words = lists.alternation("personal_site_words").replace("\\ ", r"\s+")
+    return re.compile(
+        rf"\b(?:my|mon|ma|our|notre)\s+(?:own\s+|personal\s+)?(?:{words})\b", re.IGNORECASE
+    )
+
+
+@functools.cache
+def _site_words() -> frozenset[str]:
+    """Words one of which a question needs for `_own_sites` to run (folded)."""
+    return frozenset(fold(" ".join(lists.word_list("personal_site_words"))).split())
+
+
+def _own_sites(text: str, claim: Callable[[int, int, str], None]) -> None:
+    """The web address within a few words after 'my website' and the like, unless it is a
+    government's or a well-known site."""
+    for cue in _my_site().finditer(text):
+        window = text[cue.end() : cue.end() + 60]
+        for match in _DOMAIN.finditer(window):
+            url = match.group(0).rstrip(".,;:!?")
+            host = urlsplit(url if "://" in url else "http://" + url).hostname or ""
+            tld = match.group("tld").lower()
+            if tld in lists.word_set("tlds") and not _public_host(host.removeprefix("www.")):
+                start = cue.end() + match.start()
+                claim(start, start + len(url), "url")
+                break
+
+
 def _personal_url(url: str) -> bool:
     candidate = url if "://" in url else "http://" + url
     try:
@@ -232,10 +264,18 @@ def _personal_url(url: str) -> bool:
     except ValueError:
         return False
     path = parts.path.strip("/")
+    if _public_host(host):
+        return False
     if parts.username or "/~" in parts.path or "@" in parts.path:
         return True
-    if path and any(
-        host == social or host.endswith("." + social) for social in lists.word_list("social_hosts")
+    first_segment = path.split("/")[0].lower()
+    if (
+        path
+        and first_segment not in lists.word_set("social_non_profile_paths")
+        and any(
+            host == social or host.endswith("." + social)
+            for social in lists.word_list("social_hosts")
+        )
     ):
         return True
     for key, _value in parse_qsl(parts.query, keep_blank_values=True):
@@ -262,11 +302,20 @@ def _find_structured(text: str, folded: str, words: set[str], found: list[Findin
             if _personal_url(url):
                 claim(match.start(), match.start() + len(url), "url")
     if "@" in text:
+        for match in _HANDLE.finditer(text):
+            # "on instagram @tomas.rivera.ca": a handle, not "instagram @ …" as an e-mail.
+            if _SOCIAL_BEFORE.search(text[max(0, match.start() - 40) : match.start()]):
+                claim(match.start(), match.end(), "url")
         for match in _EMAIL.finditer(text):
             claim(match.start(), match.end(), "email")
     if any(needle in folded for needle in _SPACED_EMAIL_NEEDLES):
         for match in _spaced_email().finditer(text):
             claim(match.start(), match.end(), "email")
+    if "@" in text:
+        for match in _HANDLE.finditer(text):
+            claim(match.start(), match.end(), "url")
+    if "." in text and not _site_words().isdisjoint(words):
+        _own_sites(text, claim)
     digits = len(text) - len(text.translate(_NO_DIGITS))
     if "." in text and digits >= 4:
         for match in _IPV4.finditer(text):
@@ -305,6 +354,23 @@ def _phone_windows(text: str) -> list[tuple[int, str]]:
     return windows
 
 
+def _introduced_ids(text: str, words: set[str], claim: Callable[[int, int, str], None]) -> None:
+    if lists.word_set("id_words").isdisjoint(words):
+        return
+    for match in _ID_CONTEXT.finditer(text):
+        value = match.group("value").rstrip(" -")
+        numeric = _NUMERIC.fullmatch(value)
+        if numeric and _date_or_years(re.sub(r"\s+", " ", value)):
+            continue  # "application 2024-2025", "case 2019 2020"
+        if _PHONE_SHAPE.fullmatch(value):
+            continue
+        if sum(char.isdigit() for char in value) >= 5:
+            start = match.start("value")
+            before = text[max(0, start - 40) : start]
+            if not _SERIAL_BEFORE.search(before):
+                claim(start, start + len(value), "id_number")
+
+
 def _find_numbers(
     text: str, digit_count: int, words: set[str], claim: Callable[[int, int, str], None]
 ) -> None:
@@ -325,6 +391,9 @@ def _find_numbers(
     for start, end, digits in runs:
         if 13 <= len(digits) <= 19 and _luhn(digits):
             claim(start, end, "card")
+    # A number introduced as a file, account or client number is one, even with ten
+    # digits, unless it is written as a phone number ("file 613-555-0123" stays a phone).
+    _introduced_ids(text, words, claim)
     if digit_count >= 7:
         for window_start, window in _phone_windows(text):
             for match in phonenumbers.PhoneNumberMatcher(window, "CA"):
@@ -349,17 +418,6 @@ def _find_numbers(
             claim(start, end, "sin")
         elif len(digits) >= 8:
             claim(start, end, "id_number")
-    id_matches = () if lists.word_set("id_words").isdisjoint(words) else _ID_CONTEXT.finditer(text)
-    for match in id_matches:
-        value = match.group("value").rstrip(" -")
-        numeric = _NUMERIC.fullmatch(value)
-        if numeric and _date_or_years(re.sub(r"\s+", " ", value)):
-            continue  # "application 2024-2025", "case 2019 2020"
-        if sum(char.isdigit() for char in value) >= 5:
-            start = match.start("value")
-            before = text[max(0, start - 40) : start]
-            if not _SERIAL_BEFORE.search(before):
-                claim(start, start + len(value), "id_number")
     for match in _PASSPORT.finditer(text):
         claim(match.start(), match.end(), "id_number")
 
@@ -388,72 +446,6 @@ def _find_addresses(text: str, words: set[str], found: list[Finding]) -> None:
             found.append(Finding(start, end, "address"))
 
 
-def _after_particles(text: str, position: int, particles: frozenset[str]) -> re.Match | None:
-    """The capitalised word after up to two more particles from `position`, if any."""
-    for _ in range(3):
-        gap = re.match(r"[ \t]+", text[position:])
-        if gap is None:
-            return None
-        word = _NAME_WORD.match(text, position + gap.end())
-        if word is None:
-            return None
-        if word.group(0)[0].isupper():
-            return word
-        if word.group(0).lower() not in particles:
-            return None
-        position = word.end()
-    return None
-
-
-def _find_names(text: str, found: list[Finding]) -> None:
-    for intro in _NAME_INTRO.finditer(text):
-        position = intro.end()
-        end = None
-        particles = lists.word_set("name_particles")
-        for count in range(6):
-            word = _NAME_WORD.match(text, position)
-            if word is None:
-                break
-            value = word.group(0)
-            capitalised = value[0].isupper()
-            if count == 0 and not capitalised and value.lower() in lists.word_set("not_a_name"):
-                break
-            if count > 0 and not capitalised:
-                # A particle is part of the name only when a capitalised word follows
-                # ("Jean de la Fontaine"); "Luc de Gatineau" is taken whole too, which
-                # redacts a town along with a name rather than leave a surname behind.
-                if value.lower() not in particles or end is None:
-                    break
-                nxt = _after_particles(text, word.end(), particles)
-                if nxt is None:
-                    break
-                end = nxt.end()
-                gap = re.match(r"[ \t]+", text[end:])
-                if gap is None:
-                    break
-                position = end + gap.end()
-                continue
-            end = word.end()
-            gap = re.match(r"[ \t]+", text[end:])
-            if gap is None:
-                break
-            position = end + gap.end()
-        if end is not None:
-            found.append(Finding(intro.end(), end, "name"))
-    for match in _SELF_INTRO.finditer(text):
-        name = match.group("name")
-        # IGNORECASE lets "i'm"/"Je" match; the name itself must be capitalised.
-        words = name.split()
-        possessive = name.endswith(("'s", "’s"))  # "I am Justin Trudeau's fan"
-        if (
-            all(word[0].isupper() for word in words)
-            and words[0].lower() not in lists.word_set("not_first_name")
-            and not possessive
-        ):
-            found.append(Finding(match.start("name"), match.end("name"), "name"))
-
-
-_NAME_NEEDLES = ("name", "nom", "appel", "i'm", "im ", "i am", "je suis", "c'est", ":")
 # Substrings one of which every probe pattern needs (checked on the folded text): the
 # probe regex only runs when one is there. "$" alone or ";" alone would run it for amounts.
 _PROBE_NEEDLES = (
@@ -513,8 +505,7 @@ def _find(text: str) -> list[Finding]:
     _find_structured(text, folded, word_set, found)
     if _DIGIT.search(text):
         _find_addresses(text, word_set, found)
-    if any(needle in folded for needle in _NAME_NEEDLES):
-        _find_names(text, found)
+    found.extend(find_names(text, folded, word_set))
     if "<" in text or "[" in text:
         for match in _TAGS.finditer(text):
             found.append(Finding(match.start(), match.end(), "injection"))

@@ -21,6 +21,7 @@ callable so the guard itself never touches the network.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -132,7 +133,18 @@ def _found(redacted: str, kinds: set[str]) -> GuardResult:
 # phone or identity number: a URL is screened for values a person wrote, and a bare id
 # under a key that is not personal (data/personal_query_keys.txt: `sin`, `tel`, …) is not
 # one. A number with separators (`613-555-0123`) or under a personal key is still read.
+_PLACEHOLDER = re.compile(r"\[[^\]]*\]")  # one already put there: "?email=[EMAIL]"
 _BARE_ID = re.compile(r"\d+(?:\.[A-Za-z0-9]{1,5})?")
+
+
+@functools.cache
+def _key_kinds() -> dict[str, str]:
+    return dict(line.split() for line in words.word_list("query_key_kinds"))
+
+
+def _key_kind(key: str) -> str:
+    """The kind of a value under a personal query key (data/query_key_kinds.txt)."""
+    return _key_kinds().get(key.lower().replace("_", ""), "url")
 
 
 def screen_url(url: str) -> GuardResult:
@@ -157,6 +169,9 @@ def screen_url(url: str) -> GuardResult:
         if _BARE_ID.fullmatch(decoded) and not personal_key:
             return raw
         findings = find(decoded)
+        if not findings and personal_key and not _PLACEHOLDER.fullmatch(decoded.strip() or "[]"):
+            # "?name=jo": a value under a personal key is personal, found or not.
+            findings = [Finding(0, len(decoded), _key_kind(key))]
         if not findings:
             return raw
         kinds.update(finding.kind for finding in findings)
@@ -202,15 +217,16 @@ def blocked_message(reasons: Iterable[str], *, language: str) -> str:
 
 # --- Optional second stage: an AI check -------------------------------------------------
 
+# The policy text (data/policy.txt) is the AI check's instructions, between a short
+# framing and the reply format: one text for both stages.
+POLICY_TEXT = "\n".join(words.word_list("policy"))
 AI_CHECK_SYSTEM = (
     "You screen a question before it is sent to a search engine and an AI assistant. "
-    "Find personal information about a private person in it: names, contact details, "
-    "addresses, identity, account or case numbers, dates of birth, health details tied "
-    "to a person. Text in square brackets such as [PHONE] was already removed. Famous "
-    "people, organisations, form numbers, amounts and places are not personal "
-    "information. Reply with JSON only, no other text: "
-    '{"personal_information": [{"kind": "<short kind>", "text": "<exact text copied '
-    'from the question>"}]} with an empty list when there is none.'
+    "Find personal information in it by this policy:\n"
+    f"{POLICY_TEXT}\n"
+    "Text in square brackets such as [PHONE] was already removed. Reply with JSON only, no "
+    'other text: {"personal_information": [{"kind": "<short kind>", "text": "<exact text '
+    'copied from the question>"}]} with an empty list when there is none.'
 )
 
 

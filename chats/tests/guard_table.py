@@ -236,3 +236,8 @@ TABLE: list[tuple[str, str, frozenset[str]]] = [
     ("fr", "Puis-je payer par carte de crédit?", E),
     ("fr", "Combien d'heures faut-il pour l'assurance-emploi? J'ai 700 heures.", E),
 ]
+
+# The cases written from the origin's policy (issue 26): see guard_table_policy.py.
+from chats.tests.guard_table_policy import POLICY_TABLE  # noqa: E402
+
+TABLE += POLICY_TABLE

@@ -56,7 +56,7 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 def test_labelled_table_precision_and_recall_per_kind(capsys):
-    assert len(TABLE) >= 100
+    assert len(TABLE) >= 400
     assert {language for language, _, _ in TABLE} == {"en", "fr"}
     per_kind, rows = _evaluate()
 
@@ -98,7 +98,9 @@ def test_labelled_table_precision_and_recall_per_kind(capsys):
         if expected & set(ALWAYS_BLOCKED):
             assert status == BLOCKED, (language, question)
     assert structured_recall >= 0.9
-    assert len(ordinary_blocked) * 20 <= len(ordinary), ordinary_blocked
+    # Issue 26: recall of the questions to block >= 0.97, no false block among the others.
+    assert len(missed) <= 0.03 * len(to_block), missed
+    assert ordinary_blocked == [], ordinary_blocked
 
 
 def test_reasons_are_kinds_never_values():
@@ -197,11 +199,11 @@ def test_redacted_row_replaces_only_the_question_cell():
 
 
 def test_parse_ai_check_is_strict():
-    text = "Does Bob Lee get the benefit?"
-    ok = '{"personal_information": [{"kind": "name", "text": "Bob Lee"}]}'
-    assert guard.parse_ai_check(ok, text) == ["Bob Lee"]
+    text = "Does bob lee get the benefit?"
+    ok = '{"personal_information": [{"kind": "name", "text": "bob lee"}]}'
+    assert guard.parse_ai_check(ok, text) == ["bob lee"]
     assert guard.parse_ai_check('{"personal_information": []}', text) == []
-    assert guard.parse_ai_check("```json\n" + ok + "\n```", text) == ["Bob Lee"]
+    assert guard.parse_ai_check("```json\n" + ok + "\n```", text) == ["bob lee"]
     for bad in (
         "no",
         "Sure! " + ok,
@@ -228,9 +230,9 @@ def _answers(*texts):
 def test_ai_check_redacts_what_the_model_found(settings):
     settings.GUARD_PII_ACTION = "redact"
     generate, requests = _answers(
-        "nonsense", '{"personal_information": [{"kind": "name", "text": "Bob Lee"}]}'
+        "nonsense", '{"personal_information": [{"kind": "name", "text": "bob lee"}]}'
     )
-    start = screen("Does Bob Lee at 613-555-0123 get the benefit?", language="en")
+    start = screen("Does bob lee at 613-555-0123 get the benefit?", language="en")
     result = asyncio.run(guard.ai_check(start, agenerate=generate, language="en", model="m"))
     assert len(requests) == 2  # the unparseable answer was asked again
     assert "613" not in requests[0].messages[0].content  # the model sees the redacted text

@@ -161,14 +161,14 @@ def test_ai_check_through_the_provider_redacts_what_patterns_missed(servers, set
     ai, search = servers
     settings.GUARD_AI_CHECK = True
     settings.GUARD_PII_ACTION = "redact"
-    ai.responder = _ai_check_responder(["Bob Lee"])
+    ai.responder = _ai_check_responder(["bob lee"])
 
-    interaction = process_message(chat=_chat(), question=f"Does Bob Lee ({PHONE}) qualify?")
+    interaction = process_message(chat=_chat(), question=f"Does bob lee ({PHONE}) qualify?")
 
     check, answer = ai.requests
     assert check.body["messages"][0] == {"role": "system", "content": AI_CHECK_SYSTEM}
-    assert check.body["messages"][1]["content"] == "Does Bob Lee ([PHONE]) qualify?"
-    assert "Bob Lee" not in answer.raw and "Bob Lee" not in search.requests[0].raw
+    assert check.body["messages"][1]["content"] == "Does bob lee ([PHONE]) qualify?"
+    assert "bob lee" not in answer.raw and "bob lee" not in search.requests[0].raw
     assert interaction.guard_status == "redacted"
     assert interaction.guard_reasons == ["ai_personal", "phone"]
     assert interaction.question == "Does [PERSONAL] ([PHONE]) qualify?"
@@ -177,9 +177,9 @@ def test_ai_check_through_the_provider_redacts_what_patterns_missed(servers, set
 def test_ai_check_blocks_under_the_default_policy(servers, settings):
     ai, search = servers
     settings.GUARD_AI_CHECK = True
-    ai.responder = _ai_check_responder(["Bob Lee"])
+    ai.responder = _ai_check_responder(["bob lee"])
 
-    interaction = process_message(chat=_chat(), question="Does Bob Lee qualify?")
+    interaction = process_message(chat=_chat(), question="Does bob lee qualify?")
 
     assert len(ai.requests) == 1  # the check only; no answer was asked for
     assert search.requests == []
@@ -269,6 +269,65 @@ DISGUISES = [
     ("code ｋ１ａ ０ｂ１ office", "K1A0B1", "code [POSTAL CODE] office"),
     ("card 4111\u00a01111\u00a01111\u00a01111", "4111111111111111", "card [CARD NUMBER]"),
     ("card 4111_1111_1111_1111", "4111111111111111", "card [CARD NUMBER]"),
+    # Issue 26, item 4, each disguise once more: thin and narrow no-break spaces, em and
+    # figure dashes, Arabic-Indic digits, word joiners, soft hyphens, fullwidth forms.
+    ("SIN 046\u2009454\u2009286 ok", "046454286", "SIN [SIN] ok"),
+    ("NAS 046\u202f454\u202f286 svp", "046454286", "NAS [SIN] svp"),
+    ("SIN 046\u2014454\u2014286 ok", "046454286", "SIN [SIN] ok"),
+    ("SIN 046\u2012454\u2012286 ok", "046454286", "SIN [SIN] ok"),
+    (
+        "SIN \u0660\u0664\u0666 \u0664\u0665\u0664 \u0662\u0668\u0666 ok",
+        "046454286",
+        "SIN [SIN] ok",
+    ),
+    ("NAS 046\u2060454\u2060286 svp", "046454286", "NAS [SIN] svp"),
+    ("SIN 046\u00ad454\u00ad286 ok", "046454286", "SIN [SIN] ok"),
+    ("sin ０４６－４５４－２８６ ok", "046454286", "sin [SIN] ok"),
+    ("phone 613/555/0123 ok", "6135550123", "phone [PHONE] ok"),
+    ("phone 613_555_0123 ok", "6135550123", "phone [PHONE] ok"),
+    (
+        "call 6\u200b1\u200b3\u200b5\u200b5\u200b5\u200b0\u200b1\u200b2\u200b3 ok",
+        "6135550123",
+        "call [PHONE] ok",
+    ),
+    ("mail ｊｅａｎ．ｒｏｙ＠ｇｍａｉｌ．ｃｏｍ ok", "jean.roy", "mail [EMAIL] ok"),
+    ("mail jean.roy\uff20gmail\uff0ecom ok", "jean.roy", "mail [EMAIL] ok"),
+    ("code Ｈ３Ｂ １Ｋ９ ok", "H3B1K9", "code [POSTAL CODE] ok"),
+    ("code K\u200b1\u200bA\u200b0\u200bB\u200b1 ok", "K1A0B1", "code [POSTAL CODE] ok"),
+    ("card ４１１１ １１１１ １１１１ １１１１ ok", "4111111111111111", "card [CARD NUMBER] ok"),
+    ("card 4111/1111/1111/1111 ok", "4111111111111111", "card [CARD NUMBER] ok"),
+]
+
+# Issue 26, items 1-3: whole values (no fragment beside the placeholder) and names, sites
+# and handles; each with the pieces that must not be sent and the search query sent.
+WHOLE_VALUES = [
+    ("call me at (613) 555-0123 today", ("613", "555"), "call me at [PHONE] today"),
+    ("My name is Maria de los Santos Garcia", ("Maria", "Santos", "Garcia"), "My name is [NAME]"),
+    ("Je me nomme Karim Ben Youssef, merci", ("Karim", "Youssef"), "Je me nomme [NAME], merci"),
+    ("Can Mohammed Al-Khatib get EI?", ("Mohammed", "Khatib"), "Can [NAME] get EI?"),
+    ("Is the passport of Xu Jing ready?", ("Xu Jing",), "Is the passport of [NAME] ready?"),
+    ("my wife Priya lost her job", ("Priya",), "my wife [NAME] lost her job"),
+    (
+        "Where is my refund? Thanks, John Smith",
+        ("John", "Smith"),
+        "Where is my refund? Thanks, [NAME]",
+    ),
+    (
+        "I live at 45 Elgin Street, Apt 1203, Ottawa",
+        ("45 Elgin", "Elgin", "1203"),
+        "I live at [ADDRESS], Ottawa",
+    ),
+    (
+        "J'habite au 3400 boulevard de Maisonneuve Ouest app. 1203",
+        ("3400", "Maisonneuve", "Ouest", "1203"),
+        "J'habite au [ADDRESS]",
+    ),
+    ("my site www.lucbergeron.ca has it", ("lucbergeron",), "my site [URL] has it"),
+    (
+        "follow me on instagram @marie.roy.qc",
+        ("marie.roy", "roy.qc"),
+        "follow me on instagram [URL]",
+    ),
 ]
 
 
@@ -292,6 +351,22 @@ def test_disguised_values_never_reach_the_servers_in_redact_mode(
     assert interaction.guard_status == "redacted"
     assert search.requests[0].query["q"] == query
     assert value.upper().replace(".", "") not in _undisguised(_everything_sent(ai, search))
+
+
+@pytest.mark.parametrize(("question", "pieces", "query"), WHOLE_VALUES)
+def test_whole_values_and_names_never_reach_the_servers_in_redact_mode(
+    servers, settings, question, pieces, query
+):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+
+    interaction = process_message(chat=_chat(), question=question)
+
+    assert interaction.guard_status == "redacted"
+    assert search.requests[0].query["q"] == query
+    sent = _everything_sent(ai, search)
+    for piece in pieces:
+        assert piece not in sent
 
 
 # --- Every field that is sent: the referring URL and the history ------------------------
@@ -337,6 +412,32 @@ def test_personal_values_in_the_url_never_reach_the_servers_in_redact_mode(
     assert interaction.question == "When is my EI paid?"
     assert interaction.redacted_question == ""
     assert "url redacted (email,phone,sin)" in _our_log(caplog)
+
+
+DISGUISED_URL = (
+    "https://forms.example.ca/u/Priya%20Natarajan/apply"
+    "?courriel=jean.roy%EF%BC%A0gmail.com&nas=046%E2%80%93454%E2%80%93286"
+    "&tel=%EF%BC%96%EF%BC%91%EF%BC%93+555+0123&name=jo&lang=fr"
+)
+
+
+def test_disguised_values_and_names_in_the_url_never_reach_the_servers(servers, settings):
+    ai, search = servers
+    settings.GUARD_PII_ACTION = "redact"
+
+    interaction = process_message(
+        chat=_chat(), question="Quand suis-je payé?", referring_url=DISGUISED_URL
+    )
+
+    sent = _undisguised(_everything_sent(ai, search))
+    for value in ("PRIYA", "NATARAJAN", "JEANROY", "046454286", "6135550123", "NAMEJO"):
+        assert value not in sent
+    interaction.refresh_from_db()
+    assert interaction.referring_url == (
+        "https://forms.example.ca/u/[NAME]/apply"
+        "?courriel=[EMAIL]&nas=[SIN]&tel=[PHONE]&name=[NAME]&lang=fr"
+    )
+    assert interaction.guard_fields == ["url:email", "url:name", "url:phone", "url:sin"]
 
 
 def test_a_personal_url_blocks_the_turn_under_the_block_policy(servers):
