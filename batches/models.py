@@ -32,6 +32,7 @@ class Batch(ChatSettings):
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.PROCESSING)
     FINISHED_STATUSES = (Status.COMPLETED, Status.CANCELLED, Status.FAILED)
+
     class Mode(models.TextChoices):
         REALTIME = "realtime", _("Real time")
         # The answer calls go to the provider's batch API (batches.economy): half price,

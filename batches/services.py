@@ -15,7 +15,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from batches import runners, signals
+from batches import economy, runners, signals
 from batches.bulk import insert_rows
 from batches.engine import outlast_status_reads
 from batches.errors import BatchStateError, UploadError
@@ -31,7 +31,7 @@ from batches.uploads import (
     too_many_rows,
 )
 from chats.models import Chat, new_chat_id
-from chats.services import choose_chat_settings, lock_chats
+from chats.services import ProviderNotConfigured, choose_chat_settings, lock_chats
 
 __all__ = [
     "BatchStateError",
@@ -43,6 +43,25 @@ __all__ = [
     "stalled_batch_ids",
     "start_batch",
 ]
+
+
+def check_mode(*, mode: str, ai_provider: str) -> None:
+    """Raise ProviderNotConfigured (field "mode") for an unknown mode, or economy mode
+    with a provider that has no batch API."""
+    if mode not in Batch.Mode.values:
+        raise ProviderNotConfigured(
+            gettext("Unknown mode '%(mode)s': choose realtime or economy.") % {"mode": mode},
+            field="mode",
+        )
+    if mode == Batch.Mode.ECONOMY and not economy.supports_batch_api(ai_provider):
+        raise ProviderNotConfigured(
+            gettext(
+                "Economy mode needs a provider with a batch API (OpenAI, Azure OpenAI or "
+                "Anthropic); '%(provider)s' has none."
+            )
+            % {"provider": ai_provider},
+            field="mode",
+        )
 
 
 def create_batch_run(
@@ -59,8 +78,13 @@ def create_batch_run(
     judge_enabled: bool = False,
     run_from: Batch | None = None,
     input_columns: list[str] | None = None,
+    mode: str = Batch.Mode.REALTIME,
 ) -> Batch:
     """Create a batch with a Chat and a BatchItem per row, all or nothing.
+
+    `mode` "economy" sends the answer calls to the provider's batch API
+    (batches.economy); a provider without one is refused (ProviderNotConfigured on the
+    `mode` field).
 
     1. validate: the providers and model through chats.services.choose_chat_settings
        (one not given is the server's default), at least one row, at most MAX_BATCH_ITEMS;
@@ -74,6 +98,7 @@ def create_batch_run(
     chosen = choose_chat_settings(
         ai_provider=ai_provider, model=model, search_provider=search_provider
     )
+    check_mode(mode=mode, ai_provider=chosen.ai_provider)
     if not rows:
         raise UploadError(gettext("The batch has no questions."), code="empty")
     if len(rows) > settings.MAX_BATCH_ITEMS:
@@ -111,6 +136,7 @@ def create_batch_run(
             input_columns=input_columns,
             judge_enabled=judge_enabled,
             run_from=run_from,
+            mode=mode,
             upload_guard=upload_counts(rows, language=page_language),
             **chat_fields,
         )
@@ -369,6 +395,9 @@ def cancel_batch(*, batch: Batch) -> Batch:
                 % {"status": batch.get_status_display().lower()}
             )
         batch.items.cancel_pending()
+        # Economy mode: the provider batches are cancelled by the poller, which keeps
+        # what came back (batches.economy).
+        economy.request_cancel(batch)
         batch.mark_cancelled()
         batch.recount()
     return batch

@@ -57,6 +57,7 @@ from chats.providers import (
     uses_language_model,
 )
 from chats.providers.base import GenerationRequest
+from chats.providers.batch_api import BatchAPI, BatchResult, batch_api, supports_batch_api
 from chats.providers.retry import safety_cap
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
 from chats.search.base import SearchResult
@@ -98,6 +99,11 @@ __all__ = [
     "safety_cap",
     "judge_answer",
     "JudgeReplyError",
+    # the providers' batch APIs (economy mode)
+    "BatchAPI",
+    "BatchResult",
+    "batch_api",
+    "supports_batch_api",
     # errors
     "ProviderError",
     "ProviderNotConfigured",

@@ -1,0 +1,216 @@
+"""Economy mode against a local server speaking the OpenAI files/batches protocol."""
+
+from __future__ import annotations
+
+import pytest
+
+from batches.economy import poll_provider_batches
+from batches.events import run_slice
+from batches.models import Batch, BatchItem, ProviderBatch, ProviderRequest
+from batches.selectors import batch_stats
+from batches.services import cancel_batch, create_batch_run
+from batches.uploads import ParsedRow
+from chats.models import Interaction
+from chats.services import ProviderNotConfigured
+from chats.tests.fake_batch_servers import FakeBatchServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def batch_server(settings):
+    with FakeBatchServer() as server:
+        server.configure(settings)
+        settings.ECONOMY_POLL_SECONDS = 0
+        yield server
+
+
+def rows(n: int, *, text: str = "Question {i}?", chat_key=None) -> list[ParsedRow]:
+    return [
+        ParsedRow(
+            question=text.format(i=i),
+            columns={"question": text.format(i=i)},
+            chat_key=chat_key(i) if chat_key else "",
+        )
+        for i in range(n)
+    ]
+
+
+def make(owner, parsed, *, provider="openai", model="gpt-4o-mini", **kwargs) -> Batch:
+    return create_batch_run(
+        uploader=owner,
+        name="Economy",
+        rows=parsed,
+        ai_provider=provider,
+        model=model,
+        search_provider="none",
+        mode="economy",
+        **kwargs,
+    )
+
+
+def drive(batch: Batch, *, slices: int = 50) -> Batch:
+    """Run economy slices until the batch is no longer active (bounded)."""
+    for _ in range(slices):
+        result = run_slice(batch_id=batch.pk, seconds=30, runner="test")
+        if not result.should_continue:
+            break
+    batch.refresh_from_db()
+    return batch
+
+
+def test_economy_batch_of_2000_rows_is_answered_once_with_no_realtime_call(
+    owner, batch_server, settings
+):
+    settings.ECONOMY_MAX_REQUESTS = 500  # four provider batches
+    settings.AI_PRICES = {"openai:gpt-4o-mini": (0.15, 0.60)}
+    batch = make(owner, rows(2000))
+
+    batch = drive(batch)
+
+    assert batch.status == Batch.Status.COMPLETED
+    assert (batch.processed_items, batch.failed_items) == (2000, 0)
+    assert batch_server.realtime_calls == 0
+    ids = batch_server.submitted_custom_ids()
+    assert len(ids) == len(set(ids)) == 2000
+    assert batch.provider_batches.count() == 4
+    assert set(batch.provider_batches.values_list("status", flat=True)) == {"ended"}
+    assert Interaction.objects.filter(chat__batch_items__batch=batch).count() == 2000
+    item = batch.items.select_related("interaction").get(position=7)
+    assert item.interaction.answer == "Fake answer (turn 1) to: Question 7?"
+    assert item.interaction.input_tokens > 0
+    # Cost at the batch price: the real-time price times AI_BATCH_DISCOUNT.
+    stats = batch_stats(batch)
+    full = (stats.input_tokens * 0.15 + stats.output_tokens * 0.60) / 1_000_000
+    assert stats.estimated_cost == pytest.approx(full * settings.AI_BATCH_DISCOUNT)
+    # Bodies are not kept once the results are stored.
+    assert not ProviderRequest.objects.exclude(body={}).exists()
+
+
+def test_worker_killed_between_submit_and_poll_loses_nothing_and_submits_nothing_twice(
+    owner, batch_server, monkeypatch
+):
+    batch_server.auto_complete = False
+    batch = make(owner, rows(40))
+    run_slice(batch_id=batch.pk, seconds=30, runner="worker-1")
+    assert len(batch_server.batches) == 1
+    # The "process" dies: nothing in memory survives; a new worker takes over.
+    batch_server.finish()
+    batch = drive(batch)
+    assert batch.status == Batch.Status.COMPLETED
+    assert batch.processed_items == 40
+    assert len(batch_server.batches) == 1
+    assert len(batch_server.submitted_custom_ids()) == 40
+
+
+def test_worker_killed_after_the_provider_call_before_saving_its_id(
+    owner, batch_server, monkeypatch
+):
+    """The provider has the batch but we never saved its id: the restarted worker finds
+    it by the local id in its metadata instead of submitting again."""
+    from batches.economy import submit
+
+    batch_server.auto_complete = False
+    batch = make(owner, rows(30))
+    real = submit._mark_submitted
+
+    def die(*args, **kwargs):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(submit, "_mark_submitted", die)
+    with pytest.raises(SystemExit):
+        run_slice(batch_id=batch.pk, seconds=30, runner="worker-1")
+    pb = ProviderBatch.objects.get(batch=batch)
+    assert pb.status == ProviderBatch.Status.SUBMITTING and not pb.provider_batch_id
+    monkeypatch.setattr(submit, "_mark_submitted", real)
+
+    batch_server.finish()
+    batch = drive(batch)
+    assert batch.status == Batch.Status.COMPLETED
+    assert batch.processed_items == 30
+    assert len(batch_server.batches) == 1  # found, not sent again
+    pb.refresh_from_db()
+    assert pb.provider_batch_id == next(iter(batch_server.batches))
+
+
+def test_expired_rows_are_retried_once_then_fail_with_the_reason(owner, batch_server):
+    batch_server.expire_next = 2  # the first batch and its retry both expire
+    batch = make(owner, rows(5))
+    batch = drive(batch)
+    assert batch.status == Batch.Status.COMPLETED
+    assert batch.failed_items == 5
+    assert len(batch_server.batches) == 2
+    item = batch.items.get(position=0)
+    assert "completion window expired" in item.error
+    assert item.attempts == 2
+
+
+def test_expired_rows_retried_once_succeed(owner, batch_server):
+    batch_server.expire_next = 1
+    batch = drive(make(owner, rows(5)))
+    assert (batch.processed_items, batch.failed_items) == (5, 0)
+    ids = batch_server.submitted_custom_ids()
+    assert sorted(ids)[-1].endswith("-a2") and len(ids) == 10
+
+
+def test_partial_errors_retried_once_then_failed_with_the_providers_reason(owner, batch_server):
+    parsed = rows(6)
+    parsed[1] = ParsedRow(question="Bad [batch-error]", columns={"question": "x"})
+    parsed[2] = ParsedRow(question="Flaky [batch-flaky]", columns={"question": "y"})
+    batch = drive(make(owner, parsed))
+    assert batch.status == Batch.Status.COMPLETED
+    assert (batch.processed_items, batch.failed_items) == (5, 1)
+    bad = batch.items.get(position=1)
+    assert bad.status == BatchItem.Status.FAILED
+    assert "the fake refuses this one" in bad.error
+    assert bad.attempts == 2
+    flaky = batch.items.get(position=2)
+    assert flaky.status == BatchItem.Status.DONE
+    assert batch_server.realtime_calls == 0
+
+
+def test_cancel_while_in_progress_cancels_the_provider_batch_and_keeps_what_came_back(
+    owner, batch_server
+):
+    batch_server.auto_complete = False
+    batch = make(owner, rows(10))
+    run_slice(batch_id=batch.pk, seconds=30, runner="test")
+    (provider_id,) = batch_server.batches
+    batch_server.advance(provider_id, 4)  # four answered before the cancel
+
+    cancel_batch(batch=batch)
+    poll_provider_batches()
+
+    batch.refresh_from_db()
+    assert batch_server.batches[provider_id].cancelling
+    assert batch.status == Batch.Status.CANCELLED
+    assert batch.processed_items == 4
+    assert batch.items.filter(status=BatchItem.Status.CANCELLED).count() == 6
+    pb = batch.provider_batches.get()
+    assert pb.status == ProviderBatch.Status.ENDED and pb.provider_status == "cancelled"
+
+
+def test_multi_turn_rows_go_in_waves(owner, batch_server):
+    parsed = rows(6, chat_key=lambda i: f"c{i % 2}")  # two chats of three turns
+    batch = drive(make(owner, parsed))
+    assert batch.processed_items == 6
+    assert len(batch_server.batches) == 3  # one wave per turn
+    last = batch.items.select_related("interaction").get(position=5)
+    assert last.interaction.answer.startswith("Fake answer (turn 3)")
+
+
+def test_economy_needs_a_provider_with_a_batch_api(owner, batch_server):
+    with pytest.raises(ProviderNotConfigured) as caught:
+        make(owner, rows(2), provider="compatible", model="local-model")
+    assert caught.value.field == "mode"
+    assert not Batch.objects.exists()
+
+
+def test_blocked_rows_are_answered_locally_and_not_sent(owner, batch_server):
+    parsed = rows(3)
+    parsed[0] = ParsedRow(question="My SIN is 046 454 286, what now?", columns={"question": "x"})
+    batch = drive(make(owner, parsed))
+    assert batch.processed_items == 3
+    assert len(batch_server.submitted_custom_ids()) == 2
+    blocked = batch.items.select_related("interaction").get(position=0)
+    assert blocked.interaction.answer_type == "blocked"
