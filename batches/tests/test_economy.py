@@ -214,3 +214,66 @@ def test_blocked_rows_are_answered_locally_and_not_sent(owner, batch_server):
     assert len(batch_server.submitted_custom_ids()) == 2
     blocked = batch.items.select_related("interaction").get(position=0)
     assert blocked.interaction.answer_type == "blocked"
+
+
+def test_2000_rows_with_the_worker_killed_while_storing_results(
+    owner, batch_server, settings, monkeypatch
+):
+    """Killed mid-way through storing the provider batches' results: a new worker stores
+    the rest, every row answered once, nothing submitted twice."""
+    from batches.economy import store
+
+    settings.ECONOMY_MAX_REQUESTS = 500
+    batch_server.auto_complete = False
+    batch = make(owner, rows(2000))
+    run_slice(batch_id=batch.pk, seconds=30, runner="worker-1")
+    assert len(batch_server.batches) == 4
+    batch_server.finish()
+    real = store.write_outcomes
+    calls = []
+
+    def dies_on_second_provider_batch(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit("killed")
+        return real(**kwargs)
+
+    monkeypatch.setattr(store, "write_outcomes", dies_on_second_provider_batch)
+    with pytest.raises(SystemExit):
+        run_slice(batch_id=batch.pk, seconds=30, runner="worker-1")
+    monkeypatch.setattr(store, "write_outcomes", real)
+    # The poll of the provider batch that was being stored is due again at once.
+    batch = drive(batch)
+    assert batch.status == Batch.Status.COMPLETED
+    assert (batch.processed_items, batch.failed_items) == (2000, 0)
+    assert Interaction.objects.filter(chat__batch_items__batch=batch).count() == 2000
+    assert len(batch_server.submitted_custom_ids()) == 2000
+    assert batch_server.realtime_calls == 0
+
+
+def test_worker_killed_while_preparing_gives_the_rows_back(owner, batch_server, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from batches.economy import submit
+
+    batch = make(owner, rows(8))
+    real = submit._record
+
+    def die(*args, **kwargs):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(submit, "_record", die)
+    with pytest.raises(SystemExit):
+        run_slice(batch_id=batch.pk, seconds=30, runner="worker-1")
+    monkeypatch.setattr(submit, "_record", real)
+    assert batch_server.batches == {}
+    # Later than a lease: the half-made submission is dropped and its rows go back.
+    past = timezone.now() - timedelta(hours=1)
+    ProviderBatch.objects.filter(batch=batch).update(created_at=past)
+    BatchItem.objects.filter(batch=batch).update(lease_expires_at=past)
+    batch = drive(batch)
+    assert batch.processed_items == 8
+    assert len(batch_server.batches) == 1
+    assert ProviderBatch.objects.filter(batch=batch).count() == 1
