@@ -38,6 +38,7 @@ from batches.api_schemas import (
     PreviewOut,
     ProcessIn,
     ProcessOut,
+    ProviderBatchOut,
     ResultsQuery,
     RunAgainIn,
     StartOut,
@@ -237,6 +238,7 @@ def create(request: HttpRequest):
         "page_language": fields.page_language,
         "apply_overrides": fields.apply_overrides,
         "judge_enabled": fields.judge_enabled,
+        "mode": fields.mode,
     }
     if draft is not None:
         batch = services.create_batch_from_draft(
@@ -326,7 +328,14 @@ def delete(request: HttpRequest, payload: BatchIdIn):
 )
 def status(request: HttpRequest, query: Query[BatchIdQuery]):
     batch = _batch_for(request, query.batch_id)
-    return BatchOut.of(batch, grades=_grades_out(hooks.graders().summaries([batch.pk])[batch.pk]))
+    provider_batches = None
+    if batch.is_economy:
+        provider_batches = [ProviderBatchOut.of(pb) for pb in batch.provider_batches.all()]
+    return BatchOut.of(
+        batch,
+        grades=_grades_out(hooks.graders().summaries([batch.pk])[batch.pk]),
+        provider_batches=provider_batches,
+    )
 
 
 @router.get(

@@ -10,7 +10,7 @@ from django.utils.translation import get_language, gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from batches.errors import UploadError
-from batches.models import UploadDraft
+from batches.models import Batch, UploadDraft
 from batches.services import upload_draft_preview
 from batches.upload_guard import screened_sample
 from batches.uploads import (
@@ -123,6 +123,17 @@ class BatchUploadForm(forms.Form):
             "call per row). Off by default."
         ),
     )
+    mode = forms.ChoiceField(
+        label=_("Mode"),
+        choices=Batch.Mode.choices,
+        initial=Batch.Mode.REALTIME,
+        required=False,  # a client that sends none gets real time
+        help_text=_(
+            "Economy sends the answer calls to the provider's batch API (OpenAI, Azure "
+            "OpenAI, Anthropic) at about half the price; the answers are expected within "
+            "24 hours."
+        ),
+    )
 
     def __init__(self, *args, choose_columns: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -179,7 +190,9 @@ class BatchUploadForm(forms.Form):
     def add_provider_error(self, error: ProviderNotConfigured) -> None:
         """A provider or model refused by the service, shown next to the field it concerns
         (the provider and its model are one select here)."""
-        field = "search_provider" if error.field == "search_provider" else "ai_model"
+        field = {"search_provider": "search_provider", "mode": "mode"}.get(
+            error.field or "", "ai_model"
+        )
         self.add_error(field, str(error))
 
     def run_settings(self) -> dict:
@@ -194,6 +207,7 @@ class BatchUploadForm(forms.Form):
             "page_language": self.cleaned_data["page_language"],
             "apply_overrides": self.cleaned_data["apply_overrides"],
             "judge_enabled": self.cleaned_data["judge_enabled"],
+            "mode": self.cleaned_data.get("mode") or Batch.Mode.REALTIME,
         }
 
 
@@ -211,6 +225,7 @@ class RunAgainForm(BatchUploadForm):
             self.fields["page_language"].initial = batch.page_language
             self.fields["apply_overrides"].initial = batch.apply_overrides
             self.fields["judge_enabled"].initial = batch.judge_enabled
+            self.fields["mode"].initial = batch.mode
 
 
 class RegradeForm(forms.Form):

@@ -213,6 +213,7 @@ def run_again(
     page_language: str | None = None,
     apply_overrides: bool | None = None,
     judge_enabled: bool | None = None,
+    mode: str | None = None,
     name: str = "",
     start: bool = False,
 ) -> Batch:
@@ -263,6 +264,7 @@ def run_again(
             judge_enabled=batch.judge_enabled if judge_enabled is None else judge_enabled,
             run_from=batch,
             input_columns=list(headers) or None,
+            mode=mode or batch.mode,
         )
     if start:
         start_batch(batch=new)

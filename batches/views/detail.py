@@ -195,6 +195,8 @@ def _progress_context(batch: Batch) -> dict:
     return {
         "batch": batch,
         "stats": batch_stats(batch),
+        # Economy mode: the submissions to the provider's batch API (one query).
+        "provider_batches": list(batch.provider_batches.all()) if batch.is_economy else [],
         **_runner_context(),
         "next_url": batch.get_absolute_url(),
     }
