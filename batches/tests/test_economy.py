@@ -277,3 +277,63 @@ def test_worker_killed_while_preparing_gives_the_rows_back(owner, batch_server, 
     assert batch.processed_items == 8
     assert len(batch_server.batches) == 1
     assert ProviderBatch.objects.filter(batch=batch).count() == 1
+
+
+def test_the_worker_drives_an_economy_batch_and_a_new_worker_finishes_it(owner, batch_server):
+    from batches.worker import Worker
+
+    from batches.services import start_batch
+
+    batch_server.auto_complete = False
+    batch = start_batch(batch=make(owner, rows(12)))
+    Worker(slice_seconds=5, poll_seconds=0.01).run_once()
+    assert len(batch_server.batches) == 1
+    batch_server.finish()
+    # A new worker (the first one is gone, nothing of it in memory).
+    worker = Worker(slice_seconds=5, poll_seconds=0.01)
+    for _ in range(5):
+        worker.run_once()
+        batch.refresh_from_db()
+        if batch.status == Batch.Status.COMPLETED:
+            break
+    assert batch.status == Batch.Status.COMPLETED and batch.processed_items == 12
+    assert len(batch_server.batches) == 1
+
+
+def test_the_worker_and_celery_beat_poll_a_cancelled_batchs_provider_batches(owner, batch_server):
+    from batches import tasks
+    from batches.worker import Worker
+
+    batch_server.auto_complete = False
+    first, second = make(owner, rows(3)), make(owner, rows(3))
+    for batch in (first, second):
+        run_slice(batch_id=batch.pk, seconds=10, runner="test")
+    for provider_id in batch_server.batches:
+        batch_server.advance(provider_id, 3)
+    cancel_batch(batch=first)
+    cancel_batch(batch=second)
+    tasks.poll_provider_batches()  # Celery beat's task, called directly
+    first.refresh_from_db()
+    assert first.processed_items == 3
+    Worker(slice_seconds=5, poll_seconds=0.01).run_once()
+    second.refresh_from_db()
+    assert second.processed_items == 3
+    assert all(b.cancelling for b in batch_server.batches.values())
+
+
+def test_economy_with_the_ai_judge_grades_the_answers(owner, batch_server):
+    parsed = [
+        ParsedRow(
+            question=f"Question {i}?",
+            columns={"question": f"Question {i}?"},
+            expected_answer=f"Fake answer to Question {i}",
+        )
+        for i in range(3)
+    ]
+    batch = drive(make(owner, parsed, judge_enabled=True))
+    assert batch.processed_items == 3
+    verdicts = set(batch.items.values_list("judge_verdict", flat=True))
+    assert verdicts == {"pass"}
+    # The judge's calls are real time; the answers' are not.
+    judge_calls = [r for r in batch_server.requests if "<expected>" in r.raw]
+    assert batch_server.realtime_calls == len(judge_calls) == 3
