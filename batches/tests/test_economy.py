@@ -280,9 +280,8 @@ def test_worker_killed_while_preparing_gives_the_rows_back(owner, batch_server, 
 
 
 def test_the_worker_drives_an_economy_batch_and_a_new_worker_finishes_it(owner, batch_server):
-    from batches.worker import Worker
-
     from batches.services import start_batch
+    from batches.worker import Worker
 
     batch_server.auto_complete = False
     batch = start_batch(batch=make(owner, rows(12)))
