@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from batches.querysets import BatchItemQuerySet, BatchQuerySet
+from batches.querysets import ECONOMY_LEASE_PREFIX, BatchItemQuerySet, BatchQuerySet
 from chats.models import URL_MAX_LENGTH, AnswerType, Chat, ChatSettings, Interaction
 
 # What a row may expect of its answer (BatchItem.expected_outcome): one of the answer
@@ -575,7 +575,7 @@ class ProviderBatch(models.Model):
     @property
     def lease_owner(self) -> str:
         """The lease owner of the rows this provider batch holds."""
-        return f"economy:{self.local_id}"
+        return f"{ECONOMY_LEASE_PREFIX}{self.local_id}"
 
     @property
     def is_open(self) -> bool:

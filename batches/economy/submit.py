@@ -48,7 +48,7 @@ def submit_next(*, batch, api: BatchAPI, multi_turn: bool) -> tuple[int, int, in
     """Claim, prepare and submit one provider batch of the batch's eligible rows.
     Returns (requests submitted, rows done, rows failed); (0, 0, 0) when no row was
     eligible. Raises ProviderNotConfigured (a batch-level fault)."""
-    pb = ProviderBatch.objects.create(
+    pb = ProviderBatch(
         batch=batch, provider=batch.ai_provider, model=batch.model, local_id=uuid.uuid4().hex
     )
     claims = Claims(
@@ -60,6 +60,9 @@ def submit_next(*, batch, api: BatchAPI, multi_turn: bool) -> tuple[int, int, in
         on_fault=lambda: None,
     )
     claims.size = api.request_limit()
+    if not claims.candidate_ids(timezone.now(), 1):
+        return 0, 0, 0  # nothing eligible: no record made
+    pb.save()  # recorded before any row is claimed for it (recover finds it)
     claimed = claims.claim()
     if not claimed:
         pb.delete()

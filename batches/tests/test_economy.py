@@ -336,3 +336,16 @@ def test_economy_with_the_ai_judge_grades_the_answers(owner, batch_server):
     # The judge's calls are real time; the answers' are not.
     judge_calls = [r for r in batch_server.requests if "<expected>" in r.raw]
     assert batch_server.realtime_calls == len(judge_calls) == 3
+
+
+def test_rows_in_a_provider_batch_do_not_hide_a_stalled_batch(owner, batch_server):
+    """Rows leased to a provider batch are not a runner's live lease: with nobody polling,
+    the batch waits for a worker (pages) and Celery beat re-enqueues it."""
+    from batches.services import stalled_batch_ids, start_batch
+
+    batch_server.auto_complete = False
+    batch = start_batch(batch=make(owner, rows(3)))
+    run_slice(batch_id=batch.pk, seconds=10, runner="test")
+    assert batch.items.filter(status=BatchItem.Status.RUNNING).count() == 3
+    assert not batch.items.live_leases().exists()
+    assert batch.pk in stalled_batch_ids(idle_seconds=-1)
