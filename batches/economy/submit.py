@@ -236,12 +236,18 @@ def recover(*, batch, api: BatchAPI) -> None:
         ).release()
         pb.delete()
     for pb in batch.provider_batches.filter(status=ProviderBatch.Status.SUBMITTING):
+        known = frozenset(
+            ProviderBatch.objects.filter(provider=pb.provider, created_at__gte=pb.created_at)
+            .exclude(provider_batch_id="")
+            .values_list("provider_batch_id", flat=True)
+        )
         try:
             found = run_on_provider_loop(
                 api.find(
                     local_id=pb.local_id,
                     created_after=pb.created_at.timestamp() - 60,
                     count=pb.request_count,
+                    known=known,
                 )
             )
         except TransientProviderError as exc:

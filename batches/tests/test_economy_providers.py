@@ -108,3 +108,28 @@ def test_azure_economy_batch_uses_the_deployment(owner, batch_server):
     assert fake_batch.requests[0]["url"] == "/chat/completions"
     assert fake_batch.requests[0]["body"]["model"] == "test-deployment"
     assert ProviderBatch.objects.get(batch=batch).provider == "azure"
+
+
+def test_anthropic_lookup_never_takes_another_submissions_batch(owner, batch_server, monkeypatch):
+    """Two submissions of the same size in progress: the one whose id was never saved
+    finds its own provider batch, not the other's (newer) one."""
+    from batches.economy import submit
+
+    batch_server.auto_complete = False
+    lost = anthropic(owner, rows(5))
+    real = submit._mark_submitted
+
+    def die(*args, **kwargs):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(submit, "_mark_submitted", die)
+    with pytest.raises(SystemExit):
+        run_slice(batch_id=lost.pk, seconds=30, runner="worker-1")
+    monkeypatch.setattr(submit, "_mark_submitted", real)
+    (lost_provider_id,) = batch_server.batches
+    other = anthropic(owner, rows(5))
+    run_slice(batch_id=other.pk, seconds=30, runner="worker-2")  # a newer batch, same size
+
+    run_slice(batch_id=lost.pk, seconds=30, runner="worker-3")
+    assert lost.provider_batches.get().provider_batch_id == lost_provider_id
+    assert len(batch_server.batches) == 2

@@ -105,9 +105,17 @@ class BatchAPI:
     async def submit(self, *, local_id: str, requests: Sequence[tuple[str, dict]]) -> Submitted:
         raise NotImplementedError
 
-    async def find(self, *, local_id: str, created_after: float, count: int) -> str | None:
+    async def find(
+        self,
+        *,
+        local_id: str,
+        created_after: float,
+        count: int,
+        known: frozenset[str] = frozenset(),
+    ) -> str | None:
         """The provider's id of the batch submitted with `local_id` (of `count` requests,
-        at `created_after` epoch seconds or later), if it exists."""
+        at `created_after` epoch seconds or later), if it exists; `known`: provider ids
+        that belong to other submissions (never taken)."""
         raise NotImplementedError
 
     async def retrieve(self, provider_batch_id: str) -> BatchState:
@@ -192,7 +200,14 @@ class OpenAIBatchAPI(BatchAPI):
             provider_batch_id=created.id, input_file_id=uploaded.id, status=created.status
         )
 
-    async def find(self, *, local_id: str, created_after: float, count: int) -> str | None:
+    async def find(
+        self,
+        *,
+        local_id: str,
+        created_after: float,
+        count: int,
+        known: frozenset[str] = frozenset(),
+    ) -> str | None:
         client = self._client()
         try:
             async for found in client.batches.list(limit=100):
@@ -343,7 +358,14 @@ class AnthropicBatchAPI(BatchAPI):
             raise self.error(exc) from None
         return Submitted(provider_batch_id=created.id, status=created.processing_status)
 
-    async def find(self, *, local_id: str, created_after: float, count: int) -> str | None:
+    async def find(
+        self,
+        *,
+        local_id: str,
+        created_after: float,
+        count: int,
+        known: frozenset[str] = frozenset(),
+    ) -> str | None:
         """A batch created since `created_after`: once ended, its results' custom_ids
         carry `local_id`; before that (results are not readable yet), one with `count`
         requests is taken for ours."""
@@ -354,6 +376,8 @@ class AnthropicBatchAPI(BatchAPI):
                 created = found.created_at.timestamp() if found.created_at else 0
                 if created and created < created_after:
                     return None  # newest first: older batches cannot be ours
+                if found.id in known:
+                    continue
                 if found.processing_status != "ended":
                     counts = found.request_counts
                     total = counts.processing + counts.succeeded + counts.errored
