@@ -32,6 +32,7 @@ from batches.models import Batch, BatchItem, ProviderBatch, ProviderRequest
 from chats.services import (
     BatchAPI,
     BatchResult,
+    ProviderError,
     TransientProviderError,
     complete_answer,
     run_on_provider_loop,
@@ -83,12 +84,21 @@ def poll(pb: ProviderBatch, api: BatchAPI) -> tuple[int, int]:
     pb.refresh_from_db()
     try:
         if pb.cancel_requested and not pb.cancel_sent:
-            run_on_provider_loop(api.cancel(pb.provider_batch_id))
+            try:
+                run_on_provider_loop(api.cancel(pb.provider_batch_id))
+            except ProviderError as exc:
+                # Refused (it has ended meanwhile, say): its results are read below.
+                logger.warning("Provider batch %s: cancel refused: %s", pb.local_id, exc)
             ProviderBatch.objects.filter(pk=pb.pk).update(cancel_sent=True)
         state = run_on_provider_loop(api.retrieve(pb.provider_batch_id))
     except TransientProviderError as exc:
         logger.warning("Provider batch %s: poll failed, will retry: %s", pb.local_id, exc)
         return 0, 0
+    except ProviderError as exc:
+        # The provider no longer knows it (deleted there, another key): its rows are
+        # retried in a new provider batch while they have attempts, else fail with this.
+        logger.warning("Provider batch %s: lost at the provider: %s", pb.local_id, exc)
+        return fail_provider_batch(pb, str(exc))
     ProviderBatch.objects.filter(pk=pb.pk).update(
         provider_status=state.status,
         succeeded_count=state.succeeded,
@@ -109,6 +119,8 @@ def poll(pb: ProviderBatch, api: BatchAPI) -> tuple[int, int]:
         logger.warning("Provider batch %s: results unreadable, will retry: %s", pb.local_id, exc)
         ProviderBatch.objects.filter(pk=pb.pk).update(polled_at=None)
         return 0, 0
+    except ProviderError as exc:
+        return fail_provider_batch(pb, str(exc))
     reason = state.error or f"{api.provider.label}: the provider batch ended as {state.status}"
     return store_results(pb, results, missing_reason=reason)
 
@@ -199,9 +211,9 @@ def _judge(batch: Batch, answered: list) -> dict[int, tuple[str, str]]:
     return {request.pk: verdict for (request, _a), verdict in zip(wanted, verdicts, strict=True)}
 
 
-def fail_provider_batch(pb: ProviderBatch, message: str) -> None:
+def fail_provider_batch(pb: ProviderBatch, message: str) -> tuple[int, int]:
     """The provider refused the submission: every row of it fails with its message (or
     goes back for another attempt while it has one)."""
     ProviderBatch.objects.filter(pk=pb.pk).update(error=message[:2000], provider_status="failed")
     pb.refresh_from_db()
-    store_results(pb, [], missing_reason=message)
+    return store_results(pb, [], missing_reason=message)

@@ -349,3 +349,16 @@ def test_rows_in_a_provider_batch_do_not_hide_a_stalled_batch(owner, batch_serve
     assert batch.items.filter(status=BatchItem.Status.RUNNING).count() == 3
     assert not batch.items.live_leases().exists()
     assert batch.pk in stalled_batch_ids(idle_seconds=-1)
+
+
+def test_a_provider_batch_lost_at_the_provider_is_retried_then_fails(owner, batch_server):
+    batch_server.auto_complete = False
+    batch = make(owner, rows(3))
+    run_slice(batch_id=batch.pk, seconds=10, runner="test")
+    batch_server.batches.clear()  # deleted at the provider: retrieve answers 404
+    run_slice(batch_id=batch.pk, seconds=10, runner="test")  # lost: its rows sent again
+    assert len(batch_server.batches) == 1
+    batch_server.batches.clear()
+    batch = drive(batch)
+    assert batch.status == Batch.Status.COMPLETED and batch.failed_items == 3
+    assert "404 Not Found" in batch.items.first().error

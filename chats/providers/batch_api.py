@@ -136,6 +136,11 @@ class BatchAPI:
 
     def error(self, exc: Exception) -> Exception:
         """An SDK exception as a chats.errors type (transient: try again later)."""
+        if isinstance(exc, self._sdk().NotFoundError):
+            return ProviderError(
+                f"{self.provider.label}: the batch API answered 404 Not Found (the provider "
+                "batch or file is unknown there)."
+            )
         failed = classify_sdk_error(exc, self._sdk(), self._context())
         if failed is None:
             return exc
