@@ -362,3 +362,26 @@ def test_a_provider_batch_lost_at_the_provider_is_retried_then_fails(owner, batc
     batch = drive(batch)
     assert batch.status == Batch.Status.COMPLETED and batch.failed_items == 3
     assert "404 Not Found" in batch.items.first().error
+
+
+def test_celery_slice_of_an_economy_batch_waits_a_poll_interval_and_runs_twice_harmlessly(
+    owner, batch_server, settings, monkeypatch
+):
+    from batches import tasks
+
+    settings.ECONOMY_POLL_SECONDS = 30
+    batch_server.auto_complete = False
+    enqueued = []
+
+    class Recorder:
+        def apply_async(self, args=(), kwargs=None, countdown=None, **options):
+            enqueued.append((args[0], countdown))
+
+    task = tasks.process_batch_slice
+    monkeypatch.setattr(tasks, "process_batch_slice", Recorder())
+    batch = make(owner, rows(4))
+    task(batch.pk)  # submits
+    task(batch.pk)  # delivered again: nothing more is submitted, nothing to do yet
+    assert len(batch_server.batches) == 1
+    assert len(batch_server.submitted_custom_ids()) == 4
+    assert enqueued[-1] == (batch.pk, 30)  # the next look after a poll interval
