@@ -22,7 +22,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from batches.economy.store import fail_provider_batch, store_results, write_outcomes
@@ -67,7 +67,7 @@ def submit_next(*, batch, api: BatchAPI, multi_turn: bool) -> tuple[int, int, in
     if not claimed:
         pb.delete()
         return 0, 0, 0
-    prepared = run_on_provider_loop(_prepare_all(claimed))
+    prepared = run_on_provider_loop(_prepare_all(claimed, owner=pb.lease_owner))
     outcomes: list[Outcome] = []
     to_send: list[tuple[Claimed, Prepared]] = []
     fatal = None
@@ -92,8 +92,11 @@ def submit_next(*, batch, api: BatchAPI, multi_turn: bool) -> tuple[int, int, in
     return sent, done, failed
 
 
-async def _prepare_all(claimed: list[Claimed]) -> list[Prepared | Exception]:
-    slots = asyncio.Semaphore(PREPARE_CONCURRENCY)
+async def _prepare_all(claimed: list[Claimed], *, owner: str) -> list[Prepared | Exception]:
+    """Every claimed row through `prepare_answer`, many at once (the search calls are
+    I/O); the rows' short lease is renewed meanwhile, so that a long preparation (a web
+    search for thousands of rows) does not let another runner take them over."""
+    slots = asyncio.Semaphore(max(PREPARE_CONCURRENCY, int(settings.BATCH_CONCURRENCY)))
 
     async def one(turn) -> Prepared | Exception:
         async with slots:
@@ -102,7 +105,28 @@ async def _prepare_all(claimed: list[Claimed]) -> list[Prepared | Exception]:
             except Exception as exc:  # each row's own outcome, never the submission's
                 return exc
 
-    return list(await asyncio.gather(*(one(c.turn) for c in claimed)))
+    heartbeat = asyncio.create_task(_keep_leases(owner))
+    try:
+        return list(await asyncio.gather(*(one(c.turn) for c in claimed)))
+    finally:
+        heartbeat.cancel()
+
+
+async def _keep_leases(owner: str) -> None:
+    lease = float(settings.BATCH_LEASE_SECONDS)
+    while True:
+        await asyncio.sleep(max(lease / 3, 0.5))
+        # The provider loop must not block on the database: a thread of its own.
+        await asyncio.to_thread(_renew, owner, lease)
+
+
+def _renew(owner: str, seconds: float) -> None:
+    try:
+        BatchItem.objects.renew_leases(
+            owner=owner, until=timezone.now() + timedelta(seconds=seconds)
+        )
+    finally:
+        connection.close()
 
 
 def _outcome_before_call(item: BatchItem, result: Prepared | Exception) -> Outcome | None:

@@ -36,14 +36,16 @@ def rows(n: int, *, text: str = "Question {i}?", chat_key=None) -> list[ParsedRo
     ]
 
 
-def make(owner, parsed, *, provider="openai", model="gpt-4o-mini", **kwargs) -> Batch:
+def make(
+    owner, parsed, *, provider="openai", model="gpt-4o-mini", search_provider="none", **kwargs
+) -> Batch:
     return create_batch_run(
         uploader=owner,
         name="Economy",
         rows=parsed,
         ai_provider=provider,
         model=model,
-        search_provider="none",
+        search_provider=search_provider,
         mode="economy",
         **kwargs,
     )
@@ -385,3 +387,37 @@ def test_celery_slice_of_an_economy_batch_waits_a_poll_interval_and_runs_twice_h
     assert len(batch_server.batches) == 1
     assert len(batch_server.submitted_custom_ids()) == 4
     assert enqueued[-1] == (batch.pk, 30)  # the next look after a poll interval
+
+
+def test_rows_keep_their_lease_while_a_long_preparation_runs(owner, batch_server, settings):
+    """A slow search (longer than a lease) does not let the rows' lease run out."""
+    import time as _time
+
+    from chats.search import SEARCH_PROVIDERS
+    from chats.search.base import SearchProvider
+
+    settings.BATCH_LEASE_SECONDS = 1
+    seen = []
+
+    class Slow(SearchProvider):
+        key = "slow"
+        label = "Slow"
+
+        def missing_setting(self):
+            return None
+
+        def search(self, query, *, language, limit):
+            _time.sleep(1.6)
+            leases = BatchItem.objects.filter(status=BatchItem.Status.RUNNING)
+            seen.append(all(not item.lease_expired() for item in leases))
+            return []
+
+    SEARCH_PROVIDERS["slow"] = f"{__name__}.Slow"
+    try:
+        globals()["Slow"] = Slow
+        batch = make(owner, rows(1), search_provider="slow")
+        batch = drive(batch)
+    finally:
+        SEARCH_PROVIDERS.pop("slow")
+    assert batch.processed_items == 1
+    assert seen == [True]
