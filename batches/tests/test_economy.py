@@ -396,7 +396,7 @@ def test_rows_keep_their_lease_while_a_long_preparation_runs(owner, batch_server
     from chats.search import SEARCH_PROVIDERS
     from chats.search.base import SearchProvider
 
-    settings.BATCH_LEASE_SECONDS = 1
+    settings.BATCH_LEASE_SECONDS = 3
     seen = []
 
     class Slow(SearchProvider):
@@ -407,7 +407,7 @@ def test_rows_keep_their_lease_while_a_long_preparation_runs(owner, batch_server
             return None
 
         def search(self, query, *, language, limit):
-            _time.sleep(1.6)
+            _time.sleep(5)
             leases = BatchItem.objects.filter(status=BatchItem.Status.RUNNING)
             seen.append(all(not item.lease_expired() for item in leases))
             return []
