@@ -586,9 +586,26 @@ class ProviderBatch(models.Model):
         """When the provider promises the results (24 hours after submission)."""
         return self.submitted_at + timedelta(hours=24) if self.submitted_at else None
 
+    # The providers' words for their batches, as people read them (OpenAI, Azure:
+    # validating ... cancelled; Anthropic: in_progress, canceling, ended).
+    PROVIDER_STATUS_LABELS = {
+        "validating": _("validating"),
+        "in_progress": _("in progress"),
+        "finalizing": _("finalizing"),
+        "completed": _("completed"),
+        "expired": _("expired"),
+        "cancelling": _("cancelling"),
+        "canceling": _("cancelling"),
+        "cancelled": _("cancelled"),
+        "failed": _("failed"),
+        "ended": _("ended"),
+    }
+
     @property
     def status_label(self) -> str:
-        return self.provider_status or self.get_status_display()
+        if self.provider_status:
+            return str(self.PROVIDER_STATUS_LABELS.get(self.provider_status, self.provider_status))
+        return self.get_status_display()
 
 
 class ProviderRequest(models.Model):

@@ -46,7 +46,7 @@ def test_economy_batch_page_shows_the_provider_batch_then_the_answers(page, site
     row.locator("form[action$='/start/'] button").click()
     page.goto(f"{site}/batches/{batch_id}/")
     # The page drives the slices (no worker): the rows go to one provider batch.
-    page.locator("#provider-batches tr.provider-batch", has_text="in_progress").wait_for()
+    page.locator("#provider-batches tr.provider-batch", has_text="in progress").wait_for()
     assert "Expected within 24 h" in page.inner_text("#provider-batches")
     shot(page, "batch-economy")
     batch_server.finish()
