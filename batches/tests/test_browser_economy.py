@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from batchchat.tests.waiting import wait_until
 from batches.models import Batch
 from batches.tests import test_browser as browser_tests
 from chats.tests.fake_batch_servers import FakeBatchServer
@@ -44,16 +45,25 @@ def test_economy_batch_page_shows_the_provider_batch_then_the_answers(page, site
     row.wait_for()
     batch_id = int(row.get_attribute("id").removeprefix("batch-"))
     row.locator("form[action$='/start/'] button").click()
+    # Leave the list only once the start has landed (leaving aborts a request in flight).
+    wait_until(
+        lambda: Batch.objects.get(pk=batch_id).status != Batch.Status.UPLOADED,
+        message="the batch was never started",
+    )
     page.goto(f"{site}/batches/{batch_id}/")
     # The page drives the slices (no worker): the rows go to one provider batch.
-    page.locator("#provider-batches tr.provider-batch", has_text="in progress").wait_for()
+    in_progress = page.locator("#provider-batches tr.provider-batch", has_text="in progress")
+    in_progress.wait_for(timeout=60_000)
     assert "Expected within 24 h" in page.inner_text("#provider-batches")
     shot(page, "batch-economy")
     batch_server.finish()
     batch_server.auto_complete = True  # the next waves (the sample's follow-up turns)
-    page.locator("#provider-batches tr.provider-batch", has_text="completed").first.wait_for()
+    completed = page.locator("#provider-batches tr.provider-batch", has_text="completed")
+    completed.first.wait_for(timeout=60_000)
     batch = Batch.objects.get(pk=batch_id)
-    page.wait_for_function("() => !document.querySelector('#batch-progress[hx-get]')")
+    page.wait_for_function(
+        "() => !document.querySelector('#batch-progress[hx-get]')", timeout=60_000
+    )
     batch.refresh_from_db()
     assert batch.status == Batch.Status.COMPLETED
     assert batch.processed_items == batch.total_items
