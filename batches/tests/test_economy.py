@@ -421,3 +421,17 @@ def test_rows_keep_their_lease_while_a_long_preparation_runs(owner, batch_server
         SEARCH_PROVIDERS.pop("slow")
     assert batch.processed_items == 1
     assert seen == [True]
+
+
+def test_retry_failed_resubmits_and_delete_removes_the_provider_batches(owner, batch_server):
+    from batches.services import delete_batch, retry_failed
+
+    batch_server.expire_next = 2
+    batch = drive(make(owner, rows(2)))
+    assert batch.failed_items == 2
+    retry_failed(batch=batch)
+    batch = drive(batch)
+    assert (batch.processed_items, batch.failed_items) == (2, 0)
+    assert len(batch_server.batches) == 3
+    delete_batch(batch=batch)
+    assert not ProviderBatch.objects.exists() and not ProviderRequest.objects.exists()
