@@ -34,6 +34,7 @@ def test_upload_form_creates_an_economy_batch(owner_client, owner, batch_server)
     assert response.status_code == 302
     batch = Batch.objects.get(uploader=owner)
     assert batch.mode == Batch.Mode.ECONOMY
+    assert "economy mode" in owner_client.get(LIST_URL).content.decode()
 
 
 def test_upload_form_refuses_economy_for_a_provider_without_batch_api(owner_client, owner):
