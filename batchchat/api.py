@@ -41,6 +41,7 @@ PROVIDER_FIELDS = {
     "ai_provider": "aiProvider",
     "search_provider": "searchProvider",
     "model": "model",
+    "mode": "mode",
 }
 
 

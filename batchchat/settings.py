@@ -361,6 +361,20 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Economy mode: the providers' batch APIs (batches.economy, issue 25) ----------------
+# How often a provider batch is asked how it is doing; its rows' lease (longer than the
+# providers' 24 h window); attempts per row (an expired or errored request is sent once
+# more in a new provider batch, then the row fails with the provider's reason); requests
+# per provider batch (0: the provider's own limit).
+ECONOMY_POLL_SECONDS = env_float("ECONOMY_POLL_SECONDS", 60.0)
+ECONOMY_LEASE_SECONDS = env_int("ECONOMY_LEASE_SECONDS", 3 * 24 * 3600)
+ECONOMY_MAX_ATTEMPTS = env_int("ECONOMY_MAX_ATTEMPTS", 2)
+ECONOMY_MAX_REQUESTS = env_int("ECONOMY_MAX_REQUESTS", 0)
+CELERY_BEAT_SCHEDULE["poll-provider-batches"] = {
+    "task": "batches.tasks.poll_provider_batches",
+    "schedule": max(ECONOMY_POLL_SECONDS / 2, 1.0),
+}
+
 # --- Background worker, production serving, health, metrics and logs (issue 14) --------
 # `manage.py run_worker` drives the slices of active batches without a broker (bin/run
 # and bin/serve start one), one slice per batch in turn (a stop ends a slice early).
@@ -466,6 +480,8 @@ REDIS_URL = env("REDIS_URL") or (
 # Prices per million tokens, for the estimated cost of a batch (none: no estimate).
 AI_PRICES = env_prices("AI_PRICES")
 AI_PRICE_CURRENCY = env("AI_PRICE_CURRENCY", "USD")
+# The providers' batch APIs (economy mode) sell the same tokens at this share of the price.
+AI_BATCH_DISCOUNT = env_float("AI_BATCH_DISCOUNT", 0.5)
 
 # --- Search providers -------------------------------------------------------------------
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 5)

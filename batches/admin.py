@@ -17,7 +17,7 @@ from django.utils.text import Truncator
 
 from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet, ReadOnlyAdminMixin
 from batches import services
-from batches.models import Batch, BatchItem, WorkerHeartbeat
+from batches.models import Batch, BatchItem, ProviderBatch, WorkerHeartbeat
 
 
 class BatchItemInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -209,3 +209,27 @@ class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         # Heartbeats of workers that are gone may be cleared by hand.
         return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+
+@admin.register(ProviderBatch)
+class ProviderBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Submissions to the providers' batch APIs (economy mode; read-only: the engine
+    writes them)."""
+
+    list_display = (
+        "local_id",
+        "batch",
+        "provider",
+        "provider_batch_id",
+        "status",
+        "provider_status",
+        "request_count",
+        "succeeded_count",
+        "failed_count",
+        "submitted_at",
+        "ended_at",
+    )
+    list_filter = ("provider", "status")
+    search_fields = ("local_id", "provider_batch_id")
+    list_select_related = ("batch",)
+    readonly_fields = [field.name for field in ProviderBatch._meta.fields]

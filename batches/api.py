@@ -39,6 +39,7 @@ from batches.api_schemas import (
     ProcessIn,
     ProcessOut,
     ProjectedCallsOut,
+    ProviderBatchOut,
     ResultsQuery,
     RunAgainIn,
     StartOut,
@@ -264,6 +265,7 @@ def create(request: HttpRequest):
         "apply_overrides": fields.apply_overrides,
         "judge_enabled": fields.judge_enabled,
         "repeats": fields.repeats,
+        "mode": fields.mode,
     }
     if draft is not None:
         batch = services.create_batch_from_draft(
@@ -357,7 +359,12 @@ def status(request: HttpRequest, query: Query[BatchIdQuery]):
     projected = None
     if batch.status == Batch.Status.UPLOADED:  # before anything is sent
         projected = ProjectedCallsOut.of(projected_calls(batch))
-    return BatchOut.of(batch, grades=grades, projected_calls=projected)
+    provider_batches = None
+    if batch.is_economy:
+        provider_batches = [ProviderBatchOut.of(pb) for pb in batch.provider_batches.all()]
+    return BatchOut.of(
+        batch, grades=grades, projected_calls=projected, provider_batches=provider_batches
+    )
 
 
 @router.get(

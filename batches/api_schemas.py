@@ -140,6 +140,38 @@ class ProjectedCallsOut(CamelSchema):
         )
 
 
+class ProviderBatchOut(CamelSchema):
+    """One submission to the provider's batch API (economy mode)."""
+
+    provider: str
+    provider_batch_id: str = Field(description="The provider's id; '' until it has it")
+    status: Literal["preparing", "submitting", "submitted", "ended"]
+    provider_status: str = Field(description="The provider's own word (in_progress, ...)")
+    request_count: int
+    succeeded_count: int
+    failed_count: int
+    submitted_at: datetime | None
+    expected_by: datetime | None = Field(description="submittedAt + 24 h")
+    ended_at: datetime | None
+    error: str
+
+    @classmethod
+    def of(cls, pb) -> ProviderBatchOut:
+        return cls(
+            provider=pb.provider,
+            provider_batch_id=pb.provider_batch_id,
+            status=pb.status,
+            provider_status=pb.provider_status,
+            request_count=pb.request_count,
+            succeeded_count=pb.succeeded_count,
+            failed_count=pb.failed_count,
+            submitted_at=pb.submitted_at,
+            expected_by=pb.expected_by,
+            ended_at=pb.ended_at,
+            error=pb.error,
+        )
+
+
 class BatchOut(CamelSchema):
     batch_id: int
     name: str
@@ -177,6 +209,11 @@ class BatchOut(CamelSchema):
         default=None,
         description="Provider calls the batch will make once started (create, status, "
         "before it starts)",
+    )
+    mode: Literal["realtime", "economy"] = "realtime"
+    provider_batches: list[ProviderBatchOut] | None = Field(
+        default=None,
+        description="Economy mode, in `status`: the provider batches with their status and counts",
     )
     run_from: int | None = Field(default=None, description="The batch this one was run again from")
     grades: GradesOut | None = Field(
@@ -226,6 +263,7 @@ class BatchOut(CamelSchema):
             "outage": OutageOut.of(batch),
             "judge_enabled": batch.judge_enabled,
             "repeats": batch.repeats,
+            "mode": batch.mode,
             "run_from": batch.run_from_id,
         }
 
@@ -329,6 +367,11 @@ class CreateFields(CamelSchema):
     judge_enabled: bool = Field(default=False, description="Grade answers with an AI judge too")
     repeats: int = Field(
         default=1, description="Answers per question, 1-10 (k rows and chats per question)"
+    )
+    mode: Literal["realtime", "economy"] = Field(
+        default="realtime",
+        description="economy: the answer calls go to the provider's batch API (OpenAI, Azure "
+        "OpenAI, Anthropic) at the batch price, results within 24 h",
     )
     upload_id: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="A file sent to /preview, instead of file"

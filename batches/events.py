@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from batches import engine
+from batches import economy, engine
 from batches.engine import SliceResult
 from batches.models import Batch, BatchItem
 
@@ -51,9 +51,14 @@ def run_slice(
 ) -> SliceResult:
     """`process_for_duration` (same arguments), plus the batch's event lines. Raises what
     it raises."""
-    before = Batch.objects.filter(pk=batch_id).values_list("status", flat=True).first()
-    # Through the package: what tests replace.
-    result = engine.process_for_duration(
+    before, mode = Batch.objects.filter(pk=batch_id).values_list("status", "mode").first() or (
+        None,
+        None,
+    )
+    # Through the package: what tests replace. An economy batch's slice submits to and
+    # polls the provider's batch API (batches.economy).
+    process = economy.process_economy if mode == Batch.Mode.ECONOMY else engine.process_for_duration
+    result = process(
         batch_id=batch_id,
         seconds=seconds,
         concurrency=concurrency,

@@ -10,7 +10,7 @@ from django.utils.translation import get_language, gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from batches.errors import UploadError
-from batches.models import UploadDraft
+from batches.models import Batch, UploadDraft
 from batches.services import MAX_REPEATS, upload_draft_preview
 from batches.upload_guard import screened_sample
 from batches.uploads import (
@@ -146,6 +146,17 @@ class BatchUploadForm(forms.Form):
             "invalid": _("Answers per question: a whole number from 1 to 10."),
         },
     )
+    mode = forms.ChoiceField(
+        label=_("Mode"),
+        choices=Batch.Mode.choices,
+        initial=Batch.Mode.REALTIME,
+        required=False,  # a client that sends none gets real time
+        help_text=_(
+            "Economy sends the answer calls to the provider's batch API (OpenAI, Azure "
+            "OpenAI, Anthropic) at about half the price; the answers are expected within "
+            "24 hours."
+        ),
+    )
 
     def __init__(self, *args, choose_columns: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -202,7 +213,9 @@ class BatchUploadForm(forms.Form):
     def add_provider_error(self, error: ProviderNotConfigured) -> None:
         """A provider or model refused by the service, shown next to the field it concerns
         (the provider and its model are one select here)."""
-        field = "search_provider" if error.field == "search_provider" else "ai_model"
+        field = {"search_provider": "search_provider", "mode": "mode"}.get(
+            error.field or "", "ai_model"
+        )
         self.add_error(field, str(error))
 
     def run_settings(self) -> dict:
@@ -219,6 +232,7 @@ class BatchUploadForm(forms.Form):
             "judge_enabled": self.cleaned_data["judge_enabled"],
             # An empty field (a form posted without it) is one answer per question.
             "repeats": self.cleaned_data.get("repeats") or 1,
+            "mode": self.cleaned_data.get("mode") or Batch.Mode.REALTIME,
         }
 
 
@@ -237,6 +251,7 @@ class RunAgainForm(BatchUploadForm):
             self.fields["apply_overrides"].initial = batch.apply_overrides
             self.fields["judge_enabled"].initial = batch.judge_enabled
             self.fields["repeats"].initial = batch.repeats
+            self.fields["mode"].initial = batch.mode
 
 
 class RegradeForm(forms.Form):

@@ -13,6 +13,9 @@ from datetime import timedelta
 from django.db import models
 from django.utils import timezone
 
+# Lease owner prefix of rows held by a provider batch (ProviderBatch.lease_owner).
+ECONOMY_LEASE_PREFIX = "economy:"
+
 
 class BatchQuerySet(models.QuerySet):
     """Batches by where they are, and the status changes made without loading them."""
@@ -59,9 +62,13 @@ class BatchItemQuerySet(models.QuerySet):
         return self.filter(status__in=self.model.RETRYABLE_STATUSES)
 
     def live_leases(self, now=None) -> BatchItemQuerySet:
-        """Running rows whose worker's lease still holds: someone works on them."""
+        """Running rows whose worker's lease still holds: someone works on them. Rows in
+        a provider batch (economy mode) are not: the provider works on them, and nothing
+        here reads the results unless a runner polls."""
         now = now or timezone.now()
-        return self.filter(status=self.model.Status.RUNNING, lease_expires_at__gte=now)
+        return self.filter(status=self.model.Status.RUNNING, lease_expires_at__gte=now).exclude(
+            lease_owner__startswith=ECONOMY_LEASE_PREFIX
+        )
 
     def resting(self, now=None) -> BatchItemQuerySet:
         return self.filter(self.resting_q(now or timezone.now()))

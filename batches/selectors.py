@@ -261,8 +261,14 @@ class BatchStats:
 
 
 def _price_for(batch: Batch) -> tuple[float, float] | None:
+    """Prices per million input and output tokens for the batch's provider and model
+    (AI_PRICES), at the batch price (AI_BATCH_DISCOUNT) for an economy batch."""
     prices = settings.AI_PRICES
-    return prices.get(f"{batch.ai_provider}:{batch.model}") or prices.get(batch.ai_provider)
+    price = prices.get(f"{batch.ai_provider}:{batch.model}") or prices.get(batch.ai_provider)
+    if price is None or not batch.is_economy:
+        return price
+    factor = settings.AI_BATCH_DISCOUNT
+    return price[0] * factor, price[1] * factor
 
 
 def batch_stats(batch: Batch, *, now=None) -> BatchStats:

@@ -15,7 +15,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from batches import runners, signals
+from batches import economy, runners, signals
 from batches.bulk import insert_rows
 from batches.engine import outlast_status_reads
 from batches.errors import BatchStateError, UploadError
@@ -31,7 +31,7 @@ from batches.uploads import (
     too_many_rows,
 )
 from chats.models import Chat, new_chat_id
-from chats.services import choose_chat_settings, lock_chats
+from chats.services import ProviderNotConfigured, choose_chat_settings, lock_chats
 
 __all__ = [
     "BatchStateError",
@@ -43,6 +43,25 @@ __all__ = [
     "stalled_batch_ids",
     "start_batch",
 ]
+
+
+def check_mode(*, mode: str, ai_provider: str) -> None:
+    """Raise ProviderNotConfigured (field "mode") for an unknown mode, or economy mode
+    with a provider that has no batch API."""
+    if mode not in Batch.Mode.values:
+        raise ProviderNotConfigured(
+            gettext("Unknown mode '%(mode)s': choose realtime or economy.") % {"mode": mode},
+            field="mode",
+        )
+    if mode == Batch.Mode.ECONOMY and not economy.supports_batch_api(ai_provider):
+        raise ProviderNotConfigured(
+            gettext(
+                "Economy mode needs a provider with a batch API (OpenAI, Azure OpenAI or "
+                "Anthropic); '%(provider)s' has none."
+            )
+            % {"provider": ai_provider},
+            field="mode",
+        )
 
 
 def create_batch_run(
@@ -60,8 +79,13 @@ def create_batch_run(
     run_from: Batch | None = None,
     input_columns: list[str] | None = None,
     repeats: int = 1,
+    mode: str = Batch.Mode.REALTIME,
 ) -> Batch:
     """Create a batch with a Chat and a BatchItem per row and repeat, all or nothing.
+
+    `mode` "economy" sends the answer calls to the provider's batch API
+    (batches.economy); a provider without one is refused (ProviderNotConfigured on the
+    `mode` field).
 
     1. validate: the providers and model through chats.services.choose_chat_settings
        (one not given is the server's default), `repeats` (1..MAX_REPEATS), at least one
@@ -82,6 +106,7 @@ def create_batch_run(
         ai_provider=ai_provider, model=model, search_provider=search_provider
     )
     check_repeats(repeats)
+    check_mode(mode=mode, ai_provider=chosen.ai_provider)
     if not rows:
         raise UploadError(gettext("The batch has no questions."), code="empty")
     if len(rows) > settings.MAX_BATCH_ITEMS:
@@ -128,6 +153,7 @@ def create_batch_run(
             repeats=repeats,
             # Rows of the batch: each question's count k times.
             upload_guard={kind: count * repeats for kind, count in guard.items()},
+            mode=mode,
             **chat_fields,
         )
         # Every chat inserted now gets a key above this one (SQLite: one writer at a
@@ -263,6 +289,7 @@ def run_again(
     apply_overrides: bool | None = None,
     judge_enabled: bool | None = None,
     repeats: int | None = None,
+    mode: str | None = None,
     name: str = "",
     start: bool = False,
 ) -> Batch:
@@ -318,6 +345,7 @@ def run_again(
             run_from=batch,
             input_columns=list(headers) or None,
             repeats=batch.repeats if repeats is None else repeats,
+            mode=mode or batch.mode,
         )
     if start:
         start_batch(batch=new)
@@ -450,6 +478,9 @@ def cancel_batch(*, batch: Batch) -> Batch:
                 % {"status": batch.get_status_display().lower()}
             )
         batch.items.cancel_pending()
+        # Economy mode: the provider batches are cancelled by the poller, which keeps
+        # what came back (batches.economy).
+        economy.request_cancel(batch)
         batch.mark_cancelled()
         batch.recount()
     return batch

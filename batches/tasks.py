@@ -10,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from batches import services
+from batches import economy, services
 from batches.events import run_slice
 from batches.models import Batch
 
@@ -33,9 +33,23 @@ def process_batch_slice(batch_id: int) -> None:
     except (Batch.DoesNotExist, services.BatchStateError):
         return  # deleted, cancelled or failed meanwhile: the chain ends here
     if result.should_continue:
-        # Nothing claimable (rows leased by another worker): wait before asking again.
+        # Nothing claimable (rows leased by another worker, or in a provider batch in
+        # economy mode): wait before asking again.
         countdown = 0 if result.done or result.failed else 1
+        if not (result.done or result.failed) and _is_economy(batch_id):
+            countdown = max(settings.ECONOMY_POLL_SECONDS, 1)
         process_batch_slice.apply_async((batch_id,), countdown=countdown)
+
+
+def _is_economy(batch_id: int) -> bool:
+    return Batch.objects.filter(pk=batch_id, mode=Batch.Mode.ECONOMY).exists()
+
+
+@shared_task(ignore_result=True)
+def poll_provider_batches() -> None:
+    """Beat: poll the provider batches of cancelled economy batches (active ones are
+    polled by their slices)."""
+    economy.poll_provider_batches()
 
 
 @shared_task(ignore_result=True)

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from batches.economy import poll_provider_batches
 from batches.events import run_slice
 from batches.hooks import graders
 from batches.models import Batch, WorkerHeartbeat
@@ -121,9 +122,11 @@ class Worker:
     def run_once(self) -> bool:
         """Run one slice on the next batch, or else a chunk of a background grading job
         (batches.hooks: "Grade again" with the AI judge); False when there was nothing to do."""
+        # Provider batches of cancelled economy batches: what comes back is kept.
+        polled = poll_provider_batches()
         batch_id = self.next_batch_id()
         if batch_id is None:
-            return graders().background_work()
+            return graders().background_work() or bool(polled)
         with self.lock:
             self.current_batch_id = batch_id
         self._last_served[batch_id] = time.monotonic()

@@ -57,15 +57,20 @@ from chats.providers import (
     uses_language_model,
 )
 from chats.providers.base import GenerationRequest
+from chats.providers.batch_api import BatchAPI, BatchResult, batch_api, supports_batch_api
 from chats.providers.retry import safety_cap
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
+from chats.search.base import SearchResult
 
 # What other apps (batches, evaluation) may use from chats, besides chats.models.
 __all__ = [
     # the pipeline's steps
     "Answer",
+    "Prepared",
     "Turn",
     "answer",
+    "prepare_answer",
+    "complete_answer",
     "lock_chats",
     "process_message",
     "store_answers",
@@ -94,6 +99,11 @@ __all__ = [
     "safety_cap",
     "judge_answer",
     "JudgeReplyError",
+    # the providers' batch APIs (economy mode)
+    "BatchAPI",
+    "BatchResult",
+    "batch_api",
+    "supports_batch_api",
     # errors
     "ProviderError",
     "ProviderNotConfigured",
@@ -168,32 +178,34 @@ def turns_for(requests: Sequence[tuple[Chat, str, str]]) -> list[Turn]:
     ]
 
 
-async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -> Answer:
-    """Answer one turn; no database access (it runs on the provider loop).
+@dataclass(frozen=True)
+class Prepared:
+    """A turn up to its model call (guard, search, prompt), not yet answered.
 
-    0. guard: personal information and abuse are screened first (`chats.guard.pipeline`),
-       in the question and the referring URL; a blocked turn is answered with the fixed,
-       translated message, with no search and no AI call; a redacted one goes on as its
-       redacted text and URL (the history replays earlier turns' redacted questions);
-    1. search: the chat's search provider, up to SEARCH_MAX_RESULTS results for the
-       question (the question alone is the query, also for follow-ups);
-    2. prompt: system prompt + the uploader's enabled override when `apply_overrides`,
-       the chat's earlier turns as history;
-    3. generate: the chat's AI provider and model; with `on_token`, the raw model text
-       (tags included) is streamed to it as it arrives;
-    4. parse: answer and citation out of the raw text (`chats.prompts.parse_answer`), so
-       the stored answer is the parse of exactly the streamed text.
+    `request` is what the model is asked (None for a blocked turn, whose `answer` is
+    already set); `fields` are the Interaction's fields known before the call (JSON
+    values only, so a provider batch can keep them until its results come back)."""
 
-    `latency_ms` is the wall time of steps 1-4 (what the asker waits for).
-    Raises ProviderNotConfigured, ProviderError or TransientProviderError.
-    """
-    started = time.monotonic()
+    request: GenerationRequest | None
+    fields: dict
+    answer: Answer | None = None  # set for a blocked turn: nothing to ask
+
+    @property
+    def blocked(self) -> bool:
+        return self.answer is not None
+
+
+async def prepare_answer(turn: Turn) -> Prepared:
+    """Steps 0-2 of `answer` (guard, search, prompt): everything but the model call.
+
+    A blocked turn comes back with its answer (no search, no AI call). The economy mode
+    writes the prepared requests to a provider's batch API and finishes each with
+    `complete_answer` when the results come back. Raises what `answer` raises before
+    its model call."""
     chat = turn.chat
     guarded = await guard_step(question=turn.question, chat=chat, referring_url=turn.referring_url)
     if guarded.blocked:
-        if on_token is not None:
-            on_token(guarded.answer)
-        return Answer(fields=guarded.blocked_fields())
+        return Prepared(request=None, fields={}, answer=Answer(fields=guarded.blocked_fields()))
     question = guarded.question  # the redacted text from here on
     provider = get_provider(chat.ai_provider)
     searcher = get_search_provider(chat.search_provider)
@@ -218,24 +230,86 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
         language=chat.page_language,
         model=model,
     )
-    generation = await provider.agenerate(request, on_token=on_token)
-    parsed = parse_answer(generation.text, results, language=chat.page_language)
-    return Answer(
+    return Prepared(
+        request=request,
         fields={
             "question": question,
+            "search_query": search_query,
+            "search_results": [result.as_dict() for result in results],
+            "model": model,
+            "prompt_override_id": turn.override.pk if turn.override else None,
+            "page_language": chat.page_language,
+            **guarded.fields(),
+        },
+    )
+
+
+def complete_answer(
+    fields: dict,
+    *,
+    text: str,
+    model: str = "",
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    latency_ms: int = 0,
+) -> Answer:
+    """Step 4 of `answer` (parse) for a prepared turn's `fields` and the model's raw
+    `text`: the Answer to store. Used by `answer` and by the economy mode when a provider
+    batch's result comes back."""
+    fields = dict(fields)
+    language = fields.pop("page_language", "en")
+    results = [SearchResult(**result) for result in fields.get("search_results") or []]
+    parsed = parse_answer(text, results, language=language)
+    return Answer(
+        fields={
+            **fields,
             "answer": parsed.answer,
             "answer_type": parsed.answer_type,
             "citation_url": parsed.citation_url,
             "citation_title": parsed.citation_title,
-            "search_query": search_query,
-            "search_results": [result.as_dict() for result in results],
-            "model": generation.model or model,
-            "input_tokens": generation.input_tokens,
-            "output_tokens": generation.output_tokens,
-            "latency_ms": round((time.monotonic() - started) * 1000),
-            "prompt_override": turn.override,
-            **guarded.fields(),
+            "model": model or fields.get("model", ""),
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "latency_ms": latency_ms,
         }
+    )
+
+
+async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -> Answer:
+    """Answer one turn; no database access (it runs on the provider loop).
+
+    0. guard: personal information and abuse are screened first (`chats.guard.pipeline`),
+       in the question and the referring URL; a blocked turn is answered with the fixed,
+       translated message, with no search and no AI call; a redacted one goes on as its
+       redacted text and URL (the history replays earlier turns' redacted questions);
+    1. search: the chat's search provider, up to SEARCH_MAX_RESULTS results for the
+       question (the question alone is the query, also for follow-ups);
+    2. prompt: system prompt + the uploader's enabled override when `apply_overrides`,
+       the chat's earlier turns as history;
+    3. generate: the chat's AI provider and model; with `on_token`, the raw model text
+       (tags included) is streamed to it as it arrives;
+    4. parse: answer and citation out of the raw text (`chats.prompts.parse_answer`), so
+       the stored answer is the parse of exactly the streamed text.
+
+    Steps 0-2 are `prepare_answer`, step 4 `complete_answer`. `latency_ms` is the wall
+    time of steps 1-4 (what the asker waits for).
+    Raises ProviderNotConfigured, ProviderError or TransientProviderError.
+    """
+    started = time.monotonic()
+    prepared = await prepare_answer(turn)
+    if prepared.answer is not None:
+        if on_token is not None:
+            on_token(prepared.answer.fields["answer"])
+        return prepared.answer
+    provider = get_provider(turn.chat.ai_provider)
+    generation = await provider.agenerate(prepared.request, on_token=on_token)
+    return complete_answer(
+        prepared.fields,
+        text=generation.text,
+        model=generation.model,
+        input_tokens=generation.input_tokens,
+        output_tokens=generation.output_tokens,
+        latency_ms=round((time.monotonic() - started) * 1000),
     )
 
 

@@ -216,6 +216,8 @@ def _progress_context(batch: Batch) -> dict:
         # The start step: what Start will send, before anything is sent.
         "projected": projected_calls(batch) if batch.status == Batch.Status.UPLOADED else None,
         "stats": batch_stats(batch),
+        # Economy mode: the submissions to the provider's batch API (one query).
+        "provider_batches": list(batch.provider_batches.all()) if batch.is_economy else [],
         **_runner_context(),
         "next_url": batch.get_absolute_url(),
     }

@@ -123,6 +123,7 @@ def _columns_step(request: HttpRequest, form: BatchUploadForm) -> HttpResponse:
     initial["apply_overrides"] = form.cleaned_data["apply_overrides"]
     initial["repeats"] = form.cleaned_data.get("repeats") or 1
     initial["judge_enabled"] = form.cleaned_data["judge_enabled"]
+    initial["mode"] = form.cleaned_data.get("mode") or Batch.Mode.REALTIME
     columns_form = ColumnsForm(owner=request.user, draft=draft, initial=initial)
     return _render_columns(request, columns_form)
 

@@ -58,7 +58,12 @@ LOG_EVERY_SECONDS = 5.0
 IDLE_WAIT_SECONDS = 1.0
 EXIT_INTERRUPTED = 130
 # The option that sets each chat setting (chats.errors.ProviderNotConfigured.field).
-PROVIDER_OPTIONS = {"ai_provider": "--provider", "search_provider": "--search", "model": "--model"}
+PROVIDER_OPTIONS = {
+    "ai_provider": "--provider",
+    "search_provider": "--search",
+    "model": "--model",
+    "mode": "--economy",
+}
 
 
 class Progress:
@@ -194,6 +199,12 @@ class Command(BaseCommand):
             metavar="K",
             help="Answer each question K times, 1 to 10 (K rows and chats per question; "
             "the grades report pass@K and pass^K).",
+        )
+        parser.add_argument(
+            "--economy",
+            action="store_true",
+            help="Economy mode: send the answer calls to the provider's batch API (OpenAI, "
+            "Azure OpenAI, Anthropic) at the batch price; results within 24 hours.",
         )
         parser.add_argument(
             "--concurrency",
@@ -333,6 +344,7 @@ class Command(BaseCommand):
                 apply_overrides=options["apply_overrides"],
                 source_filename=path.name,
                 repeats=options["repeats"],
+                mode=Batch.Mode.ECONOMY if options["economy"] else Batch.Mode.REALTIME,
             )
         except UploadError as exc:
             raise CommandError(exc.message) from None
@@ -343,6 +355,12 @@ class Command(BaseCommand):
             f"Batch {batch.pk} created from {path.name}: {batch.total_items:,} rows, "
             f"{batch.ai_provider}/{batch.model} with {batch.search_provider} search."
         )
+        if batch.is_economy:
+            self.stdout.write(
+                "Economy mode: the answers come from the provider's batch API, expected "
+                "within 24 hours. This command waits for them (Ctrl-C leaves; a worker or "
+                f"--resume {batch.pk} picks them up)."
+            )
         return start_batch(batch=batch)
 
     def _resume(self, batch_id: int, *, retry: bool) -> Batch:
@@ -420,9 +438,12 @@ class Command(BaseCommand):
                     if not result.should_continue:
                         break
                     if not (result.done or result.failed):
-                        # Every open row is leased by another runner, or resting after a
-                        # rate limit: let it work.
-                        time.sleep(IDLE_WAIT_SECONDS)
+                        # Every open row is leased by another runner, resting after a
+                        # rate limit, or in a provider batch (economy): let it work.
+                        wait = IDLE_WAIT_SECONDS
+                        if batch.is_economy:
+                            wait = max(min(settings.ECONOMY_POLL_SECONDS, 10.0), 0.05)
+                        time.sleep(wait)
                 return interrupt.requested
         finally:
             batch.refresh_from_db()
