@@ -57,6 +57,7 @@ from chats.providers import (
     uses_language_model,
 )
 from chats.providers.base import GenerationRequest
+from chats.providers.prices import Price, price_for
 from chats.providers.retry import safety_cap
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
 
@@ -94,6 +95,9 @@ __all__ = [
     "safety_cap",
     "judge_answer",
     "JudgeReplyError",
+    # prices per million tokens (the shipped table, AI_PRICES, the admin's)
+    "Price",
+    "price_for",
     # errors
     "ProviderError",
     "ProviderNotConfigured",

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from batches.costs import batch_price, per_row_cost
 from batches.engine.caller import CallerThread
 from batches.engine.slices import Slice
 from batches.errors import BatchStateError
@@ -83,6 +84,7 @@ def process_for_duration(
             # Only batches with multi-turn chats pay for the "earlier turn unfinished" check.
             counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
             db = CallerThread()
+            price = batch_price(batch)
             work = Slice(
                 batch_id=batch_id,
                 deadline=time.monotonic() + max(seconds, 0.0),
@@ -94,6 +96,9 @@ def process_for_duration(
                 provider=batch.ai_provider,
                 model=batch.model,
                 judge_enabled=batch.judge_enabled,
+                price=price,
+                budget=None if batch.budget is None or price is None else float(batch.budget),
+                per_call=per_row_cost(batch),
             )
             db.serve(asyncio.run_coroutine_threadsafe(work.run(), provider_loop()))
             fatal, done, failed = work.fatal, work.done, work.failed
