@@ -22,11 +22,10 @@ from django.utils import timezone
 
 from batches import hooks
 from batches.engine.caller import CallerThread, wait_event
-from chats.services import Price
 from batches.guard_rows import guarded_item_fields
 from batches.models import Batch, BatchItem
 from chats.models import Interaction
-from chats.services import Answer, lock_chats, store_answers
+from chats.services import Answer, Price, lock_chats, store_answers
 
 logger = logging.getLogger("batches.engine")
 
