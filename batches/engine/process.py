@@ -99,6 +99,7 @@ def process_for_duration(
                 price=price,
                 budget=None if batch.budget is None or price is None else float(batch.budget),
                 per_call=per_row_cost(batch),
+                extra_per_call=float((batch.estimate or {}).get("extra_cost_per_row") or 0),
             )
             db.serve(asyncio.run_coroutine_threadsafe(work.run(), provider_loop()))
             fatal, done, failed = work.fatal, work.done, work.failed

@@ -35,6 +35,10 @@ from chats.services import (
 
 logger = logging.getLogger("batches.engine")
 
+# Rows answered (and priced) before the budget check trusts their mean cost over the
+# estimate made before start.
+MEASURED_ROWS = 5
+
 
 @dataclass
 class Slice:
@@ -69,6 +73,7 @@ class Slice:
     price: Price | None = None
     budget: float | None = None
     per_call: float = 0.0
+    extra_per_call: float = 0.0  # the judge's and guard's estimated share of per_call
     should_stop: Callable[[], bool] | None = None
     on_progress: Callable[[int, int], None] | None = None
     owner: str = field(default_factory=new_owner)
@@ -80,6 +85,7 @@ class Slice:
         self.probe_after = 0.0  # monotonic: provider down, the next row that may probe it
         self.in_flight = 0
         self.cost_recorded = 0.0  # the cost of the answers handed to the writer
+        self.costed_rows = 0
         self.budget_reached = False
         self.changed = asyncio.Event()  # a row ended or a group was written
         self.claims = Claims(
@@ -209,6 +215,16 @@ class Slice:
             budget=self.budget, spent=spent, in_flight=self.in_flight, per_call=self.per_call
         )
 
+    def _measure(self, cost: float | None) -> None:
+        """Count an answer's cost; once MEASURED_ROWS are, the estimated cost of a call
+        becomes their mean (plus the estimated share of judge and guard calls)."""
+        if cost is None:
+            return
+        self.cost_recorded += cost
+        self.costed_rows += 1
+        if self.costed_rows >= MEASURED_ROWS:
+            self.per_call = self.cost_recorded / self.costed_rows + self.extra_per_call
+
     def _pause_for_budget(self) -> None:
         """In the caller thread: the batch pauses with reason "budget"; rows in flight
         finish and are recorded; other slices stop at their next status read."""
@@ -295,7 +311,7 @@ class Slice:
                 if self.judge_enabled and not blocked and graders.wants_judge(item, text):
                     verdict = await graders.judge(item=item, answer=text)
                 cost = answer_cost(self.price, answered.fields)
-                self.cost_recorded += cost or 0.0
+                self._measure(cost)
                 outcome = Outcome(
                     item, BatchItem.Status.DONE, answer=answered, verdict=verdict, cost=cost
                 )
