@@ -11,6 +11,7 @@ and answered by batchchat.api's handlers.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -20,17 +21,20 @@ from ninja.errors import ValidationError
 from pydantic import ValidationError as PydanticValidationError
 
 from batchchat.api_base import ApiError, error_docs
-from batches import hooks, runners, services
+from batches import costs, hooks, runners, services
 from batches.admission import slice_admission
 from batches.api_schemas import (
     BatchIdIn,
     BatchIdQuery,
     BatchListOut,
     BatchOut,
+    BudgetIn,
+    CreatedOut,
     CreateFields,
     CreateJsonIn,
     CreateMultipartIn,
     DeletedOut,
+    EstimateOut,
     GradesOut,
     GuessedColumnsOut,
     ListQuery,
@@ -43,6 +47,7 @@ from batches.api_schemas import (
     StartOut,
 )
 from batches.errors import JsonBodyError
+from batches.estimate import estimate_batch, refresh_estimate
 from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.models import Batch, UploadDraft
@@ -218,7 +223,7 @@ router = Router(tags=["batches"], by_alias=True)
 
 @router.post(
     "/create",
-    response={201: BatchOut, **error_docs(*COMMON_ERRORS, 413, 415, 422)},
+    response={201: CreatedOut, **error_docs(*COMMON_ERRORS, 413, 415, 422)},
     openapi_extra={"requestBody": CREATE_REQUEST_BODY},
     summary="Create a batch from a file (multipart) or from JSON rows",
 )
@@ -244,7 +249,32 @@ def create(request: HttpRequest):
         )
     else:
         batch = services.create_batch_run(rows=rows, source_filename=filename, **settings_fields)
-    return Status(201, BatchOut.of(batch))
+    if fields.budget is not None:
+        batch = costs.set_budget(batch=batch, budget=Decimal(str(fields.budget)))
+    return Status(201, CreatedOut.of(batch, estimate=refresh_estimate(batch)))
+
+
+@router.get(
+    "/estimate",
+    response={200: EstimateOut, **error_docs(*COMMON_ERRORS)},
+    summary="What the rows left will cost: calls, tokens, cost, duration",
+)
+def estimate(request: HttpRequest, query: Query[BatchIdQuery]):
+    """Before start: built from the real prompts of a sample of rows. While the batch
+    runs: corrected from the tokens measured so far (rows left only)."""
+    batch = _batch_for(request, query.batch_id)
+    return EstimateOut(batch_id=batch.pk, estimate=estimate_batch(batch))
+
+
+@router.post(
+    "/budget",
+    response={200: BatchOut, **error_docs(*COMMON_ERRORS, 409)},
+    summary="Set or raise a batch's budget (raising it resumes a paused batch)",
+)
+def budget(request: HttpRequest, payload: BudgetIn):
+    batch = _batch_for(request, payload.batch_id, act=True)
+    value = None if payload.budget is None else Decimal(str(payload.budget))
+    return BatchOut.of(costs.set_budget(batch=batch, budget=value))
 
 
 @router.post(
