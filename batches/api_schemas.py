@@ -10,11 +10,11 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from batchchat.api_base import CamelSchema
+from batches.costs import MAX_BUDGET
 from batches.models import Batch
 from batches.selectors import guard_counts
 from chats.models import Language
 
-MAX_BUDGET = 99_999_999  # Batch.budget holds 12 digits, 4 after the point
 BatchStatus = Literal[
     "uploaded", "queued", "processing", "paused", "completed", "cancelled", "failed"
 ]

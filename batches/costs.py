@@ -19,6 +19,8 @@ from batches.errors import BatchStateError
 from batches.models import Batch
 from chats.services import Price, price_for
 
+MAX_BUDGET = 99_999_999  # Batch.budget holds 12 digits, 4 after the point
+
 
 def batch_price(batch: Batch) -> Price | None:
     """The price of the batch's provider and model; None when unknown (never guessed).

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_noop
 
 from batches.models import Batch, BatchItem, Verdict, WorkerHeartbeat
 from chats.models import GuardStatus
-from chats.services import counts_words, not_found_q
+from chats.services import counts_words, not_found_q, price_for
 
 # Guard outcomes shown (counted and filtered) on the batch page and in the API.
 GUARD_FILTERS = (GuardStatus.BLOCKED, GuardStatus.REDACTED)
@@ -261,8 +261,10 @@ class BatchStats:
 
 
 def _price_for(batch: Batch) -> tuple[float, float] | None:
-    prices = settings.AI_PRICES
-    return prices.get(f"{batch.ai_provider}:{batch.model}") or prices.get(batch.ai_provider)
+    """(input, output) per million tokens (chats.providers.prices: the admin's, AI_PRICES,
+    the shipped table), or None when the model has no price."""
+    price = price_for(batch.ai_provider, batch.model)
+    return None if price is None else (price.input, price.output)
 
 
 def batch_stats(batch: Batch, *, now=None) -> BatchStats:
@@ -271,8 +273,8 @@ def batch_stats(batch: Batch, *, now=None) -> BatchStats:
     Elapsed time runs from `started_at` (the first start; a resumed batch counts its
     pause too); the duration is `finished_at - started_at`. Rows per second are the rows
     finished in the last RATE_WINDOW_SECONDS (or since the start, when shorter), and the
-    time remaining is the rows left at that pace (none while an outage pauses the batch). The estimated cost uses AI_PRICES
-    (per million tokens) for the batch's provider and model, when set.
+    time remaining is the rows left at that pace (none while an outage pauses the batch). The
+    estimated cost uses the batch's price (chats.providers.prices), when known.
     Also sets `batch.not_found_items`.
     """
     now = now or timezone.now()
