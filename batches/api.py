@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 from ninja.errors import ValidationError
 from pydantic import ValidationError as PydanticValidationError
+from pydantic.alias_generators import to_camel
 
 from batchchat.api_base import ApiError, error_docs
 from batches import costs, hooks, runners, services
@@ -192,6 +193,13 @@ def _read_create_request(
     )
 
 
+def _camel(value: Any) -> Any:
+    """The estimate's keys in the API's camelCase (its values as they are)."""
+    if isinstance(value, dict):
+        return {to_camel(str(key)): _camel(item) for key, item in value.items()}
+    return value
+
+
 def _schema_ref(model: type) -> dict[str, Any]:
     return model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
 
@@ -251,7 +259,7 @@ def create(request: HttpRequest):
         batch = services.create_batch_run(rows=rows, source_filename=filename, **settings_fields)
     if fields.budget is not None:
         batch = costs.set_budget(batch=batch, budget=Decimal(str(fields.budget)))
-    return Status(201, CreatedOut.of(batch, estimate=refresh_estimate(batch)))
+    return Status(201, CreatedOut.of(batch, estimate=_camel(refresh_estimate(batch))))
 
 
 @router.get(
@@ -263,7 +271,7 @@ def estimate(request: HttpRequest, query: Query[BatchIdQuery]):
     """Before start: built from the real prompts of a sample of rows. While the batch
     runs: corrected from the tokens measured so far (rows left only)."""
     batch = _batch_for(request, query.batch_id)
-    return EstimateOut(batch_id=batch.pk, estimate=estimate_batch(batch))
+    return EstimateOut(batch_id=batch.pk, estimate=_camel(estimate_batch(batch)))
 
 
 @router.post(

@@ -340,6 +340,10 @@ def start_batch(*, batch: Batch) -> Batch:
     """
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        if batch.budget_reached:
+            raise BatchStateError(
+                gettext("This batch is paused: budget reached. Raise its budget to resume it.")
+            )
         if not batch.can_start:
             raise BatchStateError(
                 gettext("This batch is completed; retry its failed rows instead.")

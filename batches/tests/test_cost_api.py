@@ -31,6 +31,7 @@ def test_create_returns_the_estimate_and_the_budget(fake_ai, api, settings):
     assert body["budget"] == 5.0 and body["spent"] == 0.0 and body["statusReason"] == ""
     assert body["estimate"]["calls"]["answer"] == 2
     assert body["estimate"]["cost"]["known"] is True
+    assert body["estimate"]["tokens"]["countedBy"] == "o200k_base"  # camelCase keys
 
 
 def test_estimate_route_owner_and_stranger(fake_ai, api, make_batch, other_user):

@@ -64,9 +64,7 @@ def test_paused_batch_says_why_and_raising_the_budget_resumes_it(owner_client, o
     html = owner_client.get(batch.get_absolute_url()).content.decode()
     assert "Paused: budget reached" in html
     assert "Raise the budget and resume" in html
-    response = owner_client.post(
-        reverse("batches:budget", args=[batch.pk]), {"budget": "5"}, **HX
-    )
+    response = owner_client.post(reverse("batches:budget", args=[batch.pk]), {"budget": "5"}, **HX)
     assert response.status_code == 200
     batch.refresh_from_db()
     assert batch.status == Batch.Status.QUEUED
