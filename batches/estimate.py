@@ -106,8 +106,10 @@ def _sample_input_tokens(batch: Batch, model: str) -> tuple[float, int]:
 def _history(batch: Batch, model: str) -> dict:
     """Mean output tokens and latency of this provider and model's last answers."""
     last = (
+        # The chat's model (the one chosen), not the interaction's: providers answer
+        # with dated names (gpt-4o-mini-2024-07-18).
         Interaction.objects.filter(
-            chat__ai_provider=batch.ai_provider, model=model, output_tokens__isnull=False
+            chat__ai_provider=batch.ai_provider, chat__model=model, output_tokens__isnull=False
         )
         .exclude(guard_status="blocked")
         .order_by("-id")
