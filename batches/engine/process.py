@@ -99,6 +99,7 @@ def process_for_duration(
                 price=price,
                 budget=None if batch.budget is None or price is None else float(batch.budget),
                 per_call=per_row_cost(batch),
+                spent=batch.spent,
                 extra_per_call=float((batch.estimate or {}).get("extra_cost_per_row") or 0),
             )
             db.serve(asyncio.run_coroutine_threadsafe(work.run(), provider_loop()))
@@ -129,7 +130,8 @@ def finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:
             batch.items.cancel_pending()
         batch.recount()
         unfinished = batch.items.unfinished().exists()
-        if batch.is_active and not unfinished:
+        # A batch paused by its budget as its last rows finished has nothing left: done.
+        if (batch.is_active or batch.is_paused) and not unfinished:
             batch.mark_completed()
     return SliceResult(
         batch_id=batch_id, status=batch.status, done=done, failed=failed, remaining=batch.remaining

@@ -74,6 +74,7 @@ class Slice:
     budget: float | None = None
     per_call: float = 0.0
     extra_per_call: float = 0.0  # the judge's and guard's estimated share of per_call
+    spent: float = 0.0  # Batch.spent when the slice began (until the first status read)
     should_stop: Callable[[], bool] | None = None
     on_progress: Callable[[int, int], None] | None = None
     owner: str = field(default_factory=new_owner)
@@ -97,6 +98,7 @@ class Slice:
             on_fault=self.stop,
         )
         self.fence = StatusFence(batch_id=self.batch_id, db=self.db, on_inactive=self.stop)
+        self.fence.spent = self.spent
         self.writer = Writer(
             batch_id=self.batch_id,
             owner=self.owner,

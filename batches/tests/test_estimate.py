@@ -225,3 +225,14 @@ def test_budget_at_half_the_estimate_pauses_near_half_and_resumes_when_raised(
     assert batch.status == Batch.Status.QUEUED and batch.pause_reason == ""
     result = process_for_duration(batch_id=batch.pk, seconds=60, concurrency=2)
     assert result.status == Batch.Status.COMPLETED
+
+
+def test_a_batch_paused_as_its_last_rows_finished_is_completed(fake_ai, make_batch):
+    from batches.engine.process import finish_slice
+
+    batch = make_batch(2)
+    process_for_duration(batch_id=batch.pk, seconds=30)
+    Batch.objects.filter(pk=batch.pk).update(
+        status=Batch.Status.PAUSED, pause_reason=Batch.PauseReason.BUDGET
+    )
+    assert finish_slice(batch.pk, done=0, failed=0).status == Batch.Status.COMPLETED
