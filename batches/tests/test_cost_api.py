@@ -115,3 +115,12 @@ def test_run_batch_budget_pauses_and_says_how_to_raise_it(fake_ai, questions, tm
     assert batch.budget_reached and batch.processed_items == 0
     out = _run("--resume", str(batch.pk), "--budget", "100", "--out", str(tmp_path / "r.csv"))
     assert "Every row was answered." in out
+
+
+@pytest.mark.parametrize("stdin", [None, "closed"])
+def test_run_batch_without_standard_input_starts(questions, tmp_path, monkeypatch, stdin):
+    if stdin == "closed":
+        stdin = io.StringIO()
+        stdin.close()
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert "Every row was answered." in _run(str(questions), "--out", str(tmp_path / "r.csv"))

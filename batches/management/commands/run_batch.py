@@ -109,6 +109,14 @@ class Progress:
             self.out.flush()
 
 
+def _interactive(stream) -> bool:
+    """Whether someone can answer on `stream` (None or closed: no standard input)."""
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False
+
+
 def _money(amount) -> str:
     return f"{float(amount or 0):,.4f} {settings.AI_PRICE_CURRENCY}"
 
@@ -426,7 +434,7 @@ class Command(BaseCommand):
     def _confirmed(self, yes: bool) -> bool:
         """--yes, or a "y" typed at the question. Without a terminal on standard input
         (scripts, CI, cron) nobody can answer: the batch starts, as it did before."""
-        if yes or not sys.stdin.isatty():
+        if yes or not _interactive(sys.stdin):
             return True
         self.stdout.write("Start this batch? [y/N] ", ending="")
         self.stdout.flush()
