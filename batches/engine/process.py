@@ -16,6 +16,7 @@ from batches.costs import batch_price, per_row_cost
 from batches.engine.caller import CallerThread
 from batches.engine.slices import Slice
 from batches.errors import BatchStateError
+from batches.estimate import refresh_estimate
 from batches.models import Batch
 from chats.services import ProviderNotConfigured, check_chat_settings, provider_loop
 
@@ -83,8 +84,12 @@ def process_for_duration(
         else:
             # Only batches with multi-turn chats pay for the "earlier turn unfinished" check.
             counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
-            db = CallerThread()
             price = batch_price(batch)
+            if batch.budget is not None and price is not None and not batch.estimate:
+                # Made from the pages (the API and run_batch estimate at create): the
+                # budget check needs a row's estimated cost before rows are measured.
+                refresh_estimate(batch)
+            db = CallerThread()
             work = Slice(
                 batch_id=batch_id,
                 deadline=time.monotonic() + max(seconds, 0.0),

@@ -236,3 +236,15 @@ def test_a_batch_paused_as_its_last_rows_finished_is_completed(fake_ai, make_bat
         status=Batch.Status.PAUSED, pause_reason=Batch.PauseReason.BUDGET
     )
     assert finish_slice(batch.pk, done=0, failed=0).status == Batch.Status.COMPLETED
+
+
+def test_a_budgeted_batch_made_without_an_estimate_gets_one_before_its_first_row(
+    fake_ai, settings, make_batch
+):
+    settings.AI_PRICES = {"compatible": (1.0, 1.0)}
+    batch = make_batch(2)
+    Batch.objects.filter(pk=batch.pk).update(budget=100)
+    process_for_duration(batch_id=batch.pk, seconds=30)
+    batch.refresh_from_db()
+    assert batch.estimate["cost_per_row"] > 0
+    assert batch.status == Batch.Status.COMPLETED
