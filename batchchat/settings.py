@@ -480,8 +480,6 @@ REDIS_URL = env("REDIS_URL") or (
 # Prices per million tokens, for the estimated cost of a batch (none: no estimate).
 AI_PRICES = env_prices("AI_PRICES")
 AI_PRICE_CURRENCY = env("AI_PRICE_CURRENCY", "USD")
-# The providers' batch APIs (economy mode) sell the same tokens at this share of the price.
-AI_BATCH_DISCOUNT = env_float("AI_BATCH_DISCOUNT", 0.5)
 
 # --- Search providers -------------------------------------------------------------------
 SEARCH_MAX_RESULTS = env_int("SEARCH_MAX_RESULTS", 5)

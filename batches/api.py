@@ -11,6 +11,7 @@ and answered by batchchat.api's handlers.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -18,19 +19,23 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 from ninja.errors import ValidationError
 from pydantic import ValidationError as PydanticValidationError
+from pydantic.alias_generators import to_camel
 
 from batchchat.api_base import ApiError, error_docs
-from batches import hooks, runners, services
+from batches import costs, hooks, runners, services
 from batches.admission import slice_admission
 from batches.api_schemas import (
     BatchIdIn,
     BatchIdQuery,
     BatchListOut,
     BatchOut,
+    BudgetIn,
+    CreatedOut,
     CreateFields,
     CreateJsonIn,
     CreateMultipartIn,
     DeletedOut,
+    EstimateOut,
     GradesOut,
     GuessedColumnsOut,
     ListQuery,
@@ -45,7 +50,7 @@ from batches.api_schemas import (
     StartOut,
 )
 from batches.errors import JsonBodyError, UploadError
-from batches.estimate import projected_calls
+from batches.estimate import estimate_batch, projected_calls, refresh_estimate
 from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.models import Batch, UploadDraft
@@ -110,14 +115,15 @@ def check_repeats(repeats: int | None) -> None:
         ) from None
 
 
-def created_out(batch: Batch) -> BatchOut:
-    """A new batch as create, run-again and sets/run answer it: with its question set and
-    the provider calls it will make."""
+def created_out(batch: Batch, *, estimate: dict | None = None) -> CreatedOut:
+    """A new batch as create, run-again and sets/run answer it: with its question set,
+    the provider calls it will make and (create) the estimate before start."""
     set_ids = hooks.graders().question_set_ids([batch.pk])
-    return BatchOut.of(
+    return CreatedOut.of(
         batch,
         question_set_id=set_ids.get(batch.pk),
         projected_calls=ProjectedCallsOut.of(projected_calls(batch)),
+        estimate=estimate,
     )
 
 
@@ -213,6 +219,13 @@ def _read_create_request(
     )
 
 
+def _camel(value: Any) -> Any:
+    """The estimate's keys in the API's camelCase (its values as they are)."""
+    if isinstance(value, dict):
+        return {to_camel(str(key)): _camel(item) for key, item in value.items()}
+    return value
+
+
 def _schema_ref(model: type) -> dict[str, Any]:
     return model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
 
@@ -244,7 +257,7 @@ router = Router(tags=["batches"], by_alias=True)
 
 @router.post(
     "/create",
-    response={201: BatchOut, **error_docs(*COMMON_ERRORS, 413, 415, 422)},
+    response={201: CreatedOut, **error_docs(*COMMON_ERRORS, 413, 415, 422)},
     openapi_extra={"requestBody": CREATE_REQUEST_BODY},
     summary="Create a batch from a file (multipart) or from JSON rows",
 )
@@ -273,7 +286,32 @@ def create(request: HttpRequest):
         )
     else:
         batch = services.create_batch_run(rows=rows, source_filename=filename, **settings_fields)
-    return Status(201, created_out(batch))
+    if fields.budget is not None:
+        batch = costs.set_budget(batch=batch, budget=Decimal(str(fields.budget)))
+    return Status(201, created_out(batch, estimate=_camel(refresh_estimate(batch))))
+
+
+@router.get(
+    "/estimate",
+    response={200: EstimateOut, **error_docs(*COMMON_ERRORS)},
+    summary="What the rows left will cost: calls, tokens, cost, duration",
+)
+def estimate(request: HttpRequest, query: Query[BatchIdQuery]):
+    """Before start: built from the real prompts of a sample of rows. While the batch
+    runs: corrected from the tokens measured so far (rows left only)."""
+    batch = _batch_for(request, query.batch_id)
+    return EstimateOut(batch_id=batch.pk, estimate=_camel(estimate_batch(batch)))
+
+
+@router.post(
+    "/budget",
+    response={200: BatchOut, **error_docs(*COMMON_ERRORS, 409)},
+    summary="Set or raise a batch's budget (raising it resumes a paused batch)",
+)
+def budget(request: HttpRequest, payload: BudgetIn):
+    batch = _batch_for(request, payload.batch_id, act=True)
+    value = None if payload.budget is None else Decimal(str(payload.budget))
+    return BatchOut.of(costs.set_budget(batch=batch, budget=value))
 
 
 @router.post(

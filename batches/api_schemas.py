@@ -10,11 +10,14 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from batchchat.api_base import CamelSchema
+from batches.costs import MAX_BUDGET
 from batches.models import Batch
 from batches.selectors import guard_counts
 from chats.models import Language
 
-BatchStatus = Literal["uploaded", "queued", "processing", "completed", "cancelled", "failed"]
+BatchStatus = Literal[
+    "uploaded", "queued", "processing", "paused", "completed", "cancelled", "failed"
+]
 ExportFormat = Literal["csv", "json", "xlsx"]
 PageLanguage = Literal[tuple(Language.values)]  # the Language choices: Literal["en", "fr"]
 MAX_PAGE_SIZE = 100
@@ -215,6 +218,13 @@ class BatchOut(CamelSchema):
         default=None,
         description="Economy mode, in `status`: the provider batches with their status and counts",
     )
+    budget: float | None = Field(
+        default=None, description="The most this batch may spend (AI_PRICE_CURRENCY), or null"
+    )
+    spent: float = Field(default=0.0, description="What the rows' answers cost so far")
+    status_reason: str = Field(
+        default="", description="Why a paused batch is paused ('budget reached'), or ''"
+    )
     run_from: int | None = Field(default=None, description="The batch this one was run again from")
     grades: GradesOut | None = Field(
         default=None, description="Grade summary (status, list, regrade answers)"
@@ -264,12 +274,31 @@ class BatchOut(CamelSchema):
             "judge_enabled": batch.judge_enabled,
             "repeats": batch.repeats,
             "mode": batch.mode,
+            "budget": None if batch.budget is None else float(batch.budget),
+            "spent": round(batch.spent, 6),
+            "status_reason": batch.status_reason,
             "run_from": batch.run_from_id,
         }
 
     @classmethod
     def of(cls, batch: Batch, **extra: Any) -> BatchOut:
         return cls(**cls.fields_of(batch), **extra)
+
+
+class CreatedOut(BatchOut):
+    estimate: dict[str, Any] | None = Field(
+        default=None, description="The estimate before start, as GET /api/batch/estimate"
+    )
+
+
+class EstimateOut(CamelSchema):
+    batch_id: int
+    estimate: dict[str, Any] = Field(
+        description="calls (answer, judge, guard, total), tokens (input, output, per row, "
+        "basis: sample or measured, counted_by), cost (known, currency, spent, realtime, "
+        "economy, price with date and source), duration (seconds, limited_by, concurrency, "
+        "rpm, tpm); see docs/running-batches.md"
+    )
 
 
 class ProcessOut(BatchOut):
@@ -301,6 +330,15 @@ class DeletedOut(CamelSchema):
 
 class BatchIdIn(CamelSchema):
     batch_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class BudgetIn(BatchIdIn):
+    budget: float | None = Field(
+        ge=0,
+        le=MAX_BUDGET,
+        description="The most the batch may spend; null: no limit. Raising it resumes "
+        "a batch paused with 'budget reached'",
+    )
 
 
 class ProcessIn(BatchIdIn):
@@ -372,6 +410,12 @@ class CreateFields(CamelSchema):
         default="realtime",
         description="economy: the answer calls go to the provider's batch API (OpenAI, Azure "
         "OpenAI, Anthropic) at the batch price, results within 24 h",
+    )
+    budget: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_BUDGET,
+        description="The most the batch may spend; default: no limit",
     )
     upload_id: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="A file sent to /preview, instead of file"

@@ -29,6 +29,12 @@ class Batch(ChatSettings):
         COMPLETED = "completed", _("Completed")
         CANCELLED = "cancelled", _("Cancelled")
         FAILED = "failed", _("Failed")
+        # Stopped by the engine for a reason the owner can lift (`pause_reason`): no row
+        # starts; raising the budget resumes it (batches.costs.set_budget).
+        PAUSED = "paused", _("Paused")
+
+    class PauseReason(models.TextChoices):
+        BUDGET = "budget", _("budget reached")
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.PROCESSING)
     FINISHED_STATUSES = (Status.COMPLETED, Status.CANCELLED, Status.FAILED)
@@ -80,6 +86,14 @@ class Batch(ChatSettings):
     # Written by the engine while a provider's quota holds the batch back, {} otherwise:
     # {"until": epoch seconds or null, "in_flight": n, "limit": n or null, "concurrency": n}.
     throttle = models.JSONField(default=dict, blank=True)
+    # Cost (batches.costs): the most the owner will spend (AI_PRICE_CURRENCY; null: no
+    # limit), what the rows' answers cost so far (engine-written: the sum of the rows'
+    # `cost`, kept here so that the budget check reads one row, not an aggregate), why
+    # the batch is paused, and the estimate made before start (batches.estimate).
+    budget = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    spent = models.FloatField(default=0)
+    pause_reason = models.CharField(max_length=16, choices=PauseReason.choices, blank=True)
+    estimate = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -163,9 +177,23 @@ class Batch(ChatSettings):
 
     @property
     def can_cancel(self) -> bool:
-        """Offered on pages while the batch runs; an uploaded batch is simply not started
-        (or deleted). The API may still cancel an uploaded batch (cancel_batch)."""
-        return self.is_active
+        """Offered on pages while the batch runs (or is paused); an uploaded batch is
+        simply not started (or deleted). The API may still cancel an uploaded batch
+        (cancel_batch)."""
+        return self.is_active or self.is_paused
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == self.Status.PAUSED
+
+    @property
+    def budget_reached(self) -> bool:
+        return self.is_paused and self.pause_reason == self.PauseReason.BUDGET
+
+    @property
+    def status_reason(self) -> str:
+        """Why a paused batch is paused, as people read it ("budget reached"); ''."""
+        return self.get_pause_reason_display() if self.is_paused and self.pause_reason else ""
 
     # Done rows whose answer says nothing was found (chats.prompts.is_not_found); counted
     # from the stored answers by the selectors (not_found_counts, batch_stats) and set
@@ -189,6 +217,8 @@ class Batch(ChatSettings):
             return str(_("Processing"))
         if self.activity == self.ACTIVITY_WAITING:
             return str(_("Waiting for a worker"))
+        if self.is_paused and self.pause_reason:
+            return gettext("Paused: %(reason)s") % {"reason": self.status_reason}
         if self.status == self.Status.COMPLETED and self.failed_items:
             return ngettext(
                 "Completed with %(count)s failed",
@@ -267,8 +297,9 @@ class Batch(ChatSettings):
     def _move(self, status: str, *, error: str = "", finished: bool) -> None:
         self.status = status
         self.error = error
+        self.pause_reason = ""
         self.finished_at = timezone.now() if finished else None
-        self.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        self.save(update_fields=["status", "error", "pause_reason", "finished_at", "updated_at"])
 
     def mark_queued(self) -> None:
         """Waiting for a runner: after start, resume or retry."""
@@ -279,6 +310,12 @@ class Batch(ChatSettings):
 
     def mark_completed(self) -> None:
         self._move(self.Status.COMPLETED, finished=True)
+
+    def mark_paused(self, reason: str) -> None:
+        """No row starts until the owner lifts `reason` (rows in flight still finish)."""
+        self.status = self.Status.PAUSED
+        self.pause_reason = reason
+        self.save(update_fields=["status", "pause_reason", "updated_at"])
 
     def mark_failed(self, message: str) -> None:
         """A batch-level fault (provider not configured) that retrying rows cannot fix."""
@@ -382,6 +419,9 @@ class BatchItem(models.Model):
         related_name="batch_item",
     )
     finished_at = models.DateTimeField(null=True, blank=True)
+    # What the row's answer call cost (its interaction's tokens at the batch's price,
+    # batches.costs); null: not answered, or no price known for the model.
+    cost = models.FloatField(null=True, blank=True)
     # Evaluation: what the answer should be (from the upload's expected columns) and the
     # grades of the row's answer against it (evaluation.grading); null = not graded / no
     # expectation to grade against.

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_noop
 
 from batches.models import Batch, BatchItem, Verdict, WorkerHeartbeat
 from chats.models import GuardStatus
-from chats.services import counts_words, not_found_q
+from chats.services import counts_words, not_found_q, price_for
 
 # Guard outcomes shown (counted and filtered) on the batch page and in the API.
 GUARD_FILTERS = (GuardStatus.BLOCKED, GuardStatus.REDACTED)
@@ -261,14 +261,14 @@ class BatchStats:
 
 
 def _price_for(batch: Batch) -> tuple[float, float] | None:
-    """Prices per million input and output tokens for the batch's provider and model
-    (AI_PRICES), at the batch price (AI_BATCH_DISCOUNT) for an economy batch."""
-    prices = settings.AI_PRICES
-    price = prices.get(f"{batch.ai_provider}:{batch.model}") or prices.get(batch.ai_provider)
-    if price is None or not batch.is_economy:
-        return price
-    factor = settings.AI_BATCH_DISCOUNT
-    return price[0] * factor, price[1] * factor
+    """(input, output) per million tokens (chats.providers.prices: the admin's, AI_PRICES,
+    the shipped table), at the batch API's price for an economy batch; None when the
+    model has no price."""
+    price = price_for(batch.ai_provider, batch.model)
+    if price is None:
+        return None
+    paid = 1 - price.batch_discount if batch.is_economy else 1
+    return price.input * paid, price.output * paid
 
 
 def batch_stats(batch: Batch, *, now=None) -> BatchStats:
@@ -277,8 +277,8 @@ def batch_stats(batch: Batch, *, now=None) -> BatchStats:
     Elapsed time runs from `started_at` (the first start; a resumed batch counts its
     pause too); the duration is `finished_at - started_at`. Rows per second are the rows
     finished in the last RATE_WINDOW_SECONDS (or since the start, when shorter), and the
-    time remaining is the rows left at that pace (none while an outage pauses the batch). The estimated cost uses AI_PRICES
-    (per million tokens) for the batch's provider and model, when set.
+    time remaining is the rows left at that pace (none while an outage pauses the batch). The
+    estimated cost uses the batch's price (chats.providers.prices), when known.
     Also sets `batch.not_found_items`.
     """
     now = now or timezone.now()

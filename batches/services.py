@@ -449,6 +449,10 @@ def start_batch(*, batch: Batch) -> Batch:
     """
     with transaction.atomic():
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        if batch.budget_reached:
+            raise BatchStateError(
+                gettext("This batch is paused: budget reached. Raise its budget to resume it.")
+            )
         if not batch.can_start:
             raise BatchStateError(
                 gettext("This batch is completed; retry its failed rows instead.")
@@ -472,7 +476,7 @@ def cancel_batch(*, batch: Batch) -> Batch:
     with transaction.atomic():
         transaction.on_commit(outlast_status_reads)
         batch = Batch.objects.select_for_update().get(pk=batch.pk)
-        if batch.status not in (*Batch.ACTIVE_STATUSES, Batch.Status.UPLOADED):
+        if batch.status not in (*Batch.ACTIVE_STATUSES, Batch.Status.UPLOADED, Batch.Status.PAUSED):
             raise BatchStateError(
                 gettext("A batch that is %(status)s cannot be cancelled.")
                 % {"status": batch.get_status_display().lower()}

@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/start/", actions.batch_start, name="start"),
     path("<int:pk>/process/", actions.batch_process, name="process"),
     path("<int:pk>/cancel/", actions.batch_cancel, name="cancel"),
+    path("<int:pk>/budget/", actions.batch_budget, name="budget"),
     path("<int:pk>/retry/", actions.batch_retry, name="retry"),
     path("<int:pk>/delete/", actions.batch_delete, name="delete"),
     path("<int:pk>/download/<str:fmt>/", actions.batch_download, name="download"),

@@ -9,7 +9,7 @@ The fake server (chats/tests/fake_batch_servers.py, in this process) speaks Open
 files/batches protocol and counts real-time completion calls. Figures per scenario: wall
 time, rows done / failed, provider batches, requests submitted (and how many distinct),
 real-time completion calls, and the cost at the batch price against the real-time price
-(AI_PRICES openai:gpt-4o-mini=0.15/0.60, AI_BATCH_DISCOUNT 0.5). Targets: every row
+(AI_PRICES openai:gpt-4o-mini=0.15/0.60; the shipped batch discount, half). Targets: every row
 answered once, 0 real-time calls, cost = half the real-time price; the same after the kill.
 """
 

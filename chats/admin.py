@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils.text import Truncator
 
 from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet, ReadOnlyAdminMixin
-from chats.models import Chat, Interaction, PromptOverride
+from chats.models import Chat, Interaction, ModelPrice, PromptOverride
 
 
 class InteractionInline(ReadOnlyAdminMixin, admin.StackedInline):
@@ -131,3 +131,22 @@ class PromptOverrideAdmin(admin.ModelAdmin):
     @admin.display(description="text")
     def text_excerpt(self, override: PromptOverride) -> str:
         return Truncator(override.text).chars(80)
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """Prices staff set here win over AI_PRICES and the shipped table
+    (chats.providers.prices); an empty model prices every model of the provider."""
+
+    list_display = (
+        "provider",
+        "model",
+        "input_per_million",
+        "output_per_million",
+        "batch_discount",
+        "date",
+        "source",
+    )
+    list_filter = ("provider",)
+    search_fields = ("provider", "model")
+    readonly_fields = ("updated_at",)

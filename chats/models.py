@@ -150,3 +150,28 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chat.chat_id} #{self.position}: {self.question[:60]}"
+
+
+class ModelPrice(models.Model):
+    """A price set by staff in the admin, per million tokens: it wins over AI_PRICES and
+    the table shipped in chats/providers/data/prices.json (see chats.providers.prices).
+    An empty `model` prices every model of the provider that has no row of its own."""
+
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=128, blank=True)
+    input_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+    output_per_million = models.DecimalField(max_digits=10, decimal_places=4)
+    # The share the provider's batch API takes off (0.5 = half price); 0 = none.
+    batch_discount = models.DecimalField(max_digits=4, decimal_places=3, default=0)
+    date = models.DateField(help_text=_("When the price was read from its source."))
+    source = models.CharField(max_length=500, help_text=_("Where the price comes from."))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "model"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "model"], name="unique_model_price")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model or '*'}"

@@ -54,10 +54,12 @@ from chats.providers import (
     get_provider,
     limits,
     provider_class,
+    tokens,
     uses_language_model,
 )
-from chats.providers.base import GenerationRequest
+from chats.providers.base import AIProvider, GenerationRequest
 from chats.providers.batch_api import BatchAPI, BatchResult, batch_api, supports_batch_api
+from chats.providers.prices import Price, price_for
 from chats.providers.retry import safety_cap
 from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
 from chats.search.base import SearchResult
@@ -75,6 +77,11 @@ __all__ = [
     "process_message",
     "store_answers",
     "turns_for",
+    "prompt_preview",
+    "request_tokens",
+    "count_tokens",
+    "tokenizer_name",
+    "provider_quota",
     "redacted_row",
     "screen_offline",
     "UploadScreen",
@@ -104,6 +111,9 @@ __all__ = [
     "BatchResult",
     "batch_api",
     "supports_batch_api",
+    # prices per million tokens (the shipped table, AI_PRICES, the admin's)
+    "Price",
+    "price_for",
     # errors
     "ProviderError",
     "ProviderNotConfigured",
@@ -208,28 +218,9 @@ async def prepare_answer(turn: Turn) -> Prepared:
         return Prepared(request=None, fields={}, answer=Answer(fields=guarded.blocked_fields()))
     question = guarded.question  # the redacted text from here on
     provider = get_provider(chat.ai_provider)
-    searcher = get_search_provider(chat.search_provider)
-    model = chat.model or (provider.models() or [""])[0]
-
-    search_query = question.strip()
-    limit = settings.SEARCH_MAX_RESULTS
-    results = list(await searcher.asearch(search_query, language=chat.page_language, limit=limit))
-    results = results[:limit]
-
-    system = build_system_prompt(
-        language=chat.page_language,
-        search_results=results,
-        referring_url=guarded.referring_url,  # redacted like the question
-        override_text=turn.override.text if turn.override else "",
-    )
-    request = GenerationRequest(
-        system=system,
-        messages=build_messages(history=list(turn.history), question=question),
-        question=question,
-        search_results=results,
-        language=chat.page_language,
-        model=model,
-    )
+    # The referring URL is redacted like the question.
+    request = await _request_for(turn, provider, question, guarded.referring_url)
+    results, model, search_query = request.search_results, request.model, question.strip()
     return Prepared(
         request=request,
         fields={
@@ -311,6 +302,50 @@ async def answer(turn: Turn, *, on_token: Callable[[str], None] | None = None) -
         output_tokens=generation.output_tokens,
         latency_ms=round((time.monotonic() - started) * 1000),
     )
+
+
+async def _request_for(
+    turn: Turn, provider: AIProvider, question: str, referring_url: str
+) -> GenerationRequest:
+    """Steps 1-2 of `answer`: the search, then the request the provider is sent."""
+    chat = turn.chat
+    searcher = get_search_provider(chat.search_provider)
+    model = chat.model or (provider.models() or [""])[0]
+    limit = settings.SEARCH_MAX_RESULTS
+    query = question.strip()
+    results = list(await searcher.asearch(query, language=chat.page_language, limit=limit))
+    results = results[:limit]
+    system = build_system_prompt(
+        language=chat.page_language,
+        search_results=results,
+        referring_url=referring_url,
+        override_text=turn.override.text if turn.override else "",
+    )
+    return GenerationRequest(
+        system=system,
+        messages=build_messages(history=list(turn.history), question=question),
+        question=question,
+        search_results=results,
+        language=chat.page_language,
+        model=model,
+    )
+
+
+async def prompt_preview(turn: Turn) -> GenerationRequest | None:
+    """The request `answer` would send for `turn`, with the real search step, and no
+    provider call (the guard's AI check does not run: the offline screen decides); None
+    when the question would be blocked. For estimates before a batch starts."""
+    screened = screen_offline(turn.question, turn.referring_url, language=turn.chat.page_language)
+    if screened.status == GuardStatus.BLOCKED:
+        return None
+    provider = provider_class(turn.chat.ai_provider)()
+    return await _request_for(turn, provider, screened.question, screened.referring_url)
+
+
+def request_tokens(request: GenerationRequest, *, provider: str) -> int:
+    """The input tokens of `request` as `provider` counts them (chats.providers.tokens)."""
+    texts = [request.system, *(m.content for m in request.messages)]
+    return tokens.count_messages(texts, provider=provider, model=request.model)
 
 
 async def judge_answer(
@@ -588,3 +623,19 @@ def screen_offline(question: str, referring_url: str = "", *, language: str = "e
         referring_url=url_result.text,
         reasons=tuple(sorted({*result.reasons, *url_result.reasons})),
     )
+
+
+def count_tokens(text: str, *, provider: str, model: str) -> int:
+    """`text`'s tokens as `provider`'s `model` counts them (chats.providers.tokens)."""
+    return tokens.count(text, provider=provider, model=model)
+
+
+def tokenizer_name(provider: str, model: str) -> tuple[str, bool]:
+    """The encoding that counts `provider`'s tokens, and whether it is the model's own."""
+    return tokens.encoding_name(provider, model), tokens.is_exact(provider)
+
+
+def provider_quota(provider: str, model: str) -> tuple[float, float]:
+    """The configured requests and tokens per minute for `provider`'s `model` (0: none)."""
+    quota = limits.quota_for(provider, model)
+    return quota.rpm, quota.tpm

@@ -27,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from batches import hooks
+from batches.costs import answer_cost, batch_price
 from batches.engine.writer import Outcome, Writer
 from batches.models import Batch, BatchItem, ProviderBatch, ProviderRequest
 from chats.services import (
@@ -148,6 +149,7 @@ def store_results(
     outcomes: list[Outcome] = []
     now = timezone.now()
     answers = dict((request.pk, answer) for request, answer in answered)
+    price = batch_price(batch)
     for request in requests:
         item = request.item
         if request.pk in answers:
@@ -157,6 +159,7 @@ def store_results(
                     BatchItem.Status.DONE,
                     answer=answers[request.pk],
                     verdict=verdicts.get(request.pk),
+                    cost=answer_cost(price, answers[request.pk].fields, economy=True),
                 )
             )
             request.outcome = "answered"

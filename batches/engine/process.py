@@ -12,9 +12,11 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from batches.costs import batch_price, per_row_cost
 from batches.engine.caller import CallerThread
 from batches.engine.slices import Slice
 from batches.errors import BatchStateError
+from batches.estimate import refresh_estimate
 from batches.models import Batch
 from chats.services import ProviderNotConfigured, check_chat_settings, provider_loop
 
@@ -82,6 +84,11 @@ def process_for_duration(
         else:
             # Only batches with multi-turn chats pay for the "earlier turn unfinished" check.
             counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
+            price = batch_price(batch)
+            if batch.budget is not None and price is not None and not batch.estimate:
+                # Made from the pages (the API and run_batch estimate at create): the
+                # budget check needs a row's estimated cost before rows are measured.
+                refresh_estimate(batch)
             db = CallerThread()
             work = Slice(
                 batch_id=batch_id,
@@ -94,6 +101,11 @@ def process_for_duration(
                 provider=batch.ai_provider,
                 model=batch.model,
                 judge_enabled=batch.judge_enabled,
+                price=price,
+                budget=None if batch.budget is None or price is None else float(batch.budget),
+                per_call=per_row_cost(batch),
+                spent=batch.spent,
+                extra_per_call=float((batch.estimate or {}).get("extra_cost_per_row") or 0),
             )
             db.serve(asyncio.run_coroutine_threadsafe(work.run(), provider_loop()))
             fatal, done, failed = work.fatal, work.done, work.failed
@@ -123,7 +135,8 @@ def finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:
             batch.items.cancel_pending()
         batch.recount()
         unfinished = batch.items.unfinished().exists()
-        if batch.is_active and not unfinished:
+        # A batch paused by its budget as its last rows finished has nothing left: done.
+        if (batch.is_active or batch.is_paused) and not unfinished:
             batch.mark_completed()
     return SliceResult(
         batch_id=batch_id, status=batch.status, done=done, failed=failed, remaining=batch.remaining

@@ -11,16 +11,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from batches import hooks
+from batches.costs import answer_cost, over_budget
 from batches.engine.caller import CallerThread, wait_event
 from batches.engine.claims import Claimed, Claims, new_owner
 from batches.engine.status import StatusFence
 from batches.engine.ticker import Ticker
 from batches.engine.writer import Outcome, Writer
-from batches.models import BatchItem
+from batches.models import Batch, BatchItem
 from chats.services import (
+    Price,
     ProviderError,
     ProviderNotConfigured,
     ProviderUnavailable,
@@ -31,6 +34,10 @@ from chats.services import (
 )
 
 logger = logging.getLogger("batches.engine")
+
+# Rows answered (and priced) before the budget check trusts their mean cost over the
+# estimate made before start.
+MEASURED_ROWS = 5
 
 
 @dataclass
@@ -61,6 +68,13 @@ class Slice:
     provider: str = ""
     model: str = ""
     judge_enabled: bool = False
+    # Cost: the batch's price (None: unknown, no budget check), its budget (None: none),
+    # and the estimated cost of one row's calls (batches.costs.per_row_cost).
+    price: Price | None = None
+    budget: float | None = None
+    per_call: float = 0.0
+    extra_per_call: float = 0.0  # the judge's and guard's estimated share of per_call
+    spent: float = 0.0  # Batch.spent when the slice began (until the first status read)
     should_stop: Callable[[], bool] | None = None
     on_progress: Callable[[int, int], None] | None = None
     owner: str = field(default_factory=new_owner)
@@ -71,6 +85,9 @@ class Slice:
         self.resume_at = 0.0  # monotonic time before which no new call starts
         self.probe_after = 0.0  # monotonic: provider down, the next row that may probe it
         self.in_flight = 0
+        self.cost_recorded = 0.0  # the cost of the answers handed to the writer
+        self.costed_rows = 0
+        self.budget_reached = False
         self.changed = asyncio.Event()  # a row ended or a group was written
         self.claims = Claims(
             batch_id=self.batch_id,
@@ -81,6 +98,7 @@ class Slice:
             on_fault=self.stop,
         )
         self.fence = StatusFence(batch_id=self.batch_id, db=self.db, on_inactive=self.stop)
+        self.fence.spent = self.spent
         self.writer = Writer(
             batch_id=self.batch_id,
             owner=self.owner,
@@ -90,6 +108,7 @@ class Slice:
             on_written=self.changed.set,
             on_fault=self.stop,
             on_progress=self.on_progress,
+            price=self.price,
         )
         self.ticker = Ticker(
             batch_id=self.batch_id,
@@ -140,6 +159,10 @@ class Slice:
                     await wait_event(self.changed, 0.5)
                     continue
                 await slots.acquire()
+                if self._over_budget():
+                    slots.release()
+                    await self.db(self._pause_for_budget)
+                    break
                 written = self.writer.groups_written
                 claimed = await self.claims.next() if await self._may_start(probe=False) else None
                 if claimed is None:
@@ -182,6 +205,38 @@ class Slice:
                         await self.claims.refill
                 await self.db(self.claims.release_unstarted)
                 await self.ticker.clear()
+
+    def _over_budget(self) -> bool:
+        """Whether one more row could pass the budget: spent (as last read, plus what
+        this slice handed to the writer and it has not committed yet) and the estimate of
+        the calls in flight and of this one (no query: see batches.costs)."""
+        if self.budget is None:
+            return False
+        spent = self.fence.spent + self.cost_recorded - self.writer.cost_written
+        return over_budget(
+            budget=self.budget, spent=spent, in_flight=self.in_flight, per_call=self.per_call
+        )
+
+    def _measure(self, cost: float | None) -> None:
+        """Count an answer's cost; once MEASURED_ROWS are, the estimated cost of a call
+        becomes their mean (plus the estimated share of judge and guard calls)."""
+        if cost is None:
+            return
+        self.cost_recorded += cost
+        self.costed_rows += 1
+        if self.costed_rows >= MEASURED_ROWS:
+            self.per_call = self.cost_recorded / self.costed_rows + self.extra_per_call
+
+    def _pause_for_budget(self) -> None:
+        """In the caller thread: the batch pauses with reason "budget"; rows in flight
+        finish and are recorded; other slices stop at their next status read."""
+        self.budget_reached = True
+        self.stopping = True
+        with transaction.atomic():
+            batch = Batch.objects.select_for_update().filter(pk=self.batch_id).first()
+            if batch is not None and batch.is_active:
+                batch.mark_paused(Batch.PauseReason.BUDGET)
+                logger.info("Batch %s: paused, budget reached", self.batch_id)
 
     async def _may_start(self, *, probe: bool = True) -> bool:
         """Not stopped, before the deadline; waits out a provider's Retry-After, and an
@@ -257,7 +312,11 @@ class Slice:
                 graders = hooks.graders()
                 if self.judge_enabled and not blocked and graders.wants_judge(item, text):
                     verdict = await graders.judge(item=item, answer=text)
-                outcome = Outcome(item, BatchItem.Status.DONE, answer=answered, verdict=verdict)
+                cost = answer_cost(self.price, answered.fields)
+                self._measure(cost)
+                outcome = Outcome(
+                    item, BatchItem.Status.DONE, answer=answered, verdict=verdict, cost=cost
+                )
                 self.writer.record(outcome)
         finally:
             self.in_flight -= 1

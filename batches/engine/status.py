@@ -48,6 +48,7 @@ class StatusFence:
         self.on_inactive = on_inactive  # cancelled, failed or deleted: the slice stops
         self.active_until = 0.0  # monotonic: rows may start calls until then
         self.inactive = False  # True once the batch is seen inactive: for good
+        self.spent = 0.0  # Batch.spent as of the last read (the budget check's base)
         self.read_done = asyncio.Event()  # a status read came back
         self.wanted = asyncio.Event()  # a row waits for a fresh one
 
@@ -67,15 +68,16 @@ class StatusFence:
         for a fresh one. A read is dated from when it starts in the caller thread."""
         while True:
             try:
-                started, status = await self.db(self.read, urgent=True)
+                started, status, spent = await self.db(self.read, urgent=True)
             except Exception:
                 # The status could not be read (the database went away): no call starts.
                 logger.exception("Batch %s: reading its status failed", self.batch_id)
-                status, started = None, time.monotonic()
+                status, started, spent = None, time.monotonic(), self.spent
+            self.spent = spent
             if status in Batch.ACTIVE_STATUSES:
                 self.active_until = started + STATUS_FENCE_SECONDS
             else:
-                # Cancelled (or failed, or deleted): no call starts from now on.
+                # Cancelled (paused, failed, deleted): no call starts from now on.
                 self.inactive = True
                 self.on_inactive()
             self.read_done.set()
@@ -84,7 +86,8 @@ class StatusFence:
             self.wanted.clear()
             await wait_event(self.wanted, STATUS_READ_SECONDS)
 
-    def read(self) -> tuple[float, str | None]:
+    def read(self) -> tuple[float, str | None, float]:
         started = time.monotonic()
-        status = Batch.objects.filter(pk=self.batch_id).values_list("status", flat=True).first()
-        return started, status
+        found = Batch.objects.filter(pk=self.batch_id).values_list("status", "spent").first()
+        status, spent = found or (None, self.spent)
+        return started, status, spent

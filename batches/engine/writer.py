@@ -25,7 +25,7 @@ from batches.engine.caller import CallerThread, wait_event
 from batches.guard_rows import guarded_item_fields
 from batches.models import Batch, BatchItem
 from chats.models import Interaction
-from chats.services import Answer, lock_chats, store_answers
+from chats.services import Answer, Price, lock_chats, store_answers
 
 logger = logging.getLogger("batches.engine")
 
@@ -48,6 +48,7 @@ class Outcome:
     rest_until: datetime | None = None  # PENDING after a rate limit: not before then
     verdict: tuple[str, str] | None = None  # the AI judge's (verdict, notes), when asked
     given_back: bool = False  # PENDING, never started: its attempt does not count
+    cost: float | None = None  # what the answer call cost (batches.costs), when priced
 
 
 class Writer:
@@ -77,6 +78,7 @@ class Writer:
         on_written: Callable[[], None],
         on_fault: Callable[[], None],
         on_progress: Callable[[int, int], None] | None,
+        price: Price | None = None,
     ) -> None:
         self.batch_id = batch_id
         self.owner = owner
@@ -86,6 +88,8 @@ class Writer:
         self.on_written = on_written
         self.on_fault = on_fault
         self.on_progress = on_progress
+        self.price = price  # the batch's price: each done row's cost (None: unknown)
+        self.cost_written = 0.0  # the cost of the rows this writer has committed
         self.pending: list[Outcome] = []
         self.writing = 0  # results taken by the writer, not yet committed
         self.groups_written = 0  # the feeder's sign that a recorded turn may unblock a row
@@ -141,6 +145,7 @@ class Writer:
             self.writing = len(group)
             try:
                 done, failed = await self.db(self.write_group, group)
+                self.cost_written += sum(o.cost or 0.0 for o in group)
             except Exception:
                 # The database refused the group (it went away, a lock timed out): its
                 # rows keep their leases and are answered again after expiry.
@@ -222,10 +227,16 @@ class Writer:
                     for o in kept
                     if o.status == BatchItem.Status.FAILED
                 )
+            costed = [o for o in answered if o.cost is not None]
+            for outcome in costed:
+                outcome.item.cost = outcome.cost
+            if costed:
+                BatchItem.objects.bulk_update([o.item for o in costed], ["cost"])
             if done or failed:
                 Batch.objects.filter(pk=self.batch_id).update(
                     processed_items=F("processed_items") + done,
                     failed_items=F("failed_items") + failed,
+                    spent=F("spent") + sum(o.cost for o in costed),
                     updated_at=now,
                 )
         return done, failed

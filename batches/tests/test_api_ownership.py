@@ -61,6 +61,8 @@ BATCH_ROUTES = {
     "/api/batch/results?format=json": _batch_id_call("get", "batch/results", format="json"),
     "/api/batch/results?format=xlsx": _batch_id_call("get", "batch/results", format="xlsx"),
     "/api/batch/regrade": _batch_id_call("post", "batch/regrade"),
+    "/api/batch/estimate": _batch_id_call("get", "batch/estimate"),
+    "/api/batch/budget": _batch_id_call("post", "batch/budget", budget=1),
     "/api/batch/run-again": _batch_id_call("post", "batch/run-again"),
     # The other's batch as either side of a comparison.
     "/api/batch/compare": lambda api, batch_id: api.get(

@@ -81,10 +81,11 @@ def test_economy_batch_of_2000_rows_is_answered_once_with_no_realtime_call(
     item = batch.items.select_related("interaction").get(position=7)
     assert item.interaction.answer == "Fake answer (turn 1) to: Question 7?"
     assert item.interaction.input_tokens > 0
-    # Cost at the batch price: the real-time price times AI_BATCH_DISCOUNT.
+    # Cost at the batch price: the real-time price less the shipped batch discount (half).
     stats = batch_stats(batch)
     full = (stats.input_tokens * 0.15 + stats.output_tokens * 0.60) / 1_000_000
-    assert stats.estimated_cost == pytest.approx(full * settings.AI_BATCH_DISCOUNT)
+    assert stats.estimated_cost == pytest.approx(full * 0.5)
+    assert batch.items.filter(cost__isnull=True).count() == 0
     # Bodies are not kept once the results are stored.
     assert not ProviderRequest.objects.exclude(body={}).exists()
 

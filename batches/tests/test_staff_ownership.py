@@ -105,7 +105,13 @@ def _page_form(batch: Batch) -> dict:
 
 
 def _api_body(batch: Batch, other: Batch) -> dict:
-    return {"batchId": batch.pk, "otherBatchId": other.pk, "judgeEnabled": True, "seconds": 1}
+    return {
+        "batchId": batch.pk,
+        "otherBatchId": other.pk,
+        "judgeEnabled": True,
+        "seconds": 1,
+        "budget": 1,
+    }
 
 
 def test_the_enumeration_finds_the_routes():

@@ -8,6 +8,7 @@ other request with a redirect.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from batches import services
 from batches.admission import slice_admission
+from batches.costs import MAX_BUDGET, set_budget
 from batches.errors import SliceRefused
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, export_response
@@ -118,6 +120,26 @@ def _run_action(request: HttpRequest, pk: int, action, done: str) -> HttpRespons
 @require_POST
 def batch_start(request: HttpRequest, pk: int) -> HttpResponse:
     return _run_action(request, pk, services.start_batch, _("Batch “%(name)s” started."))
+
+
+@login_required
+@require_POST
+def batch_budget(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set the budget (empty: none); raising it resumes a batch paused by it."""
+    batch = _get_batch_for_user(request, pk, act=True)
+    raw = (request.POST.get("budget") or "").strip().replace(",", ".")
+    try:
+        budget = Decimal(raw) if raw else None
+        if budget is not None and not (0 <= budget < MAX_BUDGET):
+            raise InvalidOperation
+        batch = set_budget(batch=batch, budget=budget)
+    except (InvalidOperation, ValueError):
+        messages.error(request, _("Write the budget as a number, e.g. 12.50."))
+    except services.BatchStateError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("Budget of “%(name)s” saved.") % {"name": batch.name})
+    return _action_response(request, batch)
 
 
 @login_required

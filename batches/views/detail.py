@@ -4,6 +4,7 @@ polled while the batch is active."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batches import hooks
-from batches.estimate import projected_calls
+from batches.estimate import estimate_batch, projected_calls
 from batches.models import Batch, BatchItem
 from batches.selectors import (
     GRADE_FILTERS,
@@ -211,6 +212,9 @@ def _page_numbers(current: int, last: int) -> list[int | None]:
 
 
 def _progress_context(batch: Batch) -> dict:
+    # The estimate searches a sample of rows: built on the start step and while paused
+    # (pages that do not poll), not on every progress poll.
+    show_estimate = batch.status in (Batch.Status.UPLOADED, Batch.Status.PAUSED)
     return {
         "batch": batch,
         # The start step: what Start will send, before anything is sent.
@@ -218,6 +222,9 @@ def _progress_context(batch: Batch) -> dict:
         "stats": batch_stats(batch),
         # Economy mode: the submissions to the provider's batch API (one query).
         "provider_batches": list(batch.provider_batches.all()) if batch.is_economy else [],
+        "estimate": estimate_batch(batch) if show_estimate else None,
+        "currency": settings.AI_PRICE_CURRENCY,
+        "finished_statuses": Batch.FINISHED_STATUSES,
         **_runner_context(),
         "next_url": batch.get_absolute_url(),
     }

@@ -96,6 +96,9 @@ class FakeAIServer:
     fail_next(...): queue explicit faults served to the next requests, in order.
     responder: when set, `responder(system, messages)` is the answer text instead of
         `compose_answer` (e.g. the JSON verdict of the guard's AI check).
+    tokenizer: how the usage it reports counts tokens: "words" (the default), or an
+        OpenAI encoding such as "o200k_base" (counted with bpe-openai, as OpenAI does, with
+        its per-message overhead) for tests of the cost estimate.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class FakeAIServer:
         stream_delay: float = 0.0,
         rate_limit_rpm: float | None = None,
         rate_limit_burst: int = 1,
+        tokenizer: str = "words",
     ) -> None:
         unknown = set(fault_kinds) - set(FAULT_KINDS)
         if unknown:
@@ -134,6 +138,7 @@ class FakeAIServer:
         self.rate_limited = 0  # requests answered 429 by the quota
         self.accepted_times: list[float] = []  # when requests within the quota arrived
         self.responder: Any = None
+        self.tokenizer = tokenizer
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
@@ -142,6 +147,13 @@ class FakeAIServer:
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def count_tokens(self, text: str) -> int:
+        if self.tokenizer == "words":
+            return _count_tokens(text)
+        import bpe_openai
+
+        return len(bpe_openai.get_encoding(self.tokenizer).encode_ordinary(text))
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> FakeAIServer:
@@ -508,11 +520,14 @@ class _Handler(BaseHTTPRequestHandler):
         messages = list(body.get("messages") or [])
         system = "\n".join(_text_of(m.get("content")) for m in messages if m["role"] == "system")
         answer = (self.server.fake.responder or compose_answer)(system, messages)
-        prompt_tokens = sum(_count_tokens(_text_of(m.get("content"))) for m in messages)
+        count = self.server.fake.count_tokens
+        prompt_tokens = sum(count(_text_of(m.get("content"))) for m in messages)
+        if self.server.fake.tokenizer != "words":
+            prompt_tokens += 3 * len(messages) + 3  # role markers, as OpenAI counts them
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": _count_tokens(answer),
-            "total_tokens": prompt_tokens + _count_tokens(answer),
+            "completion_tokens": count(answer),
+            "total_tokens": prompt_tokens + count(answer),
         }
         base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}
         if not body.get("stream"):

@@ -18,7 +18,9 @@ configured, or a batch that cannot run.
 from __future__ import annotations
 
 import signal
+import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from batches import hooks
+from batches.costs import set_budget
 from batches.errors import UploadError
+from batches.estimate import refresh_estimate
 from batches.events import run_slice
 from batches.export import EXPORT_FORMATS, stream_csv
 from batches.models import Batch
@@ -108,6 +112,52 @@ class Progress:
         if self.tty and self.width:
             self.out.write("")
             self.out.flush()
+
+
+def _interactive(stream) -> bool:
+    """Whether someone can answer on `stream` (None or closed: no standard input)."""
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def _money(amount) -> str:
+    return f"{float(amount or 0):,.4f} {settings.AI_PRICE_CURRENCY}"
+
+
+def estimate_lines(estimate: dict, *, budget=None) -> list[str]:
+    """The estimate as run_batch prints it before the batch starts."""
+    calls, tokens, cost, duration = (
+        estimate["calls"],
+        estimate["tokens"],
+        estimate["cost"],
+        estimate["duration"],
+    )
+    unit = "words" if tokens["words"] else "tokens"
+    counted = "" if tokens["exact"] or tokens["words"] else ", approximate"
+    lines = [
+        f"Estimate: {calls['total']:,} provider calls ({calls['answer']:,} answers, "
+        f"{calls['judge']:,} judge, {calls['guard']:,} guard); "
+        f"{tokens['input']:,} input and {tokens['output']:,} output {unit} "
+        f"({tokens['basis']}, counted with {tokens['counted_by']}{counted}).",
+    ]
+    if cost["known"]:
+        lines.append(
+            f"Cost: {_money(cost['realtime'])} in real time, {_money(cost['economy'])} in "
+            f"economy mode (prices of {cost['price']['date'] or cost['price']['source']})."
+        )
+    else:
+        lines.append(
+            "Cost: unknown: no price for this model (set AI_PRICES or add it in the admin)."
+        )
+    lines.append(
+        f"Duration: about {_duration(duration['seconds'])} at concurrency "
+        f"{duration['concurrency']} (limited by {duration['limited_by']})."
+    )
+    if budget is not None:
+        lines.append(f"Budget: {_money(budget)}.")
+    return lines
 
 
 def _throttle_note(batch: Batch, concurrency: int, *, remaining: int) -> str:
@@ -235,6 +285,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--user", default=None, help="Owner of a new batch (default: none; staff see it)."
         )
+        parser.add_argument(
+            "--budget",
+            type=Decimal,
+            default=None,
+            help="The most the batch may spend (AI_PRICE_CURRENCY): no row starts past it, "
+            "the batch pauses with 'budget reached'. With --resume: raises it.",
+        )
+        parser.add_argument(
+            "--yes",
+            action="store_true",
+            help="Start without asking after the estimate (the question is only asked when "
+            "standard input is a terminal).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """1. create or load the batch 2. queue it 3. run slices with progress 4. write
@@ -243,13 +306,26 @@ class Command(BaseCommand):
         if options["resume"] is not None:
             if options["file"]:
                 raise CommandError("Give either FILE (a new batch) or --resume BATCH_ID, not both.")
+            if options["budget"] is not None:
+                self._set_budget(options["resume"], options["budget"])
             batch = self._resume(options["resume"], retry=options["retry_failed"])
+            if batch.is_active:
+                self._print_estimate(batch)
         else:
             if not options["file"]:
                 raise CommandError("Give the CSV or XLSX file of questions, or --resume BATCH_ID.")
             if options["retry_failed"]:
                 raise CommandError("--retry-failed only goes with --resume BATCH_ID.")
             batch = self._create(options)
+            if options["budget"] is not None:
+                batch = set_budget(batch=batch, budget=options["budget"])
+            self._print_estimate(batch)
+            if not self._confirmed(options["yes"]):
+                self.stdout.write(
+                    f"Not started. Start it later with: manage.py run_batch --resume {batch.pk}"
+                )
+                return
+            batch = start_batch(batch=batch)
         if out_path is None:
             out_path = Path(f"results-{batch.pk}.csv")
 
@@ -288,6 +364,12 @@ class Command(BaseCommand):
             )
         if batch.status == Batch.Status.FAILED:
             raise CommandError(f"The batch stopped: {batch.error}")
+        if batch.budget_reached:
+            raise CommandError(
+                f"The batch paused: budget reached ({_money(batch.spent)} spent of "
+                f"{_money(batch.budget)}). Raise it with: manage.py run_batch --resume "
+                f"{batch.pk} --budget AMOUNT"
+            )
         if batch.status == Batch.Status.CANCELLED:
             raise CommandError(
                 f"The batch was cancelled (from the pages or the API). Resume with: "
@@ -361,7 +443,29 @@ class Command(BaseCommand):
                 "within 24 hours. This command waits for them (Ctrl-C leaves; a worker or "
                 f"--resume {batch.pk} picks them up)."
             )
-        return start_batch(batch=batch)
+        return batch
+
+    def _set_budget(self, batch_id: int, budget: Decimal) -> None:
+        try:
+            set_budget(batch=Batch.objects.get(pk=batch_id), budget=budget)
+        except Batch.DoesNotExist:
+            raise CommandError(f"There is no batch {batch_id}.") from None
+        except BatchStateError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _print_estimate(self, batch: Batch) -> None:
+        """The estimate of the rows left (batches.estimate), before they start."""
+        for line in estimate_lines(refresh_estimate(batch), budget=batch.budget):
+            self.stdout.write(line)
+
+    def _confirmed(self, yes: bool) -> bool:
+        """--yes, or a "y" typed at the question. Without a terminal on standard input
+        (scripts, CI, cron) nobody can answer: the batch starts, as it did before."""
+        if yes or not _interactive(sys.stdin):
+            return True
+        self.stdout.write("Start this batch? [y/N] ", ending="")
+        self.stdout.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes", "o", "oui")
 
     def _resume(self, batch_id: int, *, retry: bool) -> Batch:
         try:
@@ -435,6 +539,13 @@ class Command(BaseCommand):
                         # Cancelled or failed from elsewhere (pages, API) meanwhile.
                         break
                     batch.refresh_from_db()
+                    if batch.budget_reached:
+                        progress.update(
+                            finished=batch.finished_count,
+                            failed=batch.failed_items,
+                            force=True,
+                            note=f"paused: budget reached ({_money(batch.spent)} spent)",
+                        )
                     if not result.should_continue:
                         break
                     if not (result.done or result.failed):
