@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from pathlib import Path
 
@@ -114,10 +113,10 @@ def test_a_padded_row_workbook_is_refused_from_its_cell_references(monkeypatch):
     parsed_rows = []
     monkeypatch.setattr(xlsx, "_xlsx_rows", lambda sheet: parsed_rows.append(sheet) or iter(()))
 
-    started = time.process_time()
     error = refused(data)
 
-    assert time.process_time() - started < 2
+    # Refused unread: openpyxl never builds a row (the behaviour that kept it from
+    # spending minutes padding cells; no CPU-time bound, which a loaded machine breaks).
     assert error.code == "too_many_columns"
     assert "16,384 columns" in error.message and "500" in error.message
     assert parsed_rows == []
