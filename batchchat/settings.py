@@ -127,9 +127,10 @@ INSTALLED_APPS = [
     # Login brute-force protection (see "Brute force" below).
     "axes",
     "csp",
-    # django-ninja (the HTTP API); installed as an app so /api/docs serves its own static
-    # Swagger UI files instead of loading them from a CDN.
-    "ninja",
+    # django-ninja's templates and static files (the HTTP API's docs), so /api/docs serves
+    # its own Swagger UI files instead of loading them from a CDN; "ninja" itself is not
+    # installed, which would import all of django-ninja in every process at start.
+    "batchchat.apps.NinjaAssetsConfig",
 ]
 
 MIDDLEWARE = [

@@ -33,27 +33,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from batches import hooks
-from batches.errors import UploadError
-from batches.events import run_slice
-from batches.export import EXPORT_FORMATS, stream_csv
 from batches.models import Batch
-from batches.services import (
-    BatchStateError,
-    create_batch_run,
-    retry_failed,
-    start_batch,
-)
-from batches.uploads import parse_upload_file
 from chats.models import Language
-from chats.services import (
-    OUTAGE_REASONS,
-    ProviderNotConfigured,
-    default_chat_settings,
-    limits_snapshot,
-    outage_snapshot,
-    safety_cap,
-)
+
+# The engine, the chat pipeline, the upload readers and the exports are imported where
+# they are used, not here: `run_batch --help` (and a child engine process) starts without
+# them (batches.tests.test_startup keeps it so).
 
 # One slice runs until the batch is done or Ctrl-C (the slice polls the flag before each
 # row starts); a slice that ends waits for its slowest row, so many short ones would leave
@@ -119,6 +104,8 @@ class Progress:
 
 def _throttle_note(batch: Batch, concurrency: int, *, remaining: int) -> str:
     """What the provider's quota, or an outage, is doing to this run, if anything."""
+    from chats.services import OUTAGE_REASONS, limits_snapshot, outage_snapshot
+
     parts = []
     outage = outage_snapshot(batch.ai_provider, batch.model)
     if outage is not None:
@@ -185,17 +172,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", nargs="?", help="CSV or XLSX file of questions.")
         parser.add_argument("--name", default="", help="Batch name (default: the file name).")
-        default = default_chat_settings()
         parser.add_argument(
             "--provider",
             default="",
-            help=f"AI provider (default: {default.ai_provider}).",
+            # chats.services.default_chat_settings, read without importing the pipeline.
+            help=f"AI provider (default: {settings.DEFAULT_AI_PROVIDER}).",
         )
         parser.add_argument("--model", default="", help="Model (default: the provider's first).")
         parser.add_argument(
             "--search",
             default="",
-            help=f"Search provider (default: {default.search_provider}).",
+            help=f"Search provider (default: {settings.DEFAULT_SEARCH_PROVIDER}).",
         )
         parser.add_argument(
             "--language", default=Language.EN, choices=Language.values, help="Page language."
@@ -304,6 +291,8 @@ class Command(BaseCommand):
             f"{batch.processed_items:,} done, {batch.failed_items:,} failed, "
             f"{batch.remaining:,} left of {batch.total_items:,} in {_duration(elapsed)}."
         )
+        from batches import hooks
+
         graders = hooks.graders()
         grades = graders.summary_text(graders.summaries([batch.pk])[batch.pk])
         if grades:
@@ -331,6 +320,8 @@ class Command(BaseCommand):
 
     # -- steps ---------------------------------------------------------------------------
     def _output(self, out: str | None):
+        from batches.export import EXPORT_FORMATS, stream_csv
+
         if out is None:
             return None, stream_csv
         path = Path(out)
@@ -353,6 +344,11 @@ class Command(BaseCommand):
             raise CommandError(f"--user {username}: there is no such user.") from None
 
     def _create(self, options: dict[str, Any]) -> Batch:
+        from batches.errors import UploadError
+        from batches.services import create_batch_run, start_batch
+        from batches.uploads import parse_upload_file
+        from chats.services import ProviderNotConfigured
+
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"{path}: no such file.")
@@ -385,6 +381,8 @@ class Command(BaseCommand):
         return start_batch(batch=batch)
 
     def _resume(self, batch_id: int, *, retry: bool) -> Batch:
+        from batches.services import BatchStateError, retry_failed, start_batch
+
         try:
             batch = Batch.objects.get(pk=batch_id)
         except Batch.DoesNotExist:
@@ -471,6 +469,10 @@ class Command(BaseCommand):
 
     def _run(self, batch: Batch, options: dict[str, Any]) -> bool:
         """Run slices until the batch is finished or Ctrl-C; True when interrupted."""
+        from batches.errors import BatchStateError
+        from batches.events import run_slice
+        from chats.services import safety_cap
+
         if batch.status not in Batch.ACTIVE_STATUSES:
             return False
         progress = Progress(
