@@ -15,12 +15,14 @@ second here); `Children.start` is called early so that it overlaps the parent's 
 
 Signals: Ctrl-C in a terminal reaches the whole process group, so children ignore SIGINT
 and the parent decides (first Ctrl-C: `stop()`, rows in flight finish; second: `kill()`).
-A child takes SIGTERM as "stop": `bin/serve` and process managers signal the whole group.
+A child takes SIGTERM as "stop": that is how the parent stops it, and `bin/serve` and
+process managers may signal the whole group.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -53,9 +55,10 @@ def context() -> Any:
 # --- in a child --------------------------------------------------------------------------
 
 
-def _child_setup(processes: int, stop: Any, *, ai_provider: str = "") -> Callable[[], bool]:
+def _child_setup(processes: int, *, ai_provider: str = "") -> Callable[[], bool]:
     """Set up Django in a fresh child, import the providers' SDKs (`ai_provider`'s only,
-    when given); returns the child's should_stop()."""
+    when given); returns the child's should_stop(), which turns true on SIGTERM (the
+    parent's `Children.stop`)."""
     stopped = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
@@ -67,12 +70,6 @@ def _child_setup(processes: int, stop: Any, *, ai_provider: str = "") -> Callabl
 
     share_quotas(processes=processes)
     preload_providers(ai_provider=ai_provider)
-
-    def relay() -> None:
-        stop.wait()
-        stopped.set()
-
-    threading.Thread(target=relay, name="stop-relay", daemon=True).start()
     return stopped.is_set
 
 
@@ -91,9 +88,9 @@ def _exit() -> None:
         os._exit(0)
 
 
-def worker_child(stop: Any, processes: int, options: dict[str, Any]) -> None:
+def worker_child(processes: int, options: dict[str, Any]) -> None:
     """One `run_worker` engine process: batches.worker.Worker until stopped."""
-    should_stop = _child_setup(processes, stop)
+    should_stop = _child_setup(processes)
     from batches.worker import Worker
 
     worker = Worker(
@@ -116,11 +113,11 @@ def worker_child(stop: Any, processes: int, options: dict[str, Any]) -> None:
     _exit()
 
 
-def batch_child(stop: Any, processes: int, options: dict[str, Any]) -> None:
+def batch_child(processes: int, options: dict[str, Any]) -> None:
     """One `run_batch` engine process: slices of one batch (options["batch_id"], or the
     id the parent puts in options["batch"] once it has created the batch) until it is
     finished or the parent says stop."""
-    should_stop = _child_setup(processes, stop, ai_provider=options.get("ai_provider", ""))
+    should_stop = _child_setup(processes, ai_provider=options.get("ai_provider", ""))
     batch_id = options.get("batch_id")
     if batch_id is None:
         shared = options["batch"]
@@ -178,11 +175,14 @@ def split(total: int, parts: int) -> list[int]:
 class Children:
     """N engine processes of one kind under this parent.
 
-    `target(stop, processes, options)` runs in each child (`options[n]` for child n);
-    `stop` is one multiprocessing Event shared by all. `watch()` restarts a child that
-    died (when `restart` says so) after RESTART_DELAY_SECONDS; `stop()` lets every child
+    `target(processes, options[n])` runs in child n. `watch()` restarts a child that
+    died (when `restart` says so) after RESTART_DELAY_SECONDS, telling `on_death(pid)`; `stop()` lets every child
     finish its rows in flight; `kill()` ends them at once (their rows are then taken over
     when their leases expire).
+
+    `stop()` is a SIGTERM to each child, not a shared multiprocessing Event: a child
+    killed (SIGKILL) while waiting on such an Event leaves its Condition expecting an
+    acknowledgement that never comes, and the parent's `set()` would hang for ever.
     """
 
     def __init__(
@@ -192,13 +192,15 @@ class Children:
         options: list[dict[str, Any]],
         restart: Callable[[int], bool] | None = None,
         on_event: Callable[[str], None] | None = None,
+        on_death: Callable[[int], None] | None = None,
     ) -> None:
         self.ctx = context()
         self.target = target
         self.options = options
         self.restart = restart
         self.on_event = on_event or (lambda message: logger.info("%s", message))
-        self.stop_event = self.ctx.Event()
+        self.on_death = on_death
+        self._stopping = False
         self.procs: list[Any] = [None] * len(options)
         self.restarts = 0
         self._dead_since: dict[int, float] = {}
@@ -210,7 +212,7 @@ class Children:
     def _start(self, n: int) -> None:
         proc = self.ctx.Process(
             target=self.target,
-            args=(self.stop_event, self.count, self.options[n]),
+            args=(self.count, self.options[n]),
             name=f"batchchat-engine-{n}",
             daemon=False,
         )
@@ -230,7 +232,7 @@ class Children:
 
     @property
     def stopping(self) -> bool:
-        return self.stop_event.is_set()
+        return self._stopping
 
     def watch(self) -> None:
         """Restart a child that died (unless stopping or `restart(exitcode)` says no)."""
@@ -245,6 +247,8 @@ class Children:
                 continue
             since = self._dead_since.setdefault(n, now)
             if since == now:
+                if self.on_death is not None:
+                    self.on_death(proc.pid)
                 self.on_event(
                     f"Engine process {proc.pid} ended (exit status {code}); "
                     f"starting another in {RESTART_DELAY_SECONDS:g} s."
@@ -262,7 +266,13 @@ class Children:
 
     def stop(self) -> None:
         """Every child starts no new row; rows in flight finish and are recorded."""
-        self.stop_event.set()
+        if self._stopping:
+            return
+        self._stopping = True
+        for proc in self.procs:
+            if proc is not None and proc.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for every child to end; True when they all did."""

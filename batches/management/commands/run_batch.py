@@ -409,7 +409,9 @@ class Command(BaseCommand):
     def _children(self, processes: int, concurrency: int, options: dict[str, Any]):
         from batches.procs import Children, batch_child, context
 
-        shared = context().Value("q", 0)  # the batch id, once created (0: not yet)
+        # The batch id, once created (0: not yet). Raw: written once, read without a lock
+        # that a killed child could leave held.
+        shared = context().RawValue("q", 0)
         self.processes = processes
         children = Children(
             target=batch_child,

@@ -17,6 +17,7 @@ Several workers, on one machine or many, may run at once.
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from typing import Any
 
@@ -110,11 +111,19 @@ class Command(BaseCommand):
             self.stdout.write(message)
             self.stdout.flush()
 
+        def forget(pid: int) -> None:
+            # A killed child leaves its heartbeat row: the pages would count it alive
+            # until WORKER_HEARTBEAT_TIMEOUT.
+            from batches.models import WorkerHeartbeat
+
+            WorkerHeartbeat.objects.filter(hostname=socket.gethostname()[:255], pid=pid).delete()
+
         children = Children(
             target=worker_child,
             options=[dict(child_options) for _ in range(processes)],
             restart=lambda code: True,
             on_event=say,
+            on_death=forget,
         )
         interrupts = 0
 
