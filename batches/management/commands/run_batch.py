@@ -52,7 +52,7 @@ IDLE_WAIT_SECONDS = 1.0
 # CPU-bound near 330 rows/s (the SDKs' ~2 ms a call), which C 128 at 400 ms latency needs.
 PROCESSES_FROM_CONCURRENCY = 128
 # With engine processes, this one reads the counters from the database this often.
-WATCH_SECONDS = 0.5
+WATCH_SECONDS = 0.25
 EXIT_INTERRUPTED = 130
 # The option that sets each chat setting (chats.errors.ProviderNotConfigured.field).
 PROVIDER_OPTIONS = {"ai_provider": "--provider", "search_provider": "--search", "model": "--model"}
