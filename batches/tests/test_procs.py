@@ -246,3 +246,51 @@ def test_run_batch_with_two_processes_answers_each_row_once_and_writes_one_file(
     assert requests_per_row(fake_ai) == Counter({row: 1 for row in range(60)})
     assert len(out.read_text(encoding="utf-8-sig").splitlines()) == 61
     assert sorted(p.name for p in tmp_path.iterdir()) == ["questions.csv", "results.csv"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_stops_every_run_batch_process_and_writes_the_results_so_far(fake_ai, tmp_path):
+    fake_ai.latency = 0.3
+    questions = tmp_path / "questions.csv"
+    questions.write_text(
+        "question\n" + "".join(f"Question {i}?\n" for i in range(400)), encoding="utf-8"
+    )
+    out = tmp_path / "results.csv"
+    proc = subprocess.Popen(
+        [
+            sys.executable, "manage.py", "run_batch", str(questions), "--provider",
+            "compatible", "--search", "none", "--concurrency", "4", "--processes", "2",
+            "--out", str(out),
+        ],
+        cwd=ROOT,
+        env=child_env(fake_ai),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: (
+                proc.poll() is None
+                and BatchItem.objects.filter(status=BatchItem.Status.DONE).count() >= 8
+            ),
+            timeout=90,
+            message="run_batch answered no rows",
+        )
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole group
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr
+    batch = Batch.objects.get()
+    # Rows in flight were finished and recorded, the rest given back; the file has them.
+    assert not batch.items.filter(status=BatchItem.Status.RUNNING).exists()
+    assert 0 < batch.processed_items < 400
+    assert_one_interaction_per_done_item(batch)
+    assert_counters_match_recount(batch)
+    assert len(out.read_text(encoding="utf-8-sig").splitlines()) == 401
