@@ -9,7 +9,7 @@ Redis when REDIS_URL is set; without Redis each child budgets quota / N
 (`chats.services.share_quotas`).
 
 The children are started with multiprocessing's *forkserver* context: a fresh interpreter
-(the fork server) imports Django, sets it up and imports the providers' SDKs once
+(the fork server) imports Django, sets it up and imports the batch's provider SDK once
 (batches.procs_boot), and each child is a fork of it, never a fork of a process holding
 database connections, the provider loop's thread or open sockets. The fork server's
 start-up (about two seconds of CPU here) is paid once, not once per child;
@@ -50,12 +50,13 @@ def default_processes() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def context() -> Any:
+def context(*, preload: list[str] | tuple[str, ...] = ()) -> Any:
     """The fork server: a fresh interpreter (never a fork of this process, which may hold
-    database connections, the provider loop's thread or sockets) that sets Django up and
-    imports the SDKs once (batches.procs_boot); each child is a fork of it."""
+    database connections, the provider loop's thread or sockets) that sets Django up
+    (batches.procs_boot) and imports the `preload` modules (a provider's, with its SDK)
+    once; each child is a fork of it."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["batches.procs_boot"])
+    ctx.set_forkserver_preload(["batches.procs_boot", *preload])
     return ctx
 
 
@@ -200,8 +201,9 @@ class Children:
         restart: Callable[[int], bool] | None = None,
         on_event: Callable[[str], None] | None = None,
         on_death: Callable[[int], None] | None = None,
+        preload: list[str] | tuple[str, ...] = (),
     ) -> None:
-        self.ctx = context()
+        self.ctx = context(preload=preload)
         self.target = target
         self.options = options
         self.restart = restart

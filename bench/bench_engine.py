@@ -10,7 +10,8 @@ every call after L seconds, so the ideal wall time is rows x L / C. Figures:
   to the last row recorded (the rows' finished_at);
 - command ratio: ideal / wall time of the whole `run_batch` command (Python start-up,
   imports, creating the batch, answering, writing the results file);
-- CPU ms/row: user + system CPU of the run_batch process (and its engine processes) / rows;
+- CPU ms/row: user + system CPU of the run_batch process / rows (P = 1 only: engine
+  processes are children of the fork server, whose CPU the OS does not count to us);
 - write transactions and queries per row, counted on the process's connection (with
   engine processes the parent's only: shown as "-");
 - P: `run_batch --processes P` (engine processes; each config runs once per P given);
@@ -305,7 +306,9 @@ def print_row(name: str, config: dict, processes: int, figures: dict) -> None:
         f"{ideal / figures['engine']:>6.2f} "
         + (
             f"{figures['wall']:>6.2f} {ideal / figures['wall']:>6.2f} "
-            f"{figures['cpu'] * 1000 / rows:>10.2f} "
+            # The engine processes are the fork server's children, not run_batch's: their
+            # CPU is not in RUSAGE_CHILDREN.
+            + (f"{figures['cpu'] * 1000 / rows:>10.2f} " if one else f"{'-':>10} ")
             + (
                 f"{figures['write_transactions'] / rows:>7.3f} {figures['queries'] / rows:>6.2f} "
                 if one

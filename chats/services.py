@@ -79,6 +79,7 @@ __all__ = [
     "choose_chat_settings",
     "default_chat_settings",
     "preload_providers",
+    "provider_module",
     "provider_choices",
     "search_choices",
     "counts_words",
@@ -437,6 +438,13 @@ def preload_providers(*, ai_provider: str = "") -> None:
         return
     provider_choices()
     search_choices()
+
+
+def provider_module(ai_provider: str) -> str | None:
+    """The module of AI provider `ai_provider` (importing it imports its SDK), without
+    importing it; None for an unknown provider."""
+    path = PROVIDERS.get(ai_provider)
+    return path.rsplit(".", 1)[0] if path else None
 
 
 def search_choices() -> list[tuple[str, str]]:

@@ -408,6 +408,15 @@ class Command(BaseCommand):
 
     def _children(self, processes: int, concurrency: int, options: dict[str, Any]):
         from batches.procs import Children, batch_child, context
+        from chats.services import provider_module
+
+        # A new batch's provider is known now: the fork server imports its SDK once.
+        ai_provider = (
+            ""
+            if options["resume"] is not None
+            else options["provider"] or settings.DEFAULT_AI_PROVIDER
+        )
+        module = provider_module(ai_provider)
 
         # The batch id, once created (0: not yet). Raw: written once, read without a lock
         # that a killed child could leave held.
@@ -420,10 +429,7 @@ class Command(BaseCommand):
                     "batch": shared,
                     "concurrency": share,
                     "slice_seconds": options["slice_seconds"],
-                    # Its SDK is imported while this process creates the batch.
-                    "ai_provider": ""
-                    if options["resume"] is not None
-                    else options["provider"] or settings.DEFAULT_AI_PROVIDER,
+                    "ai_provider": ai_provider,
                 }
                 for share in _split(concurrency, processes)
             ],
@@ -431,6 +437,7 @@ class Command(BaseCommand):
             # over when their leases end.
             restart=lambda code: code != 0,
             on_event=self.stderr.write,
+            preload=[module] if module else [],
         )
         children.shared_batch = shared
         return children.start()
