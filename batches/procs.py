@@ -63,10 +63,10 @@ def context(*, preload: list[str] | tuple[str, ...] = ()) -> Any:
 # --- in a child --------------------------------------------------------------------------
 
 
-def _child_setup(processes: int, *, ai_provider: str = "") -> Callable[[], bool]:
+def _child_setup(processes: int, *, command_pid: int, ai_provider: str = "") -> Callable[[], bool]:
     """Set up Django in a fresh child, import the providers' SDKs (`ai_provider`'s only,
     when given); returns the child's should_stop(), which turns true on SIGTERM (the
-    parent's `Children.stop`)."""
+    parent's `Children.stop`) or when the command (`command_pid`) is gone."""
     stopped = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
@@ -78,7 +78,19 @@ def _child_setup(processes: int, *, ai_provider: str = "") -> Callable[[], bool]
 
     share_quotas(processes=processes)
     preload_providers(ai_provider=ai_provider)
-    return stopped.is_set
+
+    # A command killed outright (SIGKILL, OOM) must not leave engine processes running
+    # unwatched: our parent is the fork server, which outlives it, so look for the command.
+    def should_stop() -> bool:
+        if stopped.is_set():
+            return True
+        try:
+            os.kill(command_pid, 0)
+        except ProcessLookupError:
+            stopped.set()
+        return stopped.is_set()
+
+    return should_stop
 
 
 def _exit() -> None:
@@ -98,7 +110,7 @@ def _exit() -> None:
 
 def worker_child(processes: int, options: dict[str, Any]) -> None:
     """One `run_worker` engine process: batches.worker.Worker until stopped."""
-    should_stop = _child_setup(processes)
+    should_stop = _child_setup(processes, command_pid=options["command_pid"])
     from batches.worker import Worker
 
     worker = Worker(
@@ -125,7 +137,9 @@ def batch_child(processes: int, options: dict[str, Any]) -> None:
     """One `run_batch` engine process: slices of one batch (options["batch_id"], or the
     id the parent puts in options["batch"] once it has created the batch) until it is
     finished or the parent says stop."""
-    should_stop = _child_setup(processes, ai_provider=options.get("ai_provider", ""))
+    should_stop = _child_setup(
+        processes, command_pid=options["command_pid"], ai_provider=options.get("ai_provider", "")
+    )
     batch_id = options.get("batch_id")
     if batch_id is None:
         shared = options["batch"]
@@ -205,7 +219,7 @@ class Children:
     ) -> None:
         self.ctx = context(preload=preload)
         self.target = target
-        self.options = options
+        self.options = [{**option, "command_pid": os.getpid()} for option in options]
         self.restart = restart
         self.on_event = on_event or (lambda message: logger.info("%s", message))
         self.on_death = on_death
