@@ -294,3 +294,35 @@ def test_ctrl_c_stops_every_run_batch_process_and_writes_the_results_so_far(fake
     assert_one_interaction_per_done_item(batch)
     assert_counters_match_recount(batch)
     assert len(out.read_text(encoding="utf-8-sig").splitlines()) == 401
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_engine_processes_stop_when_the_worker_parent_is_killed_outright(fake_ai):
+    env = child_env(fake_ai, WORKER_HEARTBEAT_SECONDS=0.3, WORKER_POLL_SECONDS=0.2)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "run_worker", "--processes", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: len(_engine_pids(proc.pid)) == 2,
+            timeout=90,
+            message="the engine processes did not start",
+        )
+        children = _engine_pids(proc.pid)
+        proc.kill()  # SIGKILL to the parent only: it cannot tell its children anything
+        proc.wait(timeout=10)
+        # They notice, stop like on SIGTERM and remove their heartbeats.
+        wait_until(
+            lambda: not WorkerHeartbeat.objects.exists() and not any(map(_alive, children)),
+            timeout=60,
+            message="the engine processes outlived their parent",
+        )
+    finally:
+        _stop(proc)
