@@ -10,6 +10,7 @@ here, and a handler here for an error of its own.
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import wraps
 from typing import Any
@@ -17,8 +18,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views import defaults
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from accounts.auth import SessionCsrfAuth, TokenAuth
@@ -88,6 +90,22 @@ def _signed_in(view):
     return wrapper
 
 
+class LocalSwagger(Swagger):
+    """The Swagger UI page from django-ninja's own template and static files, which
+    batchchat.apps.NinjaAssetsConfig installs (ninja picks its CDN page unless the app is
+    installed under the name "ninja", which costs every process the import at start)."""
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs) -> HttpResponse:
+        self.settings["url"] = self.get_openapi_url(api, kwargs)
+        auth = api.auth if isinstance(api.auth, list | tuple) else []
+        context = {
+            "swagger_settings": json.dumps(self.settings, indent=1),
+            "api": api,
+            "add_csrf": any(getattr(method, "csrf", False) for method in auth),
+        }
+        return render(request, self.template, context)
+
+
 api = NinjaAPI(
     title="BatchChat API",
     version="1",
@@ -102,6 +120,7 @@ api = NinjaAPI(
     auth=[TokenAuth(), SessionCsrfAuth()],
     openapi_url="/schema",
     docs_url="/docs",
+    docs=LocalSwagger(),
     docs_decorator=_signed_in,
 )
 

@@ -127,9 +127,10 @@ INSTALLED_APPS = [
     # Login brute-force protection (see "Brute force" below).
     "axes",
     "csp",
-    # django-ninja (the HTTP API); installed as an app so /api/docs serves its own static
-    # Swagger UI files instead of loading them from a CDN.
-    "ninja",
+    # django-ninja's templates and static files (the HTTP API's docs), so /api/docs serves
+    # its own Swagger UI files instead of loading them from a CDN; "ninja" itself is not
+    # installed, which would import all of django-ninja in every process at start.
+    "batchchat.apps.NinjaAssetsConfig",
 ]
 
 MIDDLEWARE = [
@@ -381,6 +382,9 @@ CELERY_BEAT_SCHEDULE["poll-provider-batches"] = {
 WORKER_SLICE_SECONDS = env_float("WORKER_SLICE_SECONDS", 10.0)
 WORKER_POLL_SECONDS = env_float("WORKER_POLL_SECONDS", 1.0)
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
+# Engine processes `run_worker` starts under one parent (0: one per core). One process is
+# one GIL: the provider SDKs cost ~2 ms of CPU a call, so cores, not threads, scale it.
+WORKER_PROCESSES = env_int("WORKER_PROCESSES", 0)
 # A worker not heard from for this long is dead: the pages drive batches again.
 WORKER_HEARTBEAT_TIMEOUT = env_float("WORKER_HEARTBEAT_TIMEOUT", 3 * WORKER_HEARTBEAT_SECONDS)
 # Health checks and scrapers call the app directly over HTTP: never redirect them to HTTPS

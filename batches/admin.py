@@ -16,8 +16,15 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from batchchat.admin import INLINE_LIMIT, FirstRowsFormSet, ReadOnlyAdminMixin
-from batches import services
 from batches.models import Batch, BatchItem, ProviderBatch, WorkerHeartbeat
+
+
+def _services():
+    # Imported when an action runs: batches.services pulls in the engine and the chat
+    # pipeline, which every command would otherwise pay for at start (admin autodiscovery).
+    from batches import services
+
+    return services
 
 
 class BatchItemInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -139,18 +146,18 @@ class BatchAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Batch) -> None:
         # The service also deletes the batch's chats, which the plain cascade would leave.
-        services.delete_batch(batch=obj)
+        _services().delete_batch(batch=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
         for batch in queryset:
-            services.delete_batch(batch=batch)
+            _services().delete_batch(batch=batch)
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Batch], service, verb: str) -> None:
         changed = 0
         for batch in queryset:
             try:
                 service(batch=batch)
-            except services.BatchStateError as exc:
+            except _services().BatchStateError as exc:
                 self.message_user(request, f"“{batch.name}”: {exc}", messages.WARNING)
             else:
                 changed += 1
@@ -159,11 +166,11 @@ class BatchAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected batches (pending rows stop)")
     def cancel_batches(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
-        self._each(request, queryset, services.cancel_batch, "Cancelled")
+        self._each(request, queryset, _services().cancel_batch, "Cancelled")
 
     @admin.action(description="Retry failed and cancelled rows of selected batches")
     def retry_failed_rows(self, request: HttpRequest, queryset: QuerySet[Batch]) -> None:
-        self._each(request, queryset, services.retry_failed, "Queued again")
+        self._each(request, queryset, _services().retry_failed, "Queued again")
 
     @admin.action(description="Export results as CSV (select one batch)")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Batch]) -> HttpResponse | None:

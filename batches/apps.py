@@ -7,7 +7,8 @@ class BatchesConfig(AppConfig):
 
     def ready(self) -> None:
         # checks registers the system checks on import.
-        from batches import checks, runners, tasks  # noqa: F401
+        from batches import checks, runners  # noqa: F401
 
-        # The Celery runner takes batches the lifecycle queues, when a broker is set.
-        runners.register("celery", tasks.schedule_slices)
+        # The Celery runner takes batches the lifecycle queues, when a broker is set. Its
+        # tasks (and Celery) are imported at the first batch it schedules, not at start.
+        runners.register("celery", runners.celery_schedule)

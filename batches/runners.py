@@ -5,8 +5,9 @@ services and the engine; the services never import a runner. When a service queu
 batch (start, resume, retry, recovery), it calls `schedule(batch_id)`, and the runner
 that `runner_mode()` names takes it:
 
-- `celery` (CELERY_BROKER_URL set): batches.tasks registers its scheduler at start
-  (BatchesConfig.ready), which enqueues slice tasks once the transaction commits;
+- `celery` (CELERY_BROKER_URL set): `celery_schedule`, registered at start
+  (BatchesConfig.ready), imports batches.tasks at first use and enqueues slice tasks
+  once the transaction commits;
 - `inline` (no broker): nothing to enqueue; a `run_worker` finds active batches on its
   own, and the batch page drives slices while no worker is alive.
 
@@ -23,6 +24,15 @@ from django.conf import settings
 
 # mode -> its scheduler (called with the batch id, inside the caller's transaction).
 schedulers: dict[str, Callable[[int], None]] = {}
+
+
+def celery_schedule(batch_id: int) -> None:
+    """The Celery runner's scheduler (batches.tasks.schedule_slices), imported at first
+    use: the configured Celery app first, so that the shared tasks bind to it."""
+    import batchchat.celery  # noqa: F401
+    from batches import tasks
+
+    tasks.schedule_slices(batch_id)
 
 
 def runner_mode() -> str:

@@ -1,6 +1,7 @@
 """Benchmark: batch engine throughput against a fake provider, as a ratio to the ideal.
 
-Run: .venv/bin/python bench/bench_engine.py [--configs small large celery] [--scale 1.0]
+Run: .venv/bin/python bench/bench_engine.py [--configs small medium large celery] [--scale 1.0]
+     [--processes 1 2] [--runs 3]
 
 The fake OpenAI-compatible server (bench/fake_provider.py: asyncio, its own process, little
 CPU, so that the provider's side does not take the cores BatchChat is measured on) answers
@@ -9,15 +10,18 @@ every call after L seconds, so the ideal wall time is rows x L / C. Figures:
   to the last row recorded (the rows' finished_at);
 - command ratio: ideal / wall time of the whole `run_batch` command (Python start-up,
   imports, creating the batch, answering, writing the results file);
-- CPU ms/row: user + system CPU of the run_batch process / rows;
-- write transactions and queries per row, counted on the process's connection;
+- CPU ms/row: user + system CPU of the run_batch process / rows (P = 1 only: engine
+  processes are children of the fork server, whose CPU the OS does not count to us);
+- write transactions and queries per row, counted on the process's connection (with
+  engine processes the parent's only: shown as "-");
+- P: `run_batch --processes P` (engine processes; each config runs once per P given);
 - max in flight: what the server saw at once, next to C.
-Configurations (issue #10 targets):
-- small:  run_batch, SQLite, N=1,000, C=32,  L=200 ms (engine >= 0.95, command >= 0.80)
-- large:  run_batch, SQLite, N=5,000, C=256, L=500 ms (engine >= 0.90, command >= 0.80,
-          CPU <= 2 ms/row, write transactions <= 0.1/row)
+Configurations (issue #28 targets):
+- small:  run_batch, SQLite, N=1,000, C=32,  L=200 ms (command >= 0.75)
+- medium: run_batch, SQLite, N=2,000, C=64,  L=1 s    (command >= 0.93)
+- large:  run_batch, SQLite, N=5,000, C=256, L=500 ms (engine >= 0.85, command >= 0.75)
 - celery: 2 Celery workers (one slice of C/2 each), PostgreSQL + Redis, N=2,000, C=64,
-          L=200 ms (engine >= 0.90)
+          L=200 ms (engine >= 0.90); P does not apply
 - memory: run_batch, SQLite, N=100,000, C=256, L=50 ms: the peak RSS of the whole
           command (<= 300 MB); CPU-bound, so it takes several minutes. Not run by default.
 `--scale 0.2` runs a fifth of the rows (a quick look; figures are less stable).
@@ -45,11 +49,12 @@ BENCH_DB = "batchchat_bench"
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/9")
 CONFIGS = {
     "small": {"runner": "run_batch", "rows": 1000, "concurrency": 32, "latency": 0.2},
+    "medium": {"runner": "run_batch", "rows": 2000, "concurrency": 64, "latency": 1.0},
     "large": {"runner": "run_batch", "rows": 5000, "concurrency": 256, "latency": 0.5},
     "celery": {"runner": "celery", "rows": 2000, "concurrency": 64, "latency": 0.2},
     "memory": {"runner": "run_batch", "rows": 100_000, "concurrency": 256, "latency": 0.05},
 }
-DEFAULT_CONFIGS = ["small", "large", "celery"]
+DEFAULT_CONFIGS = ["small", "medium", "large", "celery"]
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
@@ -116,6 +121,7 @@ def child_run_batch(args: argparse.Namespace) -> None:
             provider="compatible",
             search="none",
             concurrency=args.concurrency,
+            processes=args.processes[0],
             out=args.out,
         )
     from batches.models import Batch
@@ -192,7 +198,7 @@ def base_env(url: str) -> dict[str, str]:
     }
 
 
-def run_config(name: str, config: dict, url: str) -> dict:
+def run_config(name: str, config: dict, url: str, processes: int = 1) -> dict:
     env = base_env(url)
     tmp = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rows, concurrency = config["rows"], config["concurrency"]
@@ -213,6 +219,7 @@ def run_config(name: str, config: dict, url: str) -> dict:
         command = [
             sys.executable, __file__, "--child", "run_batch", "--file", str(questions),
             "--concurrency", str(concurrency), "--out", str(tmp / "results.csv"),
+            "--processes", str(processes),
         ]  # fmt: skip
     else:
         import redis
@@ -246,6 +253,15 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--rows", type=int)
     parser.add_argument("--concurrency", type=int)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1, os.cpu_count() or 1],
+        help="run_batch --processes, one run of each config per value (default: 1 and the "
+        "number of cores)",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="runs of each config and P")
     args = parser.parse_args()
     if args.child == "run_batch":
         child_run_batch(args)
@@ -254,39 +270,59 @@ def main() -> None:
         child_celery(args)
         return
 
+    load = os.getloadavg()
+    print(f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print(
-        f"{'config':<8} {'runner':<10} {'N':>6} {'C':>4} {'L ms':>5} {'ideal s':>8} "
+        f"{'config':<8} {'runner':<10} {'P':>2} {'N':>6} {'C':>4} {'L ms':>5} {'ideal s':>8} "
         f"{'engine s':>8} {'ratio':>6} {'cmd s':>6} {'ratio':>6} {'CPU ms/row':>10} "
-        f"{'wtx/row':>7} {'q/row':>6} {'max in flight':>13} {'peak RSS MB':>11}"
+        f"{'wtx/row':>7} {'q/row':>6} {'max in flight':>13} {'peak RSS MB':>11} {'load':>5}"
     )
     for name in args.configs:
         config = dict(CONFIGS[name])
         config["rows"] = max(int(config["rows"] * args.scale), config["concurrency"])
-        fake, url = start_fake_provider(config["latency"])
-        try:
-            figures = run_config(name, config, url)
-        finally:
-            fake.terminate()
-            fake.wait(timeout=10)
-        rows = config["rows"]
-        ideal = rows * config["latency"] / config["concurrency"]
         run_batch = config["runner"] == "run_batch"
-        print(
-            f"{name:<8} {config['runner']:<10} {rows:>6} {config['concurrency']:>4} "
-            f"{config['latency'] * 1000:>5.0f} {ideal:>8.2f} {figures['engine']:>8.2f} "
-            f"{ideal / figures['engine']:>6.2f} "
+        for processes in args.processes if run_batch else [2]:
+            for _ in range(args.runs):
+                print_row(name, config, processes, run_once(name, config, processes))
+
+
+def run_once(name: str, config: dict, processes: int) -> dict:
+    fake, url = start_fake_provider(config["latency"])
+    try:
+        return run_config(name, config, url, processes)
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+
+
+def print_row(name: str, config: dict, processes: int, figures: dict) -> None:
+    rows = config["rows"]
+    ideal = rows * config["latency"] / config["concurrency"]
+    run_batch = config["runner"] == "run_batch"
+    one = processes == 1
+    print(
+        f"{name:<8} {config['runner']:<10} {processes:>2} {rows:>6} {config['concurrency']:>4} "
+        f"{config['latency'] * 1000:>5.0f} {ideal:>8.2f} {figures['engine']:>8.2f} "
+        f"{ideal / figures['engine']:>6.2f} "
+        + (
+            f"{figures['wall']:>6.2f} {ideal / figures['wall']:>6.2f} "
+            # The engine processes are the fork server's children, not run_batch's: their
+            # CPU is not in RUSAGE_CHILDREN.
+            + (f"{figures['cpu'] * 1000 / rows:>10.2f} " if one else f"{'-':>10} ")
             + (
-                f"{figures['wall']:>6.2f} {ideal / figures['wall']:>6.2f} "
-                f"{figures['cpu'] * 1000 / rows:>10.2f} "
                 f"{figures['write_transactions'] / rows:>7.3f} {figures['queries'] / rows:>6.2f} "
-                if run_batch
-                else f"{'':>6} {'':>6} {'':>10} {'':>7} {'':>6} "
+                if one
+                else f"{'-':>7} {'-':>6} "
             )
-            + f"{figures['server']['max_in_flight']:>13}"
-            + (f" {figures['peak_mb']:>11.0f}" if run_batch else f" {'':>11}")
-            + (f"  ({figures['failed']} failed)" if figures["failed"] else ""),
-            flush=True,
+            if run_batch
+            else f"{'':>6} {'':>6} {'':>10} {'':>7} {'':>6} "
         )
+        + f"{figures['server']['max_in_flight']:>13}"
+        + (f" {figures['peak_mb']:>11.0f}" if run_batch else f" {'':>11}")
+        + f" {os.getloadavg()[0]:>5.1f}"
+        + (f"  ({figures['failed']} failed)" if figures["failed"] else ""),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

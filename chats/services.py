@@ -91,6 +91,7 @@ __all__ = [
     "choose_chat_settings",
     "default_chat_settings",
     "preload_providers",
+    "provider_module",
     "provider_choices",
     "search_choices",
     "counts_words",
@@ -99,6 +100,7 @@ __all__ = [
     "provider_loop",
     "run_on_provider_loop",
     "limits_snapshot",
+    "share_quotas",
     "outage_snapshot",
     "OUTAGE_REASONS",
     "provider_down",
@@ -534,12 +536,24 @@ def provider_choices() -> list[tuple[str, str, list[str]]]:
     return choices
 
 
-def preload_providers() -> None:
+def preload_providers(*, ai_provider: str = "") -> None:
     """Import the enabled providers' modules (and SDKs) now. A long-running worker calls
     this at start (the Celery parent before it forks, run_worker), so that its first
-    slice does not pay for the import: about a second for the OpenAI SDK here."""
+    slice does not pay for the import: about a second for the OpenAI SDK here. With
+    `ai_provider`, only that one (an engine process of one batch)."""
+    if ai_provider:
+        if ai_provider in PROVIDERS:
+            _enabled(provider_class, ai_provider)
+        return
     provider_choices()
     search_choices()
+
+
+def provider_module(ai_provider: str) -> str | None:
+    """The module of AI provider `ai_provider` (importing it imports its SDK), without
+    importing it; None for an unknown provider."""
+    path = PROVIDERS.get(ai_provider)
+    return path.rsplit(".", 1)[0] if path else None
 
 
 def search_choices() -> list[tuple[str, str]]:
@@ -571,6 +585,12 @@ def limits_snapshot(provider: str, model: str) -> dict | None:
     """This process's view of `provider` + `model`'s quota: calls in flight, the adaptive
     limit and until when callers wait (chats.providers.limits.snapshot)."""
     return limits.snapshot(provider, model)
+
+
+def share_quotas(*, processes: int) -> None:
+    """This process is one of `processes` engine processes on this machine: without
+    Redis each budgets its quotas divided by `processes` (chats.providers.limits)."""
+    limits.share_quotas(processes=processes)
 
 
 # The kinds of outage failure, as English text (log lines, run_batch).

@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -11,26 +13,37 @@ class EvaluationConfig(AppConfig):
         from batches.hooks import Graders, register_graders
         from batches.models import Batch
         from batches.signals import batch_created
-        from evaluation import grading, regrade, repeats, sets, views
 
         # Every new batch is a run of a question set (evaluation.sets.add_run).
         batch_created.connect(_add_run, sender=Batch, dispatch_uid="evaluation.sets.add_run")
 
         register_graders(
             Graders(
-                grade_items=grading.grade_items,
-                wants_judge=grading.wants_judge,
-                judge=grading.judge,
-                summaries=grading.grade_summaries,
-                summary_text=grading.summary_text,
-                detail_context=views._evaluation_context,
-                detail_oob=views._append_evaluation_oob,
-                background_work=regrade.advance_next,
-                judge_rows=grading.judge_rows,
-                question_set_ids=sets.question_set_ids,
-                question_results=repeats.question_results,
+                grade_items=_lazy("grading", "grade_items"),
+                wants_judge=_lazy("grading", "wants_judge"),
+                judge=_lazy("grading", "judge"),
+                summaries=_lazy("grading", "grade_summaries"),
+                summary_text=_lazy("grading", "summary_text"),
+                detail_context=_lazy("views", "_evaluation_context"),
+                detail_oob=_lazy("views", "_append_evaluation_oob"),
+                background_work=_lazy("regrade", "advance_next"),
+                judge_rows=_lazy("grading", "judge_rows"),
+                question_set_ids=_lazy("sets", "question_set_ids"),
+                question_results=_lazy("repeats", "question_results"),
             )
         )
+
+
+def _lazy(module: str, name: str):
+    """evaluation.<module>.<name>, imported at its first call: the graders pull in the
+    chat pipeline and rapidfuzz, the page hooks django-ninja's schemas, none of which a
+    management command such as `run_batch --help` needs at start."""
+
+    def call(*args, **kwargs):
+        return getattr(import_module(f"evaluation.{module}"), name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
 
 
 def _add_run(sender, *, batch, **kwargs) -> None:

@@ -47,3 +47,50 @@ def test_sdks_load_only_when_used_or_preloaded():
     assert "loaded before: []" in out
     # The provider modules are imported to learn which are configured (with their SDKs).
     assert "'openai'" in out.split("loaded after:")[1]
+
+
+# What `manage.py run_batch --help` must start without (issue 28): Celery, django-ninja
+# and pydantic, the engine and the chat pipeline, the upload readers, the SDKs.
+HEAVY_AT_START = (
+    "celery",
+    "kombu",
+    "ninja",
+    "pydantic",
+    "openpyxl",
+    "openai",
+    "anthropic",
+    "httpx",
+    "aiohttp",
+    "rapidfuzz",
+    "batches.services",
+    "batches.engine",
+    "chats.services",
+    "evaluation.grading",
+    "evaluation.views",
+)
+
+
+def _imported_modules(output: str) -> set[str]:
+    """The modules `-X importtime` reports (its lines: time | cumulative | name)."""
+    names = set()
+    for line in output.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+def test_run_batch_help_starts_without_the_heavy_modules():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "batchchat.settings"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "manage.py", "run_batch", "--help"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--processes" in done.stdout
+    imported = _imported_modules(done.stderr)
+    assert "django.core.management" in imported  # the report was read
+    assert sorted(name for name in HEAVY_AT_START if name in imported) == []

@@ -19,6 +19,9 @@ against. Every attempt of `call_with_retries` holds a `slot` on its key, which a
    With Redis the buckets live in Redis, updated atomically by a Lua script with Redis's
    clock, so every process and machine shares one budget; without Redis, in this process.
    Without a quota there is no budget work and no network round trip.
+   Without Redis, a process that is one of N engine processes on this machine
+   (`run_worker --processes N`, `run_batch --processes N`) takes quota/N
+   (`share_quotas`), so that together they keep to the provider's quota.
 Waiting for any of these is not an attempt: a throttled call never fails for it.
 """
 
@@ -90,11 +93,26 @@ class Quota:
         return out
 
 
+# How many engine processes on this machine share each quota when there is no Redis to
+# hold one budget for all of them (share_quotas).
+_quota_share = 1
+
+
+def share_quotas(*, processes: int) -> None:
+    """This process is one of `processes` engine processes: without REDIS_URL each one
+    budgets quota / processes (with Redis they share one budget and this has no effect)."""
+    global _quota_share
+    _quota_share = max(int(processes), 1)
+
+
 def quota_for(provider: str, model: str) -> Quota:
     values = settings.PROVIDER_MODEL_RATE_LIMITS.get(f"{provider}:{model}")
     if values is None:
         values = settings.PROVIDER_RATE_LIMITS.get(provider) or {}
-    return Quota(rpm=float(values.get("rpm") or 0), tpm=float(values.get("tpm") or 0))
+    share = 1 if settings.REDIS_URL else _quota_share
+    return Quota(
+        rpm=float(values.get("rpm") or 0) / share, tpm=float(values.get("tpm") or 0) / share
+    )
 
 
 def key_for(provider: str, model: str, secrets: Sequence[str]) -> str:

@@ -50,12 +50,17 @@ def test_the_checker_sees_an_import(tmp_path, monkeypatch):
     assert _offences("batches") == ["batches/bad.py imports evaluation"]
 
 
-def test_evaluation_registers_its_graders_at_start():
+def test_evaluation_registers_its_graders_at_start(monkeypatch):
+    # Registered at start, imported at first call (a command does not pay for them).
     from evaluation import grading
 
+    calls = []
+    monkeypatch.setattr(grading, "grade_items", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(grading, "grade_summaries", lambda ids: {pk: "summary" for pk in ids})
     graders = hooks.graders()
-    assert graders.grade_items is grading.grade_items
-    assert graders.summaries is grading.grade_summaries
+    graders.grade_items(items=[1])
+    assert calls == [{"items": [1]}]
+    assert graders.summaries([3]) == {3: "summary"}
 
 
 def test_no_graders_is_a_configuration_error(monkeypatch):

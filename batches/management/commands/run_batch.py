@@ -10,6 +10,13 @@ the rows in flight finish and are
 recorded, the results so far are written, and the command prints how to resume. A second
 Ctrl-C quits at once (rows in flight are then picked up again when their lease expires).
 
+`--processes N` (default: 1 below a concurrency of 128, else one per core) splits the
+concurrency between N engine processes on the same batch (batches.procs: spawned, so
+they start while this one reads the file and creates the batch). This process then only
+watches: one progress line from the batch's counters in the database, and the one
+results file at the end. Ctrl-C as above: the children stop taking rows and finish the
+rows in flight.
+
 Exit status: 0 when every row was answered; 1 when rows failed (the results file is still
 written); 130 when interrupted; 1 with a message on a bad file, a provider that is not
 configured, or a batch that cannot run.
@@ -28,29 +35,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
-from batches import hooks
-from batches.costs import set_budget
-from batches.errors import UploadError
-from batches.estimate import refresh_estimate
-from batches.events import run_slice
-from batches.export import EXPORT_FORMATS, stream_csv
 from batches.models import Batch
-from batches.services import (
-    BatchStateError,
-    create_batch_run,
-    retry_failed,
-    start_batch,
-)
-from batches.uploads import parse_upload_file
 from chats.models import Language
-from chats.services import (
-    OUTAGE_REASONS,
-    ProviderNotConfigured,
-    default_chat_settings,
-    limits_snapshot,
-    outage_snapshot,
-    safety_cap,
-)
+
+# The engine, the chat pipeline, the upload readers and the exports are imported where
+# they are used, not here: `run_batch --help` (and a child engine process) starts without
+# them (batches.tests.test_startup keeps it so).
 
 # One slice runs until the batch is done or Ctrl-C (the slice polls the flag before each
 # row starts); a slice that ends waits for its slowest row, so many short ones would leave
@@ -60,6 +50,11 @@ DEFAULT_SLICE_SECONDS = 24 * 3600.0
 LOG_EVERY_SECONDS = 5.0
 # When a slice found nothing to claim (rows leased by another runner), wait a little.
 IDLE_WAIT_SECONDS = 1.0
+# From this concurrency up, the default is one engine process per core: one process is
+# CPU-bound near 330 rows/s (the SDKs' ~2 ms a call), which C 128 at 400 ms latency needs.
+PROCESSES_FROM_CONCURRENCY = 128
+# With engine processes, this one reads the counters from the database this often.
+WATCH_SECONDS = 0.25
 EXIT_INTERRUPTED = 130
 # The option that sets each chat setting (chats.errors.ProviderNotConfigured.field).
 PROVIDER_OPTIONS = {
@@ -162,6 +157,8 @@ def estimate_lines(estimate: dict, *, budget=None) -> list[str]:
 
 def _throttle_note(batch: Batch, concurrency: int, *, remaining: int) -> str:
     """What the provider's quota, or an outage, is doing to this run, if anything."""
+    from chats.services import OUTAGE_REASONS, limits_snapshot, outage_snapshot
+
     parts = []
     outage = outage_snapshot(batch.ai_provider, batch.model)
     if outage is not None:
@@ -180,6 +177,12 @@ def _throttle_note(batch: Batch, concurrency: int, *, remaining: int) -> str:
     if shot["limit"] is not None:
         parts.append(f"{shot['in_flight']}/{min(shot['limit'], concurrency)} calls in flight")
     return "; ".join(parts)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    from batches.procs import split
+
+    return split(total, parts)
 
 
 def _duration(seconds: float) -> str:
@@ -222,17 +225,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", nargs="?", help="CSV or XLSX file of questions.")
         parser.add_argument("--name", default="", help="Batch name (default: the file name).")
-        default = default_chat_settings()
         parser.add_argument(
             "--provider",
             default="",
-            help=f"AI provider (default: {default.ai_provider}).",
+            # chats.services.default_chat_settings, read without importing the pipeline.
+            help=f"AI provider (default: {settings.DEFAULT_AI_PROVIDER}).",
         )
         parser.add_argument("--model", default="", help="Model (default: the provider's first).")
         parser.add_argument(
             "--search",
             default="",
-            help=f"Search provider (default: {default.search_provider}).",
+            help=f"Search provider (default: {settings.DEFAULT_SEARCH_PROVIDER}).",
         )
         parser.add_argument(
             "--language", default=Language.EN, choices=Language.values, help="Page language."
@@ -261,6 +264,13 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help=f"Rows answered at once (default: BATCH_CONCURRENCY={settings.BATCH_CONCURRENCY}).",
+        )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help=f"Engine processes sharing the concurrency (default: 1 below a concurrency "
+            f"of {PROCESSES_FROM_CONCURRENCY}, else one per core).",
         )
         parser.add_argument(
             "--slice-seconds",
@@ -303,43 +313,70 @@ class Command(BaseCommand):
         """1. create or load the batch 2. queue it 3. run slices with progress 4. write
         the results 5. summary and exit status."""
         out_path, stream = self._output(options["out"])
-        if options["resume"] is not None:
-            if options["file"]:
-                raise CommandError("Give either FILE (a new batch) or --resume BATCH_ID, not both.")
-            if options["budget"] is not None:
-                self._set_budget(options["resume"], options["budget"])
-            batch = self._resume(options["resume"], retry=options["retry_failed"])
-            if batch.is_active:
-                self._print_estimate(batch)
-        else:
-            if not options["file"]:
-                raise CommandError("Give the CSV or XLSX file of questions, or --resume BATCH_ID.")
-            if options["retry_failed"]:
-                raise CommandError("--retry-failed only goes with --resume BATCH_ID.")
-            batch = self._create(options)
-            if options["budget"] is not None:
-                batch = set_budget(batch=batch, budget=options["budget"])
-            self._print_estimate(batch)
-            if not self._confirmed(options["yes"]):
-                self.stdout.write(
-                    f"Not started. Start it later with: manage.py run_batch --resume {batch.pk}"
-                )
-                return
-            batch = start_batch(batch=batch)
-        if out_path is None:
-            out_path = Path(f"results-{batch.pk}.csv")
+        if options["resume"] is not None and options["file"]:
+            raise CommandError("Give either FILE (a new batch) or --resume BATCH_ID, not both.")
+        if options["resume"] is None and not options["file"]:
+            raise CommandError("Give the CSV or XLSX file of questions, or --resume BATCH_ID.")
+        if options["resume"] is None and options["retry_failed"]:
+            raise CommandError("--retry-failed only goes with --resume BATCH_ID.")
+        concurrency = options["concurrency"] or settings.BATCH_CONCURRENCY
+        processes = options["processes"]
+        if processes is None:
+            from batches.procs import default_processes
 
-        started = time.monotonic()
+            processes = default_processes() if concurrency >= PROCESSES_FROM_CONCURRENCY else 1
+        if processes < 1:
+            raise CommandError("--processes must be at least 1.")
+        processes = min(processes, max(concurrency, 1))
+        # Started first: their start-up overlaps reading the file and creating the batch.
+        children = self._children(processes, concurrency, options) if processes > 1 else None
         try:
-            interrupted = self._run(batch, options)
-        except KeyboardInterrupt:
-            # Second Ctrl-C: leave now, without the results file.
-            raise CommandError(
-                f"Stopped. Rows that were in flight are picked up again when their lease "
-                f"expires. Resume with: manage.py run_batch --resume {batch.pk}",
-                returncode=EXIT_INTERRUPTED,
-            ) from None
-        elapsed = time.monotonic() - started
+            if options["resume"] is not None:
+                if options["budget"] is not None:
+                    self._set_budget(options["resume"], options["budget"])
+                batch = self._resume(options["resume"], retry=options["retry_failed"])
+                if batch.is_active:
+                    self._print_estimate(batch)
+            else:
+                batch = self._create(options)
+                if options["budget"] is not None:
+                    from batches.costs import set_budget
+
+                    batch = set_budget(batch=batch, budget=options["budget"])
+                self._print_estimate(batch)
+                if not self._confirmed(options["yes"]):
+                    self.stdout.write(
+                        f"Not started. Start it later with: manage.py run_batch --resume {batch.pk}"
+                    )
+                    return
+                from batches.services import start_batch
+
+                batch = start_batch(batch=batch)
+            if out_path is None:
+                out_path = Path(f"results-{batch.pk}.csv")
+
+            started = time.monotonic()
+            try:
+                if children is not None:
+                    interrupted = self._run_children(batch, children)
+                else:
+                    interrupted = self._run(batch, options)
+            except KeyboardInterrupt:
+                # Second Ctrl-C: leave now, without the results file.
+                if children is not None:
+                    children.kill()
+                raise CommandError(
+                    f"Stopped. Rows that were in flight are picked up again when their lease "
+                    f"expires. Resume with: manage.py run_batch --resume {batch.pk}",
+                    returncode=EXIT_INTERRUPTED,
+                ) from None
+            elapsed = time.monotonic() - started
+        finally:
+            if children is not None and children.alive():
+                # A bad file, a batch that cannot run: the children have nothing to do.
+                children.stop()
+                if not children.join(timeout=30):
+                    children.kill()
         batch.refresh_from_db()
 
         with open(out_path, "wb") as handle:
@@ -351,6 +388,8 @@ class Command(BaseCommand):
             f"{batch.processed_items:,} done, {batch.failed_items:,} failed, "
             f"{batch.remaining:,} left of {batch.total_items:,} in {_duration(elapsed)}."
         )
+        from batches import hooks
+
         graders = hooks.graders()
         grades = graders.summary_text(graders.summaries([batch.pk])[batch.pk])
         if grades:
@@ -384,6 +423,8 @@ class Command(BaseCommand):
 
     # -- steps ---------------------------------------------------------------------------
     def _output(self, out: str | None):
+        from batches.export import EXPORT_FORMATS, stream_csv
+
         if out is None:
             return None, stream_csv
         path = Path(out)
@@ -406,6 +447,11 @@ class Command(BaseCommand):
             raise CommandError(f"--user {username}: there is no such user.") from None
 
     def _create(self, options: dict[str, Any]) -> Batch:
+        from batches.errors import UploadError
+        from batches.services import create_batch_run
+        from batches.uploads import parse_upload_file
+        from chats.services import ProviderNotConfigured
+
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"{path}: no such file.")
@@ -446,6 +492,9 @@ class Command(BaseCommand):
         return batch
 
     def _set_budget(self, batch_id: int, budget: Decimal) -> None:
+        from batches.costs import set_budget
+        from batches.errors import BatchStateError
+
         try:
             set_budget(batch=Batch.objects.get(pk=batch_id), budget=budget)
         except Batch.DoesNotExist:
@@ -455,6 +504,8 @@ class Command(BaseCommand):
 
     def _print_estimate(self, batch: Batch) -> None:
         """The estimate of the rows left (batches.estimate), before they start."""
+        from batches.estimate import refresh_estimate
+
         for line in estimate_lines(refresh_estimate(batch), budget=batch.budget):
             self.stdout.write(line)
 
@@ -468,6 +519,8 @@ class Command(BaseCommand):
         return sys.stdin.readline().strip().lower() in ("y", "yes", "o", "oui")
 
     def _resume(self, batch_id: int, *, retry: bool) -> Batch:
+        from batches.services import BatchStateError, retry_failed, start_batch
+
         try:
             batch = Batch.objects.get(pk=batch_id)
         except Batch.DoesNotExist:
@@ -491,8 +544,82 @@ class Command(BaseCommand):
             )
         return batch
 
+    def _children(self, processes: int, concurrency: int, options: dict[str, Any]):
+        from batches.procs import Children, batch_child, context
+        from chats.services import provider_module
+
+        # A new batch's provider is known now: the fork server imports its SDK once.
+        ai_provider = (
+            ""
+            if options["resume"] is not None
+            else options["provider"] or settings.DEFAULT_AI_PROVIDER
+        )
+        module = provider_module(ai_provider)
+
+        # The batch id, once created (0: not yet). Raw: written once, read without a lock
+        # that a killed child could leave held.
+        shared = context().RawValue("q", 0)
+        self.processes = processes
+        children = Children(
+            target=batch_child,
+            options=[
+                {
+                    "batch": shared,
+                    "concurrency": share,
+                    "slice_seconds": options["slice_seconds"],
+                    "ai_provider": ai_provider,
+                }
+                for share in _split(concurrency, processes)
+            ],
+            # A child that crashed (killed, out of memory) is replaced; its rows are taken
+            # over when their leases end.
+            restart=lambda code: code != 0,
+            on_event=self.stderr.write,
+            preload=[module] if module else [],
+        )
+        children.shared_batch = shared
+        return children.start()
+
+    def _run_children(self, batch: Batch, children) -> bool:
+        """Engine processes answer the batch; this one shows their progress from the
+        batch's counters until they have all ended. True when interrupted."""
+        if batch.status not in Batch.ACTIVE_STATUSES:
+            return False
+        progress = Progress(
+            self.stderr,
+            total=batch.total_items,
+            finished=batch.finished_count,
+            tty=self.stderr.isatty(),
+        )
+        note = f"{children.count} processes"
+        children.shared_batch.value = batch.pk
+        try:
+            with _Interrupt() as interrupt:
+                while children.alive() or children.restart_pending:
+                    batch.refresh_from_db()
+                    if interrupt.requested or batch.status not in Batch.ACTIVE_STATUSES:
+                        # Ctrl-C; or finished (a child waiting for the others' rows need
+                        # not look again), cancelled or failed from elsewhere.
+                        children.stop()
+                    children.watch()
+                    progress.update(
+                        finished=batch.finished_count, failed=batch.failed_items, note=note
+                    )
+                    children.join(timeout=WATCH_SECONDS)
+                return interrupt.requested
+        finally:
+            batch.refresh_from_db()
+            progress.update(
+                finished=batch.finished_count, failed=batch.failed_items, force=True, note=note
+            )
+            progress.close()
+
     def _run(self, batch: Batch, options: dict[str, Any]) -> bool:
         """Run slices until the batch is finished or Ctrl-C; True when interrupted."""
+        from batches.errors import BatchStateError
+        from batches.events import run_slice
+        from chats.services import safety_cap
+
         if batch.status not in Batch.ACTIVE_STATUSES:
             return False
         progress = Progress(
@@ -519,10 +646,17 @@ class Command(BaseCommand):
                         progress.update(
                             finished=base[0] + done + failed,
                             failed=base[1] + failed,
-                            note=_throttle_note(
-                                batch,
-                                concurrency,
-                                remaining=batch.total_items - base[0] - done - failed,
+                            note="; ".join(
+                                part
+                                for part in (
+                                    "1 process",
+                                    _throttle_note(
+                                        batch,
+                                        concurrency,
+                                        remaining=batch.total_items - base[0] - done - failed,
+                                    ),
+                                )
+                                if part
                             ),
                         )
 
