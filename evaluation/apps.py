@@ -8,10 +8,10 @@ class EvaluationConfig(AppConfig):
     def ready(self) -> None:
         # batches never imports evaluation: its writer, pages and API reach the graders
         # through the registry in batches.hooks.
-        from batches.hooks import Graders, register_graders
+        from batches.hooks import Graders, RunSets, register_graders, register_run_sets
         from batches.models import Batch
         from batches.signals import batch_created
-        from evaluation import grading, regrade, views
+        from evaluation import grading, regrade, selectors, views
 
         # Every new batch is a run of a question set (evaluation.sets.add_run).
         batch_created.connect(_add_run, sender=Batch, dispatch_uid="evaluation.sets.add_run")
@@ -28,6 +28,7 @@ class EvaluationConfig(AppConfig):
                 background_work=regrade.advance_next,
             )
         )
+        register_run_sets(RunSets(labels=selectors.set_labels, batch_ids=selectors.set_batch_ids))
 
 
 def _add_run(sender, *, batch, **kwargs) -> None:

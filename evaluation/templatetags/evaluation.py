@@ -9,7 +9,7 @@ from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from evaluation.compare import diff_sides
+from evaluation.compare import diff_sides, word_diff
 
 register = template.Library()
 
@@ -84,3 +84,24 @@ def rate_delta(rate) -> str:
     if rate.name == "mean_similarity":
         return sign + number_format(abs(delta), 2)
     return sign + _("%(points)s pts") % {"points": round(abs(delta) * 100)}
+
+
+@register.simple_tag
+def word_diff_html(previous: str, current: str) -> SafeString:
+    """`current` with the words it added over `previous` in <ins> and the words it
+    dropped in <del>, in reading order; every text escaped."""
+    parts = []
+    for op, text in word_diff(previous or "", current or ""):
+        if op == "equal":
+            parts.append(conditional_escape(text))
+            continue
+        words = text.lstrip()
+        tag = "ins" if op == "insert" else "del"
+        parts.append(format_html("{}<{}>{}</{}>", text[: len(text) - len(words)], tag, words, tag))
+    return mark_safe("".join(parts))  # noqa: S308 - every piece above is escaped
+
+
+@register.filter
+def lookup(mapping: dict, key):
+    """`{{ labels|lookup:value }}`: a dict's value for a key held in a variable."""
+    return mapping.get(key, "") if mapping else ""
