@@ -20,7 +20,7 @@ from evaluation.models import QuestionSet, Run
 
 
 def make_set(owner, n: int = 3, *, name: str = "Weekly set", texts=None) -> QuestionSet:
-    texts = texts or [f"Question number {i + 1} about passports?" for i in range(n)]
+    texts = texts or [f"Question number {i + 1} about passports ({name})?" for i in range(n)]
     batch = create_batch_run(
         uploader=owner,
         name=name,
