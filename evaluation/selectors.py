@@ -203,6 +203,7 @@ class GridRun:
     run: Run
     number: int
     grades: GradeSummary = EMPTY_SUMMARY
+    cell_label: str = ""  # what a cell of this run is called on a phone (set_views)
 
     @property
     def batch(self) -> Batch:

@@ -8,6 +8,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
@@ -68,6 +70,16 @@ def verdict_labels() -> dict[str, str]:
     }
 
 
+def cell_texts() -> dict:
+    """The words of the grid's cells (evaluation.templatetags.evaluation.grid_cell)."""
+    return {
+        "verdicts": verdict_labels(),
+        "open_chat": _("Open the chat"),
+        "passed": _("passed"),
+        "no_answer": _("No answer"),
+    }
+
+
 @login_required
 @require_GET
 def set_list(request: HttpRequest) -> HttpResponse:
@@ -122,6 +134,11 @@ def set_grid(request: HttpRequest, pk: int) -> HttpResponse:
         positions = filter_positions(positions, stats, params["filter"])
     page = Paginator(positions, QUESTION_PAGE_SIZE).get_page(params["page"])
     rows = grid_rows(question_set, list(page.object_list), page_runs, stats)
+    for grid_run in page_runs:
+        grid_run.cell_label = _("Run %(number)s (%(date)s)") % {
+            "number": grid_run.number,
+            "date": date_format(timezone.localtime(grid_run.batch.created_at), "SHORT_DATE_FORMAT"),
+        }
     labels = filter_labels()
     filters = [("", _("All questions"), None)] + [
         (name, labels[name], counts[name]) for name in GRID_FILTERS
@@ -139,8 +156,7 @@ def set_grid(request: HttpRequest, pk: int) -> HttpResponse:
             (name, label, count, _grid_href(question_set, params, filter=name, page=None))
             for name, label, count in filters
         ],
-        "state_labels": state_labels(),
-        "verdict_labels": verdict_labels(),
+        "cell_texts": cell_texts(),
         "chart": trend_chart(chart_runs),
         "chart_runs": chart_runs,
         "latest": runs[0] if runs else None,
