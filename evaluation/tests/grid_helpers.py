@@ -57,7 +57,7 @@ def add_run(
     repeats = max(len(v) for v in per_question)
     _order["n"] += 1
     batch = Batch.objects.create(
-        name=name or f"Run {_order['n']}",
+        name=name or f"Weekly {_order['n']}",
         uploader=owner,
         ai_provider="extractive",
         model=model,
