@@ -19,14 +19,17 @@ from chats.models import Chat, Interaction
 from evaluation.models import QuestionSet, Run
 
 
-def make_set(owner, n: int = 3, *, name: str = "Weekly set", texts=None) -> QuestionSet:
+def make_set(
+    owner, n: int = 3, *, name: str = "Weekly set", texts=None, expected=None
+) -> QuestionSet:
     texts = texts or [f"Question number {i + 1} about passports ({name})?" for i in range(n)]
+    expected = expected or [f"Expected {i}" for i in range(len(texts))]
     batch = create_batch_run(
         uploader=owner,
         name=name,
         rows=[
-            ParsedRow(question=text, columns={"question": text}, expected_answer=f"Expected {i}")
-            for i, text in enumerate(texts)
+            ParsedRow(question=text, columns={"question": text}, expected_answer=answer)
+            for text, answer in zip(texts, expected, strict=True)
         ],
         ai_provider="extractive",
         search_provider="none",
