@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 # 16-unit labels read at ~12 px.
 WIDTH = 480
 HEIGHT = 220
-LEFT = 52
+LEFT = 62
 RIGHT = 14
 TOP = 14
 BOTTOM = 34

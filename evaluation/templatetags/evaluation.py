@@ -91,7 +91,11 @@ def word_diff_html(previous: str, current: str) -> SafeString:
     """`current` with the words it added over `previous` in <ins> and the words it
     dropped in <del>, in reading order; every text escaped."""
     parts = []
+    last = ""
     for op, text in word_diff(previous or "", current or ""):
+        if op == "insert" and last == "delete" and not text[:1].isspace():
+            text = " " + text  # a replacement at the start: the two words apart
+        last = op
         if op == "equal":
             parts.append(conditional_escape(text))
             continue
