@@ -51,16 +51,6 @@ def filter_labels() -> dict[str, str]:
     }
 
 
-def state_labels() -> dict[str, str]:
-    return {
-        "pass": _("Pass"),
-        "fail": _("Fail"),
-        "partial": _("Partly passing"),
-        "ungraded": _("Not graded"),
-        "": _("No answer"),
-    }
-
-
 def verdict_labels() -> dict[str, str]:
     return {
         "pass": _("Pass"),
@@ -159,7 +149,6 @@ def set_grid(request: HttpRequest, pk: int) -> HttpResponse:
         "cell_texts": cell_texts(),
         "chart": trend_chart(chart_runs),
         "chart_runs": chart_runs,
-        "latest": runs[0] if runs else None,
         "prev_href": _grid_href(question_set, params, page=page.number - 1)
         if page.has_previous()
         else "",
@@ -195,7 +184,6 @@ def question_history_view(request: HttpRequest, pk: int, number: int) -> HttpRes
         "count": count,
         "history": history,
         "verdict_labels": verdict_labels(),
-        "state_labels": state_labels(),
         "previous_number": number - 1 if number > 1 else None,
         "next_number": number + 1 if number < count else None,
     }

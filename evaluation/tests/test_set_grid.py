@@ -283,3 +283,12 @@ def test_grid_and_history_queries_do_not_grow_with_questions_and_runs(owner, own
     assert _grid_queries(owner_client, f"/api/sets/{small.pk}/grid") == _grid_queries(
         owner_client, f"/api/sets/{big.pk}/grid"
     )
+
+
+def test_a_set_with_no_run_yet_shows_its_questions(owner, owner_client):
+    question_set = make_set(owner, 2)
+    html = owner_client.get(reverse("evaluation:set", args=[question_set.pk])).content.decode()
+    assert re.findall(r'<tr id="question-(\d+)">', html) == ["1", "2"]
+    assert 'id="trend-chart"' not in html
+    history = owner_client.get(reverse("evaluation:question_history", args=[question_set.pk, 2]))
+    assert "No run of this set yet." in history.content.decode()
