@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.http import HttpRequest, JsonResponse
-from ninja import Query, Router
+from ninja import Path, Query, Router
 from pydantic import Field
 
 from batchchat.api_base import ApiError, CamelSchema, error_docs
@@ -26,6 +26,8 @@ from evaluation.selectors import (
 )
 
 router = Router(tags=["sets"], by_alias=True)
+# A set id as the database holds it (a larger one would overflow SQLite's integer).
+SET_ID = Path(..., ge=1, le=2**63 - 1)
 ERRORS = (400, 401, 404)
 
 
@@ -65,7 +67,7 @@ class SetListOut(CamelSchema):
 
 
 class SetListQuery(CamelSchema):
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=1_000_000)
     page_size: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
 
 
@@ -137,7 +139,7 @@ def list_sets(request: HttpRequest, query: Query[SetListQuery]):
     response={200: SetDetailOut, **error_docs(*ERRORS)},
     summary="One question set: its runs (with their settings and rates) and its questions",
 )
-def set_detail(request: HttpRequest, set_id: int):
+def set_detail(request: HttpRequest, set_id: int = SET_ID):
     question_set = _set_for(request, set_id)
     attach_latest_grades([question_set])
     runs = grid_runs(request.auth, question_set)
@@ -158,7 +160,7 @@ def set_detail(request: HttpRequest, set_id: int):
     openapi_extra={"responses": GRID_RESPONSES},
     summary="The set's grid: every question × every run, as JSON, CSV or XLSX",
 )
-def set_grid(request: HttpRequest, set_id: int, query: Query[GridQuery]):
+def set_grid(request: HttpRequest, query: Query[GridQuery], set_id: int = SET_ID):
     """JSON: `set`; `runs`, newest first, each with `batchId`, `number`, `createdAt`, its
     settings (`aiProvider`, `model`, `searchProvider`, `pageLanguage`, `judgeEnabled`,
     `repeats`) and `rates`; `rows` in question order, each with `position`, `question`

@@ -4,6 +4,7 @@ from."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.test import Client
@@ -75,7 +76,9 @@ def api_routes() -> set[str]:
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, prefix + str(pattern.pattern))
             elif prefix.startswith("api/") and pattern.name not in NON_OPERATION_URL_NAMES:
-                routes.add("/" + prefix + str(pattern.pattern))
+                # "<set_id>" in the URL pattern is "{set_id}" in the OpenAPI paths.
+                path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", prefix + str(pattern.pattern))
+                routes.add("/" + path)
 
     walk(get_resolver().url_patterns, "")
     return routes
