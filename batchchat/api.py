@@ -29,7 +29,8 @@ from batches.errors import BatchStateError, SliceRefused, UploadError
 from chats.api import router as chats_router
 from chats.errors import ProviderNotConfigured
 from evaluation.api import router as evaluation_router
-from evaluation.sets_api import router as sets_router
+from evaluation.api import sets_router
+from evaluation.sets_api import router as set_reads_router
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ def _server_error_response() -> JsonResponse:
 api.add_router("/", chats_router)
 api.add_router("/batch/", batches_router)
 api.add_router("/batch/", evaluation_router)
-api.add_router("/sets", sets_router)
+api.add_router("/sets", set_reads_router)
+api.add_router("/sets/", sets_router)
 
 
 # --- Outside ninja: unknown paths, wrong methods, and Django-level error handlers ----------

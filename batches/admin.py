@@ -28,6 +28,8 @@ class BatchItemInline(ReadOnlyAdminMixin, admin.TabularInline):
     show_change_link = False
     fields = (
         "position",
+        "question_index",
+        "repeat",
         "status",
         "question_excerpt",
         "answer_excerpt",
@@ -88,6 +90,7 @@ class BatchAdmin(admin.ModelAdmin):
         "error",
         "legacy_id",
         "source_filename",
+        "repeats",
         "created_at",
         "updated_at",
         "started_at",
@@ -121,7 +124,8 @@ class BatchAdmin(admin.ModelAdmin):
             },
         ),
         ("Origin", {"fields": ("source_filename", "legacy_id", "run_from")}),
-        ("Evaluation", {"fields": ("judge_enabled",)}),
+        # Repeats make the rows: changing it afterwards would not add or remove any.
+        ("Evaluation", {"fields": ("judge_enabled", "repeats")}),
     )
     inlines = (BatchItemInline,)
     actions = ("cancel_batches", "retry_failed_rows", "export_csv")

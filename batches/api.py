@@ -38,11 +38,13 @@ from batches.api_schemas import (
     PreviewOut,
     ProcessIn,
     ProcessOut,
+    ProjectedCallsOut,
     ResultsQuery,
     RunAgainIn,
     StartOut,
 )
-from batches.errors import JsonBodyError
+from batches.errors import JsonBodyError, UploadError
+from batches.estimate import projected_calls
 from batches.events import run_slice
 from batches.export import XLSX_CONTENT_TYPE, export_response
 from batches.models import Batch, UploadDraft
@@ -93,6 +95,29 @@ def _batch_for(request: HttpRequest, batch_id: int, *, act: bool = False) -> Bat
 
 
 COMMON_ERRORS = (400, 401, 403, 404)
+
+
+def check_repeats(repeats: int | None) -> None:
+    """422 naming `repeats` and its range when it is not 1..MAX_REPEATS."""
+    if repeats is None:
+        return
+    try:
+        services.check_repeats(repeats)
+    except UploadError as exc:
+        raise ApiError(
+            422, exc.message, code="invalid_repeats", fields={"repeats": [exc.message]}
+        ) from None
+
+
+def created_out(batch: Batch) -> BatchOut:
+    """A new batch as create, run-again and sets/run answer it: with its question set and
+    the provider calls it will make."""
+    set_ids = hooks.graders().question_set_ids([batch.pk])
+    return BatchOut.of(
+        batch,
+        question_set_id=set_ids.get(batch.pk),
+        projected_calls=ProjectedCallsOut.of(projected_calls(batch)),
+    )
 
 
 def _validated_fields(model: type[CreateFields], data: dict[str, Any]) -> CreateFields:
@@ -228,6 +253,7 @@ def create(request: HttpRequest):
     Nothing is created when the upload or a field is refused. The batch starts as
     `uploaded`: drive it with process-for-duration (inline) or start it (Celery)."""
     fields, rows, filename, draft = _read_create_request(request)
+    check_repeats(fields.repeats)
     settings_fields = {
         "uploader": request.auth,
         "name": fields.name,
@@ -237,6 +263,7 @@ def create(request: HttpRequest):
         "page_language": fields.page_language,
         "apply_overrides": fields.apply_overrides,
         "judge_enabled": fields.judge_enabled,
+        "repeats": fields.repeats,
     }
     if draft is not None:
         batch = services.create_batch_from_draft(
@@ -244,7 +271,7 @@ def create(request: HttpRequest):
         )
     else:
         batch = services.create_batch_run(rows=rows, source_filename=filename, **settings_fields)
-    return Status(201, BatchOut.of(batch))
+    return Status(201, created_out(batch))
 
 
 @router.post(
@@ -326,7 +353,11 @@ def delete(request: HttpRequest, payload: BatchIdIn):
 )
 def status(request: HttpRequest, query: Query[BatchIdQuery]):
     batch = _batch_for(request, query.batch_id)
-    return BatchOut.of(batch, grades=_grades_out(hooks.graders().summaries([batch.pk])[batch.pk]))
+    grades = _grades_out(hooks.graders().summaries([batch.pk])[batch.pk])
+    projected = None
+    if batch.status == Batch.Status.UPLOADED:  # before anything is sent
+        projected = ProjectedCallsOut.of(projected_calls(batch))
+    return BatchOut.of(batch, grades=grades, projected_calls=projected)
 
 
 @router.get(
@@ -416,6 +447,7 @@ def preview(request: HttpRequest):
 )
 def run_again(request: HttpRequest, payload: RunAgainIn):
     # Settings the payload leaves out are the source batch's own (services.run_again).
+    check_repeats(payload.repeats)
     batch = services.run_again(
         batch=_batch_for(request, payload.batch_id),
         uploader=request.auth,
@@ -426,5 +458,6 @@ def run_again(request: HttpRequest, payload: RunAgainIn):
         page_language=payload.page_language,
         apply_overrides=payload.apply_overrides,
         judge_enabled=payload.judge_enabled,
+        repeats=payload.repeats,
     )
-    return Status(201, BatchOut.of(batch))
+    return Status(201, created_out(batch))

@@ -101,6 +101,43 @@ class GradesOut(CamelSchema):
     guard_blocked: int
     guard_recall: float | None = Field(description="Rows blocked among those expected blocked")
     guard_expected_blocks: int
+    repeats: int = Field(default=1, description="Answers per question (k)")
+    questions: int = Field(default=0, description="With repeats: the batch's questions")
+    questions_graded: int = Field(default=0, description="With repeats: questions with a grade")
+    pass_at_k_rate: float | None = Field(
+        default=None, description="With repeats: questions with at least one pass, over graded"
+    )
+    pass_at_k_count: int = 0
+    pass_all_k_rate: float | None = Field(
+        default=None, description="With repeats: questions whose k answers all passed"
+    )
+    pass_all_k_count: int = 0
+
+
+class ProjectedCallsOut(CamelSchema):
+    """The provider calls a batch will make (batches.estimate.projected_calls)."""
+
+    questions: int
+    repeats: int
+    rows: int = Field(description="questions × repeats")
+    blocked_rows: int = Field(description="Rows the guard will block at upload: no call")
+    answer_calls: int
+    judge_calls: int = Field(description="With the AI judge: rows with an expected answer")
+    guard_calls: int = Field(description="With GUARD_AI_CHECK: one check per row sent")
+    total: int
+
+    @classmethod
+    def of(cls, projected) -> ProjectedCallsOut:
+        return cls(
+            questions=projected.questions,
+            repeats=projected.repeats,
+            rows=projected.rows,
+            blocked_rows=projected.blocked_rows,
+            answer_calls=projected.answer_calls,
+            judge_calls=projected.judge_calls,
+            guard_calls=projected.guard_calls,
+            total=projected.total,
+        )
 
 
 class BatchOut(CamelSchema):
@@ -131,6 +168,16 @@ class BatchOut(CamelSchema):
     started_at: datetime | None
     finished_at: datetime | None
     judge_enabled: bool = False
+    repeats: int = Field(default=1, description="Answers per question (k): k rows per question")
+    question_set_id: int | None = Field(
+        default=None,
+        description="The question set this batch is a run of (create, run-again, sets/run)",
+    )
+    projected_calls: ProjectedCallsOut | None = Field(
+        default=None,
+        description="Provider calls the batch will make once started (create, status, "
+        "before it starts)",
+    )
     run_from: int | None = Field(default=None, description="The batch this one was run again from")
     grades: GradesOut | None = Field(
         default=None, description="Grade summary (status, list, regrade answers)"
@@ -178,6 +225,7 @@ class BatchOut(CamelSchema):
             "throttle": ThrottleOut.of(batch),
             "outage": OutageOut.of(batch),
             "judge_enabled": batch.judge_enabled,
+            "repeats": batch.repeats,
             "run_from": batch.run_from_id,
         }
 
@@ -279,6 +327,9 @@ class CreateFields(CamelSchema):
     page_language: PageLanguage = "en"
     apply_overrides: bool = False
     judge_enabled: bool = Field(default=False, description="Grade answers with an AI judge too")
+    repeats: int = Field(
+        default=1, description="Answers per question, 1-10 (k rows and chats per question)"
+    )
     upload_id: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="A file sent to /preview, instead of file"
     )
@@ -378,6 +429,24 @@ class RunAgainIn(CamelSchema):
     page_language: PageLanguage | None = None
     apply_overrides: bool | None = None
     judge_enabled: bool | None = None
+    repeats: int | None = Field(default=None, description="Answers per question, 1-10")
+
+
+class SetRunIn(CamelSchema):
+    """A new run of a question set: the batch settings (a setting left out is the
+    server's default, as in create), `repeats` and whether to start at once."""
+
+    _text = field_validator("name", "ai_provider", "model", "search_provider")(_no_nul)
+
+    name: str = Field(default="", max_length=200, description="Default: the set's name")
+    ai_provider: str | None = Field(default=None, max_length=32)
+    model: str = Field(default="", max_length=128)
+    search_provider: str | None = Field(default=None, max_length=32)
+    page_language: PageLanguage = "en"
+    apply_overrides: bool = False
+    judge_enabled: bool = False
+    repeats: int = Field(default=1, description="Answers per question, 1-10")
+    start: bool = Field(default=False, description="Queue the batch at once")
 
 
 class CompareQuery(BatchIdQuery):

@@ -6,8 +6,14 @@ Decisions (also in docs/running-batches.md, "Results files"):
   row produced. Rows without an answer (pending, running, failed, cancelled) are exported
   too, with their status and error and empty answer fields. Follow-up turns that someone
   added later in a row's chat are not part of the batch and are not exported.
-- `row` is the 1-based number of the data row in the uploaded file (position + 1): the
-  first question under the header is row 1 (spreadsheet row 2).
+- `row` is the 1-based number of the batch's row (position + 1); `question_number` is the
+  question's data row in the uploaded file (the first question under the header is 1)
+  and `repeat` which of its k answers the row is (1..k, `Batch.repeats`). Without repeats
+  `row` and `question_number` are equal and `repeat` is 1. A batch with repeats has its
+  k rows of a question together, and four more columns after `repeat`, the same on each
+  of them: `question_passes` ("passes/k"), `question_pass_at_k` (at least one passed),
+  `question_pass_all_k` (all passed; empty while nothing is graded) and
+  `question_agreement` (mean pairwise similarity of the k answers, 0-1).
 - `question` and `referring_url` are what the row asked, as read at upload; once the
   guard has redacted or blocked the row's question, `question` (and the question cell of
   `input.*`) hold the redacted text unless GUARD_STORE_ORIGINAL (see batches.guard_rows).
@@ -33,6 +39,7 @@ leave as bytes, so memory stays flat whatever the size of the batch.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,6 +52,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
+from batches import hooks
 from batches.models import Batch, BatchItem
 from batches.uploads.limits import MAX_CELL_CHARS
 
@@ -70,6 +78,8 @@ FIXED_COLUMNS: tuple[str, ...] = (
     "batch_id",
     "batch_name",
     "row",
+    "question_number",
+    "repeat",
     "chat_id",
     "interaction_id",
     "created_at",
@@ -150,9 +160,27 @@ def _input_headers(batch: Batch) -> list[str]:
     return list(seen)
 
 
-def export_columns(batch: Batch) -> list[str]:
+# A batch with repeats: each question's result over its k answers, after `repeat`.
+REPEAT_COLUMNS: tuple[str, ...] = (
+    "question_passes",
+    "question_pass_at_k",
+    "question_pass_all_k",
+    "question_agreement",
+)
+
+
+def fixed_columns(batch: Batch) -> list[str]:
+    """FIXED_COLUMNS, with REPEAT_COLUMNS after `repeat` for a batch with repeats."""
+    if batch.repeats <= 1:
+        return list(FIXED_COLUMNS)
+    at = FIXED_COLUMNS.index("repeat") + 1
+    return [*FIXED_COLUMNS[:at], *REPEAT_COLUMNS, *FIXED_COLUMNS[at:]]
+
+
+def export_columns(batch: Batch, headers: list[str] | None = None) -> list[str]:
     """The export's columns, in order: the fixed ones, then `input.<header>`."""
-    return [*FIXED_COLUMNS, *(INPUT_PREFIX + header for header in _input_headers(batch))]
+    headers = _input_headers(batch) if headers is None else headers
+    return [*fixed_columns(batch), *(INPUT_PREFIX + header for header in headers)]
 
 
 def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]:
@@ -162,6 +190,8 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
         "batch_id": batch.pk,
         "batch_name": batch.name,
         "row": item.position + 1,
+        "question_number": item.question_index + 1,
+        "repeat": item.repeat,
         "chat_id": chat.chat_id,
         "interaction_id": interaction.pk if interaction else None,
         "created_at": interaction.created_at.isoformat() if interaction else None,
@@ -205,8 +235,25 @@ def _records(batch: Batch, headers: list[str]) -> Iterator[dict[str, Any]]:
         .select_related("chat", "interaction")
         .order_by("position")
     )
-    for item in items.iterator(chunk_size=DB_CHUNK):
-        yield _record(batch, item, headers)
+    rows = items.iterator(chunk_size=DB_CHUNK)
+    if batch.repeats <= 1:
+        for item in rows:
+            yield _record(batch, item, headers)
+        return
+    # The k rows of a question are adjacent (question-major): read them as one result
+    # (evaluation's, through the hook), holding one question's rows at a time.
+    question_results = hooks.graders().question_results
+    for _index, group in itertools.groupby(rows, key=lambda item: item.question_index):
+        group = list(group)
+        result = next(iter(question_results(group).values()))
+        shared = {
+            "question_passes": f"{result.passes}/{result.k}",
+            "question_pass_at_k": result.pass_at_k,
+            "question_pass_all_k": result.pass_all_k,
+            "question_agreement": result.agreement,
+        }
+        for item in group:
+            yield _record(batch, item, headers) | shared
 
 
 def iter_export_rows(batch: Batch) -> Iterator[dict[str, Any]]:
@@ -295,7 +342,7 @@ def stream_csv(batch: Batch) -> Iterator[bytes]:
 
     def lines() -> Iterator[str]:
         headers = _input_headers(batch)
-        columns = [*FIXED_COLUMNS, *(INPUT_PREFIX + header for header in headers)]
+        columns = export_columns(batch, headers)
         writer = csv.writer(_Echo())
         yield "\ufeff"
         yield writer.writerow([neutralise_formula(column) for column in columns])
@@ -427,7 +474,7 @@ def stream_xlsx(batch: Batch) -> Iterator[bytes]:
     """The results as an XLSX workbook of one sheet (ReviewSheet), `created_at` a
     date-time cell (UTC)."""
     headers = _input_headers(batch)
-    columns = [*FIXED_COLUMNS, *(INPUT_PREFIX + header for header in headers)]
+    columns = export_columns(batch, headers)
 
     def width_of(column: str) -> int:
         width = XLSX_WIDTHS.get(column)

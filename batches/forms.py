@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from batches.errors import UploadError
 from batches.models import UploadDraft
-from batches.services import upload_draft_preview
+from batches.services import MAX_REPEATS, upload_draft_preview
 from batches.upload_guard import screened_sample
 from batches.uploads import (
     ACCEPTED_QUESTION_HEADERS,
@@ -123,6 +123,29 @@ class BatchUploadForm(forms.Form):
             "call per row). Off by default."
         ),
     )
+    repeats = forms.IntegerField(
+        label=_("Answers per question"),
+        required=False,
+        min_value=1,
+        max_value=MAX_REPEATS,
+        initial=1,
+        help_text=lazy(
+            lambda: (
+                gettext(
+                    "Ask each question this many times (1 to %(max)s) to see how often it passes: "
+                    "pass@k (at least one answer passed) and pass^k (every one did). Each "
+                    "answer is one more provider call."
+                )
+                % {"max": MAX_REPEATS}
+            ),
+            str,
+        )(),
+        error_messages={
+            "min_value": _("Answers per question: a whole number from 1 to 10."),
+            "max_value": _("Answers per question: a whole number from 1 to 10."),
+            "invalid": _("Answers per question: a whole number from 1 to 10."),
+        },
+    )
 
     def __init__(self, *args, choose_columns: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -194,6 +217,8 @@ class BatchUploadForm(forms.Form):
             "page_language": self.cleaned_data["page_language"],
             "apply_overrides": self.cleaned_data["apply_overrides"],
             "judge_enabled": self.cleaned_data["judge_enabled"],
+            # An empty field (a form posted without it) is one answer per question.
+            "repeats": self.cleaned_data.get("repeats") or 1,
         }
 
 
@@ -211,6 +236,7 @@ class RunAgainForm(BatchUploadForm):
             self.fields["page_language"].initial = batch.page_language
             self.fields["apply_overrides"].initial = batch.apply_overrides
             self.fields["judge_enabled"].initial = batch.judge_enabled
+            self.fields["repeats"].initial = batch.repeats
 
 
 class RegradeForm(forms.Form):

@@ -19,6 +19,14 @@ Signatures (every one is called by batches, implemented by evaluation):
   `detail_oob(request, response, batch) -> None`: the detail page's evaluation block, and
   its out-of-band refresh while the batch runs.
 
+- `judge_rows(batch) -> int`: the rows the AI judge will have something to judge (the
+  start step's projected calls, batches.estimate).
+- `question_set_ids(batch_ids) -> {batch_id: question_set_id}`: the set each batch is a
+  run of (one query).
+- `question_results(items) -> {question_index: result}`: the k rows of each question
+  read as one result (passes out of k, pass@k, pass^k, agreement of the answers); items
+  with `interaction` loaded. The rows table and the export call it.
+
 - `background_work() -> bool`: grade the next chunk of a running "Grade again" job (the
   AI judge's, which runs in the background); False when none runs. `run_worker` calls it
   when no batch has rows to answer, so judge jobs finish with no page open.
@@ -46,6 +54,9 @@ class Graders:
     detail_context: Callable[..., dict]
     detail_oob: Callable[..., None]
     background_work: Callable[[], bool]
+    judge_rows: Callable[[Any], int]
+    question_set_ids: Callable[[Iterable[int]], Mapping[int, int]]
+    question_results: Callable[[Iterable[Any]], Mapping[int, Any]]
 
 
 _registered: Graders | None = None

@@ -59,25 +59,35 @@ def create_batch_run(
     judge_enabled: bool = False,
     run_from: Batch | None = None,
     input_columns: list[str] | None = None,
+    repeats: int = 1,
 ) -> Batch:
-    """Create a batch with a Chat and a BatchItem per row, all or nothing.
+    """Create a batch with a Chat and a BatchItem per row and repeat, all or nothing.
 
     1. validate: the providers and model through chats.services.choose_chat_settings
-       (one not given is the server's default), at least one row, at most MAX_BATCH_ITEMS;
-    2. in one transaction, create the Batch, then the Chats (rows sharing a `chat_key`
-       share one Chat, in row order) and the BatchItems with batches.bulk.insert_rows
-       (COPY on PostgreSQL, executemany on SQLite: no model instance per row), reading
-       the new chats' keys back with one query.
+       (one not given is the server's default), `repeats` (1..MAX_REPEATS), at least one
+       row, at most MAX_BATCH_ITEMS rows once repeated (questions × repeats);
+    2. in one transaction, create the Batch, then the Chats and the BatchItems with
+       batches.bulk.insert_rows (COPY on PostgreSQL, executemany on SQLite: no model
+       instance per row), reading the new chats' keys back with one query.
+
+    Layout (question-major): each question's `repeats` rows are adjacent (position is a
+    running counter; `question_index` is the question's index in `rows`, `repeat` 1..k),
+    so the k answers of a question sit together in the pages and the exports. Rows sharing
+    a `chat_key` share one Chat per repeat: a conversation answered k times is k separate
+    conversations, each with the turns in row order.
     Raises UploadError or ProviderNotConfigured (its `field` names the choice refused);
     nothing is created then.
     """
     chosen = choose_chat_settings(
         ai_provider=ai_provider, model=model, search_provider=search_provider
     )
+    check_repeats(repeats)
     if not rows:
         raise UploadError(gettext("The batch has no questions."), code="empty")
     if len(rows) > settings.MAX_BATCH_ITEMS:
         raise too_many_rows(what=gettext("The batch"))
+    if len(rows) * repeats > settings.MAX_BATCH_ITEMS:
+        raise too_many_repeated_rows(questions=len(rows), repeats=repeats)
     # The file's stem: "questions.csv" makes a batch named "questions".
     name = (name or "").strip() or Path(source_filename).stem.strip() or gettext("Untitled batch")
     chat_fields = {
@@ -90,28 +100,34 @@ def create_batch_run(
     }
     if input_columns is None:
         input_columns = list(dict.fromkeys(key for row in rows for key in row.columns))
-    check_stored_bytes(rows, input_columns)
-    # The public chat id of every row; rows sharing a chat_key share one.
-    public_for_key: dict[str, str] = {}
+    check_stored_bytes(rows, input_columns, repeats=repeats)
+    # The public chat id of every row and repeat; rows sharing a chat_key share one
+    # per repeat.
+    public_for_key: dict[tuple[str, int], str] = {}
     new_chats: list[str] = []
     row_chats: list[str] = []
     for row in rows:
-        public = public_for_key.get(row.chat_key) if row.chat_key else None
-        if public is None:
-            public = new_chat_id()
-            new_chats.append(public)
-            if row.chat_key:
-                public_for_key[row.chat_key] = public
-        row_chats.append(public)
+        for repeat in range(repeats):
+            key = (row.chat_key, repeat) if row.chat_key else None
+            public = public_for_key.get(key) if key else None
+            if public is None:
+                public = new_chat_id()
+                new_chats.append(public)
+                if key:
+                    public_for_key[key] = public
+            row_chats.append(public)
+    guard = upload_counts(rows, language=page_language)
     with transaction.atomic():
         batch = Batch.objects.create(
             name=name[:200],
-            total_items=len(rows),
+            total_items=len(rows) * repeats,
             source_filename=source_filename[:255],
             input_columns=input_columns,
             judge_enabled=judge_enabled,
             run_from=run_from,
-            upload_guard=upload_counts(rows, language=page_language),
+            repeats=repeats,
+            # Rows of the batch: each question's count k times.
+            upload_guard={kind: count * repeats for kind, count in guard.items()},
             **chat_fields,
         )
         # Every chat inserted now gets a key above this one (SQLite: one writer at a
@@ -130,6 +146,7 @@ def create_batch_run(
                 "chat",
                 "position",
                 "question_index",
+                "repeat",
                 "question",
                 "referring_url",
                 "row",
@@ -137,34 +154,92 @@ def create_batch_run(
                 "expected_citation_url",
                 "expected_outcome",
             ),
-            rows=(
-                (
-                    chat_pk[public],
-                    position,
-                    position,
-                    row.question,
-                    row.referring_url,
-                    BatchItem.stored_row(row.columns, input_columns),
-                    row.expected_answer,
-                    row.expected_citation_url,
-                    row.expected_outcome,
-                )
-                for position, (row, public) in enumerate(zip(rows, row_chats, strict=True))
-            ),
+            rows=_item_rows(rows, row_chats, chat_pk, input_columns, repeats),
             constants={"batch": batch},
         )
         signals.batch_created.send(sender=Batch, batch=batch)
     return batch
 
 
-def check_stored_bytes(rows: Sequence[ParsedRow], headers: list[str]) -> None:
+def _item_rows(
+    rows: Sequence[ParsedRow],
+    row_chats: list[str],
+    chat_pk: dict[str, int],
+    input_columns: list[str],
+    repeats: int,
+) -> Iterable[tuple]:
+    """The BatchItem tuples of create_batch_run, question-major: (chat, position,
+    question_index, repeat, question, referring_url, row, expected answer, citation,
+    outcome). The stored row is built once per question, not once per repeat."""
+    chats = iter(row_chats)
+    position = 0
+    for index, row in enumerate(rows):
+        stored = BatchItem.stored_row(row.columns, input_columns)
+        for repeat in range(1, repeats + 1):
+            yield (
+                chat_pk[next(chats)],
+                position,
+                index,
+                repeat,
+                row.question,
+                row.referring_url,
+                stored,
+                row.expected_answer,
+                row.expected_citation_url,
+                row.expected_outcome,
+            )
+            position += 1
+
+
+MAX_REPEATS = 10
+
+
+def check_repeats(repeats: object) -> int:
+    """`repeats` when it is a whole number from 1 to MAX_REPEATS, else UploadError naming
+    the field and the range (code "bad_repeats", column "repeats")."""
+    if (
+        isinstance(repeats, bool)
+        or not isinstance(repeats, int)
+        or not (1 <= repeats <= MAX_REPEATS)
+    ):
+        raise UploadError(
+            gettext("Repeats must be a whole number from 1 to %(max)s (got %(value)s).")
+            % {"max": MAX_REPEATS, "value": repeats},
+            code="bad_repeats",
+            column="repeats",
+        )
+    return repeats
+
+
+def too_many_repeated_rows(*, questions: int, repeats: int) -> UploadError:
+    limit = settings.MAX_BATCH_ITEMS
+    return UploadError(
+        gettext(
+            "%(questions)s questions answered %(repeats)s times make %(rows)s rows; the "
+            "limit is %(limit)s rows per batch (MAX_BATCH_ITEMS). Ask for fewer repeats or "
+            "split the file."
+        )
+        % {
+            "questions": f"{questions:,}",
+            "repeats": repeats,
+            "rows": f"{questions * repeats:,}",
+            "limit": f"{limit:,}",
+        },
+        code="too_many_rows",
+        column="repeats",
+    )
+
+
+def check_stored_bytes(rows: Sequence[ParsedRow], headers: list[str], *, repeats: int = 1) -> None:
     """Refuse rows whose cells and headers would store more than MAX_BATCH_STORED_BYTES
-    (UTF-8), naming the limit. Headers count once: rows hold values by position."""
+    (UTF-8), naming the limit. Headers count once: rows hold values by position; each
+    question's cells are stored once per repeat."""
     limit = settings.MAX_BATCH_STORED_BYTES
     total = sum(len(header.encode()) for header in headers)
     for row in rows:
         for value in row.columns.values():
-            total += len(value.encode()) if isinstance(value, str) else len(str(value))
+            size = len(value.encode()) if isinstance(value, str) else len(str(value))
+            total += size * repeats
         if total > limit:
             raise UploadError(
                 gettext(
@@ -187,6 +262,7 @@ def run_again(
     page_language: str | None = None,
     apply_overrides: bool | None = None,
     judge_enabled: bool | None = None,
+    repeats: int | None = None,
     name: str = "",
     start: bool = False,
 ) -> Batch:
@@ -195,9 +271,11 @@ def run_again(
     remembers `run_from=batch`, so compare aligns the two by row number. Started at once
     when `start` ("Run again and start").
 
-    A setting left None is the batch's own, except the model of another AI provider: that
-    provider's default. Rows that shared a chat share one again. Raises
-    ProviderNotConfigured like create_batch_run; nothing is created then.
+    A setting left None is the batch's own (repeats too), except the model of another AI
+    provider: that provider's default. Rows that shared a chat share one again. The
+    questions are the source's first repeats (one row per question, whatever its
+    repeats). Raises ProviderNotConfigured or UploadError like create_batch_run; nothing
+    is created then.
     """
     if model is None:
         model = batch.model if ai_provider in (None, batch.ai_provider) else ""
@@ -213,7 +291,9 @@ def run_again(
             expected_citation_url=item.expected_citation_url,
             expected_outcome=item.expected_outcome,
         )
-        for item in batch.items.order_by("position").only(
+        for item in (batch.items.filter(repeat=1) if batch.repeats > 1 else batch.items)
+        .order_by("position")
+        .only(
             "question",
             "referring_url",
             "chat_id",
@@ -237,6 +317,7 @@ def run_again(
             judge_enabled=batch.judge_enabled if judge_enabled is None else judge_enabled,
             run_from=batch,
             input_columns=list(headers) or None,
+            repeats=batch.repeats if repeats is None else repeats,
         )
     if start:
         start_batch(batch=new)

@@ -1,7 +1,10 @@
 """Benchmark: upload parsing + create_batch_run on a throwaway SQLite database.
 
 Run: .venv/bin/python bench/bench_create.py [--sizes 10000 100000] [--no-trace]
-     [--database sqlite postgres]
+     [--database sqlite postgres] [--repeats K]
+
+`--repeats K`: each size is rows of the batch, from a file of size / K questions answered
+K times (issue 23: questions × k rows).
 
 For each database and size, in a fresh child process (so that peak-memory figures belong
 to that run alone): migrate a new SQLite file in a temp dir (or a fresh PostgreSQL
@@ -106,7 +109,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
-def run_one(rows: int, *, trace: bool, database: str) -> dict:
+def run_one(rows: int, *, trace: bool, database: str, repeats: int = 1) -> dict:
     """In this (child) process: fresh database, one upload of `rows` rows."""
     workdir = Path(tempfile.mkdtemp(prefix="batchchat-bench-"))
     try:
@@ -132,7 +135,7 @@ def run_one(rows: int, *, trace: bool, database: str) -> dict:
         call_command("migrate", verbosity=0)
         user = get_user_model().objects.create(username="bench")
         path = workdir / "questions.csv"
-        path.write_bytes(make_csv(rows))
+        path.write_bytes(make_csv(rows // repeats))
         gc.collect()
         if trace:
             tracemalloc.start()
@@ -151,6 +154,7 @@ def run_one(rows: int, *, trace: bool, database: str) -> dict:
             ai_provider="extractive",
             search_provider="local",
             source_filename=path.name,
+            **({"repeats": repeats} if repeats > 1 else {}),
         )
         finished = time.perf_counter()
         cpu = _cpu_s() - cpu_started
@@ -158,7 +162,7 @@ def run_one(rows: int, *, trace: bool, database: str) -> dict:
         if trace:
             tracemalloc.stop()
 
-        assert BatchItem.objects.filter(batch=batch).count() == rows
+        assert BatchItem.objects.filter(batch=batch).count() == rows // repeats * repeats
         return {
             "rows": rows,
             "file_mb": path.stat().st_size / 2**20,
@@ -175,8 +179,9 @@ def run_one(rows: int, *, trace: bool, database: str) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _child(rows: int, trace: bool, database: str) -> dict:
+def _child(rows: int, trace: bool, database: str, repeats: int = 1) -> dict:
     command = [sys.executable, __file__, "--one", str(rows), "--database", database]
+    command += ["--repeats", str(repeats)]
     command += ["--trace"] if trace else []
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode:
@@ -191,11 +196,16 @@ def main() -> None:
     parser.add_argument(
         "--database", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
     )
+    parser.add_argument("--repeats", type=int, default=1, help="answers per question (k)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, trace=args.trace, database=args.database[0])))
+        print(
+            json.dumps(
+                run_one(args.one, trace=args.trace, database=args.database[0], repeats=args.repeats)
+            )
+        )
         return
 
     header = (
@@ -203,12 +213,16 @@ def main() -> None:
         f"{'rows/s':>8} {'CPU s':>6} {'RSS +MB':>8} {'heap peak MB (parse/all)':>25}  target"
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"{os.cpu_count()} CPUs, load average {load}; DEBUG off")
+    print(f"{os.cpu_count()} CPUs, load average {load}; DEBUG off; repeats {args.repeats}")
     print(f"{'database':<9}" + header)
     failed = False
     for database, rows in [(d, n) for d in args.database for n in args.sizes]:
-        timed = _child(rows, trace=False, database=database)
-        traced = None if args.no_trace else _child(rows, trace=True, database=database)
+        timed = _child(rows, trace=False, database=database, repeats=args.repeats)
+        traced = (
+            None
+            if args.no_trace
+            else _child(rows, trace=True, database=database, repeats=args.repeats)
+        )
         peaks = f"{traced['parse_peak_mb']:.0f} / {traced['total_peak_mb']:.0f}" if traced else "-"
         seconds, megabytes = TARGETS[database].get(rows, (None, None))
         verdict = ""

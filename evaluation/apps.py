@@ -11,7 +11,7 @@ class EvaluationConfig(AppConfig):
         from batches.hooks import Graders, RunSets, register_graders, register_run_sets
         from batches.models import Batch
         from batches.signals import batch_created
-        from evaluation import grading, regrade, selectors, views
+        from evaluation import grading, regrade, repeats, selectors, sets, views
 
         # Every new batch is a run of a question set (evaluation.sets.add_run).
         batch_created.connect(_add_run, sender=Batch, dispatch_uid="evaluation.sets.add_run")
@@ -26,6 +26,9 @@ class EvaluationConfig(AppConfig):
                 detail_context=views._evaluation_context,
                 detail_oob=views._append_evaluation_oob,
                 background_work=regrade.advance_next,
+                judge_rows=grading.judge_rows,
+                question_set_ids=sets.question_set_ids,
+                question_results=repeats.question_results,
             )
         )
         register_run_sets(RunSets(labels=selectors.set_labels, batch_ids=selectors.set_batch_ids))

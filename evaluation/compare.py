@@ -5,14 +5,22 @@ Direction: the comparison is always "new vs baseline", whatever order the two ba
 given in. The baseline is the batch the other was run again from (directly or up its
 "Run again" chain); otherwise the older batch (created first; the lower id on a tie).
 
-Alignment: two batches that come from the same rows (one was made from the other with
-"Run again", or both from a common ancestor) are aligned by row number; other batches by
-question text (case, spacing and surrounding punctuation ignored; a question asked twice
-pairs its first occurrences first).
+Alignment is by question: two batches that come from the same rows (one was made from
+the other with "Run again", or both from a common ancestor) are aligned by question
+number; other batches by question text (case, spacing and surrounding punctuation
+ignored; a question asked twice pairs its first occurrences first).
+
+Repeats: a batch may answer each question k times (`Batch.repeats`). A compared row is a
+question, whatever the k of either side: its answer, citation and grades are its first
+repeat's row (repeat 1), and its result is its k verdicts read by evaluation.repeats
+(passes out of graded, pass@k, pass^k) with the agreement of its answers. Without
+repeats (k = 1) this is the row itself, as before.
 
 Change class of a pair, by the first rule that applies:
-- `only_in_baseline` / `only_in_new`: the row has no partner;
-- `improved` / `regressed`: the verdict went from fail to pass / from pass to fail;
+- `only_in_baseline` / `only_in_new`: the question has no partner;
+- `improved` / `regressed`: the question's share of passing answers (passes out of its
+  graded repeats) rose / fell; with k = 1 on both sides, the verdict went from fail to
+  pass / from pass to fail;
 - `same`: both unanswered, or the same answer text (spacing ignored) citing the same page
   (normalised URL);
 - `changed`: anything else (a different answer or citation the verdicts do not rank).
@@ -44,9 +52,10 @@ from batches.export import (
     _xlsx_cell,
     grade_values,
 )
-from batches.models import Batch, BatchItem, Verdict
+from batches.models import Batch, BatchItem
 from batches.selectors import run_from_chain
 from evaluation.grading import GradeSummary, answer_similarity, grade_summaries, normalise_url
+from evaluation.repeats import QuestionResult, question_results, repeat_result
 
 CHANGES = ("improved", "regressed", "changed", "same", "only_in_baseline", "only_in_new")
 # GradeSummary rates shown side by side (name in GradeSummary.as_dict, API key).
@@ -114,17 +123,27 @@ def _answered(item: BatchItem) -> bool:
     return item.status == BatchItem.Status.DONE and item.interaction is not None
 
 
-def classify(baseline: BatchItem | None, new: BatchItem | None) -> str:
-    """The change class of a pair (module docstring)."""
+def _pass_share(item: BatchItem, result: QuestionResult | None) -> float | None:
+    """Passes out of graded repeats (the row's own verdict without a result)."""
+    read = result.result if result is not None else repeat_result([item.verdict])
+    return read.passes / read.graded if read.graded else None
+
+
+def classify(
+    baseline: BatchItem | None,
+    new: BatchItem | None,
+    baseline_result: QuestionResult | None = None,
+    new_result: QuestionResult | None = None,
+) -> str:
+    """The change class of a pair of questions (module docstring): their first repeats'
+    rows, and the results of their k repeats (None: the row alone)."""
     if new is None:
         return "only_in_baseline"
     if baseline is None:
         return "only_in_new"
-    verdicts = (baseline.verdict, new.verdict)
-    if verdicts == (Verdict.FAIL, Verdict.PASS):
-        return "improved"
-    if verdicts == (Verdict.PASS, Verdict.FAIL):
-        return "regressed"
+    old_share, new_share = _pass_share(baseline, baseline_result), _pass_share(new, new_result)
+    if old_share is not None and new_share is not None and old_share != new_share:
+        return "improved" if new_share > old_share else "regressed"
     answered_old, answered_new = _answered(baseline), _answered(new)
     if not answered_old and not answered_new:
         return "same"
@@ -142,16 +161,21 @@ def classify(baseline: BatchItem | None, new: BatchItem | None) -> str:
 
 @dataclass
 class ComparedRow:
+    """One question of both runs: each side's first repeat's row and its k repeats' result."""
+
     baseline: BatchItem | None
     new: BatchItem | None
     change: str
     similarity: float | None  # between the two answers (ROUGE-L F1), None if one is missing
+    baseline_result: QuestionResult | None = None
+    new_result: QuestionResult | None = None
 
     @property
     def row(self) -> int:
-        """1-based row number: the baseline's row, or the new run's for a row only there."""
+        """1-based question number: the baseline's, or the new run's for a question only
+        there (without repeats, the row number)."""
         item = self.baseline or self.new
-        return item.position + 1
+        return item.question_index + 1
 
     @property
     def question(self) -> str:
@@ -214,6 +238,17 @@ def comparison_items(batch: Batch) -> list[BatchItem]:
     return list(batch.items.select_related("interaction").order_by("position"))
 
 
+def question_rows(items: list[BatchItem]) -> tuple[list[BatchItem], dict[int, QuestionResult]]:
+    """Each question's first repeat in question order, and every question's result over
+    its k repeats (module docstring)."""
+    first: dict[int, BatchItem] = {}
+    for item in items:
+        known = first.get(item.question_index)
+        if known is None or item.repeat < known.repeat:
+            first[item.question_index] = item
+    return sorted(first.values(), key=lambda i: i.question_index), question_results(items)
+
+
 def _pair_by_question(
     items_a: list[BatchItem], items_b: list[BatchItem]
 ) -> list[tuple[BatchItem | None, BatchItem | None]]:
@@ -235,11 +270,12 @@ def _pair_by_question(
 def _pair_by_row(
     items_a: list[BatchItem], items_b: list[BatchItem]
 ) -> list[tuple[BatchItem | None, BatchItem | None]]:
-    by_position = {item.position: item for item in items_b}
+    """Questions paired by question number (first repeats only, one per question)."""
+    by_index = {item.question_index: item for item in items_b}
     pairs: list[tuple[BatchItem | None, BatchItem | None]] = [
-        (item, by_position.pop(item.position, None)) for item in items_a
+        (item, by_index.pop(item.question_index, None)) for item in items_a
     ]
-    pairs.extend((None, item) for item in sorted(by_position.values(), key=lambda i: i.position))
+    pairs.extend((None, item) for item in sorted(by_index.values(), key=lambda i: i.question_index))
     return pairs
 
 
@@ -270,14 +306,18 @@ def compare_batches(*, a: Batch, b: Batch) -> Comparison:
     chains = (run_from_chain(a), run_from_chain(b))  # each walked once
     baseline, new = order_batches(a, b, chains)
     aligned_by = "row" if same_rows(a, b, chains) else "question"
-    items_old, items_new = comparison_items(baseline), comparison_items(new)
+    items_old, results_old = question_rows(comparison_items(baseline))
+    items_new, results_new = question_rows(comparison_items(new))
     pairer = _pair_by_row if aligned_by == "row" else _pair_by_question
     rows = []
     for old, fresh in pairer(items_old, items_new):
         similarity = None
         if old is not None and fresh is not None and _answered(old) and _answered(fresh):
             similarity = answer_similarity(_answer(fresh), _answer(old))
-        rows.append(ComparedRow(old, fresh, classify(old, fresh), similarity))
+        old_result = results_old.get(old.question_index) if old is not None else None
+        new_result = results_new.get(fresh.question_index) if fresh is not None else None
+        change = classify(old, fresh, old_result, new_result)
+        rows.append(ComparedRow(old, fresh, change, similarity, old_result, new_result))
     summary = dict.fromkeys(CHANGES, 0)
     for row in rows:
         summary[row.change] += 1
@@ -296,7 +336,7 @@ def compare_batches(*, a: Batch, b: Batch) -> Comparison:
 
 # --- Export ----------------------------------------------------------------------------------
 
-SIDE_FIELDS = ("status", "answer", "citation_url", *GRADE_COLUMNS)
+SIDE_FIELDS = ("status", "answer", "citation_url", *GRADE_COLUMNS, "repeats", "passes")
 COMPARE_COLUMNS: tuple[str, ...] = (
     "row",
     "change",
@@ -309,11 +349,13 @@ COMPARE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def side(item: BatchItem | None) -> dict[str, Any] | None:
-    """One side of a compared row (API and export)."""
+def side(item: BatchItem | None, result: QuestionResult | None = None) -> dict[str, Any] | None:
+    """One side of a compared row (API and export): its first repeat's row, and the
+    question's result over its k repeats (`repeats` = k, `passes` out of `graded`)."""
     if item is None:
         return None
     interaction = item.interaction
+    read = result.result if result is not None else repeat_result([item.verdict])
     return {
         "row": item.position + 1,
         "status": item.status,
@@ -321,6 +363,12 @@ def side(item: BatchItem | None) -> dict[str, Any] | None:
         "citation_url": interaction.citation_url if interaction else "",
         **grade_values(item),
         "judge_notes": item.judge_notes,
+        "repeats": read.k,
+        "passes": read.passes,
+        "graded": read.graded,
+        "pass_at_k": read.pass_at_k,
+        "pass_all_k": read.pass_all_k,
+        "agreement": result.agreement if result is not None else None,
     }
 
 
@@ -335,8 +383,11 @@ def compare_record(row: ComparedRow) -> dict[str, Any]:
         "expected_citation_url": source.expected_citation_url,
         "answers_similarity": row.similarity,
     }
-    for prefix, item in (("baseline", row.baseline), ("new", row.new)):
-        values = side(item) or {}
+    for prefix, item, result in (
+        ("baseline", row.baseline, row.baseline_result),
+        ("new", row.new, row.new_result),
+    ):
+        values = side(item, result) or {}
         for name in SIDE_FIELDS:
             record[f"{prefix}_{name}"] = values.get(name)
     return record
@@ -382,8 +433,11 @@ def comparison_json(comparison: Comparison) -> dict[str, Any]:
     for row in comparison.rows:
         source = row.baseline or row.new
         sides = {}
-        for name, item in (("baseline", row.baseline), ("new", row.new)):
-            values = side(item)
+        for name, item, result in (
+            ("baseline", row.baseline, row.baseline_result),
+            ("new", row.new, row.new_result),
+        ):
+            values = side(item, result)
             sides[name] = None if values is None else {_camel(k): v for k, v in values.items()}
         rows.append(
             {

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
 from rapidfuzz.distance import LCSseq
 
@@ -50,6 +50,7 @@ from chats.services import (
     judge_answer,
     run_on_provider_loop,
 )
+from evaluation.repeats import repeat_result
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +241,12 @@ def wants_judge(item: BatchItem, answer: str) -> bool:
     return bool(item.expected_answer.strip() and answer.strip())
 
 
+def judge_rows(batch: Batch) -> int:
+    """The rows of `batch` the judge will have something to judge (an expected answer;
+    `wants_judge` once the answer is in): the start step's projected judge calls."""
+    return batch.items.exclude(expected_answer="").count()
+
+
 def grade_item(item: BatchItem, *, now=None) -> bool:
     """Set the local grades of one row in memory (item.interaction and item.chat loaded);
     the judge's fields are cleared. Returns whether the judge can grade this row."""
@@ -394,6 +401,22 @@ class GradeSummary:
     guard_true_blocks: int = 0
     guard_false_blocks: int = 0
     guard_missed_blocks: int = 0
+    # A batch with repeats (k > 1): its questions, and those with at least one pass
+    # (pass@k) and with every repeat passing (pass^k), by evaluation.repeats; the rates
+    # are over the questions with a graded repeat. 0 / None without repeats.
+    repeats: int = 1
+    questions: int = 0
+    questions_graded: int = 0
+    pass_at_k_count: int = 0
+    pass_all_k_count: int = 0
+
+    @property
+    def pass_at_k_rate(self) -> float | None:
+        return self._rate(self.pass_at_k_count, self.questions_graded)
+
+    @property
+    def pass_all_k_rate(self) -> float | None:
+        return self._rate(self.pass_all_k_count, self.questions_graded)
 
     @staticmethod
     def _rate(part: int, whole: int) -> float | None:
@@ -474,6 +497,13 @@ class GradeSummary:
             "guard_blocked": self.guard_blocked,
             "guard_recall": self.guard_recall,
             "guard_expected_blocks": self.guard_expected_blocks,
+            "repeats": self.repeats,
+            "questions": self.questions,
+            "questions_graded": self.questions_graded,
+            "pass_at_k_rate": self.pass_at_k_rate,
+            "pass_at_k_count": self.pass_at_k_count,
+            "pass_all_k_rate": self.pass_all_k_rate,
+            "pass_all_k_count": self.pass_all_k_count,
         }
 
 
@@ -519,16 +549,60 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
             guard_missed_blocks=Count(
                 "id", filter=Q(expected_outcome=AnswerType.BLOCKED, verdict__gt="") & ~_WAS_BLOCKED
             ),
+            # > 1 only in a batch with repeats: their per-question counts take one query.
+            max_repeat=Max("repeat"),
         )
     )
     summaries = dict.fromkeys(ids, EMPTY_SUMMARY)
+    rows = list(rows)
+    repeated_ids = [row["batch_id"] for row in rows if (row["max_repeat"] or 1) > 1]
+    repeated = _repeat_counts(repeated_ids) if repeated_ids else {}
     for row in rows:
         batch_id = row.pop("batch_id")
+        row.pop("max_repeat")
         mean = row.pop("similarity_mean")
         summaries[batch_id] = GradeSummary(
-            **row, similarity_mean=round(mean, 4) if mean is not None else None
+            **row,
+            similarity_mean=round(mean, 4) if mean is not None else None,
+            **repeated.get(batch_id, {}),
         )
     return summaries
+
+
+def _repeat_counts(batch_ids: list[int]) -> dict[int, dict[str, int]]:
+    """For the batches with repeats among `batch_ids`: their k, questions, and questions
+    graded / passing at least once / passing every time (one query over the questions,
+    grouped in the database; each question read by evaluation.repeats)."""
+    per_question = (
+        BatchItem.objects.filter(batch_id__in=batch_ids)
+        .order_by()
+        .values("batch_id", "question_index", "batch__repeats")
+        .annotate(
+            rows=Count("id"),
+            passes=Count("id", filter=Q(verdict=Verdict.PASS)),
+            fails=Count("id", filter=Q(verdict=Verdict.FAIL)),
+        )
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for question in per_question:
+        found = counts.setdefault(
+            question["batch_id"],
+            {
+                "repeats": question["batch__repeats"],
+                "questions": 0,
+                "questions_graded": 0,
+                "pass_at_k_count": 0,
+                "pass_all_k_count": 0,
+            },
+        )
+        passes, fails = question["passes"], question["fails"]
+        verdicts = [Verdict.PASS] * passes + [Verdict.FAIL] * fails
+        result = repeat_result(verdicts + [""] * (question["rows"] - passes - fails))
+        found["questions"] += 1
+        found["questions_graded"] += result.graded > 0
+        found["pass_at_k_count"] += bool(result.pass_at_k)
+        found["pass_all_k_count"] += bool(result.pass_all_k)
+    return counts
 
 
 def summary_text(summary: GradeSummary) -> str:
@@ -537,6 +611,13 @@ def summary_text(summary: GradeSummary) -> str:
     if summary.verdict_graded:
         parts.append(
             f"pass rate {summary.pass_rate:.0%} ({summary.verdict_passed}/{summary.verdict_graded})"
+        )
+    if summary.questions_graded:
+        k, graded = summary.repeats, summary.questions_graded
+        parts.append(
+            f"pass@{k} {summary.pass_at_k_rate:.0%} ({summary.pass_at_k_count}/{graded} "
+            f"questions), pass^{k} {summary.pass_all_k_rate:.0%} "
+            f"({summary.pass_all_k_count}/{graded})"
         )
     if summary.citation_checked:
         parts.append(

@@ -106,7 +106,8 @@ def _grid_href(question_set: QuestionSet, params: dict, **changes) -> str:
 @require_GET
 def set_grid(request: HttpRequest, pk: int) -> HttpResponse:
     """Questions down, runs across (newest first, paged), a cell per question and run;
-    filters, search, the trend chart. Eight queries, whatever the set's size:
+    filters, search, the trend chart. Nine queries whatever the set's size (ten when a run
+    has repeats: its grade summary reads pass@k in one more):
     session and user, the set, its runs, their grades, the questions' stats over every
     run, the matching positions, the page's questions, the page's cells."""
     question_set = _get_set_for_user(request, pk)

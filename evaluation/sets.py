@@ -7,14 +7,25 @@
   upload makes a new set, named from the batch.
 - `update_expectations(question=..., ...)`: an edit (or the review's promotion) that
   changes a question's expectations makes a new version of its set.
+- `run_set(question_set=..., ...)`: a new run of a set from its current questions and
+  expectations (the API's `POST /api/sets/{id}/run`); the batch joins that set.
+
+A batch whose questions are answered k times (`Batch.repeats`) has k rows per question;
+its questions are its first repeats (`repeat == 1`) by `question_index`, so a run with
+repeats has the same fingerprint, and joins the same set, as a run without.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextvars import ContextVar
+
 from django.db import transaction
 from django.db.models import F
 
+from batches import services as batch_services
 from batches.models import Batch, BatchItem, row_columns
+from batches.uploads import ParsedRow
 from evaluation.fingerprints import QUESTION_FIELDS, chat_keys, fingerprint
 from evaluation.models import Question, QuestionSet, Run
 
@@ -22,11 +33,13 @@ EXPECTATION_FIELDS = ("expected_answer", "expected_citation_url", "expected_outc
 
 
 def batch_questions(batch: Batch) -> list[dict]:
-    """The batch's questions as Question fields, in row order."""
+    """The batch's questions as Question fields, in question order (first repeats)."""
+    items = BatchItem.objects.filter(batch=batch)
+    if batch.repeats > 1:
+        # Question-major: the first repeats are in question order by position too.
+        items = items.filter(repeat=1)
     items = list(
-        BatchItem.objects.filter(batch=batch)
-        .order_by("position")
-        .values(
+        items.order_by("position").values(
             "position",
             "chat_id",
             "question",
@@ -77,9 +90,17 @@ def identical_set(*, owner, questions: list[dict]) -> QuestionSet | None:
     )
 
 
+# The set a batch being created by run_set joins (add_run runs inside create_batch_run,
+# through the batch_created signal, and batches knows nothing of sets).
+_joining: ContextVar[QuestionSet | None] = ContextVar("joining_set", default=None)
+
+
 @transaction.atomic
 def add_run(*, batch: Batch) -> Run:
     """Make `batch` a run of a set (see the module docstring); returns the run."""
+    joining = _joining.get()
+    if joining is not None:
+        return Run.objects.create(batch=batch, question_set=joining, version=joining.version)
     questions = batch_questions(batch)
     source = Run.objects.filter(batch_id=batch.run_from_id).select_related("question_set")
     source_run = source.first() if batch.run_from_id else None
@@ -125,3 +146,72 @@ def update_expectations(*, question: Question, **expected: str) -> bool:
     question_set.fingerprint = fingerprint(_current(question_set))
     question_set.save(update_fields=["fingerprint", "updated_at"])
     return True
+
+
+def question_set_ids(batch_ids: Iterable[int]) -> dict[int, int]:
+    """{batch_id: question_set_id} of these batches' runs (one query)."""
+    return dict(
+        Run.objects.filter(batch_id__in=list(batch_ids)).values_list("batch_id", "question_set_id")
+    )
+
+
+def set_rows(question_set: QuestionSet) -> tuple[list[ParsedRow], list[str] | None]:
+    """The set's current questions and expectations as upload rows, and the headers of its
+    uploaded columns in file order (its newest run's; None: as the rows have them)."""
+    latest = question_set.runs.select_related("batch").order_by("-batch__created_at").first()
+    headers = list(latest.batch.input_columns) if latest and latest.batch.input_columns else None
+    rows = [
+        ParsedRow(
+            question=question.question,
+            referring_url=question.referring_url,
+            chat_key=question.chat_key,
+            columns=dict(question.columns or {}),
+            expected_answer=question.expected_answer,
+            expected_citation_url=question.expected_citation_url,
+            expected_outcome=question.expected_outcome,
+        )
+        for question in question_set.questions.order_by("position")
+    ]
+    return rows, headers
+
+
+def run_set(
+    *,
+    question_set: QuestionSet,
+    uploader,
+    name: str = "",
+    ai_provider: str | None = "",
+    model: str | None = "",
+    search_provider: str | None = "",
+    page_language: str = "en",
+    apply_overrides: bool = False,
+    judge_enabled: bool = False,
+    repeats: int = 1,
+    start: bool = False,
+) -> Batch:
+    """A new run of `question_set`: a batch of its current questions and expectations
+    with these settings, a run of this set at its current version; started at once when
+    `start`. Raises UploadError or ProviderNotConfigured like create_batch_run (nothing is
+    created then)."""
+    rows, headers = set_rows(question_set)
+    token = _joining.set(question_set)
+    try:
+        with transaction.atomic():
+            batch = batch_services.create_batch_run(
+                uploader=uploader,
+                name=(name or "").strip() or question_set.name,
+                rows=rows,
+                ai_provider=ai_provider,
+                model=model,
+                search_provider=search_provider,
+                page_language=page_language,
+                apply_overrides=apply_overrides,
+                judge_enabled=judge_enabled,
+                input_columns=headers,
+                repeats=repeats,
+            )
+    finally:
+        _joining.reset(token)
+    if start:
+        batch_services.start_batch(batch=batch)
+    return batch

@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from batches import services
+from batches.errors import UploadError
 from batches.forms import RegradeForm, RunAgainForm
 from batches.models import Batch
 from batches.selectors import compare_choices
@@ -185,8 +186,8 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
         # "Run again and start" on the detail page: one click, the batch's own settings.
         try:
             new = services.run_again(batch=batch, uploader=request.user, start=start)
-        except ProviderNotConfigured as error:
-            messages.error(request, str(error))
+        except (ProviderNotConfigured, UploadError) as error:
+            messages.error(request, getattr(error, "message", None) or str(error))
             return redirect(batch)
         return _ran_again(request, batch, new, start=start)
     form = RunAgainForm(request.POST or None, batch=batch)
@@ -197,6 +198,8 @@ def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except ProviderNotConfigured as error:
             form.add_provider_error(error)
+        except UploadError as error:
+            form.add_error("repeats", error.message)
         else:
             return _ran_again(request, batch, new, start=start)
     status = 400 if request.method == "POST" else 200

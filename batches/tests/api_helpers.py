@@ -76,9 +76,9 @@ def api_routes() -> set[str]:
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, prefix + str(pattern.pattern))
             elif prefix.startswith("api/") and pattern.name not in NON_OPERATION_URL_NAMES:
-                # "<set_id>" in the URL pattern is "{set_id}" in the OpenAPI paths.
-                path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", prefix + str(pattern.pattern))
-                routes.add("/" + path)
+                # Path parameters as OpenAPI writes them: <int:set_id> -> {set_id}.
+                path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+                routes.add("/" + prefix + path)
 
     walk(get_resolver().url_patterns, "")
     return routes

@@ -157,7 +157,7 @@ def test_export_action_streams_one_batch_as_csv(admin_client):
     assert response["Content-Type"].startswith("text/csv")
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     lines = body.strip().splitlines()
-    assert lines[0].startswith("batch_id,batch_name,row,chat_id")
+    assert lines[0].startswith("batch_id,batch_name,row,question_number,repeat,chat_id")
     assert len(lines) == 4
 
 

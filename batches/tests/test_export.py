@@ -84,6 +84,8 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
         "batch_id",
         "batch_name",
         "row",
+        "question_number",
+        "repeat",
         "chat_id",
         "interaction_id",
         "created_at",

@@ -28,7 +28,7 @@ def test_download_streams_export(owner_client, owner):
     assert response.status_code == 200
     assert "attachment" in response["Content-Disposition"]
     text = b"".join(response.streaming_content).decode("utf-8-sig")
-    assert text.startswith("batch_id,batch_name,row,chat_id")
+    assert text.startswith("batch_id,batch_name,row,question_number,repeat,chat_id")
     assert "Answer 0" in text
 
 

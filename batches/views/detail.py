@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HTMX_STOP_POLLING
 
 from batches import hooks
+from batches.estimate import projected_calls
 from batches.models import Batch, BatchItem
 from batches.selectors import (
     GRADE_FILTERS,
@@ -143,6 +144,7 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
     )
     for item in items:
         item.context_cells = [(column, item.shown_row.get(column)) for column in params["cols"]]
+    _attach_question_results(batch, items)
     run_sets = hooks.run_sets()
     return {
         "batch": batch,
@@ -177,6 +179,23 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
     }
 
 
+def _attach_question_results(batch: Batch, items: list[BatchItem]) -> None:
+    """With repeats: `item.question_result` on each row of the page, its question's k
+    rows read as one (passes out of k, pass@k, pass^k, agreement), whichever page or
+    filter the other repeats are on (one query)."""
+    if batch.repeats <= 1 or not items:
+        return
+    indexes = {item.question_index for item in items}
+    repeats = (
+        batch.items.filter(question_index__in=indexes)
+        .select_related("interaction")
+        .only("question_index", "repeat", "status", "verdict", "interaction__answer")
+    )
+    results = hooks.graders().question_results(repeats)
+    for item in items:
+        item.question_result = results.get(item.question_index)
+
+
 def _href(batch: Batch, params: dict, **changes) -> str:
     """The detail page's URL with the rows table's state (and `changes`)."""
     query = _query_string(params, **changes)
@@ -197,6 +216,8 @@ def _page_numbers(current: int, last: int) -> list[int | None]:
 def _progress_context(batch: Batch) -> dict:
     return {
         "batch": batch,
+        # The start step: what Start will send, before anything is sent.
+        "projected": projected_calls(batch) if batch.status == Batch.Status.UPLOADED else None,
         "stats": batch_stats(batch),
         **_runner_context(),
         "next_url": batch.get_absolute_url(),

@@ -143,6 +143,7 @@ def _columns_step(request: HttpRequest, form: BatchUploadForm) -> HttpResponse:
         for key in ("name", "ai_model", "search_provider", "page_language")
     }
     initial["apply_overrides"] = form.cleaned_data["apply_overrides"]
+    initial["repeats"] = form.cleaned_data.get("repeats") or 1
     initial["judge_enabled"] = form.cleaned_data["judge_enabled"]
     columns_form = ColumnsForm(owner=request.user, draft=draft, initial=initial)
     return _render_columns(request, columns_form)
@@ -167,10 +168,8 @@ def _create_from_columns(request: HttpRequest, form: ColumnsForm) -> Batch | Non
             **form.run_settings(),
         )
     except UploadError as error:
-        form.add_error(
-            "question" if error.code in ("empty_question", "unknown_column") else None,
-            error.message,
-        )
+        field = "question" if error.code in ("empty_question", "unknown_column") else None
+        form.add_error("repeats" if error.column == "repeats" else field, error.message)
     except ProviderNotConfigured as error:
         form.add_provider_error(error)
     return None
@@ -187,7 +186,7 @@ def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | No
             **form.run_settings(),
         )
     except UploadError as error:
-        form.add_error("file", error.message)
+        form.add_error("repeats" if error.column == "repeats" else "file", error.message)
     except ProviderNotConfigured as error:
         form.add_provider_error(error)
     return None

@@ -175,6 +175,14 @@ def test_status_and_list_carry_the_grade_summary(api, owner):
         "guardBlocked": 0,
         "guardRecall": None,
         "guardExpectedBlocks": 0,
+        # Without repeats the per-question rates are empty.
+        "repeats": 1,
+        "questions": 0,
+        "questionsGraded": 0,
+        "passAtKRate": None,
+        "passAtKCount": 0,
+        "passAllKRate": None,
+        "passAllKCount": 0,
     }
     listed = api.get("batch/list").json()["batches"][0]
     assert listed["grades"] == grades

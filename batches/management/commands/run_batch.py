@@ -188,6 +188,14 @@ class Command(BaseCommand):
             help="Apply the --user's enabled prompt override.",
         )
         parser.add_argument(
+            "--repeats",
+            type=int,
+            default=1,
+            metavar="K",
+            help="Answer each question K times, 1 to 10 (K rows and chats per question; "
+            "the grades report pass@K and pass^K).",
+        )
+        parser.add_argument(
             "--concurrency",
             type=int,
             default=None,
@@ -324,6 +332,7 @@ class Command(BaseCommand):
                 page_language=options["language"],
                 apply_overrides=options["apply_overrides"],
                 source_filename=path.name,
+                repeats=options["repeats"],
             )
         except UploadError as exc:
             raise CommandError(exc.message) from None
