@@ -1,7 +1,7 @@
 """The HTTP API (`/api/...`, see DESIGN "HTTP API"), built with django-ninja: the NinjaAPI,
 its authentication, the JSON error answers of every exception, and the apps' routers
 mounted on it (`chats.api`: /providers; `batches.api`: /batch/...; `evaluation.api`:
-/batch/regrade, /batch/compare).
+/batch/regrade, /batch/compare; `evaluation.sets_api`: /sets...).
 
 Every error, including unexpected ones and unknown paths, is JSON:
 `{"error": {"code", "message", "fields"?}}` (batchchat.api_base). A new app adds its router
@@ -32,6 +32,7 @@ from chats.api import router as chats_router
 from chats.errors import ProviderNotConfigured
 from evaluation.api import router as evaluation_router
 from evaluation.api import sets_router
+from evaluation.sets_api import router as set_reads_router
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ def _server_error_response() -> JsonResponse:
 api.add_router("/", chats_router)
 api.add_router("/batch/", batches_router)
 api.add_router("/batch/", evaluation_router)
+api.add_router("/sets", set_reads_router)
 api.add_router("/sets/", sets_router)
 
 

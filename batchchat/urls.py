@@ -33,7 +33,7 @@ urlpatterns = [
     path("api/", include("batchchat.api_urls")),
     path("settings/tokens/", include("accounts.urls")),
     path("batches/", include("batches.urls")),
-    path("batches/", include("evaluation.urls")),
+    path("", include("evaluation.urls")),  # /batches/<id>/… evaluation actions, /sets/
     path("chats/", include("chats.urls")),
     # The local search index's documents, where their citations point (chats.documents).
     path("docs/", chat_views.document, name="document-index"),

@@ -76,3 +76,30 @@ def graders() -> Graders:
             "them in EvaluationConfig.ready)."
         )
     return _registered
+
+
+# --- Question sets (evaluation): the batch list's set names and its filter by set ---------
+
+
+@dataclass(frozen=True)
+class RunSets:
+    """`labels(batch_ids) -> {batch_id: label}`: each batch's question set (a label with
+    `set_id`, `name` and `url`), one query; `batch_ids(set_id)`: a queryset of the ids of
+    the set's batches (`values("batch_id")`), for `filter(pk__in=...)`."""
+
+    labels: Callable[[Iterable[int]], Mapping[int, Any]]
+    batch_ids: Callable[[int], Any]
+
+
+_run_sets: RunSets | None = None
+
+
+def register_run_sets(run_sets: RunSets) -> None:
+    """Called by the evaluation app at start (like register_graders)."""
+    global _run_sets
+    _run_sets = run_sets
+
+
+def run_sets() -> RunSets | None:
+    """The registered RunSets; None without the evaluation app (the list shows no sets)."""
+    return _run_sets

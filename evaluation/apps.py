@@ -10,7 +10,7 @@ class EvaluationConfig(AppConfig):
     def ready(self) -> None:
         # batches never imports evaluation: its writer, pages and API reach the graders
         # through the registry in batches.hooks.
-        from batches.hooks import Graders, register_graders
+        from batches.hooks import Graders, RunSets, register_graders, register_run_sets
         from batches.models import Batch
         from batches.signals import batch_created
 
@@ -30,6 +30,12 @@ class EvaluationConfig(AppConfig):
                 judge_rows=_lazy("grading", "judge_rows"),
                 question_set_ids=_lazy("sets", "question_set_ids"),
                 question_results=_lazy("repeats", "question_results"),
+            )
+        )
+        register_run_sets(
+            RunSets(
+                labels=_lazy("selectors", "set_labels"),
+                batch_ids=_lazy("selectors", "set_batch_ids"),
             )
         )
 

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from evaluation import views
 
 app_name = "evaluation"
 
-# Served under /batches/ (batchchat.urls), beside the batch pages they belong to.
-urlpatterns = [
+# The batch pages' evaluation actions, served under /batches/ beside the pages they
+# belong to; the question set pages under /sets/ (evaluation.set_urls).
+batch_patterns = [
     path("<int:pk>/regrade/", views.batch_regrade, name="regrade"),
     path("<int:pk>/own-set/", views.batch_own_set, name="own_set"),
     path("<int:pk>/regrade/cancel/", views.batch_regrade_cancel, name="regrade_cancel"),
@@ -21,4 +22,9 @@ urlpatterns = [
         views.batch_compare_download,
         name="compare_download",
     ),
+]
+
+urlpatterns = [
+    path("batches/", include(batch_patterns)),
+    path("sets/", include("evaluation.set_urls")),
 ]

@@ -76,6 +76,11 @@ OTHER_ROUTES = {
     "/api/providers",
     # A set's route: another user's set is 404 (evaluation/tests/test_repeats_runs.py).
     "/api/sets/{set_id}/run",
+    # A question set's routes: another user's set is 404 there too, walked in
+    # evaluation/tests/test_sets_api.py (test_another_users_set_is_404_on_pages_and_api).
+    "/api/sets",
+    "/api/sets/{set_id}",
+    "/api/sets/{set_id}/grid",
 }
 
 

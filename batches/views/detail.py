@@ -146,8 +146,11 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
     for item in items:
         item.context_cells = [(column, item.shown_row.get(column)) for column in params["cols"]]
     _attach_question_results(batch, items)
+    run_sets = hooks.run_sets()
     return {
         "batch": batch,
+        # The batch's question set: each row links to its question's history there.
+        "run_set": run_sets.labels([batch.pk]).get(batch.pk) if run_sets else None,
         "page": page,
         "items": items,
         "params": params,

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HTMX_STOP_POLLING
 
-from batches import services
+from batches import hooks, services
 from batches.errors import UploadError
 from batches.forms import BatchUploadForm, ColumnsForm
 from batches.models import Batch
@@ -26,19 +26,41 @@ from chats.services import ProviderNotConfigured
 LIST_PAGE_SIZE = 20
 
 
+def _set_param(request: HttpRequest) -> int | None:
+    """`?set=<id>`: only the runs of that question set."""
+    try:
+        return int(request.GET.get("set", ""))
+    except ValueError:
+        return None
+
+
 def _list_context(request: HttpRequest) -> dict:
-    paginator = Paginator(batches_for(request.user), LIST_PAGE_SIZE)
+    batches_qs = batches_for(request.user)
+    run_sets = hooks.run_sets()
+    set_id = _set_param(request) if run_sets else None
+    if set_id is not None:
+        batches_qs = batches_qs.filter(pk__in=run_sets.batch_ids(set_id))
+    paginator = Paginator(batches_qs, LIST_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     batches = list(page.object_list)
     not_found_counts(batches)
     _attach_grades(batches)
+    # Each batch's question set, with a link to its grid (one query).
+    labels = run_sets.labels(batch.pk for batch in batches) if run_sets else {}
+    for batch in batches:
+        batch.set_label = labels.get(batch.pk)
+    set_query = f"set={set_id}&" if set_id is not None else ""
     next_url = reverse("batches:list")
-    if page.number > 1:
-        next_url += f"?page={page.number}"
+    query = set_query + (f"page={page.number}" if page.number > 1 else "")
+    if query.strip("&"):
+        next_url += "?" + query.strip("&")
     return {
         "next_url": next_url,
         "page": page,
         "batches": batches,
+        "set_id": set_id,
+        "set_query": set_query,
+        "set_label": next(iter(labels.values()), None) if set_id is not None else None,
         "any_active": any(batch.is_active for batch in batches),
         **_runner_context(),
     }

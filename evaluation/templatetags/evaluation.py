@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from django import template
 from django.utils.formats import number_format
-from django.utils.html import conditional_escape, format_html
+from django.utils.html import conditional_escape, escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from evaluation.compare import diff_sides
+from evaluation.compare import diff_sides, word_diff
 
 register = template.Library()
 
@@ -84,3 +84,68 @@ def rate_delta(rate) -> str:
     if rate.name == "mean_similarity":
         return sign + number_format(abs(delta), 2)
     return sign + _("%(points)s pts") % {"points": round(abs(delta) * 100)}
+
+
+@register.simple_tag
+def word_diff_html(previous: str, current: str) -> SafeString:
+    """`current` with the words it added over `previous` in <ins> and the words it
+    dropped in <del>, in reading order; every text escaped."""
+    parts = []
+    last = ""
+    for op, text in word_diff(previous or "", current or ""):
+        if op == "insert" and last == "delete" and not text[:1].isspace():
+            text = " " + text  # a replacement at the start: the two words apart
+        last = op
+        if op == "equal":
+            parts.append(conditional_escape(text))
+            continue
+        words = text.lstrip()
+        tag = "ins" if op == "insert" else "del"
+        parts.append(format_html("{}<{}>{}</{}>", text[: len(text) - len(words)], tag, words, tag))
+    return mark_safe("".join(parts))  # noqa: S308 - every piece above is escaped
+
+
+@register.filter
+def lookup(mapping: dict, key):
+    """`{{ labels|lookup:value }}`: a dict's value for a key held in a variable."""
+    return mapping.get(key, "") if mapping else ""
+
+
+def _mark(value: bool | None) -> str:
+    return "—" if value is None else ("✓" if value else "✗")
+
+
+@register.simple_tag
+def grid_cell(cell, grid_run, texts: dict) -> SafeString:
+    """One question in one run of the set grid (`evaluation.selectors.Cell`): its verdict
+    linked to the chat, or with repeats passes/k, a link per answer, pass@k and pass^k.
+    Drawn here rather than by an included template: a grid page has hundreds of cells.
+    `texts` holds the page's translated words (set_views.cell_texts); all text escaped."""
+    verdicts = texts["verdicts"]
+    state = cell.state if cell.k else "none"
+    opening = f'<td class="grid-cell cell-{state}" data-label="{escape(grid_run.cell_label)}">'
+    if not cell.k:
+        return mark_safe(  # noqa: S308 - escaped above and here
+            f'{opening}<span class="turn-meta">—<span class="visually-hidden"> '
+            f"{escape(texts['no_answer'])}</span></span></td>"
+        )
+    if cell.k == 1:
+        link = (
+            f'<a href="/chats/{escape(cell.chat_ids[0])}/" title="{escape(texts["open_chat"])}">'
+            f"{escape(verdicts.get(cell.verdicts[0], ''))}</a>"
+        )
+        return mark_safe(f"{opening}{link}</td>")  # noqa: S308 - every piece escaped
+    links = "".join(
+        f'<a href="/chats/{escape(chat_id)}/" class="repeat repeat-{verdict or "none"}">{n}'
+        f'<span class="visually-hidden"> ({escape(verdicts.get(verdict, ""))})</span></a>'
+        for n, verdict, chat_id in cell.repeats
+    )
+    result = cell.result
+    k = cell.k
+    return mark_safe(  # noqa: S308 - every piece escaped
+        f'{opening}<span class="cell-count">{cell.passes}/{k}</span>'
+        f'<span class="visually-hidden"> {escape(texts["passed"])}</span> '
+        f'<span class="cell-repeats">{links}</span>'
+        f'<small class="cell-k">pass@{k} {_mark(result.pass_at_k)} · '
+        f"pass^{k} {_mark(result.pass_all_k)}</small></td>"
+    )
