@@ -16,21 +16,24 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 import tracemalloc
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def setup_django(tmp: str) -> None:
+def setup_django(tmp: str, database_url: str = "") -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.update(
         DJANGO_SETTINGS_MODULE="batchchat.settings",
-        DATABASE_URL=f"sqlite:///{tmp}/bench.sqlite3",
+        DATABASE_URL=database_url or f"sqlite:///{tmp}/bench.sqlite3",
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="bench-only-secret-key-bench-only-secret-key-0123456789",
         DJANGO_ALLOWED_HOSTS="testserver",
         LOCAL_SEARCH_INDEX=f"{tmp}/search.sqlite3",
+        DJANGO_STATIC_ROOT=f"{tmp}/static",
         LOG_LEVEL="WARNING",
     )
     import django
@@ -39,11 +42,17 @@ def setup_django(tmp: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    # DEBUG off: pages name their static files from the manifest.
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
-def build(owner, *, batches: int, rows: int):
-    """`batches` batches: small ones (10 rows), then one of `rows` answered rows, returned."""
-    from batches.models import BatchItem
+def build(owner, *, batches: int, rows: int, running: bool = False):
+    """`batches` batches: small ones (10 rows), then one of `rows` answered rows, returned.
+    With `running`, the large batch is mid-run (processing, its last quarter pending) and
+    its rows carry tokens, latencies, grades and some "not found" answers, as a real run."""
+    from django.utils import timezone
+
+    from batches.models import Batch, BatchItem, Verdict
     from batches.services import create_batch_run
     from batches.uploads import ParsedRow
     from chats.models import Interaction
@@ -66,16 +75,42 @@ def build(owner, *, batches: int, rows: int):
             chat=item.chat,
             position=0,
             question=item.question,
-            answer=f"An answer to {item.question} " * 5,
+            answer=(
+                "I could not find an answer to this question."
+                if running and n % 10 == 0
+                else f"An answer to {item.question} " * 5
+            ),
             citation_url="https://example.org/doc",
             search_results=[{"title": "Doc", "url": "https://example.org/doc", "snippet": "…"}],
+            input_tokens=120 + n % 50 if running else None,
+            output_tokens=40 + n % 20 if running else None,
+            latency_ms=300 + n % 400 if running else None,
         )
-        for item in items
+        for n, item in enumerate(items)
     )
-    for item, interaction in zip(items, interactions, strict=True):
+    now = timezone.now()
+    finished = len(items) * 3 // 4 if running else len(items)
+    for n, (item, interaction) in enumerate(zip(items, interactions, strict=True)):
+        if n >= finished:
+            break
         item.interaction = interaction
         item.status = BatchItem.Status.DONE
-    BatchItem.objects.bulk_update(items, ["interaction", "status"], batch_size=500)
+        item.finished_at = now - timedelta(seconds=(finished - n) / 50)
+        if running:
+            item.answer_similarity = (n % 100) / 100
+            item.answer_found = n % 10 != 0
+            item.verdict = Verdict.PASS if n % 3 else Verdict.FAIL
+    BatchItem.objects.bulk_update(
+        items[:finished],
+        ["interaction", "status", "finished_at", "answer_similarity", "answer_found", "verdict"],
+        batch_size=500,
+    )
+    if running:
+        Batch.objects.filter(pk=batch.pk).update(
+            status=Batch.Status.PROCESSING, started_at=now - timedelta(seconds=finished / 50)
+        )
+    batch.recount()
+    batch.refresh_from_db()
     return batch
 
 
@@ -117,6 +152,48 @@ def routes(batch, chat_id: str) -> list[tuple[str, str, str, dict]]:
     ]
 
 
+def timed_routes(batch) -> list[tuple[str, str, dict]]:
+    """The pages a user watching a running batch asks for, as the browser does."""
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    return [
+        ("list page", "/batches/", {}),
+        ("list rows (poll)", "/batches/rows/", htmx),
+        ("batch page", f"/batches/{batch.pk}/", {}),
+        ("rows partial", f"/batches/{batch.pk}/rows/", htmx),
+        ("progress poll", f"/batches/{batch.pk}/progress/", htmx),
+    ]
+
+
+def time_pages(client, batch, *, repeats: int, profile: str = "") -> list[tuple]:
+    """(label, median ms, p95 ms, KB, queries) per page, each asked `repeats` times after
+    one warm-up; with `profile` (a label), that page's cProfile top functions are printed."""
+    import cProfile
+    import pstats
+    import statistics
+
+    results = []
+    for label, url, extra in timed_routes(batch):
+        queries = count_queries(client, "get", url, **extra)
+        timings = []
+        size = 0
+        profiler = cProfile.Profile() if label == profile else None
+        for _n in range(repeats):
+            started = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            response = client.get(url, **extra)
+            if profiler:
+                profiler.disable()
+            timings.append((time.perf_counter() - started) * 1000)
+            size = len(response.content)
+        timings.sort()
+        p95 = timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))]
+        results.append((label, statistics.median(timings), p95, size / 1000, queries))
+        if profiler:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    return results
+
+
 def export_memory(batch) -> list[tuple[str, float, float]]:
     from batches.export import stream_csv, stream_json, stream_xlsx
 
@@ -134,8 +211,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, nargs=2, default=[10, 200])
     parser.add_argument("--rows", type=int, nargs=2, default=[50, 10000])
+    parser.add_argument(
+        "--time",
+        action="store_true",
+        help="time the pages of a running 10,000-row batch (--rows' second figure) instead",
+    )
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--profile", default="", help="a --time page label to profile")
+    parser.add_argument(
+        "--database-url", default="", help="a throwaway database (default: a new SQLite file)"
+    )
     args = parser.parse_args()
-    setup_django(tempfile.mkdtemp(prefix="bench-pages-"))
+    setup_django(tempfile.mkdtemp(prefix="bench-pages-"), args.database_url)
+    if args.time:
+        return main_time(args)
 
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -171,6 +260,27 @@ def main() -> None:
     print(f"\nexport of one batch of {last.total_items:,} rows: file MB, peak Python heap MB")
     for name, size, peak in export_memory(last):
         print(f"{name:<6} {size:>8.2f} MB file  {peak:>6.2f} MB peak heap")
+
+
+def main_time(args) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    owner = get_user_model().objects.create_user(f"timer{time.time_ns()}", password="x")
+    batch = build(owner, batches=10, rows=args.rows[1], running=True)
+    client = Client()
+    client.force_login(owner)
+    print(
+        f"{connection.vendor}, a {batch.total_items:,}-row batch, {batch.finished_count:,} "
+        f"answered, processing; median / p95 of {args.repeats} requests; load "
+        f"{os.getloadavg()[0]:.2f}"
+    )
+    print(f"{'page':<20} {'median ms':>10} {'p95 ms':>8} {'KB':>7} {'queries':>8}")
+    for label, median, p95, size, queries in time_pages(
+        client, batch, repeats=args.repeats, profile=args.profile
+    ):
+        print(f"{label:<20} {median:>10.1f} {p95:>8.1f} {size:>7.1f} {queries:>8}")
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:
         if batch.status == Batch.Status.CANCELLED:
             # Rows released after the cancel (claimed, not started) are cancelled too.
             batch.items.cancel_pending()
-        batch.recount()
+        batch.recount(answers=False)  # the writer kept them, in the rows' transactions
         unfinished = batch.items.unfinished().exists()
         if batch.is_active and not unfinished:
             batch.mark_completed()

@@ -4,6 +4,8 @@ polled while the batch is active."""
 
 from __future__ import annotations
 
+import zlib
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -33,6 +35,7 @@ from batches.views.common import (
     _attach_grades,
     _get_batch_for_user,
     _grade_filter_labels,
+    _poll_token,
     _runner_context,
 )
 from chats.services import counts_words, uses_prompt
@@ -101,9 +104,23 @@ def _query_string(params: dict, **changes) -> str:
     return urlencode(pairs)
 
 
-def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
+def _table_token(rows: list[BatchItem], count: int) -> str:
+    """What the rows table shows, in eight characters: its rows' states and grades, and
+    the number of rows (the pager). A poll renders the table again only when it changed."""
+    state = [
+        (item.pk, item.status, item.interaction_id, item.verdict, item.judge_verdict)
+        for item in rows
+    ]
+    return f"{zlib.crc32(repr([state, count]).encode()):08x}"
+
+
+def _rows_context(
+    request: HttpRequest, batch: Batch, query: QueryDict, *, table: bool = True
+) -> dict:
     """The rows section: status tabs with counts, the page of rows, the pager.
-    A fixed number of queries: counts (1), the page (1), plus the count of a search."""
+    A fixed number of queries: counts (1), guard counts (1), the page (1), plus the count
+    of a search. Without `table`, the page's rows are read for `table_token` but not
+    prepared for display (a poll whose table did not change)."""
     params = _row_params(query, batch)
     counts = item_status_counts(batch)
     status = params["status"]
@@ -136,17 +153,13 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         prev_href = _href(batch, params, page=page.previous_page_number())
     if page.has_next():
         next_href = _href(batch, params, page=page.next_page_number())
-    # Shown as the guard will send them (batches.upload_guard), with the uploaded cells
-    # chosen to show beside the question.
-    items = screened_items(
-        page.object_list, headers=batch.input_columns, language=batch.page_language
-    )
-    for item in items:
-        item.context_cells = [(column, item.shown_row.get(column)) for column in params["cols"]]
+    rows = list(page.object_list)
     return {
+        "page_rows": rows,
+        "items": _shown_items(batch, rows, params["cols"]) if table else [],
+        "table_token": _table_token(rows, paginator.count),
         "batch": batch,
         "page": page,
-        "items": items,
         "params": params,
         "status": status,
         "filters": [
@@ -174,6 +187,15 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
     }
 
 
+def _shown_items(batch: Batch, rows: list[BatchItem], columns: list[str]) -> list[BatchItem]:
+    """The page's rows as the guard will send them (batches.upload_guard), with the
+    uploaded cells chosen to show beside the question."""
+    items = screened_items(rows, headers=batch.input_columns, language=batch.page_language)
+    for item in items:
+        item.context_cells = [(column, item.shown_row.get(column)) for column in columns]
+    return items
+
+
 def _href(batch: Batch, params: dict, **changes) -> str:
     """The detail page's URL with the rows table's state (and `changes`)."""
     query = _query_string(params, **changes)
@@ -191,12 +213,18 @@ def _page_numbers(current: int, last: int) -> list[int | None]:
     return numbers
 
 
-def _progress_context(batch: Batch) -> dict:
+def _progress_context(batch: Batch, rows: dict | None = None) -> dict:
+    """The progress section; `rows` (the rows section's context) gives its poll the rows
+    table's state to follow."""
+    rows = rows or {}
     return {
         "batch": batch,
         "stats": batch_stats(batch),
         **_runner_context(),
         "next_url": batch.get_absolute_url(),
+        "poll_token": _poll_token(batch),
+        "table_token": rows.get("table_token", ""),
+        "rows_query": rows.get("rows_query", ""),
     }
 
 
@@ -204,7 +232,8 @@ def _progress_context(batch: Batch) -> dict:
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
-    context = _progress_context(batch) | _rows_context(request, batch, request.GET)
+    rows = _rows_context(request, batch, request.GET)
+    context = _progress_context(batch, rows) | rows
     context |= hooks.graders().detail_context(request, batch, grade=context["params"]["grade"])
     context["uses_prompt"] = uses_prompt(batch.ai_provider)
     context["next_url"] = request.get_full_path()
@@ -214,8 +243,8 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def batch_item_rows(request: HttpRequest, pk: int) -> HttpResponse:
-    """The detail page's rows section (tabs, table, pager), polled every 2 s while the
-    batch is active; the final state once it is not, with 286 so polling stops."""
+    """The detail page's rows section (tabs, table, pager): the final state once the batch
+    is not active, with 286 (the progress poll refreshes it while it is)."""
     batch = _get_batch_for_user(request, pk)
     if not request.htmx:
         query = request.GET.urlencode()
@@ -231,18 +260,54 @@ def batch_item_rows(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    """The detail page's progress header, polled every 2 s while the batch is active."""
+    """The detail page's one poll while the batch is active (docs/pages.md, "Polling").
+
+    The query carries what the page shows: `v`, the batch's poll token when it was drawn
+    (`_poll_token`), `t`, the rows table's token (`_table_token`), and the rows table's
+    own state (filters, search, sort, page, columns).
+
+    1. Nothing changed (`v` is the batch's token): 204, the page keeps what it has (three
+       queries: session, user, batch).
+    2. Else the progress section, and when the rows' counters changed, the rows section
+       out of band: the whole section when its table changed (`t`), else only its counts;
+       and the grades (graded with the rows that the counters count).
+    3. Once the batch is not active: everything in its final state, with 286 so polling
+       stops, and the evaluation block (evaluation's `detail_oob`).
+    """
     batch = _get_batch_for_user(request, pk)
     if not request.htmx:
         return redirect(batch)
+    token = _poll_token(batch)
+    seen = request.GET.get("v", "")
+    if batch.is_active and seen == token:
+        return HttpResponse(status=204)
+    rows_changed = seen.split(".")[0] != token.split(".")[0]
+    finished = not batch.is_active
+    rows = None
+    if rows_changed or finished:
+        rows = _rows_context(request, batch, request.GET, table=False)
+        if finished or rows["table_token"] != request.GET.get("t"):
+            rows["items"] = _shown_items(batch, rows["page_rows"], rows["params"]["cols"])
+            rows["rows_oob"] = "section"
+        else:
+            rows["rows_oob"] = "filters"
     # The final state is announced in the page's live region, and the flash messages of
     # the run ("… started.") are cleared: they no longer describe the batch.
-    context = _progress_context(batch) | {"announce": not batch.is_active}
+    context = _progress_context(batch, rows or {"table_token": request.GET.get("t", "")})
+    if rows is None:
+        context["rows_query"] = _query_string(_row_params(request.GET, batch))
+    context["announce"] = finished
     response = render(request, "batches/detail.html#progress", context)
-    if not batch.is_active:
+    if rows is not None and rows["rows_oob"] == "section":
+        rows["oob"] = True
+        response.write(render_to_string("batches/detail.html#rows", rows, request=request))
+    elif rows is not None:
+        rows["filters_oob"] = True
+        response.write(render_to_string("batches/detail.html#row-filters", rows, request=request))
+    if finished:
         response.status_code = HTMX_STOP_POLLING
         hooks.graders().detail_oob(request, response, batch)
-    else:
+    elif rows_changed:
         _attach_grades([batch])
         grades = {"batch": batch, "grades_oob": True}
         response.write(render_to_string("batches/_batch_grades.html", grades, request=request))
