@@ -1,6 +1,8 @@
 """Benchmark: database queries per page and per API call, and export memory.
 
 Run: .venv/bin/python bench/bench_pages.py [--batches 10 200] [--rows 50 10000]
+     .venv/bin/python bench/bench_pages.py --time [--database-url postgres://...]
+     .venv/bin/python bench/bench_pages.py --load 20 --database-url postgres://...
 
 On a fresh throwaway SQLite database (DEBUG off), builds two data sets (few and many
 batches, a short and a long batch, answered rows with interactions) and requests each page
@@ -8,6 +10,11 @@ and API route as the owner, counting SQL queries with CaptureQueriesContext. A p
 whose count grows with the data would show as two different numbers. Then streams the
 CSV / JSON / XLSX export of the largest batch and reports the peak Python heap
 (tracemalloc) while doing so, against the size of the file produced.
+
+`--time` times the pages a user watching a running 10,000-row batch asks for (median and
+p95, size, queries; `--profile LABEL` prints that page's cProfile), each poll as the page
+asks it: with what the page shows (204), with the rows' counts changed, and from nothing.
+`--load USERS` runs the production server under USERS watching users (bench/pages_load.py).
 """
 
 from __future__ import annotations
@@ -110,6 +117,10 @@ def build(owner, *, batches: int, rows: int, running: bool = False):
             status=Batch.Status.PROCESSING, started_at=now - timedelta(seconds=finished / 50)
         )
     batch.recount()
+    if running:
+        # Last written a minute ago: what the pages say of it ("waiting for a worker")
+        # stays the same while they are timed.
+        Batch.objects.filter(pk=batch.pk).update(updated_at=now - timedelta(minutes=1))
     batch.refresh_from_db()
     return batch
 
@@ -123,7 +134,7 @@ def count_queries(client, method: str, url: str, **kwargs) -> int:
         if hasattr(response, "streaming_content"):
             for _chunk in response.streaming_content:
                 pass
-    assert response.status_code in (200, 286), (url, response.status_code)
+    assert response.status_code in (200, 204, 286), (url, response.status_code)
     return len(captured.captured_queries)
 
 
@@ -152,15 +163,35 @@ def routes(batch, chat_id: str) -> list[tuple[str, str, str, dict]]:
     ]
 
 
-def timed_routes(batch) -> list[tuple[str, str, dict]]:
-    """The pages a user watching a running batch asks for, as the browser does."""
+def poll_url(client, page_url: str, marker: str) -> str:
+    """The poll URL a page carries (its hx-get on the element with `marker` as id)."""
+    import html
+    import re
+
+    body = client.get(page_url).content.decode()
+    found = re.search(rf'id="{marker}"[^>]*hx-get="([^"]+)"', body)
+    return html.unescape(found.group(1))
+
+
+def timed_routes(client, batch) -> list[tuple[str, str, dict]]:
+    """The pages a user watching a running batch asks for, as the browser does. A poll
+    carries what its page shows: asked with it as drawn, nothing changed (204); with the
+    rows' counters changed but not the table's rows (the progress section and the counts);
+    with nothing known (the progress section, the whole rows section and the grades)."""
     htmx = {"HTTP_HX_REQUEST": "true"}
+    progress = poll_url(client, batch.get_absolute_url(), "batch-progress")
+    rows_seen = progress.split("v=")[1].split(".")[0]
+    counts_changed = progress.replace(f"v={rows_seen}.", "v=changed.")
+    listed = poll_url(client, "/batches/", "batch-rows")
     return [
         ("list page", "/batches/", {}),
-        ("list rows (poll)", "/batches/rows/", htmx),
-        ("batch page", f"/batches/{batch.pk}/", {}),
+        ("list poll, changed", "/batches/rows/", htmx),
+        ("list poll, same", listed, htmx),
+        ("batch page", batch.get_absolute_url(), {}),
         ("rows partial", f"/batches/{batch.pk}/rows/", htmx),
-        ("progress poll", f"/batches/{batch.pk}/progress/", htmx),
+        ("batch poll, all new", f"/batches/{batch.pk}/progress/", htmx),
+        ("batch poll, counts", counts_changed, htmx),
+        ("batch poll, same", progress, htmx),
     ]
 
 
@@ -172,7 +203,7 @@ def time_pages(client, batch, *, repeats: int, profile: str = "") -> list[tuple]
     import statistics
 
     results = []
-    for label, url, extra in timed_routes(batch):
+    for label, url, extra in timed_routes(client, batch):
         queries = count_queries(client, "get", url, **extra)
         timings = []
         size = 0
@@ -221,7 +252,22 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default="", help="a throwaway database (default: a new SQLite file)"
     )
+    parser.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="USERS",
+        help="run bin/serve and a batch with USERS users watching it (bench/pages_load.py)",
+    )
+    parser.add_argument("--load-rows", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=1.0, help="the fake provider's, s")
     args = parser.parse_args()
+    if args.load:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from pages_load import main_load
+
+        return main_load(args, setup_django)
     setup_django(tempfile.mkdtemp(prefix="bench-pages-"), args.database_url)
     if args.time:
         return main_time(args)
@@ -269,6 +315,9 @@ def main_time(args) -> None:
 
     owner = get_user_model().objects.create_user(f"timer{time.time_ns()}", password="x")
     batch = build(owner, batches=10, rows=args.rows[1], running=True)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # as autovacuum would have, after the bulk inserts
     client = Client()
     client.force_login(owner)
     print(

@@ -52,12 +52,16 @@ function schedulePoll(elt, delay) {
   state.due = false;
   state.timer = window.setTimeout(() => firePoll(elt), delay);
   polls.set(elt, state);
+  // Shown in the DOM for the browser tests (and whoever wonders why a page is quiet).
+  elt.dataset.pollDelay = String(delay);
+  delete elt.dataset.pollWaiting;
 }
 
 function firePoll(elt) {
   if (!document.body.contains(elt) || !elt.hasAttribute("data-poll")) return;
   if (document.visibilityState !== "visible") {
     polls.get(elt).due = true; // asked when the tab is shown again
+    elt.dataset.pollWaiting = "hidden";
     return;
   }
   window.htmx.trigger(elt, "poll");
