@@ -44,8 +44,8 @@ def finish_rows(batch: Batch, positions: list[int]) -> None:
     )
 
 
-def finished_shown(page) -> int:
-    return int(page.get_attribute(f"{PROGRESS} .bar[role=progressbar]", "data-finished"))
+def finished_shown(tab) -> int:
+    return int(tab.get_attribute(f"{PROGRESS} .bar[role=progressbar]", "data-finished"))
 
 
 def test_polling_backs_off_pauses_while_hidden_and_follows_the_batch_to_the_end(
