@@ -196,8 +196,9 @@ def timed_routes(client, batch) -> list[tuple[str, str, dict]]:
 
 
 def time_pages(client, batch, *, repeats: int, profile: str = "") -> list[tuple]:
-    """(label, median ms, p95 ms, KB, queries) per page, each asked `repeats` times after
-    one warm-up; with `profile` (a label), that page's cProfile top functions are printed."""
+    """(label, median ms, p95 ms, median CPU ms of this process, KB, queries) per page,
+    each asked `repeats` times after one warm-up; with `profile` (a label), that page's
+    cProfile top functions are printed."""
     import cProfile
     import pstats
     import statistics
@@ -205,21 +206,24 @@ def time_pages(client, batch, *, repeats: int, profile: str = "") -> list[tuple]
     results = []
     for label, url, extra in timed_routes(client, batch):
         queries = count_queries(client, "get", url, **extra)
-        timings = []
+        timings, cpu = [], []
         size = 0
         profiler = cProfile.Profile() if label == profile else None
         for _n in range(repeats):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             if profiler:
                 profiler.enable()
             response = client.get(url, **extra)
             if profiler:
                 profiler.disable()
             timings.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - cpu_started) * 1000)
             size = len(response.content)
         timings.sort()
         p95 = timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))]
-        results.append((label, statistics.median(timings), p95, size / 1000, queries))
+        results.append(
+            (label, statistics.median(timings), p95, statistics.median(cpu), size / 1000, queries)
+        )
         if profiler:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
     return results
@@ -325,11 +329,11 @@ def main_time(args) -> None:
         f"answered, processing; median / p95 of {args.repeats} requests; load "
         f"{os.getloadavg()[0]:.2f}"
     )
-    print(f"{'page':<20} {'median ms':>10} {'p95 ms':>8} {'KB':>7} {'queries':>8}")
-    for label, median, p95, size, queries in time_pages(
+    print(f"{'page':<20} {'median ms':>10} {'p95 ms':>8} {'CPU ms':>7} {'KB':>7} {'queries':>8}")
+    for label, median, p95, cpu, size, queries in time_pages(
         client, batch, repeats=args.repeats, profile=args.profile
     ):
-        print(f"{label:<20} {median:>10.1f} {p95:>8.1f} {size:>7.1f} {queries:>8}")
+        print(f"{label:<20} {median:>10.1f} {p95:>8.1f} {cpu:>7.1f} {size:>7.1f} {queries:>8}")
 
 
 if __name__ == "__main__":
