@@ -104,6 +104,9 @@ def _query_string(params: dict, **changes) -> str:
     return urlencode(pairs)
 
 
+TOKEN_FIELDS = ("status", "interaction", "verdict", "judge_verdict")
+
+
 def _table_token(rows: list[BatchItem], count: int) -> str:
     """What the rows table shows, in eight characters: its rows' states and grades, and
     the number of rows (the pager). A poll renders the table again only when it changed."""
@@ -119,8 +122,9 @@ def _rows_context(
 ) -> dict:
     """The rows section: status tabs with counts, the page of rows, the pager.
     A fixed number of queries: counts (1), guard counts (1), the page (1), plus the count
-    of a search. Without `table`, the page's rows are read for `table_token` but not
-    prepared for display (a poll whose table did not change)."""
+    of a search. Without `table`, only what `table_token` needs of the page's rows is
+    read, and `page_rows` is a function that reads them in full (one query more, for a
+    poll whose table changed)."""
     params = _row_params(query, batch)
     counts = item_status_counts(batch)
     status = params["status"]
@@ -132,6 +136,11 @@ def _rows_context(
         query=params["q"],
         sort=params["sort"],
     )
+    full = items
+    if not table:
+        # Only what the table's token reads (no answers, no chats): the page's rows are
+        # read in full (`full_rows`) only when the token says the table changed.
+        items = items.select_related(None).only("batch", *TOKEN_FIELDS)
     paginator = Paginator(items, DETAIL_PAGE_SIZE)
     if not (params["q"] or params["guard"] or params["grade"]):
         # The paginator's COUNT is known from the status counts: no extra query.
@@ -154,8 +163,14 @@ def _rows_context(
     if page.has_next():
         next_href = _href(batch, params, page=page.next_page_number())
     rows = list(page.object_list)
+
+    def full_rows() -> list[BatchItem]:
+        if table or not rows:
+            return rows
+        return list(full[page.start_index() - 1 : page.end_index()])
+
     return {
-        "page_rows": rows,
+        "page_rows": full_rows,
         "items": _shown_items(batch, rows, params["cols"]) if table else [],
         "table_token": _table_token(rows, paginator.count),
         "batch": batch,
@@ -287,7 +302,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     if rows_changed or finished:
         rows = _rows_context(request, batch, request.GET, table=False)
         if finished or rows["table_token"] != request.GET.get("t"):
-            rows["items"] = _shown_items(batch, rows["page_rows"], rows["params"]["cols"])
+            rows["items"] = _shown_items(batch, rows["page_rows"](), rows["params"]["cols"])
             rows["rows_oob"] = "section"
         else:
             rows["rows_oob"] = "filters"
