@@ -4,7 +4,7 @@ Starts the fake OpenAI-compatible provider (bench/fake_provider.py) and the prod
 server (`bin/serve`: gunicorn 2 x 16 threads and the background worker) on a throwaway
 PostgreSQL database, then runs a batch of ROWS rows at concurrency C twice: alone, and with
 USERS signed-in users watching it as the batch page does (static/js/app.js): the page's one
-poll every second, backing off to 10 s while it answers 204 (nothing changed), and the list
+poll every 2 s, backing off to 10 s while it answers 204 (nothing changed), and the list
 page and the batch page opened again every 10 to 30 s. Prints p50 / p95 per page, errors,
 and the batch's rows per second with and without the users.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "bench-only-secret-key-bench-only-secret-key-0123456789"
-POLL_MIN, POLL_MAX = 1.0, 10.0  # as static/js/app.js
+POLL_MIN, POLL_MAX = 2.0, 10.0  # as static/js/app.js
 PAGES_EVERY = (10.0, 30.0)  # a user opens the list and the batch page again this often
 POLL_RE = re.compile(r'<section id="batch-progress"[^>]*hx-get="([^"]+)"')
 

@@ -64,9 +64,9 @@ def test_polling_backs_off_pauses_while_hidden_and_follows_the_batch_to_the_end(
     page.goto(f"{site}{batch.get_absolute_url()}")
     assert page.get_attribute(PROGRESS, "data-poll") is not None
 
-    # 1. Nothing changes: every answer is 204 and the pause grows (1 s, 2 s, 4 s).
+    # 1. Nothing changes: every answer is 204 and the pause grows (2 s, 4 s, 8 s).
     page.wait_for_function(
-        "s => Number(document.querySelector(s).dataset.pollDelay) >= 4000", arg=PROGRESS
+        "s => Number(document.querySelector(s).dataset.pollDelay) >= 8000", arg=PROGRESS
     )
     assert len(polls) >= 2
     assert finished_shown(page) == 0
@@ -82,7 +82,7 @@ def test_polling_backs_off_pauses_while_hidden_and_follows_the_batch_to_the_end(
         timeout=30_000,
     )
     page.wait_for_function(
-        "s => document.querySelector(s).dataset.pollDelay === '1000'", arg=PROGRESS
+        "s => document.querySelector(s).dataset.pollDelay === '2000'", arg=PROGRESS
     )
     assert page.locator("#batch-rows-section tr#row-0[data-status=done]").count() == 1
 

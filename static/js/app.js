@@ -36,12 +36,12 @@ document.addEventListener("htmx:beforeSwap", (event) => {
 
 // 2a. Polling (docs/pages.md, "Polling"): an element with `data-poll` and
 //    hx-trigger="poll" (the batch page's progress section, the list's rows) is asked for
-//    every POLL_MIN ms while the tab is visible. An answer 204 (nothing changed) doubles
-//    the pause, up to POLL_MAX; a change swaps in a new element, which starts again at
-//    POLL_MIN. A failed request backs off the same way. A hidden tab asks nothing; it
+//    every POLL_MIN ms (the pages' pace before backoff existed) while the tab is
+//    visible. An answer 204 (nothing changed) doubles the pause, up to POLL_MAX; a
+//    change swaps in a new element, which starts again at POLL_MIN. A failed request backs off the same way. A hidden tab asks nothing; it
 //    asks at once when it is shown again. 286 swaps in the final state, which has no
 //    `data-poll`: polling ends.
-const POLL_MIN = 1000;
+const POLL_MIN = 2000;
 const POLL_MAX = 10000;
 const polls = new WeakMap(); // element -> {delay, timer, due}
 
