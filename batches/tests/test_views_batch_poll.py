@@ -9,8 +9,10 @@ import html
 import re
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import F
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -145,3 +147,17 @@ def test_the_list_poll_answers_204_until_a_batch_on_it_changes(owner_client, own
     assert response.status_code == 200
     assert f'id="batch-{batch.pk}"' in response.text
     assert owner_client.get(poll_url(response.text, "batch-rows"), **HX).status_code == 204
+
+
+def test_polls_that_see_the_same_change_share_the_grade_summary(owner_client, owner):
+    cache.clear()
+    batch = running(owner)
+    url = poll_url(owner_client.get(batch.get_absolute_url()).text)
+    other_tab = Client()
+    other_tab.force_login(owner)
+    finish_row(batch, 0)
+    first = poll_queries(owner_client, url)
+    second = poll_queries(other_tab, url)
+    assert first[0] == second[0] == 200
+    assert second[1] == first[1] - 1  # no second grade summary
+    assert GRADES in other_tab.get(url, **HX).text
