@@ -65,6 +65,14 @@ class Batch(ChatSettings):
     processed_items = models.PositiveIntegerField(default=0)
     failed_items = models.PositiveIntegerField(default=0)
     last_processed_index = models.PositiveIntegerField(default=0)
+    # Of the done rows: answers that found nothing (chats.prompts.not_found_q), answers the
+    # guard blocked, and the answers' tokens. Counters like processed_items, kept by the
+    # engine's writer in the same transaction as the rows (and by `recount`), so that the
+    # pages and their polls read them instead of aggregating the rows at every request.
+    not_found_items = models.PositiveIntegerField(default=0)
+    blocked_items = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
     chats = models.ManyToManyField(Chat, through="BatchItem", related_name="batches")
     source_filename = models.CharField(max_length=255, blank=True)
     # Evaluation: the batch this one was made from with "Run again" (same rows, other
@@ -195,12 +203,6 @@ class Batch(ChatSettings):
         """Why a paused batch is paused, as people read it ("budget reached"); ''."""
         return self.get_pause_reason_display() if self.is_paused and self.pause_reason else ""
 
-    # Done rows whose answer says nothing was found (chats.prompts.is_not_found); counted
-    # from the stored answers by the selectors (not_found_counts, batch_stats) and set
-    # on the instance; 0 until then.
-    not_found_items: int = 0
-    blocked_items: int = 0  # both set by batches.selectors for the progress bar
-
     @property
     def answered_items(self) -> int:
         return max(self.processed_items - self.not_found_items - self.blocked_items, 0)
@@ -321,8 +323,11 @@ class Batch(ChatSettings):
         """A batch-level fault (provider not configured) that retrying rows cannot fix."""
         self._move(self.Status.FAILED, error=message, finished=True)
 
-    def recount(self) -> None:
-        """Set the counters and last_processed_index from the items (two queries)."""
+    def recount(self, *, answers: bool = True) -> None:
+        """Set the counters and last_processed_index from the items (three queries).
+        Without `answers`, the answer counters are left as the writer kept them (two
+        queries: the end of every slice, where a recount of the answers would cost a
+        scan of their texts)."""
         counts = self.items.aggregate(
             total=models.Count("id"),
             done=models.Count("id", filter=models.Q(status=BatchItem.Status.DONE)),
@@ -334,18 +339,22 @@ class Batch(ChatSettings):
             .values_list("position", flat=True)
             .first()
         )
+        answers = self.items.answer_totals(self.page_language) if answers else {}
         self.total_items = counts["total"]
         self.processed_items = counts["done"]
         self.failed_items = counts["failed"]
         self.last_processed_index = (
             counts["total"] if first_unfinished is None else first_unfinished
         )
+        for name, value in answers.items():
+            setattr(self, name, value)
         Batch.objects.filter(pk=self.pk).update(
             total_items=self.total_items,
             processed_items=self.processed_items,
             failed_items=self.failed_items,
             last_processed_index=self.last_processed_index,
             updated_at=timezone.now(),
+            **answers,
         )
 
 
@@ -450,6 +459,8 @@ class BatchItem(models.Model):
         ]
         indexes = [
             models.Index(fields=["batch", "status", "position"], name="item_batch_status_pos"),
+            # The pages' rows per second: a batch's rows finished in the last minute.
+            models.Index(fields=["batch", "finished_at"], name="item_batch_finished"),
             models.Index(fields=["status", "lease_expires_at"], name="item_status_lease"),
             models.Index(fields=["status", "resting_until"], name="item_status_resting"),
             # The engine's "earlier turn of this chat unfinished?" check.

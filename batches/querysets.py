@@ -11,7 +11,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import models
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
+
+from chats.models import GuardStatus
+from chats.prompts import not_found_q
 
 # Lease owner prefix of rows held by a provider batch (ProviderBatch.lease_owner).
 ECONOMY_LEASE_PREFIX = "economy:"
@@ -142,6 +146,21 @@ class BatchItemQuerySet(models.QuerySet):
         return self.retryable().update(
             status=self.model.Status.PENDING, error="", finished_at=None, attempts=0
         )
+
+    def answer_totals(self, language: str) -> dict[str, int]:
+        """The batch's answer counters over these rows, in one query: done rows whose
+        answer found nothing (in `language`'s phrases), done rows the guard blocked, and
+        the answers' tokens in and out. The writer adds a group's; `recount` takes all."""
+        done = Q(status=self.model.Status.DONE)
+        totals = self.order_by().aggregate(
+            not_found_items=Count("id", filter=done & not_found_q("interaction__answer", language)),
+            blocked_items=Count(
+                "id", filter=done & Q(interaction__guard_status=GuardStatus.BLOCKED)
+            ),
+            input_tokens=Sum("interaction__input_tokens"),
+            output_tokens=Sum("interaction__output_tokens"),
+        )
+        return {name: value or 0 for name, value in totals.items()}
 
 
 _NO_LEASE = {"lease_owner": "", "lease_expires_at": None}

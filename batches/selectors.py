@@ -15,7 +15,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Sum,
     Value,
     When,
 )
@@ -198,38 +197,11 @@ def guard_counts(batch: Batch) -> dict[str, int]:
 
 def item_status_counts(batch: Batch) -> dict[str, int]:
     """Rows of `batch` per status, every status present (0 when none), plus NOT_FOUND
-    (done rows whose answer found nothing), in one query. Sets batch.not_found_items."""
-    aggregates = {value: Count("id", filter=Q(status=value)) for value in BatchItem.Status.values}
-    aggregates[NOT_FOUND] = Count("id", filter=not_found_items(batch))
-    aggregates["blocked"] = Count("id", filter=BLOCKED)
-    counts = batch.items.aggregate(**aggregates)
-    batch.not_found_items = counts[NOT_FOUND]
-    batch.blocked_items = counts.pop("blocked")
-    return counts
-
-
-def not_found_counts(batches: list[Batch]) -> dict[int, int]:
-    """Done rows whose answer says nothing was found, per batch, in one query; each
-    batch's page language's phrases (chats.prompts.is_not_found). Also set on the
-    instances (`batch.not_found_items`) for the progress bars."""
-    if not batches:
-        return {}
-    condition = Q()
-    for language in {batch.page_language for batch in batches}:
-        condition |= Q(batch__page_language=language) & not_found_q("interaction__answer", language)
-    rows = (
-        BatchItem.objects.filter(batch__in=batches, status=BatchItem.Status.DONE)
-        .filter(condition | BLOCKED)
-        .order_by()
-        .values_list("batch_id")
-        .annotate(n=Count("id", filter=condition), blocked=Count("id", filter=BLOCKED))
-    )
-    counts, blocked = {}, {}
-    for batch_id, n, blocked_rows in rows:
-        counts[batch_id], blocked[batch_id] = n, blocked_rows
-    for batch in batches:
-        batch.not_found_items = counts.get(batch.pk, 0)
-        batch.blocked_items = blocked.get(batch.pk, 0)  # drawn in the progress bar too
+    (done rows whose answer found nothing: the batch's counter), in one query over the
+    (batch, status) index."""
+    rows = batch.items.order_by().values_list("status").annotate(n=Count("id"))
+    counts = dict.fromkeys(BatchItem.Status.values, 0) | dict(rows)
+    counts[NOT_FOUND] = batch.not_found_items
     return counts
 
 
@@ -272,7 +244,8 @@ def _price_for(batch: Batch) -> tuple[float, float] | None:
 
 
 def batch_stats(batch: Batch, *, now=None) -> BatchStats:
-    """Tokens, not-found answers, pace and time of a batch, in one query.
+    """Tokens, not-found answers, pace and time of a batch: from its counters, and the
+    pace in one query (over the (batch, finished_at) index) while it is active.
 
     Elapsed time runs from `started_at` (the first start; a resumed batch counts its
     pause too); the duration is `finished_at - started_at`. Rows per second are the rows
@@ -282,24 +255,15 @@ def batch_stats(batch: Batch, *, now=None) -> BatchStats:
     Also sets `batch.not_found_items`.
     """
     now = now or timezone.now()
-    window_start = now - timedelta(seconds=RATE_WINDOW_SECONDS)
-    totals = batch.items.aggregate(
-        input_tokens=Sum("interaction__input_tokens"),
-        output_tokens=Sum("interaction__output_tokens"),
-        not_found=Count("id", filter=not_found_items(batch)),
-        blocked=Count("id", filter=BLOCKED),
-        recent=Count("id", filter=Q(finished_at__gte=window_start)),
-    )
-    batch.not_found_items = totals["not_found"]
-    batch.blocked_items = totals["blocked"]
-    input_tokens = totals["input_tokens"] or 0
-    output_tokens = totals["output_tokens"] or 0
+    input_tokens, output_tokens = batch.input_tokens, batch.output_tokens
     elapsed = duration = rate = remaining = None
     if batch.started_at and batch.is_active:
         elapsed = max(int((now - batch.started_at).total_seconds()), 0)
         span = min(max((now - batch.started_at).total_seconds(), 1.0), RATE_WINDOW_SECONDS)
-        if totals["recent"]:
-            rate = totals["recent"] / span
+        window_start = now - timedelta(seconds=RATE_WINDOW_SECONDS)
+        recent = batch.items.filter(finished_at__gte=window_start).count()
+        if recent:
+            rate = recent / span
             remaining = int(round(batch.remaining / rate))
         if batch.outage is not None:
             rate = remaining = None  # paused by an outage: the pace says nothing
@@ -314,7 +278,7 @@ def batch_stats(batch: Batch, *, now=None) -> BatchStats:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         counts_words=words,
-        not_found=totals["not_found"],
+        not_found=batch.not_found_items,
         elapsed_seconds=elapsed,
         duration_seconds=duration,
         rows_per_second=rate,

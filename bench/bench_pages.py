@@ -2,6 +2,8 @@
 
 Run: .venv/bin/python bench/bench_pages.py [--batches 10 200] [--rows 50 10000]
      [--grid 1000 20] [--grid-only]
+     .venv/bin/python bench/bench_pages.py --time [--database-url postgres://...]
+     .venv/bin/python bench/bench_pages.py --load 20 --database-url postgres://...
 
 On a fresh throwaway SQLite database (DEBUG off), builds two data sets (few and many
 batches, a short and a long batch, answered rows with interactions) and requests each page
@@ -14,6 +16,11 @@ Then a question set of `--grid` questions × runs (default 1,000 × 20, every ro
 with answers), and the set pages and API: the grid page (first page, a filter, a
 search), a question's history and the whole grid as JSON and CSV, each with its queries
 and the median time of five requests (target of issue 23: the grid page ≤ 300 ms).
+
+`--time` times the pages a user watching a running 10,000-row batch asks for (median and
+p95, size, queries; `--profile LABEL` prints that page's cProfile), each poll as the page
+asks it: with what the page shows (204), with the rows' counts changed, and from nothing.
+`--load USERS` runs the production server under USERS watching users (bench/pages_load.py).
 """
 
 from __future__ import annotations
@@ -25,23 +32,23 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def setup_django(tmp: str) -> None:
+def setup_django(tmp: str, database_url: str = "") -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.update(
         DJANGO_SETTINGS_MODULE="batchchat.settings",
-        DATABASE_URL=f"sqlite:///{tmp}/bench.sqlite3",
+        DATABASE_URL=database_url or f"sqlite:///{tmp}/bench.sqlite3",
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="bench-only-secret-key-bench-only-secret-key-0123456789",
         DJANGO_ALLOWED_HOSTS="testserver",
         LOCAL_SEARCH_INDEX=f"{tmp}/search.sqlite3",
-        LOG_LEVEL="WARNING",
-        # DEBUG off serves hashed static names: collected into the throwaway folder.
         DJANGO_STATIC_ROOT=f"{tmp}/static",
+        LOG_LEVEL="WARNING",
     )
     import django
 
@@ -49,12 +56,17 @@ def setup_django(tmp: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    call_command("collectstatic", verbosity=0, interactive=False)
+    # DEBUG off: pages name their static files from the manifest.
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
-def build(owner, *, batches: int, rows: int):
-    """`batches` batches: small ones (10 rows), then one of `rows` answered rows, returned."""
-    from batches.models import BatchItem
+def build(owner, *, batches: int, rows: int, running: bool = False):
+    """`batches` batches: small ones (10 rows), then one of `rows` answered rows, returned.
+    With `running`, the large batch is mid-run (processing, its last quarter pending) and
+    its rows carry tokens, latencies, grades and some "not found" answers, as a real run."""
+    from django.utils import timezone
+
+    from batches.models import Batch, BatchItem, Verdict
     from batches.services import create_batch_run
     from batches.uploads import ParsedRow
     from chats.models import Interaction
@@ -77,16 +89,46 @@ def build(owner, *, batches: int, rows: int):
             chat=item.chat,
             position=0,
             question=item.question,
-            answer=f"An answer to {item.question} " * 5,
+            answer=(
+                "I could not find an answer to this question."
+                if running and n % 10 == 0
+                else f"An answer to {item.question} " * 5
+            ),
             citation_url="https://example.org/doc",
             search_results=[{"title": "Doc", "url": "https://example.org/doc", "snippet": "…"}],
+            input_tokens=120 + n % 50 if running else None,
+            output_tokens=40 + n % 20 if running else None,
+            latency_ms=300 + n % 400 if running else None,
         )
-        for item in items
+        for n, item in enumerate(items)
     )
-    for item, interaction in zip(items, interactions, strict=True):
+    now = timezone.now()
+    finished = len(items) * 3 // 4 if running else len(items)
+    for n, (item, interaction) in enumerate(zip(items, interactions, strict=True)):
+        if n >= finished:
+            break
         item.interaction = interaction
         item.status = BatchItem.Status.DONE
-    BatchItem.objects.bulk_update(items, ["interaction", "status"], batch_size=500)
+        item.finished_at = now - timedelta(seconds=(finished - n) / 50)
+        if running:
+            item.answer_similarity = (n % 100) / 100
+            item.answer_found = n % 10 != 0
+            item.verdict = Verdict.PASS if n % 3 else Verdict.FAIL
+    BatchItem.objects.bulk_update(
+        items[:finished],
+        ["interaction", "status", "finished_at", "answer_similarity", "answer_found", "verdict"],
+        batch_size=500,
+    )
+    if running:
+        Batch.objects.filter(pk=batch.pk).update(
+            status=Batch.Status.PROCESSING, started_at=now - timedelta(seconds=finished / 50)
+        )
+    batch.recount()
+    if running:
+        # Last written a minute ago: what the pages say of it ("waiting for a worker")
+        # stays the same while they are timed.
+        Batch.objects.filter(pk=batch.pk).update(updated_at=now - timedelta(minutes=1))
+    batch.refresh_from_db()
     return batch
 
 
@@ -99,7 +141,7 @@ def count_queries(client, method: str, url: str, **kwargs) -> int:
         if hasattr(response, "streaming_content"):
             for _chunk in response.streaming_content:
                 pass
-    assert response.status_code in (200, 286), (url, response.status_code)
+    assert response.status_code in (200, 204, 286), (url, response.status_code)
     return len(captured.captured_queries)
 
 
@@ -126,6 +168,72 @@ def routes(batch, chat_id: str) -> list[tuple[str, str, str, dict]]:
         ("admin batch page", "get", f"/admin/batches/batch/{batch.pk}/change/", {}),
         ("admin chat list", "get", "/admin/chats/chat/", {}),
     ]
+
+
+def poll_url(client, page_url: str, marker: str) -> str:
+    """The poll URL a page carries (its hx-get on the element with `marker` as id)."""
+    import html
+    import re
+
+    body = client.get(page_url).content.decode()
+    found = re.search(rf'id="{marker}"[^>]*hx-get="([^"]+)"', body)
+    return html.unescape(found.group(1))
+
+
+def timed_routes(client, batch) -> list[tuple[str, str, dict]]:
+    """The pages a user watching a running batch asks for, as the browser does. A poll
+    carries what its page shows: asked with it as drawn, nothing changed (204); with the
+    rows' counters changed but not the table's rows (the progress section and the counts);
+    with nothing known (the progress section, the whole rows section and the grades)."""
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    progress = poll_url(client, batch.get_absolute_url(), "batch-progress")
+    rows_seen = progress.split("v=")[1].split(".")[0]
+    counts_changed = progress.replace(f"v={rows_seen}.", "v=changed.")
+    listed = poll_url(client, "/batches/", "batch-rows")
+    return [
+        ("list page", "/batches/", {}),
+        ("list poll, changed", "/batches/rows/", htmx),
+        ("list poll, same", listed, htmx),
+        ("batch page", batch.get_absolute_url(), {}),
+        ("rows partial", f"/batches/{batch.pk}/rows/", htmx),
+        ("batch poll, all new", f"/batches/{batch.pk}/progress/", htmx),
+        ("batch poll, counts", counts_changed, htmx),
+        ("batch poll, same", progress, htmx),
+    ]
+
+
+def time_pages(client, batch, *, repeats: int, profile: str = "") -> list[tuple]:
+    """(label, median ms, p95 ms, median CPU ms of this process, KB, queries) per page,
+    each asked `repeats` times after one warm-up; with `profile` (a label), that page's
+    cProfile top functions are printed."""
+    import cProfile
+    import pstats
+    import statistics
+
+    results = []
+    for label, url, extra in timed_routes(client, batch):
+        queries = count_queries(client, "get", url, **extra)
+        timings, cpu = [], []
+        size = 0
+        profiler = cProfile.Profile() if label == profile else None
+        for _n in range(repeats):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            if profiler:
+                profiler.enable()
+            response = client.get(url, **extra)
+            if profiler:
+                profiler.disable()
+            timings.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - cpu_started) * 1000)
+            size = len(response.content)
+        timings.sort()
+        p95 = timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))]
+        results.append(
+            (label, statistics.median(timings), p95, statistics.median(cpu), size / 1000, queries)
+        )
+        if profiler:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    return results
 
 
 def export_memory(batch) -> list[tuple[str, float, float]]:
@@ -245,10 +353,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, nargs=2, default=[10, 200])
     parser.add_argument("--rows", type=int, nargs=2, default=[50, 10000])
+    parser.add_argument(
+        "--time",
+        action="store_true",
+        help="time the pages of a running 10,000-row batch (--rows' second figure) instead",
+    )
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--profile", default="", help="a --time page label to profile")
+    parser.add_argument(
+        "--database-url", default="", help="a throwaway database (default: a new SQLite file)"
+    )
+    parser.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="USERS",
+        help="run bin/serve and a batch with USERS users watching it (bench/pages_load.py)",
+    )
+    parser.add_argument("--load-rows", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=1.0, help="the fake provider's, s")
     parser.add_argument("--grid", type=int, nargs=2, default=[1000, 20], metavar=("Q", "RUNS"))
     parser.add_argument("--grid-only", action="store_true", help="only the question set pages")
     args = parser.parse_args()
-    setup_django(tempfile.mkdtemp(prefix="bench-pages-"))
+    if args.load:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from pages_load import main_load
+
+        return main_load(args, setup_django)
+    setup_django(tempfile.mkdtemp(prefix="bench-pages-"), args.database_url)
+    if args.time:
+        return main_time(args)
     if args.grid_only:
         from django.contrib.auth import get_user_model
 
@@ -292,6 +427,30 @@ def main() -> None:
         print(f"{name:<6} {size:>8.2f} MB file  {peak:>6.2f} MB peak heap")
     owner = get_user_model().objects.create_user("grid-owner", password="x")
     grid_figures(owner, questions=args.grid[0], runs=args.grid[1])
+
+
+def main_time(args) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    owner = get_user_model().objects.create_user(f"timer{time.time_ns()}", password="x")
+    batch = build(owner, batches=10, rows=args.rows[1], running=True)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # as autovacuum would have, after the bulk inserts
+    client = Client()
+    client.force_login(owner)
+    print(
+        f"{connection.vendor}, a {batch.total_items:,}-row batch, {batch.finished_count:,} "
+        f"answered, processing; median / p95 of {args.repeats} requests; load "
+        f"{os.getloadavg()[0]:.2f}"
+    )
+    print(f"{'page':<20} {'median ms':>10} {'p95 ms':>8} {'CPU ms':>7} {'KB':>7} {'queries':>8}")
+    for label, median, p95, cpu, size, queries in time_pages(
+        client, batch, repeats=args.repeats, profile=args.profile
+    ):
+        print(f"{label:<20} {median:>10.1f} {p95:>8.1f} {cpu:>7.1f} {size:>7.1f} {queries:>8}")
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def finish_slice(batch_id: int, *, done: int, failed: int) -> SliceResult:
         if batch.status == Batch.Status.CANCELLED:
             # Rows released after the cancel (claimed, not started) are cancelled too.
             batch.items.cancel_pending()
-        batch.recount()
+        batch.recount(answers=False)  # the writer kept them, in the rows' transactions
         unfinished = batch.items.unfinished().exists()
         # A batch paused by its budget as its last rows finished has nothing left: done.
         if (batch.is_active or batch.is_paused) and not unfinished:

@@ -97,6 +97,7 @@ class Writer:
         self.failed = 0
         self.closing = False
         self.outcome_added = asyncio.Event()
+        self._language: str | None = None  # the batch's page language, read once
 
     # -- on the loop ---------------------------------------------------------------------
     @property
@@ -165,6 +166,13 @@ class Writer:
         found = Batch.objects.filter(pk=self.batch_id).values_list("input_columns", flat=True)
         return list(found.first() or [])
 
+    def _page_language(self) -> str:
+        """The batch's page language (which "not found" phrases count), read once."""
+        if self._language is None:
+            found = Batch.objects.filter(pk=self.batch_id).values_list("page_language", flat=True)
+            self._language = found.first() or "en"
+        return self._language
+
     def write_group(self, group: list[Outcome]) -> tuple[int, int]:
         """Record a group of results in one transaction; returns (done, failed).
 
@@ -232,12 +240,20 @@ class Writer:
                 outcome.item.cost = outcome.cost
             if costed:
                 BatchItem.objects.bulk_update([o.item for o in costed], ["cost"])
+            # The answer counters the pages read (one query over the group's done rows).
+            answers = {}
+            if answered:
+                totals = BatchItem.objects.filter(
+                    pk__in=[o.item.pk for o in answered]
+                ).answer_totals(self._page_language())
+                answers = {name: F(name) + value for name, value in totals.items() if value}
             if done or failed:
                 Batch.objects.filter(pk=self.batch_id).update(
                     processed_items=F("processed_items") + done,
                     failed_items=F("failed_items") + failed,
                     spent=F("spent") + sum(o.cost for o in costed),
                     updated_at=now,
+                    **answers,
                 )
         return done, failed
 

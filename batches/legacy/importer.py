@@ -311,6 +311,10 @@ class _ImportRun:
                 batch.updated_at = updated_at or batch.created_at
                 written = write_rows(batch, legacy.rows, **models)
                 finish_batch(batch, BatchItem=models["BatchItem"], old_status=legacy.old_status)
+                # The answer counters the pages read (the engine's writer keeps them).
+                Batch.objects.filter(pk=batch.pk).update(
+                    **batch.items.answer_totals(batch.page_language)
+                )
                 if batch.status == "completed":
                     batch.started_at = batch.created_at
                     batch.save(update_fields=["started_at"])

@@ -68,22 +68,25 @@ def test_rows_of_an_active_batch_poll_and_follow_progress(owner_client, owner):
     BatchItemFactory(batch=batch, position=1)
     page = owner_client.get(batch.get_absolute_url() + "?status=pending").content.decode()
     rows_url = reverse("batches:item_rows", args=[batch.pk])
-    assert f'hx-get="{rows_url}?status=pending" hx-trigger="every 2s"' in page
+    # The progress section is the page's one poll; it carries the rows table's state.
+    progress = page.split('<section id="batch-progress"')[1].split(">")[0]
+    assert 'hx-trigger="poll" data-poll' in progress and "status=pending" in progress
+    assert "data-poll" not in page.split('id="batch-rows-section"')[1].split(">")[0]
     assert "Refresh the rows" not in page
 
     first.status = "done"
     first.save()
+    Batch.objects.filter(pk=batch.pk).update(processed_items=1)
     poll = owner_client.get(rows_url + "?status=pending", **HX)
     assert poll.status_code == 200
     body = poll.content.decode()
     assert "Pending (1)" in body and "Done (1)" in body
     assert 'id="row-0"' not in body and 'id="row-1"' in body
-    assert "every 2s" in body
 
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED)
     final = owner_client.get(rows_url, **HX)
     assert final.status_code == 286  # htmx stops polling after swapping the final rows
-    assert "every 2s" not in final.content.decode()
+    assert "data-poll" not in final.content.decode()
 
 
 def test_rows_fragment_without_htmx_redirects_to_the_page(owner_client, owner):
@@ -97,7 +100,7 @@ def test_start_from_the_detail_page_makes_the_rows_poll(owner_client, owner):
     batch = BatchFactory(uploader=owner, total_items=1)
     BatchItemFactory(batch=batch, position=0)
     page = owner_client.get(batch.get_absolute_url()).content.decode()
-    assert "every 2s" not in page.split('id="batch-rows-section"')[1].split(">")[0]
+    assert "data-poll" not in page.split('<section id="batch-progress"')[1].split(">")[0]
     response = owner_client.post(
         reverse("batches:start", args=[batch.pk]),
         HTTP_HX_TARGET="batch-progress",
@@ -107,8 +110,10 @@ def test_start_from_the_detail_page_makes_the_rows_poll(owner_client, owner):
     body = response.content.decode()
     section = body.split('id="batch-rows-section"')[1].split(">")[0]
     assert 'hx-swap-oob="true"' in section
-    assert "every 2s" in section
-    assert "status=pending" in section and "q=Q" in section
+    # The progress section polls, with the rows table's state of the page it came from.
+    progress = body.split('<section id="batch-progress"')[1].split(">")[0]
+    assert "data-poll" in progress
+    assert "status=pending" in progress and "q=Q" in progress
 
 
 def test_cancel_from_the_detail_page_swaps_in_the_final_rows(owner_client, owner):
@@ -123,7 +128,7 @@ def test_cancel_from_the_detail_page_swaps_in_the_final_rows(owner_client, owner
         **HX,
     )
     rows = response.content.decode().split('id="batch-rows-section"')[1]
-    assert "every 2s" not in rows.split(">")[0]  # finished: no more polling
+    assert "data-poll" not in response.content.decode()  # finished: no more polling
     assert "Pending (0)" in rows and "Cancelled (2)" in rows and "Done (1)" in rows
     assert 'data-status="cancelled"' in rows
 

@@ -150,7 +150,7 @@ def test_celery_runner_only_polls(owner_client, owner, settings):
     batch = real_batch(owner)
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING)
     body = owner_client.get(LIST_URL).content.decode()
-    assert 'hx-trigger="every 2s"' in body
+    assert 'hx-trigger="poll" data-poll' in body
     assert f'id="driver-{batch.pk}" hidden' in body
     assert "Keep this page open" not in body
 

@@ -41,7 +41,7 @@ def test_start_with_htmx_returns_list_with_driver_and_polling(owner_client, owne
     assert 'hx-swap-oob="true"' in driver
     assert f'hx-post="{reverse("batches:process", args=[batch.pk])}"' in body
     assert "Keep this page open: processing runs from this page." in body
-    assert 'hx-trigger="every 2s"' in body
+    assert 'hx-trigger="poll" data-poll' in body
     assert "started" in body
 
 

@@ -89,11 +89,12 @@ def _action_response(request: HttpRequest, batch: Batch | None) -> HttpResponse:
             batch.refresh_from_db()
         if batch is not None and request.htmx.target == "batch-progress":
             next_url = batch.get_absolute_url()
-            response = render(request, "batches/detail.html#progress", _progress_context(batch))
-            # The rows section follows the new state (starts or stops polling), with the
-            # table state of the page the action came from.
+            # The rows section follows the new state, with the table state of the page the
+            # action came from (which the progress section's poll then carries).
             current = urlsplit(request.htmx.current_url or "").query
             rows = _rows_context(request, batch, QueryDict(current)) | {"oob": True}
+            context = _progress_context(batch, rows)
+            response = render(request, "batches/detail.html#progress", context)
             response.write(render_to_string("batches/detail.html#rows", rows, request=request))
         else:
             response = _render_list(request)

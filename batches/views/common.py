@@ -3,6 +3,9 @@ runner the pages may drive, the `next` URL, flash messages out of band, grade su
 
 from __future__ import annotations
 
+import json
+import zlib
+
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -33,6 +36,18 @@ def _runner_context() -> dict:
     """What the inline driver needs: may the page drive, and is a worker doing it."""
     inline = _inline()
     return {"inline": inline, "worker_alive": inline and worker_alive()}
+
+
+def _poll_token(batch: Batch) -> str:
+    """What a poll of `batch` has seen, as "rows.rest": `rows` changes with the rows'
+    counters and status (the rows section and the grades follow them: a row is graded in
+    the transaction that counts it), `rest` with anything else the progress section shows
+    (the engine's last write, who works on it, the provider's throttle or outage)."""
+    rows = f"{batch.status}-{batch.total_items}-{batch.processed_items}-{batch.failed_items}"
+    rest = json.dumps(
+        [batch.updated_at.timestamp(), batch.activity, batch.throttle], sort_keys=True
+    )
+    return f"{rows}.{zlib.crc32(rest.encode()):08x}"
 
 
 def _next_url(request: HttpRequest, default: str) -> str:

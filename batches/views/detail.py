@@ -4,8 +4,11 @@ polled while the batch is active."""
 
 from __future__ import annotations
 
+import zlib
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -32,9 +35,9 @@ from batches.selectors import (
 from batches.upload_guard import screened_items
 from batches.uploads import QUESTION_ALIASES, alias_key
 from batches.views.common import (
-    _attach_grades,
     _get_batch_for_user,
     _grade_filter_labels,
+    _poll_token,
     _runner_context,
 )
 from chats.services import counts_words, uses_prompt
@@ -103,9 +106,27 @@ def _query_string(params: dict, **changes) -> str:
     return urlencode(pairs)
 
 
-def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
+TOKEN_FIELDS = ("status", "interaction", "verdict", "judge_verdict")
+
+
+def _table_token(rows: list[BatchItem], count: int) -> str:
+    """What the rows table shows, in eight characters: its rows' states and grades, and
+    the number of rows (the pager). A poll renders the table again only when it changed."""
+    state = [
+        (item.pk, item.status, item.interaction_id, item.verdict, item.judge_verdict)
+        for item in rows
+    ]
+    return f"{zlib.crc32(repr([state, count]).encode()):08x}"
+
+
+def _rows_context(
+    request: HttpRequest, batch: Batch, query: QueryDict, *, table: bool = True
+) -> dict:
     """The rows section: status tabs with counts, the page of rows, the pager.
-    A fixed number of queries: counts (1), the page (1), plus the count of a search."""
+    A fixed number of queries: counts (1), guard counts (1), the page (1), plus the count
+    of a search. Without `table`, only what `table_token` needs of the page's rows is
+    read, and `page_rows` is a function that reads them in full (one query more, for a
+    poll whose table changed)."""
     params = _row_params(query, batch)
     counts = item_status_counts(batch)
     status = params["status"]
@@ -117,6 +138,11 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         query=params["q"],
         sort=params["sort"],
     )
+    full = items
+    if not table:
+        # Only what the table's token reads (no answers, no chats): the page's rows are
+        # read in full (`full_rows`) only when the token says the table changed.
+        items = items.select_related(None).only("batch", *TOKEN_FIELDS)
     paginator = Paginator(items, DETAIL_PAGE_SIZE)
     if not (params["q"] or params["guard"] or params["grade"]):
         # The paginator's COUNT is known from the status counts: no extra query.
@@ -138,21 +164,22 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         prev_href = _href(batch, params, page=page.previous_page_number())
     if page.has_next():
         next_href = _href(batch, params, page=page.next_page_number())
-    # Shown as the guard will send them (batches.upload_guard), with the uploaded cells
-    # chosen to show beside the question.
-    items = screened_items(
-        page.object_list, headers=batch.input_columns, language=batch.page_language
-    )
-    for item in items:
-        item.context_cells = [(column, item.shown_row.get(column)) for column in params["cols"]]
-    _attach_question_results(batch, items)
+    rows = list(page.object_list)
+
+    def full_rows() -> list[BatchItem]:
+        if table or not rows:
+            return rows
+        return list(full[page.start_index() - 1 : page.end_index()])
+
     run_sets = hooks.run_sets()
     return {
+        "page_rows": full_rows,
+        "items": _shown_items(batch, rows, params["cols"]) if table else [],
+        "table_token": _table_token(rows, paginator.count),
         "batch": batch,
         # The batch's question set: each row links to its question's history there.
         "run_set": run_sets.labels([batch.pk]).get(batch.pk) if run_sets else None,
         "page": page,
-        "items": items,
         "params": params,
         "status": status,
         "filters": [
@@ -178,6 +205,16 @@ def _rows_context(request: HttpRequest, batch: Batch, query: QueryDict) -> dict:
         "can_retry_rows": not batch.is_active and may_act_on(request.user, batch),
         "next_url": _href(batch, params),
     }
+
+
+def _shown_items(batch: Batch, rows: list[BatchItem], columns: list[str]) -> list[BatchItem]:
+    """The page's rows as the guard will send them (batches.upload_guard), with the
+    uploaded cells chosen to show beside the question."""
+    items = screened_items(rows, headers=batch.input_columns, language=batch.page_language)
+    for item in items:
+        item.context_cells = [(column, item.shown_row.get(column)) for column in columns]
+    _attach_question_results(batch, items)
+    return items
 
 
 def _attach_question_results(batch: Batch, items: list[BatchItem]) -> None:
@@ -214,7 +251,10 @@ def _page_numbers(current: int, last: int) -> list[int | None]:
     return numbers
 
 
-def _progress_context(batch: Batch) -> dict:
+def _progress_context(batch: Batch, rows: dict | None = None) -> dict:
+    """The progress section; `rows` (the rows section's context) gives its poll the rows
+    table's state to follow."""
+    rows = rows or {}
     # The estimate searches a sample of rows: built on the start step and while paused
     # (pages that do not poll), not on every progress poll.
     show_estimate = batch.status in (Batch.Status.UPLOADED, Batch.Status.PAUSED)
@@ -230,6 +270,9 @@ def _progress_context(batch: Batch) -> dict:
         "finished_statuses": Batch.FINISHED_STATUSES,
         **_runner_context(),
         "next_url": batch.get_absolute_url(),
+        "poll_token": _poll_token(batch),
+        "table_token": rows.get("table_token", ""),
+        "rows_query": rows.get("rows_query", ""),
     }
 
 
@@ -237,7 +280,8 @@ def _progress_context(batch: Batch) -> dict:
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
-    context = _progress_context(batch) | _rows_context(request, batch, request.GET)
+    rows = _rows_context(request, batch, request.GET)
+    context = _progress_context(batch, rows) | rows
     context |= hooks.graders().detail_context(request, batch, grade=context["params"]["grade"])
     context["uses_prompt"] = uses_prompt(batch.ai_provider)
     context["next_url"] = request.get_full_path()
@@ -247,8 +291,8 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def batch_item_rows(request: HttpRequest, pk: int) -> HttpResponse:
-    """The detail page's rows section (tabs, table, pager), polled every 2 s while the
-    batch is active; the final state once it is not, with 286 so polling stops."""
+    """The detail page's rows section (tabs, table, pager): the final state once the batch
+    is not active, with 286 (the progress poll refreshes it while it is)."""
     batch = _get_batch_for_user(request, pk)
     if not request.htmx:
         query = request.GET.urlencode()
@@ -261,22 +305,73 @@ def batch_item_rows(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+# A running batch's grade summary, shared by the polls that see the same poll token (the
+# users watching one batch) for a few seconds. The writer grades rows in the transaction
+# that moves the token, so only a "Grade again" during the run can be this much older.
+GRADES_SHARED_SECONDS = 5
+
+
+def _running_grades(batch: Batch, token: str):
+    key = f"batchchat:poll-grades:{batch.pk}:{token}"
+    summary = cache.get(key)
+    if summary is None:
+        summary = hooks.graders().summaries([batch.pk])[batch.pk]
+        cache.set(key, summary, GRADES_SHARED_SECONDS)
+    return summary
+
+
 @login_required
 @require_GET
 def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    """The detail page's progress header, polled every 2 s while the batch is active."""
+    """The detail page's one poll while the batch is active (docs/pages.md, "Polling").
+
+    The query carries what the page shows: `v`, the batch's poll token when it was drawn
+    (`_poll_token`), `t`, the rows table's token (`_table_token`), and the rows table's
+    own state (filters, search, sort, page, columns).
+
+    1. Nothing changed (`v` is the batch's token): 204, the page keeps what it has (three
+       queries: session, user, batch).
+    2. Else the progress section, and when the rows' counters changed, the rows section
+       out of band: the whole section when its table changed (`t`), else only its counts;
+       and the grades (graded with the rows that the counters count).
+    3. Once the batch is not active: everything in its final state, with 286 so polling
+       stops, and the evaluation block (evaluation's `detail_oob`).
+    """
     batch = _get_batch_for_user(request, pk)
     if not request.htmx:
         return redirect(batch)
+    token = _poll_token(batch)
+    seen = request.GET.get("v", "")
+    if batch.is_active and seen == token:
+        return HttpResponse(status=204)
+    rows_changed = seen.split(".")[0] != token.split(".")[0]
+    finished = not batch.is_active
+    rows = None
+    if rows_changed or finished:
+        rows = _rows_context(request, batch, request.GET, table=False)
+        if finished or rows["table_token"] != request.GET.get("t"):
+            rows["items"] = _shown_items(batch, rows["page_rows"](), rows["params"]["cols"])
+            rows["rows_oob"] = "section"
+        else:
+            rows["rows_oob"] = "filters"
     # The final state is announced in the page's live region, and the flash messages of
     # the run ("… started.") are cleared: they no longer describe the batch.
-    context = _progress_context(batch) | {"announce": not batch.is_active}
+    context = _progress_context(batch, rows or {"table_token": request.GET.get("t", "")})
+    if rows is None:
+        context["rows_query"] = _query_string(_row_params(request.GET, batch))
+    context["announce"] = finished
     response = render(request, "batches/detail.html#progress", context)
-    if not batch.is_active:
+    if rows is not None and rows["rows_oob"] == "section":
+        rows["oob"] = True
+        response.write(render_to_string("batches/detail.html#rows", rows, request=request))
+    elif rows is not None:
+        rows["filters_oob"] = True
+        response.write(render_to_string("batches/detail.html#row-filters", rows, request=request))
+    if finished:
         response.status_code = HTMX_STOP_POLLING
         hooks.graders().detail_oob(request, response, batch)
-    else:
-        _attach_grades([batch])
+    elif rows_changed:
+        batch.grades = _running_grades(batch, token)
         grades = {"batch": batch, "grades_oob": True}
         response.write(render_to_string("batches/_batch_grades.html", grades, request=request))
     return response

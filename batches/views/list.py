@@ -3,9 +3,11 @@ for or needed) above BatchList (paged, its rows polled while a batch is active).
 
 from __future__ import annotations
 
+import zlib
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -18,9 +20,9 @@ from batches import hooks, services
 from batches.errors import UploadError
 from batches.forms import BatchUploadForm, ColumnsForm
 from batches.models import Batch
-from batches.selectors import batches_for, not_found_counts
+from batches.selectors import batches_for
 from batches.uploads import ACCEPTED_QUESTION_HEADERS
-from batches.views.common import _attach_grades, _runner_context, _with_messages
+from batches.views.common import _attach_grades, _poll_token, _runner_context, _with_messages
 from chats.services import ProviderNotConfigured
 
 LIST_PAGE_SIZE = 20
@@ -34,7 +36,9 @@ def _set_param(request: HttpRequest) -> int | None:
         return None
 
 
-def _list_context(request: HttpRequest) -> dict:
+def _list_page(request: HttpRequest) -> tuple[Page, list[Batch]]:
+    """The page of the user's batches the request asks for (two queries), only the runs
+    of one question set with `?set=<id>`."""
     batches_qs = batches_for(request.user)
     run_sets = hooks.run_sets()
     set_id = _set_param(request) if run_sets else None
@@ -42,9 +46,21 @@ def _list_context(request: HttpRequest) -> dict:
         batches_qs = batches_qs.filter(pk__in=run_sets.batch_ids(set_id))
     paginator = Paginator(batches_qs, LIST_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    batches = list(page.object_list)
-    not_found_counts(batches)
+    return page, list(page.object_list)
+
+
+def _list_token(page: Page, batches: list[Batch]) -> str:
+    """What the list's rows show, in eight characters: which batches, each one's poll
+    token. Its poll answers 204 while this stays the same."""
+    state = [page.number, page.paginator.count, [_poll_token(batch) for batch in batches]]
+    return f"{zlib.crc32(repr(state).encode()):08x}"
+
+
+def _list_context(request: HttpRequest, listed: tuple[Page, list[Batch]] | None = None) -> dict:
+    page, batches = listed or _list_page(request)
     _attach_grades(batches)
+    run_sets = hooks.run_sets()
+    set_id = _set_param(request) if run_sets else None
     # Each batch's question set, with a link to its grid (one query).
     labels = run_sets.labels(batch.pk for batch in batches) if run_sets else {}
     for batch in batches:
@@ -62,6 +78,7 @@ def _list_context(request: HttpRequest) -> dict:
         "set_query": set_query,
         "set_label": next(iter(labels.values()), None) if set_id is not None else None,
         "any_active": any(batch.is_active for batch in batches),
+        "list_token": _list_token(page, batches),
         **_runner_context(),
     }
 
@@ -196,10 +213,15 @@ def _create_from_form(request: HttpRequest, form: BatchUploadForm) -> Batch | No
 @login_required
 @require_GET
 def batch_rows(request: HttpRequest) -> HttpResponse:
-    """The list's rows, polled every 2 s while a batch on the page is active."""
+    """The list's rows, polled while a batch on the page is active (static/js/app.js):
+    204 while nothing on the page changed (`v`, the list token it was drawn with)."""
     if not request.htmx:
         return redirect("batches:list")
-    context = _list_context(request)
+    listed = _list_page(request)
+    active = any(batch.is_active for batch in listed[1])
+    if active and request.GET.get("v") == _list_token(*listed):
+        return HttpResponse(status=204)
+    context = _list_context(request, listed)
     # When nothing is active the final state is swapped in (and announced), and htmx
     # stops polling.
     context["announce"] = not context["any_active"]

@@ -34,6 +34,66 @@ document.addEventListener("htmx:beforeSwap", (event) => {
   }
 });
 
+// 2a. Polling (docs/pages.md, "Polling"): an element with `data-poll` and
+//    hx-trigger="poll" (the batch page's progress section, the list's rows) is asked for
+//    every POLL_MIN ms (the pages' pace before backoff existed) while the tab is
+//    visible. An answer 204 (nothing changed) doubles the pause, up to POLL_MAX; a
+//    change swaps in a new element, which starts again at POLL_MIN. A failed request backs off the same way. A hidden tab asks nothing; it
+//    asks at once when it is shown again. 286 swaps in the final state, which has no
+//    `data-poll`: polling ends.
+const POLL_MIN = 2000;
+const POLL_MAX = 10000;
+const polls = new WeakMap(); // element -> {delay, timer, due}
+
+function schedulePoll(elt, delay) {
+  const state = polls.get(elt) || {};
+  window.clearTimeout(state.timer);
+  state.delay = delay;
+  state.due = false;
+  state.timer = window.setTimeout(() => firePoll(elt), delay);
+  polls.set(elt, state);
+  // Shown in the DOM for the browser tests (and whoever wonders why a page is quiet).
+  elt.dataset.pollDelay = String(delay);
+  delete elt.dataset.pollWaiting;
+}
+
+function firePoll(elt) {
+  if (!document.body.contains(elt) || !elt.hasAttribute("data-poll")) return;
+  if (document.visibilityState !== "visible") {
+    polls.get(elt).due = true; // asked when the tab is shown again
+    elt.dataset.pollWaiting = "hidden";
+    return;
+  }
+  window.htmx.trigger(elt, "poll");
+}
+
+function startPolls(root) {
+  const found = root.matches && root.matches("[data-poll]") ? [root] : [];
+  if (root.querySelectorAll) found.push(...root.querySelectorAll("[data-poll]"));
+  for (const elt of found) if (!polls.has(elt)) schedulePoll(elt, POLL_MIN);
+}
+
+if (window.htmx) {
+  window.htmx.onLoad(startPolls);
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const elt = event.detail.elt;
+    if (!(elt instanceof HTMLElement) || !elt.hasAttribute("data-poll")) return;
+    if (!document.body.contains(elt)) return; // swapped: the new element polls
+    const status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (status >= 400 && status < 500) return; // logged out, deleted: stop
+    const state = polls.get(elt) || { delay: POLL_MIN };
+    const unchanged = status === 204 || event.detail.failed;
+    schedulePoll(elt, unchanged ? Math.min(state.delay * 2, POLL_MAX) : POLL_MIN);
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState !== "visible") return;
+    for (const elt of document.querySelectorAll("[data-poll]")) {
+      const state = polls.get(elt);
+      if (state && state.due) schedulePoll(elt, 0);
+    }
+  });
+}
+
 // 3. Follow-up questions: stream the answer as it is generated.
 //    The server sends the answer text in chunks, then "\x1e" and a JSON status:
 //    {"ok": true, "position": n} once the turn is stored, or {"ok": false, "error": "..."}.
