@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Q
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,26 @@ def graders() -> Graders:
             "them in EvaluationConfig.ready)."
         )
     return _registered
+
+
+# --- Who else may read a batch (reviewers) ----------------------------------------------
+#
+# `evaluation` keeps the shares (a batch or a whole question set shared with a reviewer)
+# and registers here a rule `(user) -> Q` over Batch: the batches shared with that user.
+# batches.selectors.batches_for adds them to the user's own; actions stay the owner's
+# (batches.selectors.may_act_on).
+
+_reader_rules: dict[str, Callable[[Any], Q]] = {}
+
+
+def register_reader_rule(name: str, rule: Callable[[Any], Q]) -> None:
+    """Add (or, under the same name, replace) a rule of batches shared with a user."""
+    _reader_rules[name] = rule
+
+
+def shared_with(user) -> Q | None:
+    """The batches shared with `user` by every registered rule; None when no rule."""
+    condition = None
+    for rule in _reader_rules.values():
+        condition = rule(user) if condition is None else condition | rule(user)
+    return condition

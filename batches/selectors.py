@@ -22,6 +22,7 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from batches import hooks
 from batches.models import Batch, BatchItem, Verdict, WorkerHeartbeat
 from chats.models import GuardStatus
 from chats.services import counts_words, not_found_q
@@ -54,13 +55,20 @@ def with_activity(queryset: QuerySet[Batch]) -> QuerySet[Batch]:
     return queryset.annotate(worker_alive=Exists(live_workers()), has_live_lease=Exists(live_lease))
 
 
-def batches_for(user) -> QuerySet[Batch]:
-    """The batches `user` may see: their own; staff see all (see may_act_on for actions),
-    with their activity."""
+def batches_for(user, *, shared: bool = True) -> QuerySet[Batch]:
+    """The batches `user` may see: their own, and (with `shared`) those shared with them
+    as reviewer (batches.hooks.shared_with); staff see all (see may_act_on for actions),
+    with their activity. `shared=False` is for what a reviewer may not do although it
+    does not change the batch (run it again as one's own)."""
     queryset = with_activity(Batch.objects.select_related("uploader"))
     if user.is_staff:
         return queryset
-    return queryset.filter(uploader=user)
+    condition = Q(uploader=user)
+    if shared:
+        others = hooks.shared_with(user)
+        if others is not None:
+            condition |= others
+    return queryset.filter(condition)
 
 
 # How far up "Run again" chains are followed to find a common source.

@@ -11,10 +11,13 @@ class EvaluationConfig(AppConfig):
         from batches.hooks import Graders, register_graders
         from batches.models import Batch
         from batches.signals import batch_created
-        from evaluation import grading, regrade, views
+        from evaluation import grading, regrade, sharing, views
 
         # Every new batch is a run of a question set (evaluation.sets.add_run).
         batch_created.connect(_add_run, sender=Batch, dispatch_uid="evaluation.sets.add_run")
+
+        # Reviewers read the batches (and their chats) shared with them.
+        sharing.register_rules()
 
         register_graders(
             Graders(

@@ -179,7 +179,7 @@ def batch_regrade_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Run again with…": the same rows with other settings, as a new batch."""
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, shared=False)
     start = request.method == "POST" and "start" in request.POST
     if request.method == "POST" and "same_settings" in request.POST:
         # "Run again and start" on the detail page: one click, the batch's own settings.
