@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
+from django.core import signing
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
@@ -93,12 +94,45 @@ FIXED_COLUMNS: tuple[str, ...] = (
     "expected_outcome",
     *GRADE_COLUMNS,
     "judge_notes",
+    "review_verdict",
+    "review_notes",
+    "reviewed_by",
+    "reviewed_at",
     "status",
     "error",
     "input_tokens",
     "output_tokens",
     "latency_ms",
+    "row_key",
 )
+# The results XLSX is laid out for an expert's review: these first (the review verdict
+# with a dropdown of REVIEW_VALUES, the notes wide and wrapped), then the other columns;
+# `row_key` is hidden (evaluation.review reads it back).
+XLSX_LEAD_COLUMNS: tuple[str, ...] = (
+    "question",
+    "expected_answer",
+    "answer",
+    "citation_url",
+    "verdict",
+    "review_verdict",
+    "review_notes",
+)
+REVIEW_VALUES: tuple[str, ...] = ("correct", "partly_correct", "incorrect", "cannot_tell")
+# Signs `row_key`: "<batch id>:<item id>:<signature>" (django.core.signing, the
+# SECRET_KEY), so that a file's key cannot be edited to point at another row.
+ROW_KEY_SALT = "batchchat.export.row_key"
+
+
+def row_key(batch_id: int, item_id: int) -> str:
+    """The stable, signed key of one batch row in an export."""
+    return signing.Signer(salt=ROW_KEY_SALT).sign(f"{batch_id}:{item_id}")
+
+
+def read_row_key(key: str) -> tuple[int, int]:
+    """(batch id, item id) of a `row_key`; signing.BadSignature when it was altered."""
+    value = signing.Signer(salt=ROW_KEY_SALT).unsign(str(key).strip())
+    batch_id, _sep, item_id = value.partition(":")
+    return int(batch_id), int(item_id)
 INPUT_PREFIX = "input."
 # Rows fetched per database round trip; bounds memory, not the number of rows.
 DB_CHUNK = 500
@@ -187,11 +221,16 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
         "expected_outcome": item.expected_outcome,
         **grade_values(item),
         "judge_notes": item.judge_notes,
+        "review_verdict": interaction.review_verdict if interaction else "",
+        "review_notes": interaction.review_notes if interaction else "",
+        "reviewed_by": _username(interaction.reviewed_by) if interaction else "",
+        "reviewed_at": _iso(interaction.reviewed_at) if interaction else None,
         "status": item.status,
         "error": item.error,
         "input_tokens": interaction.input_tokens if interaction else None,
         "output_tokens": interaction.output_tokens if interaction else None,
         "latency_ms": interaction.latency_ms if interaction else None,
+        "row_key": row_key(batch.pk, item.pk),
     }
     original = item.columns(headers)
     for header in headers:
@@ -199,10 +238,18 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
     return record
 
 
+def _username(user) -> str:
+    return user.get_username() if user is not None else ""
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
 def _records(batch: Batch, headers: list[str]) -> Iterator[dict[str, Any]]:
     items = (
         BatchItem.objects.filter(batch=batch)
-        .select_related("chat", "interaction")
+        .select_related("chat", "interaction", "interaction__reviewed_by")
         .order_by("position")
     )
     for item in items.iterator(chunk_size=DB_CHUNK):
@@ -332,8 +379,15 @@ XLSX_WIDTHS = {
     "created_at": 20,
     "chat_id": 14,
     "model": 16,
+    "expected_answer": 50,
+    "review_verdict": 16,
+    "review_notes": 50,
+    "row_key": 10,
 }
-XLSX_WRAPPED = frozenset({"question", "answer", "error", "citation_title", "search_query"})
+XLSX_WRAPPED = frozenset(
+    {"question", "answer", "error", "citation_title", "search_query", "expected_answer"}
+    | {"review_notes"}
+)
 XLSX_DEFAULT_WIDTH = 12
 XLSX_INPUT_WIDTH = 24
 XLSX_DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
@@ -409,6 +463,25 @@ class ReviewSheet:
         self.sheet.append(values)
         self.rows += 1
 
+    def review_dropdown(self, index: int, values: Sequence[str]) -> None:
+        """A dropdown of `values` (blank allowed) on column `index`'s data rows."""
+        from openpyxl.utils import get_column_letter
+        from openpyxl.worksheet.datavalidation import DataValidation
+
+        letter = get_column_letter(index + 1)
+        validation = DataValidation(
+            type="list", formula1='"' + ",".join(values) + '"', allow_blank=True
+        )
+        validation.add(f"{letter}2:{letter}1048576")
+        # Write-only sheets keep their validations like a normal sheet; openpyxl only
+        # lacks the add_data_validation shortcut on them.
+        self.sheet.data_validations.append(validation)
+
+    def hide(self, index: int) -> None:
+        from openpyxl.utils import get_column_letter
+
+        self.sheet.column_dimensions[get_column_letter(index + 1)].hidden = True
+
     def chunks(self) -> Iterator[bytes]:
         """The finished workbook, in STREAM_CHUNK pieces."""
         from openpyxl.utils import get_column_letter
@@ -423,11 +496,17 @@ class ReviewSheet:
                 yield chunk
 
 
+def xlsx_columns(headers: list[str]) -> list[str]:
+    """The results XLSX's columns: XLSX_LEAD_COLUMNS, the other fixed ones, the inputs."""
+    rest = [column for column in FIXED_COLUMNS if column not in XLSX_LEAD_COLUMNS]
+    return [*XLSX_LEAD_COLUMNS, *rest, *(INPUT_PREFIX + header for header in headers)]
+
+
 def stream_xlsx(batch: Batch) -> Iterator[bytes]:
     """The results as an XLSX workbook of one sheet (ReviewSheet), `created_at` a
     date-time cell (UTC)."""
     headers = _input_headers(batch)
-    columns = [*FIXED_COLUMNS, *(INPUT_PREFIX + header for header in headers)]
+    columns = xlsx_columns(headers)
 
     def width_of(column: str) -> int:
         width = XLSX_WIDTHS.get(column)
@@ -436,6 +515,8 @@ def stream_xlsx(batch: Batch) -> Iterator[bytes]:
         return width
 
     sheet = ReviewSheet("Results", columns, width_of=width_of, wrapped=XLSX_WRAPPED)
+    sheet.review_dropdown(columns.index("review_verdict"), REVIEW_VALUES)
+    sheet.hide(columns.index("row_key"))
     created = columns.index("created_at")
     for record in _records(batch, headers):
         values: list[Any] = [_xlsx_cell(record[column]) for column in columns]

@@ -145,7 +145,7 @@ def batch_items(
     and/or one guard outcome (`blocked`, `redacted`) and/or one of GRADE_FILTERS,
     containing `query` in the question, answer or error, in one of ROW_SORTS (the grade
     filters "failing_first" and "failing" order failing rows first instead)."""
-    queryset = batch.items.select_related("chat", "interaction")
+    queryset = batch.items.select_related("chat", "interaction", "interaction__reviewed_by")
     if status == NOT_FOUND:
         queryset = queryset.filter(not_found_items(batch))
     elif status:

@@ -80,7 +80,7 @@ def _chat_title(chat: Chat, rows: list) -> str:
 def _transcript_context(request: HttpRequest, chat: Chat) -> dict:
     return {
         "chat": chat,
-        "interactions": list(chat.interactions.order_by("position")),
+        "interactions": list(chat.interactions.select_related("reviewed_by").order_by("position")),
         "counts_words": counts_words(chat.ai_provider),
     }
 
