@@ -329,7 +329,10 @@ def delete(request: HttpRequest, payload: BatchIdIn):
 )
 def status(request: HttpRequest, query: Query[BatchIdQuery]):
     batch = _batch_for(request, query.batch_id)
-    return BatchOut.of(batch, grades=_grades_out(hooks.graders().summaries([batch.pk])[batch.pk]))
+    graders = hooks.graders()
+    grades = _grades_out(graders.summaries([batch.pk])[batch.pk])
+    review = graders.review_summary(batch.pk) if graders.review_summary else None
+    return BatchOut.of(batch, grades=grades, review=review)
 
 
 @router.get(

@@ -133,6 +133,8 @@ def read_row_key(key: str) -> tuple[int, int]:
     value = signing.Signer(salt=ROW_KEY_SALT).unsign(str(key).strip())
     batch_id, _sep, item_id = value.partition(":")
     return int(batch_id), int(item_id)
+
+
 INPUT_PREFIX = "input."
 # Rows fetched per database round trip; bounds memory, not the number of rows.
 DB_CHUNK = 500

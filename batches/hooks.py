@@ -19,6 +19,8 @@ Signatures (every one is called by batches, implemented by evaluation):
   `detail_oob(request, response, batch) -> None`: the detail page's evaluation block, and
   its out-of-band refresh while the batch runs.
 
+- `review_summary(batch_id) -> dict`: the reviews of a batch and the agreement of the
+  automatic verdicts and the judge with them (API status), optional.
 - `background_work() -> bool`: grade the next chunk of a running "Grade again" job (the
   AI judge's, which runs in the background); False when none runs. `run_worker` calls it
   when no batch has rows to answer, so judge jobs finish with no page open.
@@ -47,6 +49,9 @@ class Graders:
     detail_context: Callable[..., dict]
     detail_oob: Callable[..., None]
     background_work: Callable[[], bool]
+    # The expert reviews' summary and agreement of one batch as a JSON-ready dict (the
+    # API status), or None when no reviews app is installed.
+    review_summary: Callable[[int], dict] | None = None
 
 
 _registered: Graders | None = None

@@ -29,6 +29,7 @@ class EvaluationConfig(AppConfig):
                 detail_context=views._evaluation_context,
                 detail_oob=views._append_evaluation_oob,
                 background_work=regrade.advance_next,
+                review_summary=_review_summary,
             )
         )
 
@@ -37,3 +38,9 @@ def _add_run(sender, *, batch, **kwargs) -> None:
     from evaluation import sets
 
     sets.add_run(batch=batch)
+
+
+def _review_summary(batch_id: int) -> dict:
+    from evaluation.agreement import review_summaries
+
+    return review_summaries([batch_id])[batch_id].as_dict()

@@ -165,9 +165,7 @@ class Share(models.Model):
                 name="share_batch_or_set",
             ),
             models.UniqueConstraint(fields=["user", "batch"], name="unique_share_user_batch"),
-            models.UniqueConstraint(
-                fields=["user", "question_set"], name="unique_share_user_set"
-            ),
+            models.UniqueConstraint(fields=["user", "question_set"], name="unique_share_user_set"),
         ]
 
     def __str__(self) -> str:

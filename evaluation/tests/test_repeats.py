@@ -4,7 +4,11 @@ from evaluation.repeats import repeat_result
 def test_pass_at_k_and_pass_all_k():
     mixed = repeat_result(["pass", "fail", "pass"])
     assert (mixed.k, mixed.passes, mixed.pass_at_k, mixed.pass_all_k, mixed.flaky) == (
-        3, 2, True, False, True
+        3,
+        2,
+        True,
+        False,
+        True,
     )
     every = repeat_result(["pass", "pass"])
     assert (every.pass_at_k, every.pass_all_k, every.flaky) == (True, True, False)
