@@ -29,6 +29,7 @@ from batches.errors import BatchStateError, SliceRefused, UploadError
 from chats.api import router as chats_router
 from chats.errors import ProviderNotConfigured
 from evaluation.api import router as evaluation_router
+from evaluation.review_api import router as review_router
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ def _server_error_response() -> JsonResponse:
 api.add_router("/", chats_router)
 api.add_router("/batch/", batches_router)
 api.add_router("/batch/", evaluation_router)
+api.add_router("/batch/", review_router)
 
 
 # --- Outside ninja: unknown paths, wrong methods, and Django-level error handlers ----------

@@ -430,6 +430,7 @@ class ReviewSheet:
         *,
         width_of: Callable[[str], int],
         wrapped: frozenset[str],
+        hidden: frozenset[str] = frozenset(),
     ) -> None:
         # openpyxl is imported here, not with the module: a CSV or JSON export (and every
         # command that imports this module) does without its ~0.2 s import.
@@ -443,6 +444,8 @@ class ReviewSheet:
         self.sheet.freeze_panes = "A2"
         for number, column in enumerate(self.columns, start=1):
             self.sheet.column_dimensions[get_column_letter(number)].width = width_of(column)
+            # Before the first row: a write-only sheet writes its columns with it.
+            self.sheet.column_dimensions[get_column_letter(number)].hidden = column in hidden
         bold = Font(bold=True)
         self.sheet.append([self.cell(_xlsx_cell(column), font=bold) for column in self.columns])
         self.rows = 1
@@ -479,11 +482,6 @@ class ReviewSheet:
         # lacks the add_data_validation shortcut on them.
         self.sheet.data_validations.append(validation)
 
-    def hide(self, index: int) -> None:
-        from openpyxl.utils import get_column_letter
-
-        self.sheet.column_dimensions[get_column_letter(index + 1)].hidden = True
-
     def chunks(self) -> Iterator[bytes]:
         """The finished workbook, in STREAM_CHUNK pieces."""
         from openpyxl.utils import get_column_letter
@@ -516,9 +514,14 @@ def stream_xlsx(batch: Batch) -> Iterator[bytes]:
             width = XLSX_INPUT_WIDTH if column.startswith(INPUT_PREFIX) else XLSX_DEFAULT_WIDTH
         return width
 
-    sheet = ReviewSheet("Results", columns, width_of=width_of, wrapped=XLSX_WRAPPED)
+    sheet = ReviewSheet(
+        "Results",
+        columns,
+        width_of=width_of,
+        wrapped=XLSX_WRAPPED,
+        hidden=frozenset({"row_key"}),
+    )
     sheet.review_dropdown(columns.index("review_verdict"), REVIEW_VALUES)
-    sheet.hide(columns.index("row_key"))
     created = columns.index("created_at")
     for record in _records(batch, headers):
         values: list[Any] = [_xlsx_cell(record[column]) for column in columns]

@@ -41,7 +41,6 @@ from rapidfuzz.distance import LCSseq
 
 from batches.models import NOT_BLOCKED, Batch, BatchItem, JudgeVerdict, Verdict, VerdictReason
 from chats.models import AnswerType, GuardStatus
-from evaluation.review import FAILING_REVIEWS, PASSING_REVIEWS
 from chats.prompts import answer_type_of
 from chats.services import (
     JudgeReplyError,
@@ -51,6 +50,7 @@ from chats.services import (
     judge_answer,
     run_on_provider_loop,
 )
+from evaluation.review import FAILING_REVIEWS, PASSING_REVIEWS
 
 logger = logging.getLogger(__name__)
 
