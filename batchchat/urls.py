@@ -34,6 +34,7 @@ urlpatterns = [
     path("settings/tokens/", include("accounts.urls")),
     path("batches/", include("batches.urls")),
     path("batches/", include("evaluation.urls")),
+    path("", include("evaluation.review_urls")),
     path("chats/", include("chats.urls")),
     # The local search index's documents, where their citations point (chats.documents).
     path("docs/", chat_views.document, name="document-index"),

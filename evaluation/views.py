@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from batches import services
 from batches.forms import RegradeForm, RunAgainForm
 from batches.models import Batch
-from batches.selectors import compare_choices
+from batches.selectors import compare_choices, may_act_on
 from batches.views.common import (
     _attach_grades,
     _get_batch_for_user,
@@ -25,7 +25,8 @@ from batches.views.common import (
     _next_url,
 )
 from chats.services import ProviderNotConfigured
-from evaluation import regrade
+from evaluation import regrade, sharing
+from evaluation.agreement import review_summaries
 from evaluation.compare import (
     CHANGES,
     COMPARE_FORMATS,
@@ -57,6 +58,24 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
         "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
         **_set_context(batch),
         "regrade_job": regrade.active_job(batch),
+        **_review_context(request, batch),
+    }
+
+
+def _review_context(request: HttpRequest, batch: Batch) -> dict:
+    """The expert review block (evaluation/_review_panel.html): one query for the summary,
+    one for who may review, one for the reviewers (the owner only)."""
+    summary = review_summaries([batch.pk])[batch.pk]
+    owner = may_act_on(request.user, batch)
+    return {
+        "review_summary": summary,
+        "review_agreements": [
+            ("automatic", _("Automatic verdict"), summary.automatic),
+            ("judge", _("AI judge"), summary.judge),
+        ],
+        "may_review": owner or sharing.is_reviewer(request.user, batch),
+        "review_only": sharing.review_only(request.user, batch),
+        "shares": sharing.shares_of(batch=batch) if owner else None,
     }
 
 
