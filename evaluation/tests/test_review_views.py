@@ -23,7 +23,9 @@ pytestmark = pytest.mark.django_db
 def batch(owner):
     batch = graded(owner, ["One.", "Two.", "Three.", None], expected=["One.", "x", "y", "z"])
     items = list(batch.items.order_by("position"))
-    for item, verdict, judge in zip(items, ["pass", "fail", "pass", ""], ["pass", "pass", "", ""]):
+    for item, verdict, judge in zip(
+        items, ["pass", "fail", "pass", ""], ["pass", "pass", "", ""], strict=True
+    ):
         item.verdict, item.judge_verdict = verdict, judge
     BatchItem.objects.bulk_update(items, ["verdict", "judge_verdict"])
     return batch
@@ -77,12 +79,16 @@ def test_saving_with_htmx_answers_the_card(owner_client, batch, owner):
     )
     # The notes' own button keeps the verdict.
     owner_client.post(
-        f"/batches/{batch.pk}/review/{item.pk}/", {"notes": "Better."}, headers={"HX-Request": "true"}
+        f"/batches/{batch.pk}/review/{item.pk}/",
+        {"notes": "Better."},
+        headers={"HX-Request": "true"},
     )
     turn.refresh_from_db()
     assert (turn.review_verdict, turn.review_notes) == ("partly_correct", "Better.")
     bad = owner_client.post(
-        f"/batches/{batch.pk}/review/{item.pk}/", {"verdict": "great"}, headers={"HX-Request": "true"}
+        f"/batches/{batch.pk}/review/{item.pk}/",
+        {"verdict": "great"},
+        headers={"HX-Request": "true"},
     )
     assert bad.status_code == 422
     turn.refresh_from_db()
