@@ -173,6 +173,7 @@ def test_the_batch_page_shows_agreement(owner_client, batch, owner):
     save_review(item=items[1], verdict="correct", notes="", user=owner)
     page = owner_client.get(f"/batches/{batch.pk}/").content.decode()
     assert "Reviewed: 2 of 3 answered rows." in page
+    assert "Expert-reviewed: 2" in page
     # Automatic: pass, fail vs reviewer pass, pass: 50 %. Judge: pass, pass: 100 %.
     automatic = page.split('data-agreement="automatic"')[1].split("</tr>")[0]
     assert "50.0 %" in automatic
