@@ -7,6 +7,7 @@ stranger 404); reviewing is the owner's, a superuser's or a reviewer's (other st
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router
 from pydantic import Field, model_validator
@@ -208,7 +209,7 @@ def review(request: HttpRequest, payload: ReviewIn):
 
 @router.post(
     "/reviews",
-    response={200: ReviewsOut, **error_docs(*COMMON_ERRORS, 415, 422)},
+    response={200: ReviewsOut, **error_docs(*COMMON_ERRORS, 413, 415, 422)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -241,6 +242,8 @@ def reviews(request: HttpRequest, query: Query[ReviewsQuery]):
             code="invalid_fields",
             fields={"file": ["Choose a file."]},
         )
+    if upload.size > settings.MAX_UPLOAD_BYTES:
+        raise ApiError(413, f"The file is over {settings.MAX_UPLOAD_BYTES} bytes.")
     data = upload.read()
     try:
         if query.dry_run:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -32,6 +33,7 @@ from django.utils import translation
 
 from batches.export import neutralise_formula, read_row_key
 from batches.models import Batch, BatchItem
+from batches.uploads.xlsx import XLSX_MAX_PART_BYTES, XLSX_MAX_PARTS, XLSX_MAX_TOTAL_BYTES
 from chats.models import ReviewVerdict
 from evaluation.review import MAX_NOTES, save_reviews
 
@@ -117,9 +119,28 @@ def _verdict_names() -> dict[str, str]:
     return names
 
 
+def _check_container(data: bytes) -> None:
+    """A workbook's ZIP bounds before openpyxl opens it (batches.uploads.xlsx's limits on
+    parts and unpacked sizes; its cell and shared-string counts are for question uploads
+    and would refuse the export of a large batch)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ReviewFileError([CellProblem(1, "A1", "Not a readable XLSX file.")]) from None
+    too_big = sum(info.file_size for info in infos) > XLSX_MAX_TOTAL_BYTES or any(
+        info.file_size > XLSX_MAX_PART_BYTES for info in infos
+    )
+    if len(infos) > XLSX_MAX_PARTS or too_big:
+        raise ReviewFileError(
+            [CellProblem(1, "A1", "The workbook unpacks to too much: save it as CSV.")]
+        )
+
+
 def _rows_xlsx(data: bytes):
     from openpyxl import load_workbook
 
+    _check_container(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as error:  # noqa: BLE001 - openpyxl raises many kinds on a bad zip
@@ -128,6 +149,8 @@ def _rows_xlsx(data: bytes):
         ) from None
     try:
         sheet = workbook.worksheets[0]
+        # Trust the cells, not a stated size that would pad every row.
+        sheet.reset_dimensions()
         for row in sheet.iter_rows(values_only=True):
             yield list(row)
     finally:
@@ -147,18 +170,28 @@ def _rows_csv(data: bytes):
     yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
 
 
-def read_rows(*, data: bytes, filename: str) -> list[list]:
+def read_rows(*, data: bytes, filename: str, max_rows: int) -> list[list]:
+    """The file's rows, the header first; ReviewFileError past MAX_UPLOAD_BYTES or
+    `max_rows` data rows (reading stops there)."""
     if len(data) > settings.MAX_UPLOAD_BYTES:
         raise ReviewFileError(
             [CellProblem(1, "A1", f"The file is over {settings.MAX_UPLOAD_BYTES} bytes.")]
         )
     is_xlsx = data[:2] == b"PK" or filename.lower().endswith((".xlsx", ".xlsm"))
-    return list(_rows_xlsx(data) if is_xlsx else _rows_csv(data))
+    rows = []
+    for row in _rows_xlsx(data) if is_xlsx else _rows_csv(data):
+        if len(rows) > max_rows:
+            raise ReviewFileError(
+                [CellProblem(len(rows) + 1, f"A{len(rows) + 1}", "Too many rows for this batch.")]
+            )
+        rows.append(row)
+    return rows
 
 
 def preview_reviews(*, batch: Batch, data: bytes, filename: str) -> ReviewPreview:
     """Steps 1-3 of the module docstring; ReviewFileError naming every bad cell."""
-    rows = read_rows(data=data, filename=filename)
+    limit = batch.total_items + MAX_EXTRA_ROWS
+    rows = read_rows(data=data, filename=filename, max_rows=limit)
     if not rows:
         raise ReviewFileError([CellProblem(1, "A1", "The file is empty.")])
     header = [_text(cell).lower() for cell in rows[0]]
@@ -169,9 +202,6 @@ def preview_reviews(*, batch: Batch, data: bytes, filename: str) -> ReviewPrevie
         )
     if VERDICT not in header and NOTES not in header:
         raise ReviewFileError([CellProblem(1, "A1", "No review_verdict or review_notes column.")])
-    limit = batch.total_items + MAX_EXTRA_ROWS
-    if len(rows) - 1 > limit:
-        raise ReviewFileError([CellProblem(limit + 2, "A", "Too many rows for this batch.")])
     where = {
         name: header.index(name) for name in (KEY, VERDICT, NOTES, REVIEWED_AT) if name in header
     }

@@ -9,6 +9,7 @@ sharing are the owner's (or a superuser's): a reviewer gets 404 there, as a stra
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -29,7 +30,12 @@ from chats.models import ReviewVerdict
 from evaluation import sharing
 from evaluation.models import Question, Run
 from evaluation.review import REVIEW_FILTERS, ReviewError, review_items, save_review
-from evaluation.review_files import ReviewFileError, apply_reviews, preview_reviews
+from evaluation.review_files import (
+    CellProblem,
+    ReviewFileError,
+    apply_reviews,
+    preview_reviews,
+)
 from evaluation.sets import update_expectations
 
 LIST_PAGE_SIZE = 20
@@ -205,8 +211,12 @@ def reviews_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if upload is None:
         messages.error(request, _("Choose the reviewed XLSX or CSV file."))
         return redirect(_review_url(batch, review_filter=""))
-    data = upload.read()
     context = {"batch": batch, "filename": upload.name}
+    if upload.size > settings.MAX_UPLOAD_BYTES:
+        problem = CellProblem(1, "A1", f"The file is over {settings.MAX_UPLOAD_BYTES} bytes.")
+        context["problems"] = [problem]
+        return render(request, "evaluation/review_upload.html", context, status=413)
+    data = upload.read()
     try:
         preview = preview_reviews(batch=batch, data=data, filename=upload.name or "")
     except ReviewFileError as error:

@@ -248,3 +248,24 @@ def test_review_summaries_count_only_answered_rows(owner):
     assert (summary.answered, summary.reviewed) == (2, 0)
     assert summary.automatic.percent is None
     assert Verdict.PASS and JudgeVerdict.PASS  # the vocabulary the summary maps onto
+
+
+def test_a_file_longer_than_the_batch_is_refused(batch, owner, settings):
+    lines = ["row_key,review_verdict"] + [",correct"] * (6 + 1001)
+    response = ApiClient(owner).upload(
+        f"batch/reviews?batchId={batch.pk}",
+        {"file": SimpleUploadedFile("r.csv", "\n".join(lines).encode())},
+    )
+    assert response.status_code == 422
+    assert "Too many rows" in error_of(response)["message"]
+    settings.MAX_UPLOAD_BYTES = 10
+    response = ApiClient(owner).upload(
+        f"batch/reviews?batchId={batch.pk}", {"file": SimpleUploadedFile("r.csv", b"x" * 11)}
+    )
+    assert response.status_code == 413
+
+
+def test_not_a_workbook_is_refused(batch, owner):
+    response = _upload(ApiClient(owner), batch, b"PK\x03\x04 not really a zip")
+    assert response.status_code == 422
+    assert error_of(response)["rows"][0]["cell"] == "A1"
