@@ -29,7 +29,9 @@ ID = Field(default=None, ge=1, le=2**63 - 1)
 class ShareIn(CamelSchema):
     batch_id: int | None = ID
     question_set_id: int | None = ID
-    username: str = Field(min_length=1, max_length=150)
+    # Checked after the batch or set is found, so that someone else's answers 404 whatever
+    # the body holds.
+    username: str = Field(default="", max_length=150)
     role: str = Field(default=Share.Role.REVIEWER, description="reviewer (the only role)")
 
     @model_validator(mode="after")
@@ -72,7 +74,9 @@ class SharesQuery(CamelSchema):
 
 class ReviewIn(CamelSchema):
     batch_id: int = Field(ge=1, le=2**63 - 1)
-    row: int = Field(ge=1, description="The row number (1-based, as in the export's `row`)")
+    row: int | None = Field(
+        default=None, ge=1, description="The row number (1-based, as in the export's `row`)"
+    )
     verdict: str = Field(
         default="", description="correct, partly_correct, incorrect, cannot_tell ('' clears)"
     )
@@ -126,6 +130,12 @@ def _target(request: HttpRequest, batch_id: int | None, set_id: int | None) -> d
     return {"question_set": _set_for(request, set_id, share=True)}
 
 
+def _require_username(username: str) -> None:
+    if not username.strip():
+        message = "Give the reviewer's username."
+        raise ApiError(422, message, code="invalid_fields", fields={"username": [message]})
+
+
 @router.post(
     "/share",
     response={200: SharesOut, **error_docs(*COMMON_ERRORS, 422)},
@@ -135,6 +145,7 @@ def share(request: HttpRequest, payload: ShareIn):
     """The reviewer may read, export and review it (a set: every run of it), nothing
     else. Sharing again is harmless. Answers every share of the batch (or the set)."""
     target = _target(request, payload.batch_id, payload.question_set_id)
+    _require_username(payload.username)
     try:
         sharing.share_with(
             username=payload.username, shared_by=request.auth, role=payload.role, **target
@@ -153,6 +164,7 @@ def share(request: HttpRequest, payload: ShareIn):
 )
 def unshare(request: HttpRequest, payload: ShareIn):
     target = _target(request, payload.batch_id, payload.question_set_id)
+    _require_username(payload.username)
     return UnshareOut(removed=sharing.unshare(username=payload.username, **target))
 
 
@@ -187,6 +199,9 @@ def _reviewable(request: HttpRequest, batch_id: int) -> Batch:
 )
 def review(request: HttpRequest, payload: ReviewIn):
     batch = _reviewable(request, payload.batch_id)
+    if payload.row is None:
+        message = "Give the row number (`row`, 1-based)."
+        raise ApiError(422, message, code="invalid_fields", fields={"row": [message]})
     item = batch.items.select_related("interaction").filter(position=payload.row - 1).first()
     if item is None:
         raise ApiError(404, f"No row {payload.row} in batch {batch.pk}.")
