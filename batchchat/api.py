@@ -32,6 +32,7 @@ from chats.api import router as chats_router
 from chats.errors import ProviderNotConfigured
 from evaluation.api import router as evaluation_router
 from evaluation.api import sets_router
+from evaluation.review_api import router as review_router
 from evaluation.sets_api import router as set_reads_router
 
 logger = logging.getLogger(__name__)
@@ -236,6 +237,7 @@ api.add_router("/batch/", batches_router)
 api.add_router("/batch/", evaluation_router)
 api.add_router("/sets", set_reads_router)
 api.add_router("/sets/", sets_router)
+api.add_router("/batch/", review_router)
 
 
 # --- Outside ninja: unknown paths, wrong methods, and Django-level error handlers ----------

@@ -34,6 +34,7 @@ urlpatterns = [
     path("settings/tokens/", include("accounts.urls")),
     path("batches/", include("batches.urls")),
     path("", include("evaluation.urls")),  # /batches/<id>/… evaluation actions, /sets/
+    path("", include("evaluation.review_urls")),
     path("chats/", include("chats.urls")),
     # The local search index's documents, where their citations point (chats.documents).
     path("docs/", chat_views.document, name="document-index"),

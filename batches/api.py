@@ -88,11 +88,14 @@ INLINE_START_MESSAGE = (
 # --- Helpers ------------------------------------------------------------------------------
 
 
-def _batch_for(request: HttpRequest, batch_id: int, *, act: bool = False) -> Batch:
-    """The batch when the caller may see it (404 otherwise); with `act`, 403 when they may
-    see it but not change it (staff on another user's batch, see may_act_on)."""
-    batch = batches_for(request.auth).filter(pk=batch_id).first()
-    if batch is None:
+def _batch_for(
+    request: HttpRequest, batch_id: int, *, act: bool = False, shared: bool = True
+) -> Batch:
+    """The batch when the caller may see it (404 otherwise; `shared`: batches shared with
+    them as reviewer count); with `act`, 403 when they may see it but not change it
+    (staff on another user's batch, see may_act_on), 404 for a reviewer."""
+    batch = batches_for(request.auth, shared=shared).filter(pk=batch_id).first()
+    if batch is None or act and not may_act_on(request.auth, batch) and not request.auth.is_staff:
         # The same answer whether the batch does not exist or belongs to someone else.
         raise ApiError(404, f"No batch with batchId {batch_id}.")
     if act and not may_act_on(request.auth, batch):
@@ -393,7 +396,9 @@ def delete(request: HttpRequest, payload: BatchIdIn):
 )
 def status(request: HttpRequest, query: Query[BatchIdQuery]):
     batch = _batch_for(request, query.batch_id)
-    grades = _grades_out(hooks.graders().summaries([batch.pk])[batch.pk])
+    graders = hooks.graders()
+    grades = _grades_out(graders.summaries([batch.pk])[batch.pk])
+    review = graders.review_summary(batch.pk) if graders.review_summary else None
     projected = None
     if batch.status == Batch.Status.UPLOADED:  # before anything is sent
         projected = ProjectedCallsOut.of(projected_calls(batch))
@@ -401,7 +406,11 @@ def status(request: HttpRequest, query: Query[BatchIdQuery]):
     if batch.is_economy:
         provider_batches = [ProviderBatchOut.of(pb) for pb in batch.provider_batches.all()]
     return BatchOut.of(
-        batch, grades=grades, projected_calls=projected, provider_batches=provider_batches
+        batch,
+        grades=grades,
+        review=review,
+        projected_calls=projected,
+        provider_batches=provider_batches,
     )
 
 
@@ -494,7 +503,7 @@ def run_again(request: HttpRequest, payload: RunAgainIn):
     # Settings the payload leaves out are the source batch's own (services.run_again).
     check_repeats(payload.repeats)
     batch = services.run_again(
-        batch=_batch_for(request, payload.batch_id),
+        batch=_batch_for(request, payload.batch_id, shared=False),
         uploader=request.auth,
         name=payload.name,
         ai_provider=payload.ai_provider,

@@ -83,6 +83,11 @@ class GradesOut(CamelSchema):
     verdict_graded: int
     verdict_passed: int
     verdict_ungraded: int
+    expert_reviewed: int = Field(
+        default=0,
+        description="Rows whose verdict is an expert's review (correct: pass; partly correct "
+        "or incorrect: fail), counted in verdictGraded and verdictPassed",
+    )
     outcome_accuracy: float | None = Field(
         description="Rows whose expected outcome was met, over rows with one"
     )
@@ -228,6 +233,12 @@ class BatchOut(CamelSchema):
     run_from: int | None = Field(default=None, description="The batch this one was run again from")
     grades: GradesOut | None = Field(
         default=None, description="Grade summary (status, list, regrade answers)"
+    )
+    review: dict | None = Field(
+        default=None,
+        description="Expert reviews (status only): answered and reviewed rows, each review "
+        "verdict's count and percent, and the agreement of the automatic verdict and of the "
+        "AI judge with the reviewers (compared, agreed, percent, kappa, confusion counts)",
     )
     throttle: ThrottleOut | None = Field(
         description="Set while the provider's rate limit holds the batch back"

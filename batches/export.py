@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
+from django.core import signing
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
@@ -103,12 +104,47 @@ FIXED_COLUMNS: tuple[str, ...] = (
     "expected_outcome",
     *GRADE_COLUMNS,
     "judge_notes",
+    "review_verdict",
+    "review_notes",
+    "reviewed_by",
+    "reviewed_at",
     "status",
     "error",
     "input_tokens",
     "output_tokens",
     "latency_ms",
+    "row_key",
 )
+# The results XLSX is laid out for an expert's review: these first (the review verdict
+# with a dropdown of REVIEW_VALUES, the notes wide and wrapped), then the other columns;
+# `row_key` is hidden (evaluation.review reads it back).
+XLSX_LEAD_COLUMNS: tuple[str, ...] = (
+    "question",
+    "expected_answer",
+    "answer",
+    "citation_url",
+    "verdict",
+    "review_verdict",
+    "review_notes",
+)
+REVIEW_VALUES: tuple[str, ...] = ("correct", "partly_correct", "incorrect", "cannot_tell")
+# Signs `row_key`: "<batch id>:<item id>:<signature>" (django.core.signing, the
+# SECRET_KEY), so that a file's key cannot be edited to point at another row.
+ROW_KEY_SALT = "batchchat.export.row_key"
+
+
+def row_key(batch_id: int, item_id: int) -> str:
+    """The stable, signed key of one batch row in an export."""
+    return signing.Signer(salt=ROW_KEY_SALT).sign(f"{batch_id}:{item_id}")
+
+
+def read_row_key(key: str) -> tuple[int, int]:
+    """(batch id, item id) of a `row_key`; signing.BadSignature when it was altered."""
+    value = signing.Signer(salt=ROW_KEY_SALT).unsign(str(key).strip())
+    batch_id, _sep, item_id = value.partition(":")
+    return int(batch_id), int(item_id)
+
+
 INPUT_PREFIX = "input."
 # Rows fetched per database round trip; bounds memory, not the number of rows.
 DB_CHUNK = 500
@@ -217,11 +253,16 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
         "expected_outcome": item.expected_outcome,
         **grade_values(item),
         "judge_notes": item.judge_notes,
+        "review_verdict": interaction.review_verdict if interaction else "",
+        "review_notes": interaction.review_notes if interaction else "",
+        "reviewed_by": _username(interaction.reviewed_by) if interaction else "",
+        "reviewed_at": _iso(interaction.reviewed_at) if interaction else None,
         "status": item.status,
         "error": item.error,
         "input_tokens": interaction.input_tokens if interaction else None,
         "output_tokens": interaction.output_tokens if interaction else None,
         "latency_ms": interaction.latency_ms if interaction else None,
+        "row_key": row_key(batch.pk, item.pk),
     }
     original = item.columns(headers)
     for header in headers:
@@ -229,10 +270,18 @@ def _record(batch: Batch, item: BatchItem, headers: list[str]) -> dict[str, Any]
     return record
 
 
+def _username(user) -> str:
+    return user.get_username() if user is not None else ""
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
 def _records(batch: Batch, headers: list[str]) -> Iterator[dict[str, Any]]:
     items = (
         BatchItem.objects.filter(batch=batch)
-        .select_related("chat", "interaction")
+        .select_related("chat", "interaction", "interaction__reviewed_by")
         .order_by("position")
     )
     rows = items.iterator(chunk_size=DB_CHUNK)
@@ -379,8 +428,15 @@ XLSX_WIDTHS = {
     "created_at": 20,
     "chat_id": 14,
     "model": 16,
+    "expected_answer": 50,
+    "review_verdict": 16,
+    "review_notes": 50,
+    "row_key": 10,
 }
-XLSX_WRAPPED = frozenset({"question", "answer", "error", "citation_title", "search_query"})
+XLSX_WRAPPED = frozenset(
+    {"question", "answer", "error", "citation_title", "search_query", "expected_answer"}
+    | {"review_notes"}
+)
 XLSX_DEFAULT_WIDTH = 12
 XLSX_INPUT_WIDTH = 24
 XLSX_DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
@@ -421,6 +477,7 @@ class ReviewSheet:
         *,
         width_of: Callable[[str], int],
         wrapped: frozenset[str],
+        hidden: frozenset[str] = frozenset(),
     ) -> None:
         # openpyxl is imported here, not with the module: a CSV or JSON export (and every
         # command that imports this module) does without its ~0.2 s import.
@@ -434,6 +491,8 @@ class ReviewSheet:
         self.sheet.freeze_panes = "A2"
         for number, column in enumerate(self.columns, start=1):
             self.sheet.column_dimensions[get_column_letter(number)].width = width_of(column)
+            # Before the first row: a write-only sheet writes its columns with it.
+            self.sheet.column_dimensions[get_column_letter(number)].hidden = column in hidden
         bold = Font(bold=True)
         self.sheet.append([self.cell(_xlsx_cell(column), font=bold) for column in self.columns])
         self.rows = 1
@@ -456,6 +515,20 @@ class ReviewSheet:
         self.sheet.append(values)
         self.rows += 1
 
+    def review_dropdown(self, index: int, values: Sequence[str]) -> None:
+        """A dropdown of `values` (blank allowed) on column `index`'s data rows."""
+        from openpyxl.utils import get_column_letter
+        from openpyxl.worksheet.datavalidation import DataValidation
+
+        letter = get_column_letter(index + 1)
+        validation = DataValidation(
+            type="list", formula1='"' + ",".join(values) + '"', allow_blank=True
+        )
+        validation.add(f"{letter}2:{letter}1048576")
+        # Write-only sheets keep their validations like a normal sheet; openpyxl only
+        # lacks the add_data_validation shortcut on them.
+        self.sheet.data_validations.append(validation)
+
     def chunks(self) -> Iterator[bytes]:
         """The finished workbook, in STREAM_CHUNK pieces."""
         from openpyxl.utils import get_column_letter
@@ -470,11 +543,18 @@ class ReviewSheet:
                 yield chunk
 
 
+def xlsx_columns(batch: Batch, headers: list[str]) -> list[str]:
+    """The results XLSX's columns: XLSX_LEAD_COLUMNS, the other fixed ones (with the
+    repeat columns of a batch with repeats), the inputs."""
+    rest = [column for column in fixed_columns(batch) if column not in XLSX_LEAD_COLUMNS]
+    return [*XLSX_LEAD_COLUMNS, *rest, *(INPUT_PREFIX + header for header in headers)]
+
+
 def stream_xlsx(batch: Batch) -> Iterator[bytes]:
     """The results as an XLSX workbook of one sheet (ReviewSheet), `created_at` a
     date-time cell (UTC)."""
     headers = _input_headers(batch)
-    columns = export_columns(batch, headers)
+    columns = xlsx_columns(batch, headers)
 
     def width_of(column: str) -> int:
         width = XLSX_WIDTHS.get(column)
@@ -482,7 +562,14 @@ def stream_xlsx(batch: Batch) -> Iterator[bytes]:
             width = XLSX_INPUT_WIDTH if column.startswith(INPUT_PREFIX) else XLSX_DEFAULT_WIDTH
         return width
 
-    sheet = ReviewSheet("Results", columns, width_of=width_of, wrapped=XLSX_WRAPPED)
+    sheet = ReviewSheet(
+        "Results",
+        columns,
+        width_of=width_of,
+        wrapped=XLSX_WRAPPED,
+        hidden=frozenset({"row_key"}),
+    )
+    sheet.review_dropdown(columns.index("review_verdict"), REVIEW_VALUES)
     created = columns.index("created_at")
     for record in _records(batch, headers):
         values: list[Any] = [_xlsx_cell(record[column]) for column in columns]

@@ -27,6 +27,8 @@ Signatures (every one is called by batches, implemented by evaluation):
   read as one result (passes out of k, pass@k, pass^k, agreement of the answers); items
   with `interaction` loaded. The rows table and the export call it.
 
+- `review_summary(batch_id) -> dict`: the reviews of a batch and the agreement of the
+  automatic verdicts and the judge with them (API status), optional.
 - `background_work() -> bool`: grade the next chunk of a running "Grade again" job (the
   AI judge's, which runs in the background); False when none runs. `run_worker` calls it
   when no batch has rows to answer, so judge jobs finish with no page open.
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Q
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class Graders:
     judge_rows: Callable[[Any], int]
     question_set_ids: Callable[[Iterable[int]], Mapping[int, int]]
     question_results: Callable[[Iterable[Any]], Mapping[int, Any]]
+    # The expert reviews' summary and agreement of one batch as a JSON-ready dict (the
+    # API status), or None when no reviews app is installed.
+    review_summary: Callable[[int], dict] | None = None
 
 
 _registered: Graders | None = None
@@ -103,3 +109,26 @@ def register_run_sets(run_sets: RunSets) -> None:
 def run_sets() -> RunSets | None:
     """The registered RunSets; None without the evaluation app (the list shows no sets)."""
     return _run_sets
+
+
+# --- Who else may read a batch (reviewers) ----------------------------------------------
+#
+# `evaluation` keeps the shares (a batch or a whole question set shared with a reviewer)
+# and registers here a rule `(user) -> Q` over Batch: the batches shared with that user.
+# batches.selectors.batches_for adds them to the user's own; actions stay the owner's
+# (batches.selectors.may_act_on).
+
+_reader_rules: dict[str, Callable[[Any], Q]] = {}
+
+
+def register_reader_rule(name: str, rule: Callable[[Any], Q]) -> None:
+    """Add (or, under the same name, replace) a rule of batches shared with a user."""
+    _reader_rules[name] = rule
+
+
+def shared_with(user) -> Q | None:
+    """The batches shared with `user` by every registered rule; None when no rule."""
+    condition = None
+    for rule in _reader_rules.values():
+        condition = rule(user) if condition is None else condition | rule(user)
+    return condition

@@ -21,6 +21,7 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from batches import hooks
 from batches.models import Batch, BatchItem, Verdict, WorkerHeartbeat
 from chats.models import GuardStatus
 from chats.services import counts_words, not_found_q, price_for
@@ -53,13 +54,20 @@ def with_activity(queryset: QuerySet[Batch]) -> QuerySet[Batch]:
     return queryset.annotate(worker_alive=Exists(live_workers()), has_live_lease=Exists(live_lease))
 
 
-def batches_for(user) -> QuerySet[Batch]:
-    """The batches `user` may see: their own; staff see all (see may_act_on for actions),
-    with their activity."""
+def batches_for(user, *, shared: bool = True) -> QuerySet[Batch]:
+    """The batches `user` may see: their own, and (with `shared`) those shared with them
+    as reviewer (batches.hooks.shared_with); staff see all (see may_act_on for actions),
+    with their activity. `shared=False` is for what a reviewer may not do although it
+    does not change the batch (run it again as one's own)."""
     queryset = with_activity(Batch.objects.select_related("uploader"))
     if user.is_staff:
         return queryset
-    return queryset.filter(uploader=user)
+    condition = Q(uploader=user)
+    if shared:
+        others = hooks.shared_with(user)
+        if others is not None:
+            condition |= others
+    return queryset.filter(condition)
 
 
 # How far up "Run again" chains are followed to find a common source.
@@ -136,7 +144,7 @@ def batch_items(
     and/or one guard outcome (`blocked`, `redacted`) and/or one of GRADE_FILTERS,
     containing `query` in the question, answer or error, in one of ROW_SORTS (the grade
     filters "failing_first" and "failing" order failing rows first instead)."""
-    queryset = batch.items.select_related("chat", "interaction")
+    queryset = batch.items.select_related("chat", "interaction", "interaction__reviewed_by")
     if status == NOT_FOUND:
         queryset = queryset.filter(not_found_items(batch))
     elif status:

@@ -106,6 +106,15 @@ class AnswerType(models.TextChoices):
     BLOCKED = "blocked", _("Blocked")
 
 
+class ReviewVerdict(models.TextChoices):
+    """An expert's judgement of an answer (the review, evaluation.review)."""
+
+    CORRECT = "correct", _("Correct")
+    PARTLY_CORRECT = "partly_correct", _("Partly correct")
+    INCORRECT = "incorrect", _("Incorrect")
+    CANNOT_TELL = "cannot_tell", _("Cannot tell")
+
+
 class Interaction(models.Model):
     """One turn of a chat: the question, what search found, and the answer."""
 
@@ -139,6 +148,18 @@ class Interaction(models.Model):
         on_delete=models.SET_NULL,
         related_name="interactions",
     )
+    # An expert's review of the answer (evaluation.review): on the turn, so that every
+    # row, repeat and run keeps its own. Blank verdict: not reviewed.
+    review_verdict = models.CharField(max_length=16, choices=ReviewVerdict.choices, blank=True)
+    review_notes = models.TextField(blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

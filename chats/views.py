@@ -23,6 +23,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from chats.access import chats_for
 from chats.documents import indexed_document
 from chats.errors import ChatPipelineError
 from chats.forms import FollowUpForm, PromptOverrideForm
@@ -39,11 +40,8 @@ STREAM_HEADER = "HTTP_X_BATCHCHAT_STREAM"
 
 
 def _get_chat_for_user(request: HttpRequest, chat_id: str) -> Chat:
-    """The chat when the user uploaded it (or is staff); 404 otherwise."""
-    queryset = Chat.objects.select_related("uploader")
-    if not request.user.is_staff:
-        queryset = queryset.filter(uploader=request.user)
-    return get_object_or_404(queryset, chat_id=chat_id)
+    """The chat when the user uploaded it, reviews it or is staff; 404 otherwise."""
+    return get_object_or_404(chats_for(request.user), chat_id=chat_id)
 
 
 def _can_ask(request: HttpRequest, chat: Chat, rows: list | None = None) -> bool:
@@ -82,7 +80,7 @@ def _chat_title(chat: Chat, rows: list) -> str:
 def _transcript_context(request: HttpRequest, chat: Chat) -> dict:
     return {
         "chat": chat,
-        "interactions": list(chat.interactions.order_by("position")),
+        "interactions": list(chat.interactions.select_related("reviewed_by").order_by("position")),
         "counts_words": counts_words(chat.ai_provider),
     }
 
@@ -142,6 +140,8 @@ def chat_ask(request: HttpRequest, chat_id: str) -> HttpResponseBase:
     then redirect back to the chat (POST-redirect-GET).
     """
     chat = _get_chat_for_user(request, chat_id)
+    if chat.uploader_id != request.user.pk and not request.user.is_staff:
+        raise Http404  # a reviewer reads the chat; for anything else, as for a stranger
     if chat.uploader_id != request.user.pk:
         return HttpResponseForbidden(_("Only the person who uploaded this chat can continue it."))
     if not _can_ask(request, chat):

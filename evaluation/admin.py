@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from batchchat.admin import FirstRowsFormSet, ReadOnlyAdminMixin
-from evaluation.models import Question, QuestionSet, Run
+from evaluation.models import Question, QuestionSet, Run, Share
 
 
 class QuestionInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -39,3 +39,15 @@ class QuestionSetAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="runs", ordering="run_count")
     def run_count(self, obj: QuestionSet) -> int:
         return obj.run_count
+
+
+@admin.register(Share)
+class ShareAdmin(admin.ModelAdmin):
+    """Who reviews what; shares are made and removed here or by their owners (pages, API)."""
+
+    list_display = ("user", "role", "batch", "question_set", "shared_by", "created_at")
+    list_select_related = ("user", "batch", "question_set", "shared_by")
+    list_filter = ("role",)
+    search_fields = ("user__username", "batch__name", "question_set__name")
+    raw_id_fields = ("user", "batch", "question_set", "shared_by")
+    readonly_fields = ("created_at",)

@@ -13,9 +13,13 @@ class EvaluationConfig(AppConfig):
         from batches.hooks import Graders, RunSets, register_graders, register_run_sets
         from batches.models import Batch
         from batches.signals import batch_created
+        from evaluation import sharing
 
         # Every new batch is a run of a question set (evaluation.sets.add_run).
         batch_created.connect(_add_run, sender=Batch, dispatch_uid="evaluation.sets.add_run")
+
+        # Reviewers read the batches (and their chats) shared with them.
+        sharing.register_rules()
 
         register_graders(
             Graders(
@@ -30,6 +34,7 @@ class EvaluationConfig(AppConfig):
                 judge_rows=_lazy("grading", "judge_rows"),
                 question_set_ids=_lazy("sets", "question_set_ids"),
                 question_results=_lazy("repeats", "question_results"),
+                review_summary=_review_summary,
             )
         )
         register_run_sets(
@@ -56,3 +61,9 @@ def _add_run(sender, *, batch, **kwargs) -> None:
     from evaluation import sets
 
     sets.add_run(batch=batch)
+
+
+def _review_summary(batch_id: int) -> dict:
+    from evaluation.agreement import review_summaries
+
+    return review_summaries([batch_id])[batch_id].as_dict()

@@ -51,6 +51,7 @@ from chats.services import (
     run_on_provider_loop,
 )
 from evaluation.repeats import repeat_result
+from evaluation.review import FAILING_REVIEWS, PASSING_REVIEWS
 
 logger = logging.getLogger(__name__)
 
@@ -401,6 +402,8 @@ class GradeSummary:
     guard_true_blocks: int = 0
     guard_false_blocks: int = 0
     guard_missed_blocks: int = 0
+    # Rows whose verdict is an expert's review (counted in verdict_graded / passed).
+    expert_reviewed: int = 0
     # A batch with repeats (k > 1): its questions, and those with at least one pass
     # (pass@k) and with every repeat passing (pass^k), by evaluation.repeats; the rates
     # are over the questions with a graded repeat. 0 / None without repeats.
@@ -480,6 +483,7 @@ class GradeSummary:
             "verdict_graded": self.verdict_graded,
             "verdict_passed": self.verdict_passed,
             "verdict_ungraded": self.verdict_ungraded,
+            "expert_reviewed": self.expert_reviewed,
             "outcome_accuracy": self.outcome_accuracy,
             "outcome_checked": self.outcome_checked,
             "citation_match_rate": self.citation_match_rate,
@@ -511,6 +515,13 @@ EMPTY_SUMMARY = GradeSummary()
 
 
 _OUTCOME_GRADED = ~Q(expected_outcome="") & ~Q(verdict="")
+# Reviews that say pass or fail (evaluation.review.REVIEW_AS_VERDICT; "cannot tell"
+# leaves the automatic verdict in place).
+_REVIEW_PASS = Q(interaction__review_verdict__in=PASSING_REVIEWS)
+_REVIEW_FAIL = Q(interaction__review_verdict__in=FAILING_REVIEWS)
+_DECISIVE_REVIEW = _REVIEW_PASS | _REVIEW_FAIL
+_FINAL_PASS = _REVIEW_PASS | (Q(verdict=Verdict.PASS) & ~_DECISIVE_REVIEW)
+_FINAL_FAIL = _REVIEW_FAIL | (Q(verdict=Verdict.FAIL) & ~_DECISIVE_REVIEW)
 _WAS_BLOCKED = Q(interaction__answer_type=AnswerType.BLOCKED)
 
 
@@ -533,9 +544,11 @@ def grade_summaries(batch_ids: Iterable[int]) -> dict[int, GradeSummary]:
             judged=Count("id", filter=Q(judge_verdict__in=(JudgeVerdict.PASS, JudgeVerdict.FAIL))),
             judge_passed=Count("id", filter=Q(judge_verdict=JudgeVerdict.PASS)),
             judge_no_verdict=Count("id", filter=Q(judge_verdict=JudgeVerdict.ERROR)),
-            verdict_graded=Count("id", filter=Q(verdict__in=(Verdict.PASS, Verdict.FAIL))),
-            verdict_passed=Count("id", filter=Q(verdict=Verdict.PASS)),
-            verdict_ungraded=Count("id", filter=Q(verdict=Verdict.UNGRADED)),
+            # An expert's review, where it says pass or fail, is the row's final verdict.
+            verdict_graded=Count("id", filter=_FINAL_PASS | _FINAL_FAIL),
+            verdict_passed=Count("id", filter=_FINAL_PASS),
+            verdict_ungraded=Count("id", filter=Q(verdict=Verdict.UNGRADED) & ~_DECISIVE_REVIEW),
+            expert_reviewed=Count("id", filter=_DECISIVE_REVIEW),
             outcome_checked=Count("id", filter=_OUTCOME_GRADED),
             outcome_met=Count(
                 "id",

@@ -131,3 +131,43 @@ class RegradeJob(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else 100
+
+
+class Share(models.Model):
+    """A batch or a whole question set shared by its owner with another user, as
+    reviewer: they may read, export and review it (evaluation.sharing), nothing else. A
+    set's share covers every run of the set, the later ones too."""
+
+    class Role(models.TextChoices):
+        REVIEWER = "reviewer", _("Reviewer")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_shares"
+    )
+    batch = models.ForeignKey(
+        "batches.Batch", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    question_set = models.ForeignKey(
+        QuestionSet, null=True, blank=True, on_delete=models.CASCADE, related_name="shares"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.REVIEWER)
+    shared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(batch__isnull=False, question_set__isnull=True)
+                | models.Q(batch__isnull=True, question_set__isnull=False),
+                name="share_batch_or_set",
+            ),
+            models.UniqueConstraint(fields=["user", "batch"], name="unique_share_user_batch"),
+            models.UniqueConstraint(fields=["user", "question_set"], name="unique_share_user_set"),
+        ]
+
+    def __str__(self) -> str:
+        target = f"batch {self.batch_id}" if self.batch_id else f"set {self.question_set_id}"
+        return f"{target} shared with {self.user_id} ({self.role})"

@@ -18,7 +18,7 @@ from batches import services
 from batches.errors import UploadError
 from batches.forms import RegradeForm, RunAgainForm
 from batches.models import Batch
-from batches.selectors import compare_choices
+from batches.selectors import compare_choices, may_act_on
 from batches.views.common import (
     _attach_grades,
     _get_batch_for_user,
@@ -26,7 +26,8 @@ from batches.views.common import (
     _next_url,
 )
 from chats.services import ProviderNotConfigured
-from evaluation import regrade
+from evaluation import regrade, sharing
+from evaluation.agreement import review_summaries
 from evaluation.compare import (
     CHANGES,
     COMPARE_FORMATS,
@@ -58,6 +59,24 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
         "regrade_form": RegradeForm(initial={"judge_enabled": batch.judge_enabled}),
         **_set_context(batch),
         "regrade_job": regrade.active_job(batch),
+        **_review_context(request, batch),
+    }
+
+
+def _review_context(request: HttpRequest, batch: Batch) -> dict:
+    """The expert review block (evaluation/_review_panel.html): one query for the summary,
+    one for who may review, one for the reviewers (the owner only)."""
+    summary = review_summaries([batch.pk])[batch.pk]
+    owner = may_act_on(request.user, batch)
+    return {
+        "review_summary": summary,
+        "review_agreements": [
+            ("automatic", _("Automatic verdict"), summary.automatic),
+            ("judge", _("AI judge"), summary.judge),
+        ],
+        "may_review": owner or sharing.is_reviewer(request.user, batch),
+        "review_only": sharing.review_only(request.user, batch),
+        "shares": sharing.shares_of(batch=batch) if owner else None,
     }
 
 
@@ -180,7 +199,7 @@ def batch_regrade_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def batch_run_again(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Run again with…": the same rows with other settings, as a new batch."""
-    batch = _get_batch_for_user(request, pk)
+    batch = _get_batch_for_user(request, pk, shared=False)
     start = request.method == "POST" and "start" in request.POST
     if request.method == "POST" and "same_settings" in request.POST:
         # "Run again and start" on the detail page: one click, the batch's own settings.

@@ -46,7 +46,7 @@ def test_nul_under_api_is_a_json_400(owner):
 def test_an_unknown_api_route_posted_with_a_token_is_a_json_404(owner):
     api = ApiClient(owner)
     api.client = Client(enforce_csrf_checks=True)
-    response = api.post("batch/share", {"batchId": 1})
+    response = api.post("batch/no-such-route", {"batchId": 1})
     assert response.status_code == 404
     assert error_of(response)
     # With a session and no CSRF token too: never Django's HTML CSRF page under /api/.

@@ -4,6 +4,7 @@ lists, nothing changed); staff see and act on all batches."""
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from batches.models import Batch, BatchItem
 from batches.tests.api_helpers import ApiClient, api_routes, error_of
@@ -64,6 +65,15 @@ BATCH_ROUTES = {
     "/api/batch/estimate": _batch_id_call("get", "batch/estimate"),
     "/api/batch/budget": _batch_id_call("post", "batch/budget", budget=1),
     "/api/batch/run-again": _batch_id_call("post", "batch/run-again"),
+    # Reviews (evaluation.review_api).
+    "/api/batch/share": _batch_id_call("post", "batch/share", username="other"),
+    "/api/batch/unshare": _batch_id_call("post", "batch/unshare", username="other"),
+    "/api/batch/shares": _batch_id_call("get", "batch/shares"),
+    "/api/batch/review": _batch_id_call("post", "batch/review", row=1, verdict="correct"),
+    "/api/batch/reviews": lambda api, batch_id: api.upload(
+        f"batch/reviews?batchId={batch_id}", {"file": SimpleUploadedFile("r.csv", b"row_key\n")}
+    ),
+    "/api/batch/agreement": _batch_id_call("get", "batch/agreement"),
     # The other's batch as either side of a comparison.
     "/api/batch/compare": lambda api, batch_id: api.get(
         "batch/compare", {"batchId": batch_id, "otherBatchId": batch_id}
@@ -154,6 +164,8 @@ def test_the_owner_reaches_their_batch_through_every_route(owner, owners_batch):
         if route.endswith("/delete"):
             continue
         response = call(mine, owners_batch.pk)
-        # 200 (201 for run-again), or 409 where the batch's state forbids the action; never 404.
-        assert response.status_code in (200, 201, 409), (route, response.content)
+        # 200 (201 for run-again), or 409 where the batch's state forbids the action, or 422
+        # where the body names what this batch lacks (a user, an answered row, a file's
+        # key); never 404.
+        assert response.status_code in (200, 201, 409, 422), (route, response.content)
     assert mine.post("batch/delete", {"batchId": owners_batch.pk}).status_code == 200

@@ -13,6 +13,8 @@ from batches import export
 from batches.export import (
     EXPORT_FORMATS,
     FIXED_COLUMNS,
+    XLSX_LEAD_COLUMNS,
+    _input_headers,
     export_columns,
     export_filename,
     export_response,
@@ -20,6 +22,7 @@ from batches.export import (
     stream_csv,
     stream_json,
     stream_xlsx,
+    xlsx_columns,
 )
 from batches.models import Batch, BatchItem
 from batches.tests.factories import BatchFactory, BatchItemFactory
@@ -114,11 +117,16 @@ def test_columns_are_fixed_then_inputs_in_first_seen_order(batch):
         "answer_found",
         "judge_verdict",
         "judge_notes",
+        "review_verdict",
+        "review_notes",
+        "reviewed_by",
+        "reviewed_at",
         "status",
         "error",
         "input_tokens",
         "output_tokens",
         "latency_ms",
+        "row_key",
     ]
     inputs = ["input.Question", "input.URL", "input.Team", "input.Extra"]
     if connection.vendor == "postgresql":
@@ -242,7 +250,7 @@ def test_xlsx_neutralises_formula_cells_and_keeps_numbers(hostile_batch):
     workbook = load_workbook(io.BytesIO(b"".join(stream_xlsx(hostile_batch))))
     sheet = workbook["Results"]
     header, row = ([cell.value for cell in r] for r in sheet.iter_rows())
-    assert header == export_columns(hostile_batch)
+    assert sorted(header) == sorted(export_columns(hostile_batch))
     cells = {
         name: cell for name, cell in zip(header, next(sheet.iter_rows(min_row=2)), strict=True)
     }
@@ -262,7 +270,8 @@ def test_xlsx_has_every_row_and_survives_unicode_and_control_characters(batch):
     item.save()
     sheet = load_workbook(io.BytesIO(b"".join(stream_xlsx(batch))))["Results"]
     header, *rows = ([cell.value for cell in r] for r in sheet.iter_rows())
-    assert header == export_columns(batch)
+    assert header == xlsx_columns(batch, _input_headers(batch))
+    assert header[:7] == list(XLSX_LEAD_COLUMNS)
     assert len(rows) == 3
     assert rows[0][header.index("answer")] == "Voici la réponse ✅ — merci"
     assert rows[1][header.index("error")] == "The provider refused the request (HTTP 400)."
@@ -284,7 +293,7 @@ def test_empty_batch_exports_header_only_and_empty_array():
     assert json.loads(b"".join(stream_json(batch))) == []
     assert _csv_rows(batch) == [list(FIXED_COLUMNS)]
     sheet = load_workbook(io.BytesIO(b"".join(stream_xlsx(batch))))["Results"]
-    assert [[c.value for c in r] for r in sheet.iter_rows()] == [list(FIXED_COLUMNS)]
+    assert [[c.value for c in r] for r in sheet.iter_rows()] == [xlsx_columns(batch, [])]
 
 
 def test_filename_is_an_ascii_slug_with_id_and_date(batch):

@@ -7,7 +7,7 @@ import json
 import zlib
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,11 +18,16 @@ from batches.models import Batch
 from batches.selectors import STAFF_READ_ONLY, batches_for, may_act_on, worker_alive
 
 
-def _get_batch_for_user(request: HttpRequest, pk: int, *, act: bool = False) -> Batch:
-    """The batch when the user may see it (own, or staff); 404 otherwise. With `act`, 403
-    when they may see it but not change it (staff on another user's batch)."""
-    batch = get_object_or_404(batches_for(request.user), pk=pk)
+def _get_batch_for_user(
+    request: HttpRequest, pk: int, *, act: bool = False, shared: bool = True
+) -> Batch:
+    """The batch when the user may see it (own, shared with them as reviewer unless not
+    `shared`, or staff); 404 otherwise. With `act`, 403 when they may see it but not
+    change it (staff on another user's batch); a reviewer gets 404, as a stranger."""
+    batch = get_object_or_404(batches_for(request.user, shared=shared), pk=pk)
     if act and not may_act_on(request.user, batch):
+        if not request.user.is_staff:
+            raise Http404
         raise PermissionDenied(_(STAFF_READ_ONLY))
     return batch
 

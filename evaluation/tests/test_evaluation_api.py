@@ -158,6 +158,7 @@ def test_status_and_list_carry_the_grade_summary(api, owner):
         "verdictGraded": 2,
         "verdictPassed": 1,
         "verdictUngraded": 0,
+        "expertReviewed": 0,
         "outcomeAccuracy": None,
         "outcomeChecked": 0,
         "citationMatchRate": 0.5,
