@@ -3,7 +3,9 @@ the grid of questions × runs and one question's history. A fixed number of quer
 whatever the number of questions and runs (values() rows, no query per cell).
 
 Who sees what, as for batches (batches.selectors.batches_for): a user sees their own
-sets and, in them, the runs of their own batches; staff see every set and run. Another
+sets and those shared with them as reviewer (evaluation.sharing.sets_for), and in them
+the runs of the batches they may see (their own and those shared with them); staff see
+every set and run. Another
 user's set is not found (404), never forbidden.
 """
 
@@ -16,26 +18,22 @@ from dataclasses import dataclass, field
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from batches.models import Batch, BatchItem, Verdict
+from batches.selectors import batches_for
 from evaluation.grading import EMPTY_SUMMARY, GradeSummary, grade_summaries
 from evaluation.models import Question, QuestionSet, Run
 from evaluation.repeats import RepeatResult, repeat_result
+from evaluation.sharing import sets_for
+
 
 # The grid's filters (query parameter `filter`), in the order the page offers them.
 GRID_FILTERS = ("regressed", "flaky", "always_failing", "ungraded")
-
-
-def sets_for(user) -> QuerySet[QuestionSet]:
-    """The sets `user` may see: their own; staff see all."""
-    if user.is_staff:
-        return QuestionSet.objects.all()
-    return QuestionSet.objects.filter(owner=user)
 
 
 def runs_for(user, question_set: QuestionSet) -> QuerySet[Run]:
     """The set's runs whose batch `user` may see, newest first, with their batch."""
     runs = Run.objects.filter(question_set=question_set).select_related("batch")
     if not user.is_staff:
-        runs = runs.filter(batch__uploader=user)
+        runs = runs.filter(batch__in=batches_for(user).values("pk"))
     return runs.order_by("-batch__created_at", "-batch_id")
 
 
@@ -44,7 +42,7 @@ def set_list_for(user) -> QuerySet[QuestionSet]:
     `latest_batch_id` (the newest run's batch) annotated in one query."""
     runs = Run.objects.filter(question_set=OuterRef("pk"))
     if not user.is_staff:
-        runs = runs.filter(batch__uploader=user)
+        runs = runs.filter(batch__in=batches_for(user).values("pk"))
     latest = runs.order_by("-batch__created_at", "-batch_id").values("batch_id")[:1]
     run_count = runs.order_by().values("question_set").annotate(n=Count("pk")).values("n")[:1]
     question_count = (

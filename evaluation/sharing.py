@@ -17,7 +17,6 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from batches.models import Batch, BatchItem
-from batches.selectors import may_act_on
 from evaluation.models import QuestionSet, Share
 
 
@@ -55,11 +54,15 @@ def is_reviewer(user, batch: Batch) -> bool:
 def may_review(user, batch: Batch) -> bool:
     """Owner, superuser or reviewer; other staff read but do not review (as they do not
     act) someone else's batch."""
+    from batches.selectors import may_act_on  # not at start: it loads the chat pipeline
+
     return may_act_on(user, batch) or is_reviewer(user, batch)
 
 
 def review_only(user, batch: Batch) -> bool:
     """The user reads `batch` as a reviewer only (pages hide the owner's actions)."""
+    from batches.selectors import may_act_on
+
     return not user.is_staff and not may_act_on(user, batch)
 
 

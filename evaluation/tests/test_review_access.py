@@ -26,7 +26,10 @@ OK = "ok"  # any answer but 403 and 404
 READ = (OK, OK, OK, 404, OK)
 REVIEW = (OK, OK, OK, 404, 403)
 ACT = (OK, 404, 404, 404, 403)
-RUN_AGAIN = (OK, 404, 404, 404, OK)  # staff could already run any batch again as their own
+RUN_AGAIN = (OK, 404, 404, 404, OK)
+# A set's pages: its owner, the reviewers of the whole set and staff (a reviewer of one
+# run only is not shown the set).
+SET_READ = (OK, 404, OK, 404, OK)  # staff could already run any batch again as their own
 
 
 @pytest.fixture
@@ -87,12 +90,15 @@ PAGES = [
     ("review:apply", "post", "/batches/{b}/reviews/apply/", REVIEW),
     ("review:share", "post", "/batches/{b}/share/", ACT),
     ("review:set_share", "post", "/sets/{s}/share/", ACT),
+    ("batches:budget", "post", "/batches/{b}/budget/", ACT),
+    ("evaluation:set", "get", "/sets/{s}/", SET_READ),
+    ("evaluation:question_history", "get", "/sets/{s}/questions/1/", SET_READ),
     ("chats:detail", "get", "/chats/{c}/", READ),
     ("chats:transcript", "htmx", "/chats/{c}/transcript/", READ),
     ("chats:ask", "post", "/chats/{c}/ask/", ACT),
 ]
 # Routes of an object that are not in PAGES, and why.
-NOT_OBJECT_ROUTES = {"batches:list", "batches:rows", "chats:overrides"}
+NOT_OBJECT_ROUTES = {"batches:list", "batches:rows", "chats:overrides", "evaluation:set_list"}
 
 
 def _named_routes() -> set[str]:
