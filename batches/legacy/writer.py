@@ -140,12 +140,19 @@ def write_rows(
 
     # 3. items
     finished_at = getattr(batch, "updated_at", None) or batch.created_at
+    # A legacy row answers its own question (no repeats). The schema migrations that
+    # convert era 1 run this writer on models from before question_index existed.
+    has_index = any(f.name == "question_index" for f in BatchItem._meta.get_fields())
     items = [
         BatchItem(
             batch=batch,
             chat=chat,
             position=positions[index] if positions is not None else number,
-            question_index=positions[index] if positions is not None else number,
+            **(
+                {"question_index": positions[index] if positions is not None else number}
+                if has_index
+                else {}
+            ),
             question=row.question,
             referring_url=row.referring_url,
             row=row.row,
