@@ -28,8 +28,7 @@ schedulers: dict[str, Callable[[int], None]] = {}
 
 def celery_schedule(batch_id: int) -> None:
     """The Celery runner's scheduler (batches.tasks.schedule_slices), imported at first
-    use: the configured Celery app first, so that the shared tasks bind to it."""
-    import batchchat.celery  # noqa: F401
+    use (it loads the configured Celery app first)."""
     from batches import tasks
 
     tasks.schedule_slices(batch_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+import batchchat.celery  # noqa: F401 - the configured app, before the tasks bind to one
 from batches import economy, services
 from batches.events import run_slice
 from batches.models import Batch

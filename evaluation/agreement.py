@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Count, QuerySet
+from django.utils.translation import gettext as _
 
 from batches.models import BatchItem, JudgeVerdict, Verdict
 from chats.models import ReviewVerdict
@@ -168,3 +169,12 @@ def review_summary_of(items: QuerySet[BatchItem]) -> ReviewSummary:
 def set_review_summary(question_set) -> ReviewSummary:
     """Over every run of a question set (for the set page)."""
     return review_summary_of(BatchItem.objects.filter(batch__set_run__question_set=question_set))
+
+
+def agreement_rows(summary: ReviewSummary) -> list[tuple[str, str, object]]:
+    """The agreement table's rows (evaluation/_review_summary.html): the automatic verdict
+    and the AI judge, each against the reviewers."""
+    return [
+        ("automatic", _("Automatic verdict"), summary.automatic),
+        ("judge", _("AI judge"), summary.judge),
+    ]

@@ -9,7 +9,8 @@ JSON (camelCase like the rest of the API):
   grade summary, as `grades` in /api/batch/status);
 - `rows`, in question order: `position` (0-based), `question`, and `runs`: per batch id
   (a string key) `verdicts` (in repeat order; "" = not graded yet), `passes`, `k`,
-  `passAtK`, `passAllK` (null while nothing is graded) and `chatIds`.
+  `passAtK`, `passAllK` (null while nothing is graded), `chatIds` and `reviewVerdicts`
+  (the experts' review of each answer, "" when none).
 
 CSV / XLSX: `position` (1-based, as on the page), `question`, `expected_answer`, then per
 run, newest first, a column `#<number> <name> (<date>)` holding `pass`, `fail`,
@@ -82,6 +83,7 @@ def cell_json(cell: Cell) -> dict[str, Any]:
         "passAtK": result.pass_at_k,
         "passAllK": result.pass_all_k,
         "chatIds": list(cell.chat_ids),
+        "reviewVerdicts": list(cell.reviews),
     }
 
 

@@ -60,7 +60,6 @@ def start_regrade(
         while advance(job, chunk=grading.GRADE_CHUNK):
             pass
     elif _celery_runs_jobs():
-        import batchchat.celery  # noqa: F401 - the configured app, before the task binds
         from evaluation.tasks import run_regrade_job
 
         run_regrade_job.delay_on_commit(job.pk)

@@ -24,7 +24,6 @@ from evaluation.models import Question, QuestionSet, Run
 from evaluation.repeats import RepeatResult, repeat_result
 from evaluation.sharing import sets_for
 
-
 # The grid's filters (query parameter `filter`), in the order the page offers them.
 GRID_FILTERS = ("regressed", "flaky", "always_failing", "ungraded")
 
@@ -75,6 +74,13 @@ class Cell:
 
     verdicts: tuple[str, ...]
     chat_ids: tuple[str, ...]
+    # The experts' review verdict of each answer ("" = not reviewed), in repeat order.
+    reviews: tuple[str, ...] = ()
+
+    @property
+    def reviewed(self) -> int:
+        """How many of the answers an expert reviewed (the grid marks the cell)."""
+        return sum(bool(review) for review in self.reviews)
 
     @property
     def result(self) -> RepeatResult:
@@ -119,14 +125,19 @@ def cells_for(run_ids: Sequence[int], positions: Iterable[int] | None = None) ->
     if positions is not None:
         items = items.filter(question_index__in=list(positions))
     rows = items.order_by("batch_id", "question_index", "repeat", "position").values_list(
-        "batch_id", "question_index", "verdict", "chat__chat_id"
+        "batch_id", "question_index", "verdict", "chat__chat_id", "interaction__review_verdict"
     )
     verdicts: dict[tuple[int, int], list[str]] = defaultdict(list)
     chats: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for batch_id, index, verdict, chat_id in rows:
+    reviews: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for batch_id, index, verdict, chat_id, review in rows:
         verdicts[(batch_id, index)].append(verdict or "")
         chats[(batch_id, index)].append(chat_id)
-    return {key: Cell(tuple(value), tuple(chats[key])) for key, value in verdicts.items()}
+        reviews[(batch_id, index)].append(review or "")
+    return {
+        key: Cell(tuple(value), tuple(chats[key]), tuple(reviews[key]))
+        for key, value in verdicts.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from batches.models import BatchItem
+from evaluation import sharing
+from evaluation.agreement import agreement_rows, review_summary_of
 from evaluation.chart import trend_chart
 from evaluation.models import Question, QuestionSet
 from evaluation.selectors import (
@@ -42,6 +45,19 @@ def _get_set_for_user(request: HttpRequest, pk: int) -> QuestionSet:
     return get_object_or_404(sets_for(request.user), pk=pk)
 
 
+def _set_review_context(request: HttpRequest, question_set: QuestionSet, runs) -> dict:
+    """The experts' reviews over the runs the user sees, their agreement with the
+    automatic verdict and the judge (one query), and the set's share form (its owner)."""
+    summary = review_summary_of(
+        BatchItem.objects.filter(batch_id__in=[grid_run.batch.pk for grid_run in runs])
+    )
+    return {
+        "review_summary": summary,
+        "review_agreements": agreement_rows(summary),
+        "may_share": sharing.may_share_set(request.user, question_set),
+    }
+
+
 def filter_labels() -> dict[str, str]:
     return {
         "regressed": _("Regressed in the latest run"),
@@ -67,6 +83,7 @@ def cell_texts() -> dict:
         "open_chat": _("Open the chat"),
         "passed": _("passed"),
         "no_answer": _("No answer"),
+        "reviewed": _("Reviewed by an expert"),
     }
 
 
@@ -106,10 +123,10 @@ def _grid_href(question_set: QuestionSet, params: dict, **changes) -> str:
 @require_GET
 def set_grid(request: HttpRequest, pk: int) -> HttpResponse:
     """Questions down, runs across (newest first, paged), a cell per question and run;
-    filters, search, the trend chart. Nine queries whatever the set's size (ten when a run
-    has repeats: its grade summary reads pass@k in one more):
+    filters, search, the trend chart, the experts' reviews. Ten queries whatever the set's
+    size (eleven when a run has repeats: its grade summary reads pass@k in one more):
     session and user, the set, its runs, their grades, the questions' stats over every
-    run, the matching positions, the page's questions, the page's cells."""
+    run, the matching positions, the page's questions, the page's cells, the reviews."""
     question_set = _get_set_for_user(request, pk)
     params = _grid_params(request)
     runs = grid_runs(request.user, question_set)
@@ -163,6 +180,7 @@ def set_grid(request: HttpRequest, pk: int) -> HttpResponse:
         if run_page.has_next()
         else "",
         "clear_href": _grid_href(question_set, params, q=None, filter=None, page=None),
+        **_set_review_context(request, question_set, runs),
     }
     return render(request, "evaluation/set_grid.html", context)
 

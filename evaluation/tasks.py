@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+import batchchat.celery  # noqa: F401 - the configured app, before the tasks bind to one
 from evaluation import regrade
 from evaluation.models import RegradeJob
 

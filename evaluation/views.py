@@ -27,7 +27,7 @@ from batches.views.common import (
 )
 from chats.services import ProviderNotConfigured
 from evaluation import regrade, sharing
-from evaluation.agreement import review_summaries
+from evaluation.agreement import agreement_rows, review_summaries
 from evaluation.compare import (
     CHANGES,
     COMPARE_FORMATS,
@@ -70,10 +70,7 @@ def _review_context(request: HttpRequest, batch: Batch) -> dict:
     owner = may_act_on(request.user, batch)
     return {
         "review_summary": summary,
-        "review_agreements": [
-            ("automatic", _("Automatic verdict"), summary.automatic),
-            ("judge", _("AI judge"), summary.judge),
-        ],
+        "review_agreements": agreement_rows(summary),
         "may_review": owner or sharing.is_reviewer(request.user, batch),
         "review_only": sharing.review_only(request.user, batch),
         "shares": sharing.shares_of(batch=batch) if owner else None,

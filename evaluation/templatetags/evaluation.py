@@ -124,6 +124,14 @@ def grid_cell(cell, grid_run, texts: dict) -> SafeString:
     verdicts = texts["verdicts"]
     state = cell.state if cell.k else "none"
     opening = f'<td class="grid-cell cell-{state}" data-label="{escape(grid_run.cell_label)}">'
+    if cell.reviewed:
+        # An expert reviewed (some of) its answers: marked, the count for readers.
+        reviewed = escape(texts["reviewed"])
+        count = f" {cell.reviewed}/{cell.k}" if cell.k > 1 else ""
+        opening += (
+            f'<span class="cell-reviewed" title="{reviewed}{count}">✎'
+            f'<span class="visually-hidden"> {reviewed}{count}</span></span> '
+        )
     if not cell.k:
         return mark_safe(  # noqa: S308 - escaped above and here
             f'{opening}<span class="turn-meta">—<span class="visually-hidden"> '
