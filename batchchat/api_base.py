@@ -73,3 +73,20 @@ class ApiError(Exception):
         self.message = message
         self.code = code
         self.extra = extra
+
+
+def multipart_file(request, *, what: str):
+    """The multipart field `file` of `request`: 415 when the request is not
+    multipart/form-data, 400 naming the field when it holds no file (`what`: the kind of
+    file asked for, e.g. "a CSV or XLSX file")."""
+    if request.content_type != "multipart/form-data":
+        raise ApiError(415, "Send the file as multipart/form-data (field `file`).")
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise ApiError(
+            400,
+            f"Choose {what} (multipart field `file`).",
+            code="invalid_fields",
+            fields={"file": [f"Choose {what}."]},
+        )
+    return upload

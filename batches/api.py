@@ -21,7 +21,7 @@ from ninja.errors import ValidationError
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
-from batchchat.api_base import ApiError, error_docs
+from batchchat.api_base import ApiError, error_docs, multipart_file
 from batches import costs, hooks, runners, services
 from batches.admission import slice_admission
 from batches.api_schemas import (
@@ -470,16 +470,7 @@ def _grades_out(summary) -> GradesOut:
 def preview(request: HttpRequest):
     """Multipart `file`. The file is kept on the server for a day: create the batch with
     its `uploadId` and a `columns` mapping (role -> header), without sending it again."""
-    if request.content_type != "multipart/form-data":
-        raise ApiError(415, "Send the file as multipart/form-data (field `file`).")
-    upload = request.FILES.get("file")
-    if upload is None:
-        raise ApiError(
-            400,
-            "Choose a CSV or XLSX file (multipart field `file`).",
-            code="invalid_fields",
-            fields={"file": ["Choose a CSV or XLSX file."]},
-        )
+    upload = multipart_file(request, what="a CSV or XLSX file")
     data = read_upload_bytes(file=upload)
     parsed = parse_upload(data=data, filename=upload.name or "", preview=PREVIEW_ROWS)
     draft = services.save_upload_draft(

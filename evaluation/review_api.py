@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 from pydantic import Field, model_validator
 
-from batchchat.api_base import ApiError, CamelSchema, error_docs
+from batchchat.api_base import ApiError, CamelSchema, error_docs, multipart_file
 from batches.api import COMMON_ERRORS, _batch_for
 from batches.models import Batch
 from batches.selectors import STAFF_READ_ONLY
@@ -247,16 +247,7 @@ def reviews(request: HttpRequest, query: Query[ReviewsQuery]):
     applied. Conflicts (rows reviewed in BatchChat after the export) are left as they
     are unless `overwrite=true`."""
     batch = _reviewable(request, query.batch_id)
-    if request.content_type != "multipart/form-data":
-        raise ApiError(415, "Send the file as multipart/form-data (field `file`).")
-    upload = request.FILES.get("file")
-    if upload is None:
-        raise ApiError(
-            400,
-            "Choose the reviewed XLSX or CSV file (multipart field `file`).",
-            code="invalid_fields",
-            fields={"file": ["Choose a file."]},
-        )
+    upload = multipart_file(request, what="the reviewed XLSX or CSV file")
     if upload.size > settings.MAX_UPLOAD_BYTES:
         raise ApiError(413, f"The file is over {settings.MAX_UPLOAD_BYTES} bytes.")
     data = upload.read()

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from batches.economy.store import poll
 from batches.economy.submit import recover, submit_next
-from batches.engine.process import SliceResult, fail_batch, finish_slice
+from batches.engine.process import SliceResult, begin_slice, fail_batch, finish_slice
 from batches.errors import BatchStateError
 from batches.models import Batch, ProviderBatch
 from chats.services import (
@@ -72,14 +72,7 @@ def process_economy(
     process_for_duration (`concurrency` is unused: the provider decides)."""
     deadline = time.monotonic() + max(seconds, 0.0)
     now = timezone.now()
-    batch = Batch.objects.get(pk=batch_id)
-    if batch.status in (Batch.Status.CANCELLED, Batch.Status.FAILED):
-        raise BatchStateError(
-            f"This batch is {batch.get_status_display().lower()}; start it again to resume."
-        )
-    Batch.objects.filter(pk=batch_id).mark_processing(now=now)
-    Batch.objects.filter(pk=batch_id, started_at__isnull=True).update(started_at=now)
-    batch.refresh_from_db()
+    batch = begin_slice(batch_id, now=now)
     done = failed = 0
     fatal = None
     if batch.status == Batch.Status.PROCESSING:

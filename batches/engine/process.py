@@ -37,6 +37,20 @@ class SliceResult:
         return self.status in Batch.ACTIVE_STATUSES and self.remaining > 0
 
 
+def begin_slice(batch_id: int, *, now) -> Batch:
+    """Step 1 of a slice (real-time or economy): the batch moved to processing (started
+    now if it never was); cancelled or failed: BatchStateError."""
+    batch = Batch.objects.get(pk=batch_id)
+    if batch.status in (Batch.Status.CANCELLED, Batch.Status.FAILED):
+        raise BatchStateError(
+            f"This batch is {batch.get_status_display().lower()}; start it again to resume."
+        )
+    Batch.objects.filter(pk=batch_id).mark_processing(now=now)
+    Batch.objects.filter(pk=batch_id, started_at__isnull=True).update(started_at=now)
+    batch.refresh_from_db()
+    return batch
+
+
 def process_for_duration(
     *,
     batch_id: int,
@@ -61,14 +75,7 @@ def process_for_duration(
        row is left.
     """
     now = timezone.now()
-    batch = Batch.objects.get(pk=batch_id)
-    if batch.status in (Batch.Status.CANCELLED, Batch.Status.FAILED):
-        raise BatchStateError(
-            f"This batch is {batch.get_status_display().lower()}; start it again to resume."
-        )
-    Batch.objects.filter(pk=batch_id).mark_processing(now=now)
-    Batch.objects.filter(pk=batch_id, started_at__isnull=True).update(started_at=now)
-    batch.refresh_from_db()
+    batch = begin_slice(batch_id, now=now)
 
     fatal = None
     done = failed = 0
