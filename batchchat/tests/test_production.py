@@ -105,6 +105,9 @@ def site(tmp_path_factory):
                 "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
                 "BIND": f"127.0.0.1:{port}",
                 "WEB_CONCURRENCY": "1",
+                # One engine process (bin/serve's default is one per core): the health
+                # check below counts the live workers.
+                "WORKER_PROCESSES": "1",
                 "GUNICORN_THREADS": "4",
                 "METRICS_TOKEN": METRICS_TOKEN,
                 "LOCAL_SEARCH_INDEX": str(tmp / "search-index.sqlite3"),
