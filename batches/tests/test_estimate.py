@@ -212,12 +212,15 @@ def test_budget_at_half_the_estimate_pauses_near_half_and_resumes_when_raised(
     batch.refresh_from_db()
     assert batch.status == Batch.Status.PAUSED
     assert batch.status_reason == "budget reached"
-    assert batch.spent <= float(half)
     done = batch.items.filter(status=BatchItem.Status.DONE).count()
     assert batch.total_items * 0.3 <= done <= batch.total_items * 0.7
     costs = list(batch.items.filter(status=BatchItem.Status.DONE).values_list("cost", flat=True))
     assert all(cost and cost > 0 for cost in costs)
     assert batch.spent == pytest.approx(sum(costs))
+    # No row starts past the budget; rows already in flight (2 at this concurrency) may
+    # cost more than the per-row estimate the check used, so the spend may pass the
+    # budget by at most their cost (documented).
+    assert batch.spent <= float(half) + 2 * max(costs)
     # A paused batch takes no row.
     assert process_for_duration(batch_id=batch.pk, seconds=5).done == 0
 
