@@ -580,17 +580,21 @@ class Command(BaseCommand):
         children.shared_batch = shared
         return children.start()
 
-    def _run_children(self, batch: Batch, children) -> bool:
-        """Engine processes answer the batch; this one shows their progress from the
-        batch's counters until they have all ended. True when interrupted."""
-        if batch.status not in Batch.ACTIVE_STATUSES:
-            return False
-        progress = Progress(
+    def _progress(self, batch: Batch) -> Progress:
+        """The one progress line on standard error, from the batch's counters."""
+        return Progress(
             self.stderr,
             total=batch.total_items,
             finished=batch.finished_count,
             tty=self.stderr.isatty(),
         )
+
+    def _run_children(self, batch: Batch, children) -> bool:
+        """Engine processes answer the batch; this one shows their progress from the
+        batch's counters until they have all ended. True when interrupted."""
+        if batch.status not in Batch.ACTIVE_STATUSES:
+            return False
+        progress = self._progress(batch)
         note = f"{children.count} processes"
         children.shared_batch.value = batch.pk
         try:
@@ -622,12 +626,7 @@ class Command(BaseCommand):
 
         if batch.status not in Batch.ACTIVE_STATUSES:
             return False
-        progress = Progress(
-            self.stderr,
-            total=batch.total_items,
-            finished=batch.finished_count,
-            tty=self.stderr.isatty(),
-        )
+        progress = self._progress(batch)
         slice_seconds = max(options["slice_seconds"], 0.1)
         concurrency = options["concurrency"] or settings.BATCH_CONCURRENCY
         cap = safety_cap()
