@@ -54,6 +54,13 @@ def test_shipped_price_has_its_date_source_and_batch_discount():
     assert price.cost(1_000_000, 1_000_000, economy=True) == pytest.approx(0.375)
 
 
+def test_the_default_anthropic_models_are_priced():
+    for model in django_settings.ANTHROPIC_MODELS:
+        price = price_for("anthropic", model)
+        assert price is not None and price.origin == "shipped", model
+        assert price.batch_discount == 0.5 and price.source.startswith("https://")
+
+
 def test_unknown_model_has_no_price():
     assert price_for("openai", "gpt-unknown") is None
     assert price_for("compatible", "local-model") is None
