@@ -282,6 +282,7 @@ def create(request: HttpRequest):
         "judge_enabled": fields.judge_enabled,
         "repeats": fields.repeats,
         "mode": fields.mode,
+        "economy_retry": fields.economy_retry,
     }
     if draft is not None:
         batch = services.create_batch_from_draft(

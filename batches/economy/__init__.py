@@ -30,11 +30,17 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from batches.economy.store import poll
-from batches.economy.submit import recover, submit_next
-from batches.engine.process import SliceResult, begin_slice, fail_batch, finish_slice
+from batches.economy.store import poll, settle_judging
+from batches.economy.submit import recover, submit_judges, submit_next
+from batches.engine.process import (
+    SliceResult,
+    begin_slice,
+    fail_batch,
+    finish_slice,
+    realtime_slice,
+)
 from batches.errors import BatchStateError
-from batches.models import Batch, ProviderBatch
+from batches.models import Batch, ProviderBatch, ProviderRequest
 from chats.services import (
     ProviderError,
     ProviderNotConfigured,
@@ -104,11 +110,31 @@ def _work(batch, api, deadline, should_stop, on_progress) -> tuple[int, int]:
     for pb in batch.provider_batches.filter(status=ProviderBatch.Status.SUBMITTED):
         d, f = poll(pb, api)
         done, failed = done + d, failed + f
+
+    def go_on() -> bool:
+        return (
+            time.monotonic() < deadline
+            and not (should_stop and should_stop())
+            and Batch.objects.filter(pk=batch.pk).active().exists()
+        )
+
+    while go_on():
+        sent, d, f = submit_judges(batch=batch, api=api)
+        done, failed = done + d, failed + f
+        if not sent:
+            break
+    if go_on() and batch.items.filter(realtime_retry=True).unfinished().exists():
+        # Rows retried in real time: a real-time slice of those rows only (the engine's
+        # claims, leases, writer, judge and real-time price).
+        fatal, d, f = realtime_slice(
+            batch, deadline=deadline, should_stop=should_stop, realtime_retry=True
+        )
+        done, failed = done + d, failed + f
+        if fatal:
+            raise ProviderNotConfigured(fatal)
     counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
     multi_turn = counts["chats"] < counts["rows"]
-    while time.monotonic() < deadline and not (should_stop and should_stop()):
-        if not Batch.objects.filter(pk=batch.pk).active().exists():
-            break
+    while go_on():
         sent, d, f = submit_next(batch=batch, api=api, multi_turn=multi_turn)
         done, failed = done + d, failed + f
         if not (sent or d or f):
@@ -131,10 +157,17 @@ def poll_provider_batches() -> int:
     failed: their results are still kept), and recover their half-done submissions.
     Active batches are polled by their slices. Returns the rows stored."""
     stored = 0
-    open_batches = (
+    open_batches = set(
         ProviderBatch.objects.filter(status__in=ProviderBatch.OPEN_STATUSES)
         .exclude(batch__status__in=Batch.ACTIVE_STATUSES)
         .values_list("batch_id", flat=True)
+        .distinct()
+    )
+    # Answers that came back and wait for a judge wave that an inactive batch never sends.
+    open_batches.update(
+        ProviderRequest.objects.filter(outcome="judging")
+        .exclude(provider_batch__batch__status__in=Batch.ACTIVE_STATUSES)
+        .values_list("provider_batch__batch_id", flat=True)
         .distinct()
     )
     for batch in Batch.objects.filter(pk__in=list(open_batches)):
@@ -144,6 +177,8 @@ def poll_provider_batches() -> int:
             for pb in batch.provider_batches.filter(status=ProviderBatch.Status.SUBMITTED):
                 done, failed = poll(pb, api)
                 stored += done + failed
+            done, failed = settle_judging(batch)
+            stored += done + failed
             if stored:
                 with transaction.atomic():
                     Batch.objects.select_for_update().get(pk=batch.pk).recount()
