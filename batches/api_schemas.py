@@ -431,8 +431,10 @@ class CreateFields(CamelSchema):
         description="economy: the answer calls go to the provider's batch API (OpenAI, Azure "
         "OpenAI, Anthropic) at the batch price, results within 24 h",
     )
-    economy_retry: Literal["batch", "realtime"] = Field(
+    economy_retry: str = Field(
         default="batch",
+        max_length=16,
+        json_schema_extra={"enum": ["batch", "realtime"]},
         description="Economy mode: a request that comes back expired or errored is retried "
         "once, in a new provider batch (batch) or in real time at the real-time price "
         "(realtime); then the row fails with the provider's reason",

@@ -229,9 +229,7 @@ class BatchUploadForm(forms.Form):
             "search_provider": "search_provider",
             "mode": "mode",
             "economy_retry": "economy_retry",
-        }.get(
-            error.field or "", "ai_model"
-        )
+        }.get(error.field or "", "ai_model")
         self.add_error(field, str(error))
 
     def run_settings(self) -> dict:
