@@ -11,13 +11,20 @@ batches as they drive any other):
 2. submissions a dead worker left half-done are recovered (`submit.recover`);
 3. the batch's submitted provider batches are polled (`store.poll`) and the results of
    ended ones stored;
-4. eligible rows are claimed, prepared and submitted in provider batches within the
+4. with the AI judge on, answers that came back wait for their verdict: their judge
+   calls are submitted in judge provider batches (`submit.submit_judges`, the second
+   wave);
+5. rows whose request expired or errored, in a batch that retries in real time
+   (`Batch.economy_retry`), are answered by a real-time slice of those rows only
+   (`engine.process.realtime_slice` with `realtime_retry=True`);
+6. eligible rows are claimed, prepared and submitted in provider batches within the
    provider's limits (`submit.submit_next`), until none is left or the deadline;
-5. the counters are recounted and a batch with no row left is completed (finish_slice).
+7. the counters are recounted and a batch with no row left is completed (finish_slice).
 
 Rows in a provider batch are `running`, leased to it (`ProviderBatch.lease_owner`) for
-ECONOMY_LEASE_SECONDS, so no other runner takes them; multi-turn chats go in waves (a
-chat's next turn is claimed once its previous one is stored).
+ECONOMY_LEASE_SECONDS, so no other runner takes them (a judged row moves to its judge
+provider batch's lease); multi-turn chats go in waves (a chat's next turn is claimed once
+its previous one is stored, with its verdict when the judge is on).
 """
 
 from __future__ import annotations
@@ -154,8 +161,9 @@ def request_cancel(batch: Batch) -> int:
 
 def poll_provider_batches() -> int:
     """Poll the submitted provider batches of batches that are not active (cancelled,
-    failed: their results are still kept), and recover their half-done submissions.
-    Active batches are polled by their slices. Returns the rows stored."""
+    failed: their results are still kept), recover their half-done submissions, and store
+    unjudged the answers that wait for a judge wave such a batch no longer sends. Active
+    batches are polled by their slices. Returns the rows stored."""
     stored = 0
     open_batches = set(
         ProviderBatch.objects.filter(status__in=ProviderBatch.OPEN_STATUSES)
