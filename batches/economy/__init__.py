@@ -174,7 +174,7 @@ def poll_provider_batches() -> int:
     # Answers that came back and wait for a judge wave that an inactive batch never sends.
     open_batches.update(
         ProviderRequest.objects.filter(outcome="judging")
-        .exclude(provider_batch__batch__status__in=Batch.ACTIVE_STATUSES)
+        .filter(provider_batch__batch__status__in=(Batch.Status.CANCELLED, Batch.Status.FAILED))
         .values_list("provider_batch__batch_id", flat=True)
         .distinct()
     )
@@ -185,8 +185,10 @@ def poll_provider_batches() -> int:
             for pb in batch.provider_batches.filter(status=ProviderBatch.Status.SUBMITTED):
                 done, failed = poll(pb, api)
                 stored += done + failed
-            done, failed = settle_judging(batch)
-            stored += done + failed
+            if batch.status in (Batch.Status.CANCELLED, Batch.Status.FAILED):
+                # (A paused batch sends its judge wave once it resumes.)
+                done, failed = settle_judging(batch)
+                stored += done + failed
             if stored:
                 with transaction.atomic():
                     Batch.objects.select_for_update().get(pk=batch.pk).recount()

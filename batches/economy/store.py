@@ -262,8 +262,8 @@ def _store_verdicts(
 
 
 def settle_judging(batch: Batch) -> tuple[int, int]:
-    """A batch that is no longer active (cancelled, failed) sends no judge wave: its
-    answers still waiting for one are stored unjudged ("Grade again" can judge them)."""
+    """A cancelled or failed batch sends no judge wave: its answers still waiting for one
+    are stored unjudged ("Grade again" can judge them)."""
     waiting = list(
         ProviderRequest.objects.filter(provider_batch__batch=batch, outcome="judging")
         .exclude(judge_requests__isnull=False)
