@@ -702,8 +702,9 @@ class ProviderRequest(models.Model):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="judge_requests"
     )
     # "", or what came back: "answered", "judging" (its verdict awaited), "retried",
-    # "realtime" (retried in real time), "failed", "cancelled"; a judge request's:
-    # "judged", "failed", "cancelled".
+    # "realtime" (retried in real time), "failed", "cancelled", "dropped" (its row was
+    # taken over before the judge's wave); a judge request's: "judged", "failed",
+    # "cancelled".
     outcome = models.CharField(max_length=16, blank=True)
     error = models.TextField(blank=True)
 
