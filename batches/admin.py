@@ -226,6 +226,7 @@ class ProviderBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "local_id",
         "batch",
+        "kind",
         "provider",
         "provider_batch_id",
         "status",
@@ -236,7 +237,7 @@ class ProviderBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "submitted_at",
         "ended_at",
     )
-    list_filter = ("provider", "status")
+    list_filter = ("provider", "kind", "status")
     search_fields = ("local_id", "provider_batch_id")
     list_select_related = ("batch",)
     readonly_fields = [field.name for field in ProviderBatch._meta.fields]

@@ -72,6 +72,7 @@ from batches.uploads import (
     read_json_body,
     read_upload_bytes,
 )
+from chats.services import ProviderNotConfigured
 
 # One call of process-for-duration holds a worker (and the HTTP connection) this long at most.
 MAX_SLICE_SECONDS = 60.0
@@ -115,6 +116,17 @@ def check_repeats(repeats: int | None) -> None:
     except UploadError as exc:
         raise ApiError(
             422, exc.message, code="invalid_repeats", fields={"repeats": [exc.message]}
+        ) from None
+
+
+def check_economy_retry(economy_retry: str) -> None:
+    """422 naming `economyRetry` and its choices when it is not one of them."""
+    try:
+        services.check_economy_retry(economy_retry)
+    except ProviderNotConfigured as exc:
+        message = str(exc)
+        raise ApiError(
+            422, message, code="invalid_economy_retry", fields={"economyRetry": [message]}
         ) from None
 
 
@@ -271,6 +283,7 @@ def create(request: HttpRequest):
     `uploaded`: drive it with process-for-duration (inline) or start it (Celery)."""
     fields, rows, filename, draft = _read_create_request(request)
     check_repeats(fields.repeats)
+    check_economy_retry(fields.economy_retry)
     settings_fields = {
         "uploader": request.auth,
         "name": fields.name,
@@ -282,6 +295,7 @@ def create(request: HttpRequest):
         "judge_enabled": fields.judge_enabled,
         "repeats": fields.repeats,
         "mode": fields.mode,
+        "economy_retry": fields.economy_retry,
     }
     if draft is not None:
         batch = services.create_batch_from_draft(

@@ -152,6 +152,9 @@ class ProviderBatchOut(CamelSchema):
     """One submission to the provider's batch API (economy mode)."""
 
     provider: str
+    kind: Literal["answer", "judge"] = Field(
+        default="answer", description="answer: the rows' answer calls; judge: the AI judge's"
+    )
     provider_batch_id: str = Field(description="The provider's id; '' until it has it")
     status: Literal["preparing", "submitting", "submitted", "ended"]
     provider_status: str = Field(description="The provider's own word (in_progress, ...)")
@@ -167,6 +170,7 @@ class ProviderBatchOut(CamelSchema):
     def of(cls, pb) -> ProviderBatchOut:
         return cls(
             provider=pb.provider,
+            kind=pb.kind,
             provider_batch_id=pb.provider_batch_id,
             status=pb.status,
             provider_status=pb.provider_status,
@@ -219,6 +223,10 @@ class BatchOut(CamelSchema):
         "before it starts)",
     )
     mode: Literal["realtime", "economy"] = "realtime"
+    economy_retry: Literal["batch", "realtime"] = Field(
+        default="batch",
+        description="Economy mode: where an expired or errored request is retried once",
+    )
     provider_batches: list[ProviderBatchOut] | None = Field(
         default=None,
         description="Economy mode, in `status`: the provider batches with their status and counts",
@@ -285,6 +293,7 @@ class BatchOut(CamelSchema):
             "judge_enabled": batch.judge_enabled,
             "repeats": batch.repeats,
             "mode": batch.mode,
+            "economy_retry": batch.economy_retry,
             "budget": None if batch.budget is None else float(batch.budget),
             "spent": round(batch.spent, 6),
             "status_reason": batch.status_reason,
@@ -421,6 +430,14 @@ class CreateFields(CamelSchema):
         default="realtime",
         description="economy: the answer calls go to the provider's batch API (OpenAI, Azure "
         "OpenAI, Anthropic) at the batch price, results within 24 h",
+    )
+    economy_retry: str = Field(
+        default="batch",
+        max_length=16,
+        json_schema_extra={"enum": ["batch", "realtime"]},
+        description="Economy mode: a request that comes back expired or errored is retried "
+        "once, in a new provider batch (batch) or in real time at the real-time price "
+        "(realtime); then the row fails with the provider's reason",
     )
     budget: float | None = Field(
         default=None,

@@ -4,7 +4,9 @@ Prices come from `chats.providers.prices.price_for` (admin, AI_PRICES, the shipp
 table). Each done row's cost is its interaction's tokens at the batch's price, written on
 the row (`BatchItem.cost`) by the engine's writer, and added to `Batch.spent` in the same
 transaction: the budget check reads one field of one row, never an aggregate. The judge's
-and the AI guard's calls report no tokens: they are counted in the estimate only.
+and the AI guard's real-time calls report no tokens: they are counted in the estimate
+only. In economy mode the judge's wave reports its tokens: a judged row's cost is its
+answer's and its judge call's, both at the batch price (batches.economy.store).
 """
 
 from __future__ import annotations

@@ -157,6 +157,18 @@ class BatchUploadForm(forms.Form):
             "24 hours."
         ),
     )
+    economy_retry = forms.ChoiceField(
+        label=_("Economy: retry an expired or failed request"),
+        choices=Batch.EconomyRetry.choices,
+        initial=Batch.EconomyRetry.BATCH,
+        required=False,  # a client that sends none gets a new provider batch
+        help_text=_(
+            "Economy mode only. A row whose request expires or errors at the provider is "
+            "retried once: in a new provider batch (half price, up to 24 hours more), or "
+            "at once in real time (at the real-time price); then it fails with the "
+            "provider's reason."
+        ),
+    )
 
     def __init__(self, *args, choose_columns: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -213,9 +225,11 @@ class BatchUploadForm(forms.Form):
     def add_provider_error(self, error: ProviderNotConfigured) -> None:
         """A provider or model refused by the service, shown next to the field it concerns
         (the provider and its model are one select here)."""
-        field = {"search_provider": "search_provider", "mode": "mode"}.get(
-            error.field or "", "ai_model"
-        )
+        field = {
+            "search_provider": "search_provider",
+            "mode": "mode",
+            "economy_retry": "economy_retry",
+        }.get(error.field or "", "ai_model")
         self.add_error(field, str(error))
 
     def run_settings(self) -> dict:
@@ -233,6 +247,7 @@ class BatchUploadForm(forms.Form):
             # An empty field (a form posted without it) is one answer per question.
             "repeats": self.cleaned_data.get("repeats") or 1,
             "mode": self.cleaned_data.get("mode") or Batch.Mode.REALTIME,
+            "economy_retry": self.cleaned_data.get("economy_retry") or Batch.EconomyRetry.BATCH,
         }
 
 
@@ -252,6 +267,7 @@ class RunAgainForm(BatchUploadForm):
             self.fields["judge_enabled"].initial = batch.judge_enabled
             self.fields["repeats"].initial = batch.repeats
             self.fields["mode"].initial = batch.mode
+            self.fields["economy_retry"].initial = batch.economy_retry
 
 
 class RegradeForm(forms.Form):

@@ -12,6 +12,10 @@ Signatures (every one is called by batches, implemented by evaluation):
   AI judge's verdict that came with its answer.
 - `wants_judge(item, answer) -> bool` and `await judge(*, item, answer) -> (verdict, notes)`: the AI
   judge, asked by a slice beside the answer call (outside any transaction).
+- `judge_request(*, item, answer) -> GenerationRequest` and
+  `judge_reply(*, text, error="") -> (verdict, notes)`: the same judge as a request for a
+  provider's batch API and its reply read back (economy mode's judge wave): one prompt,
+  one parser, whichever way the call goes.
 - `summaries(batch_ids) -> {batch_id: summary}`: one summary object per batch (a fixed
   number of queries); templates and the API read its attributes.
 - `summary_text(summary) -> str`: one line for `run_batch`'s report.
@@ -63,6 +67,9 @@ class Graders:
     # The expert reviews' summary and agreement of one batch as a JSON-ready dict (the
     # API status), or None when no reviews app is installed.
     review_summary: Callable[[int], dict] | None = None
+    # Economy mode's judge wave (see the module docstring); None: judged in real time.
+    judge_request: Callable[..., Any] | None = None
+    judge_reply: Callable[..., tuple[str, str]] | None = None
 
 
 _registered: Graders | None = None

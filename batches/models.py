@@ -45,6 +45,12 @@ class Batch(ChatSettings):
         # results within 24 hours.
         ECONOMY = "economy", _("Economy (provider batch API)")
 
+    class EconomyRetry(models.TextChoices):
+        # Economy mode: where a row whose provider batch request came back expired or
+        # errored gets its one retry (batches.economy.store).
+        BATCH = "batch", _("In a new provider batch")
+        REALTIME = "realtime", _("In real time (at the real-time price)")
+
     ACTIVITY_PROCESSING = "processing"
     ACTIVITY_WAITING = "waiting_for_worker"
 
@@ -84,6 +90,9 @@ class Batch(ChatSettings):
     # How many times each question is answered (1–10): k rows, k chats, per question.
     repeats = models.PositiveSmallIntegerField(default=1)
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.REALTIME)
+    economy_retry = models.CharField(
+        max_length=16, choices=EconomyRetry.choices, default=EconomyRetry.BATCH
+    )
     # The upload's headers in file order. Kept here because PostgreSQL's jsonb does not
     # keep the key order of BatchItem.row, and the export must return the file's order.
     input_columns = models.JSONField(default=list, blank=True)
@@ -419,6 +428,9 @@ class BatchItem(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)  # a running row's lease
     # A pending row waiting out a rate limit (429/5xx): not claimed again before then.
     resting_until = models.DateTimeField(null=True, blank=True)
+    # Economy mode: the row's provider batch request expired or errored and the batch
+    # retries in real time: only a real-time slice claims it, never a provider batch.
+    realtime_retry = models.BooleanField(default=False)
     # The turn this row produced; set in the same transaction as status=done.
     interaction = models.OneToOneField(
         Interaction,
@@ -591,9 +603,15 @@ class ProviderBatch(models.Model):
         SUBMITTED = "submitted", _("Submitted")  # the provider has it
         ENDED = "ended", _("Ended")  # results read and stored
 
+    class Kind(models.TextChoices):
+        ANSWER = "answer", _("Answers")
+        # The AI judge's second wave: the judge calls of answers that came back.
+        JUDGE = "judge", _("AI judge")
+
     OPEN_STATUSES = (Status.PREPARING, Status.SUBMITTING, Status.SUBMITTED)
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="provider_batches")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ANSWER)
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=200, blank=True)
     local_id = models.CharField(max_length=40, unique=True)
@@ -662,16 +680,31 @@ class ProviderBatch(models.Model):
 class ProviderRequest(models.Model):
     """One row's attempt inside a provider batch: the request sent (`body`, cleared once
     the results are stored) and the Interaction fields known before the model call
-    (guard, search), kept until the answer comes back."""
+    (guard, search), kept until the answer comes back.
+
+    With the AI judge on, an answer that came back waits for its verdict ("judging"): the
+    provider's reply is kept in `result` and a judge request (in a judge ProviderBatch,
+    `answer_request` pointing here) is sent; the row is stored once the verdict is in."""
 
     provider_batch = models.ForeignKey(
         ProviderBatch, on_delete=models.CASCADE, related_name="requests"
     )
     item = models.ForeignKey(BatchItem, on_delete=models.CASCADE, related_name="provider_requests")
-    custom_id = models.CharField(max_length=64)  # row and attempt: "r<item id>-a<attempt>"
+    # Row and attempt: "r<item id>-a<attempt>"; a judge request adds "-j".
+    custom_id = models.CharField(max_length=64)
     body = models.JSONField(default=dict, blank=True)
     fields = models.JSONField(default=dict, blank=True)
-    # "", or what came back: "answered", "retried", "failed", "cancelled".
+    # The provider's reply (text, model, tokens) of an answer kept while it is judged, or
+    # the judge call's tokens.
+    result = models.JSONField(default=dict, blank=True)
+    # A judge request: the answer request whose answer it judges.
+    answer_request = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="judge_requests"
+    )
+    # "", or what came back: "answered", "judging" (its verdict awaited), "retried",
+    # "realtime" (retried in real time), "failed", "cancelled", "dropped" (its row was
+    # taken over before the judge's wave); a judge request's: "judged", "failed",
+    # "cancelled".
     outcome = models.CharField(max_length=16, blank=True)
     error = models.TextField(blank=True)
 
@@ -680,6 +713,14 @@ class ProviderRequest(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["provider_batch", "custom_id"], name="unique_provider_request"
+            )
+        ]
+        indexes = [
+            # Answers waiting for the judge's wave (few at a time, looked up every slice).
+            models.Index(
+                fields=["provider_batch"],
+                condition=models.Q(outcome="judging"),
+                name="provider_request_judging",
             )
         ]
 

@@ -142,9 +142,14 @@ class BatchItemQuerySet(models.QuerySet):
         )
 
     def retry(self) -> int:
-        """Failed and cancelled rows back to pending, with their attempts back."""
+        """Failed and cancelled rows back to pending, with their attempts back (an
+        economy row starts again in a provider batch)."""
         return self.retryable().update(
-            status=self.model.Status.PENDING, error="", finished_at=None, attempts=0
+            status=self.model.Status.PENDING,
+            error="",
+            finished_at=None,
+            attempts=0,
+            realtime_retry=False,
         )
 
     def answer_totals(self, language: str) -> dict[str, int]:

@@ -64,6 +64,16 @@ def check_mode(*, mode: str, ai_provider: str) -> None:
         )
 
 
+def check_economy_retry(economy_retry: str) -> None:
+    """Raise ProviderNotConfigured (field "economy_retry") for an unknown choice."""
+    if economy_retry not in Batch.EconomyRetry.values:
+        raise ProviderNotConfigured(
+            gettext("Unknown retry '%(value)s': choose batch or realtime.")
+            % {"value": economy_retry},
+            field="economy_retry",
+        )
+
+
 def create_batch_run(
     *,
     uploader,
@@ -80,12 +90,14 @@ def create_batch_run(
     input_columns: list[str] | None = None,
     repeats: int = 1,
     mode: str = Batch.Mode.REALTIME,
+    economy_retry: str = Batch.EconomyRetry.BATCH,
 ) -> Batch:
     """Create a batch with a Chat and a BatchItem per row and repeat, all or nothing.
 
     `mode` "economy" sends the answer calls to the provider's batch API
     (batches.economy); a provider without one is refused (ProviderNotConfigured on the
-    `mode` field).
+    `mode` field). `economy_retry` (economy mode): where a row whose request expired or
+    errored is retried, "batch" (a new provider batch) or "realtime".
 
     1. validate: the providers and model through chats.services.choose_chat_settings
        (one not given is the server's default), `repeats` (1..MAX_REPEATS), at least one
@@ -107,6 +119,7 @@ def create_batch_run(
     )
     check_repeats(repeats)
     check_mode(mode=mode, ai_provider=chosen.ai_provider)
+    check_economy_retry(economy_retry)
     if not rows:
         raise UploadError(gettext("The batch has no questions."), code="empty")
     if len(rows) > settings.MAX_BATCH_ITEMS:
@@ -154,6 +167,7 @@ def create_batch_run(
             # Rows of the batch: each question's count k times.
             upload_guard={kind: count * repeats for kind, count in guard.items()},
             mode=mode,
+            economy_retry=economy_retry,
             **chat_fields,
         )
         # Every chat inserted now gets a key above this one (SQLite: one writer at a
@@ -290,6 +304,7 @@ def run_again(
     judge_enabled: bool | None = None,
     repeats: int | None = None,
     mode: str | None = None,
+    economy_retry: str | None = None,
     name: str = "",
     start: bool = False,
 ) -> Batch:
@@ -346,6 +361,7 @@ def run_again(
             input_columns=list(headers) or None,
             repeats=batch.repeats if repeats is None else repeats,
             mode=mode or batch.mode,
+            economy_retry=economy_retry or batch.economy_retry,
         )
     if start:
         start_batch(batch=new)

@@ -107,6 +107,8 @@ __all__ = [
     "provider_probe_seconds",
     "safety_cap",
     "judge_answer",
+    "judge_request",
+    "parse_judge_reply",
     "JudgeReplyError",
     # the providers' batch APIs (economy mode)
     "BatchAPI",
@@ -350,6 +352,27 @@ def request_tokens(request: GenerationRequest, *, provider: str) -> int:
     return tokens.count_messages(texts, provider=provider, model=request.model)
 
 
+def judge_request(
+    *, ai_provider: str, model: str, question: str, expected_answer: str, answer: str
+) -> GenerationRequest:
+    """The AI judge's request for `answer` (its prompt: chats.judge), as `judge_answer`
+    sends it and as economy mode writes it in a provider batch. Raises ProviderError
+    for a provider that cannot judge."""
+    # Only a language model can judge (the extractive answerer copies sentences).
+    if not uses_language_model(ai_provider):
+        raise ProviderError(
+            f"The AI provider '{ai_provider}' cannot judge answers: choose a language model."
+        )
+    provider = get_provider(ai_provider)
+    messages = judge_messages(question=question, expected_answer=expected_answer, answer=answer)
+    return GenerationRequest(
+        system=JUDGE_SYSTEM,
+        messages=messages,
+        question=messages[-1].content,
+        model=model or (provider.models() or [""])[0],
+    )
+
+
 async def judge_answer(
     *, ai_provider: str, model: str, question: str, expected_answer: str, answer: str
 ) -> JudgeVerdict:
@@ -359,20 +382,14 @@ async def judge_answer(
     One provider call (the provider's retry policy and quota apply). Raises
     ProviderNotConfigured, ProviderError (also for a provider that cannot judge) or
     JudgeReplyError."""
-    # Only a language model can judge (the extractive answerer copies sentences).
-    if not uses_language_model(ai_provider):
-        raise ProviderError(
-            f"The AI provider '{ai_provider}' cannot judge answers: choose a language model."
-        )
-    provider = get_provider(ai_provider)
-    messages = judge_messages(question=question, expected_answer=expected_answer, answer=answer)
-    request = GenerationRequest(
-        system=JUDGE_SYSTEM,
-        messages=messages,
-        question=messages[-1].content,
-        model=model or (provider.models() or [""])[0],
+    request = judge_request(
+        ai_provider=ai_provider,
+        model=model,
+        question=question,
+        expected_answer=expected_answer,
+        answer=answer,
     )
-    return parse_judge_reply((await provider.agenerate(request)).text)
+    return parse_judge_reply((await get_provider(ai_provider).agenerate(request)).text)
 
 
 def lock_chats(chat_ids) -> None:

@@ -26,6 +26,8 @@ class EvaluationConfig(AppConfig):
                 grade_items=_lazy("grading", "grade_items"),
                 wants_judge=_lazy("grading", "wants_judge"),
                 judge=_lazy("grading", "judge"),
+                judge_request=_lazy("grading", "judge_request"),
+                judge_reply=_lazy("grading", "judge_reply"),
                 summaries=_lazy("grading", "grade_summaries"),
                 summary_text=_lazy("grading", "summary_text"),
                 detail_context=_lazy("views", "_evaluation_context"),

@@ -32,6 +32,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -48,8 +49,13 @@ from chats.services import (
     ProviderNotConfigured,
     is_not_found,
     judge_answer,
+    parse_judge_reply,
     run_on_provider_loop,
 )
+from chats.services import judge_request as build_judge_request
+
+if TYPE_CHECKING:
+    from chats.providers.base import GenerationRequest
 from evaluation.repeats import repeat_result
 from evaluation.review import FAILING_REVIEWS, PASSING_REVIEWS
 
@@ -233,6 +239,32 @@ async def judge(*, item: BatchItem, answer: str) -> tuple[str, str]:
             answer=answer,
         )
     except (ProviderError, ProviderNotConfigured, JudgeReplyError) as exc:
+        return JudgeVerdict.ERROR, str(exc)[:2000]
+    return verdict.verdict, verdict.notes[:4000]
+
+
+def judge_request(*, item: BatchItem, answer: str) -> GenerationRequest:
+    """The request `judge` sends for one row's `answer`, for a provider's batch API
+    (economy mode's judge wave); ProviderError when the batch's provider cannot judge."""
+    chat = item.chat
+    return build_judge_request(
+        ai_provider=chat.ai_provider,
+        model=chat.model,
+        question=item.question,
+        expected_answer=item.expected_answer,
+        answer=answer,
+    )
+
+
+def judge_reply(*, text: str | None, error: str = "") -> tuple[str, str]:
+    """(verdict, notes) from the judge's reply `text` that came back from a provider's
+    batch API, as `judge` makes them from a real-time reply; no text: "no verdict" with
+    `error` (the provider's reason), as a failed real-time call."""
+    if text is None:
+        return JudgeVerdict.ERROR, (error or "The judge's call failed.")[:2000]
+    try:
+        verdict = parse_judge_reply(text)
+    except JudgeReplyError as exc:
         return JudgeVerdict.ERROR, str(exc)[:2000]
     return verdict.verdict, verdict.notes[:4000]
 

@@ -11,13 +11,20 @@ batches as they drive any other):
 2. submissions a dead worker left half-done are recovered (`submit.recover`);
 3. the batch's submitted provider batches are polled (`store.poll`) and the results of
    ended ones stored;
-4. eligible rows are claimed, prepared and submitted in provider batches within the
+4. with the AI judge on, answers that came back wait for their verdict: their judge
+   calls are submitted in judge provider batches (`submit.submit_judges`, the second
+   wave);
+5. rows whose request expired or errored, in a batch that retries in real time
+   (`Batch.economy_retry`), are answered by a real-time slice of those rows only
+   (`engine.process.realtime_slice` with `realtime_retry=True`);
+6. eligible rows are claimed, prepared and submitted in provider batches within the
    provider's limits (`submit.submit_next`), until none is left or the deadline;
-5. the counters are recounted and a batch with no row left is completed (finish_slice).
+7. the counters are recounted and a batch with no row left is completed (finish_slice).
 
 Rows in a provider batch are `running`, leased to it (`ProviderBatch.lease_owner`) for
-ECONOMY_LEASE_SECONDS, so no other runner takes them; multi-turn chats go in waves (a
-chat's next turn is claimed once its previous one is stored).
+ECONOMY_LEASE_SECONDS, so no other runner takes them (a judged row moves to its judge
+provider batch's lease); multi-turn chats go in waves (a chat's next turn is claimed once
+its previous one is stored, with its verdict when the judge is on).
 """
 
 from __future__ import annotations
@@ -30,11 +37,17 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from batches.economy.store import poll
-from batches.economy.submit import recover, submit_next
-from batches.engine.process import SliceResult, begin_slice, fail_batch, finish_slice
+from batches.economy.store import poll, settle_judging
+from batches.economy.submit import recover, submit_judges, submit_next
+from batches.engine.process import (
+    SliceResult,
+    begin_slice,
+    fail_batch,
+    finish_slice,
+    realtime_slice,
+)
 from batches.errors import BatchStateError
-from batches.models import Batch, ProviderBatch
+from batches.models import Batch, ProviderBatch, ProviderRequest
 from chats.services import (
     ProviderError,
     ProviderNotConfigured,
@@ -104,11 +117,31 @@ def _work(batch, api, deadline, should_stop, on_progress) -> tuple[int, int]:
     for pb in batch.provider_batches.filter(status=ProviderBatch.Status.SUBMITTED):
         d, f = poll(pb, api)
         done, failed = done + d, failed + f
+
+    def go_on() -> bool:
+        return (
+            time.monotonic() < deadline
+            and not (should_stop and should_stop())
+            and Batch.objects.filter(pk=batch.pk).active().exists()
+        )
+
+    while go_on():
+        sent, d, f = submit_judges(batch=batch, api=api)
+        done, failed = done + d, failed + f
+        if not sent:
+            break
+    if go_on() and batch.items.filter(realtime_retry=True).unfinished().exists():
+        # Rows retried in real time: a real-time slice of those rows only (the engine's
+        # claims, leases, writer, judge and real-time price).
+        fatal, d, f = realtime_slice(
+            batch, deadline=deadline, should_stop=should_stop, realtime_retry=True
+        )
+        done, failed = done + d, failed + f
+        if fatal:
+            raise ProviderNotConfigured(fatal)
     counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
     multi_turn = counts["chats"] < counts["rows"]
-    while time.monotonic() < deadline and not (should_stop and should_stop()):
-        if not Batch.objects.filter(pk=batch.pk).active().exists():
-            break
+    while go_on():
         sent, d, f = submit_next(batch=batch, api=api, multi_turn=multi_turn)
         done, failed = done + d, failed + f
         if not (sent or d or f):
@@ -128,13 +161,21 @@ def request_cancel(batch: Batch) -> int:
 
 def poll_provider_batches() -> int:
     """Poll the submitted provider batches of batches that are not active (cancelled,
-    failed: their results are still kept), and recover their half-done submissions.
-    Active batches are polled by their slices. Returns the rows stored."""
+    failed: their results are still kept), recover their half-done submissions, and store
+    unjudged the answers that wait for a judge wave such a batch no longer sends. Active
+    batches are polled by their slices. Returns the rows stored."""
     stored = 0
-    open_batches = (
+    open_batches = set(
         ProviderBatch.objects.filter(status__in=ProviderBatch.OPEN_STATUSES)
         .exclude(batch__status__in=Batch.ACTIVE_STATUSES)
         .values_list("batch_id", flat=True)
+        .distinct()
+    )
+    # Answers that came back and wait for a judge wave that an inactive batch never sends.
+    open_batches.update(
+        ProviderRequest.objects.filter(outcome="judging")
+        .filter(provider_batch__batch__status__in=(Batch.Status.CANCELLED, Batch.Status.FAILED))
+        .values_list("provider_batch__batch_id", flat=True)
         .distinct()
     )
     for batch in Batch.objects.filter(pk__in=list(open_batches)):
@@ -143,6 +184,10 @@ def poll_provider_batches() -> int:
             recover(batch=batch, api=api)
             for pb in batch.provider_batches.filter(status=ProviderBatch.Status.SUBMITTED):
                 done, failed = poll(pb, api)
+                stored += done + failed
+            if batch.status in (Batch.Status.CANCELLED, Batch.Status.FAILED):
+                # (A paused batch sends its judge wave once it resumes.)
+                done, failed = settle_judging(batch)
                 stored += done + failed
             if stored:
                 with transaction.atomic():

@@ -7,18 +7,19 @@ copies, grades, counters, in one transaction per group, with the lease check).
    for is sent first; the provider's status and counts are saved and the rows' lease
    renewed;
 2. once the provider batch has ended, its output and error files are read: an answer is
-   parsed (`complete_answer`) and stored; the AI judge, when on, grades it (a real-time
-   call, as in real-time mode); an expired or errored request goes back to pending for a
-   new provider batch while the row has attempts left (ECONOMY_MAX_ATTEMPTS), else the
-   row fails with the provider's reason; a cancelled batch's rows without an answer are
-   cancelled;
+   parsed (`complete_answer`) and stored; with the AI judge on, an answer it can judge
+   is kept instead ("judging": the judge's wave, batches.economy.submit.submit_judges)
+   and stored with its verdict when the judge provider batch ends (`_store_verdicts`);
+   an expired or errored request goes back to pending while the row has attempts left
+   (ECONOMY_MAX_ATTEMPTS): for a new provider batch, or, when the batch retries in real
+   time (Batch.economy_retry), marked for a real-time slice; else the row fails with the
+   provider's reason; a cancelled batch's rows without an answer are cancelled;
 3. the ProviderBatch ends (its request bodies cleared). Storing twice is harmless: the
    writer drops results for rows no longer leased to the provider batch.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -42,7 +43,6 @@ from chats.services import (
 logger = logging.getLogger("batches.economy")
 
 GROUP_ROWS = 500  # rows per writer transaction
-JUDGE_CONCURRENCY = 8
 
 
 def write_outcomes(*, batch_id: int, owner: str, outcomes: list[Outcome]) -> tuple[int, int]:
@@ -130,41 +130,47 @@ def store_results(
     pb: ProviderBatch, results: list[BatchResult], *, missing_reason: str
 ) -> tuple[int, int]:
     """Store an ended provider batch's results (see the module docstring)."""
+    if pb.kind == ProviderBatch.Kind.JUDGE:
+        return _store_verdicts(pb, results, missing_reason=missing_reason)
     by_id = {result.custom_id: result for result in results}
     requests = list(pb.requests.select_related("item__chat").filter(outcome="").order_by("pk"))
     batch = Batch.objects.get(pk=pb.batch_id)
-    answered = []
-    for request in requests:
-        result = by_id.get(request.custom_id)
-        if result is not None and result.text is not None:
-            answer = complete_answer(
-                request.fields,
-                text=result.text,
-                model=result.model,
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-            )
-            answered.append((request, answer))
-    verdicts = _judge(batch, answered) if batch.judge_enabled else {}
+    graders = hooks.graders()
+    judged = batch.judge_enabled and graders.judge_request is not None
     outcomes: list[Outcome] = []
     now = timezone.now()
-    answers = dict((request.pk, answer) for request, answer in answered)
     price = batch_price(batch)
     for request in requests:
         item = request.item
-        if request.pk in answers:
+        result = by_id.get(request.custom_id)
+        if result is not None and result.text is not None:
+            reply = {
+                "text": result.text,
+                "model": result.model,
+                "input_tokens": result.input_tokens,
+                "output_tokens": result.output_tokens,
+            }
+            answer = complete_answer(request.fields, **reply)
+            text = answer.fields.get("answer", "")
+            if (
+                judged
+                and answer.fields.get("answer_type") != "blocked"
+                and graders.wants_judge(item, text)
+            ):
+                # The judge's wave (submit.submit_judges): the row stays with this
+                # provider batch's lease until its verdict is stored with the answer.
+                request.outcome, request.result = "judging", reply
+                continue
             outcomes.append(
                 Outcome(
                     item,
                     BatchItem.Status.DONE,
-                    answer=answers[request.pk],
-                    verdict=verdicts.get(request.pk),
-                    cost=answer_cost(price, answers[request.pk].fields, economy=True),
+                    answer=answer,
+                    cost=answer_cost(price, answer.fields, economy=True),
                 )
             )
             request.outcome = "answered"
             continue
-        result = by_id.get(request.custom_id)
         error = (result.error if result is not None else "") or missing_reason
         request.error = error[:2000]
         if batch.status == Batch.Status.CANCELLED or (result and result.kind == "cancelled"):
@@ -172,13 +178,28 @@ def store_results(
             outcomes.append(Outcome(item, BatchItem.Status.PENDING, given_back=True))
             request.outcome = "cancelled"
         elif item.attempts < settings.ECONOMY_MAX_ATTEMPTS:
-            outcomes.append(Outcome(item, BatchItem.Status.PENDING, error=error, rest_until=now))
-            request.outcome = "retried"
+            realtime = batch.economy_retry == Batch.EconomyRetry.REALTIME
+            outcomes.append(
+                Outcome(
+                    item,
+                    BatchItem.Status.PENDING,
+                    error=error,
+                    rest_until=now,
+                    realtime_retry=realtime,
+                )
+            )
+            request.outcome = "realtime" if realtime else "retried"
         else:
             outcomes.append(Outcome(item, BatchItem.Status.FAILED, error=error))
             request.outcome = "failed"
     done, failed = write_outcomes(batch_id=pb.batch_id, owner=pb.lease_owner, outcomes=outcomes)
-    ProviderRequest.objects.bulk_update(requests, ["outcome", "error"], batch_size=500)
+    ProviderRequest.objects.bulk_update(requests, ["outcome", "error", "result"], batch_size=500)
+    return _end(pb, done, failed)
+
+
+def _end(pb: ProviderBatch, done: int, failed: int) -> tuple[int, int]:
+    """The provider batch has ended: its request bodies go; a cancelled batch's pending
+    rows are cancelled."""
     pb.requests.update(body={})
     ProviderBatch.objects.filter(pk=pb.pk).update(
         status=ProviderBatch.Status.ENDED, ended_at=timezone.now()
@@ -189,29 +210,82 @@ def store_results(
     return done, failed
 
 
-def _judge(batch: Batch, answered: list) -> dict[int, tuple[str, str]]:
-    """The AI judge's verdicts for answered requests that want one (real-time calls)."""
+def _store_verdicts(
+    pb: ProviderBatch, results: list[BatchResult], *, missing_reason: str
+) -> tuple[int, int]:
+    """Store an ended judge provider batch: each row's answer (kept on its answer
+    request) with the judge's verdict, through the writer and the graders as a real-time
+    row with its judge. A judge call that expired or errored is the judge's failure, as
+    in real time ("no verdict", the provider's reason); one cancelled with the batch
+    leaves the answer unjudged. The row's cost is its answer's and its judge's tokens at
+    the batch price."""
+    by_id = {result.custom_id: result for result in results}
+    requests = list(
+        pb.requests.select_related("item__chat", "answer_request").filter(outcome="").order_by("pk")
+    )
+    batch = Batch.objects.get(pk=pb.batch_id)
     graders = hooks.graders()
-    wanted = [
-        (request, answer)
-        for request, answer in answered
-        if answer.fields.get("answer_type") != "blocked"
-        and graders.wants_judge(request.item, answer.fields.get("answer", ""))
-    ]
-    if not wanted:
-        return {}
+    price = batch_price(batch)
+    outcomes: list[Outcome] = []
+    sources = []
+    for request in requests:
+        source = request.answer_request
+        answer = complete_answer(source.fields, **source.result)
+        cost = answer_cost(price, answer.fields, economy=True)
+        result = by_id.get(request.custom_id)
+        verdict = None
+        if result is not None and result.text is not None:
+            verdict = graders.judge_reply(text=result.text)
+            request.outcome = "judged"
+            request.result = {
+                "input_tokens": result.input_tokens,
+                "output_tokens": result.output_tokens,
+            }
+            judge_cost = answer_cost(price, request.result, economy=True)
+            if cost is not None and judge_cost is not None:
+                cost += judge_cost
+        elif batch.status == Batch.Status.CANCELLED or (result and result.kind == "cancelled"):
+            request.outcome = "cancelled"
+        else:
+            error = (result.error if result is not None else "") or missing_reason
+            verdict = graders.judge_reply(text=None, error=error)
+            request.outcome, request.error = "failed", error[:2000]
+        outcomes.append(
+            Outcome(request.item, BatchItem.Status.DONE, answer=answer, verdict=verdict, cost=cost)
+        )
+        source.outcome = "answered"
+        sources.append(source)
+    done, failed = write_outcomes(batch_id=pb.batch_id, owner=pb.lease_owner, outcomes=outcomes)
+    ProviderRequest.objects.bulk_update(requests, ["outcome", "error", "result"], batch_size=500)
+    ProviderRequest.objects.bulk_update(sources, ["outcome"], batch_size=500)
+    return _end(pb, done, failed)
 
-    async def all_verdicts():
-        slots = asyncio.Semaphore(JUDGE_CONCURRENCY)
 
-        async def one(request, answer):
-            async with slots:
-                return await graders.judge(item=request.item, answer=answer.fields["answer"])
-
-        return await asyncio.gather(*(one(r, a) for r, a in wanted))
-
-    verdicts = run_on_provider_loop(all_verdicts())
-    return {request.pk: verdict for (request, _a), verdict in zip(wanted, verdicts, strict=True)}
+def settle_judging(batch: Batch) -> tuple[int, int]:
+    """A cancelled or failed batch sends no judge wave: its answers still waiting for one
+    are stored unjudged ("Grade again" can judge them)."""
+    waiting = list(
+        ProviderRequest.objects.filter(provider_batch__batch=batch, outcome="judging")
+        .exclude(judge_requests__isnull=False)
+        .select_related("item__chat", "provider_batch")
+        .order_by("pk")
+    )
+    price = batch_price(batch)
+    done = failed = 0
+    by_owner: dict[str, list[ProviderRequest]] = {}
+    for request in waiting:
+        by_owner.setdefault(request.provider_batch.lease_owner, []).append(request)
+    for owner, requests in by_owner.items():
+        outcomes = []
+        for request in requests:
+            answer = complete_answer(request.fields, **request.result)
+            cost = answer_cost(price, answer.fields, economy=True)
+            outcomes.append(Outcome(request.item, BatchItem.Status.DONE, answer=answer, cost=cost))
+            request.outcome = "answered"
+        d, f = write_outcomes(batch_id=batch.pk, owner=owner, outcomes=outcomes)
+        done, failed = done + d, failed + f
+        ProviderRequest.objects.bulk_update(requests, ["outcome"], batch_size=500)
+    return done, failed
 
 
 def fail_provider_batch(pb: ProviderBatch, message: str) -> tuple[int, int]:

@@ -25,6 +25,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from batches import hooks
+from batches.costs import answer_cost, batch_price
 from batches.economy.store import fail_provider_batch, store_results, write_outcomes
 from batches.engine.claims import Claimed, Claims
 from batches.engine.writer import Outcome
@@ -35,6 +37,7 @@ from chats.services import (
     ProviderError,
     ProviderNotConfigured,
     TransientProviderError,
+    complete_answer,
     prepare_answer,
     run_on_provider_loop,
 )
@@ -58,6 +61,7 @@ def submit_next(*, batch, api: BatchAPI, multi_turn: bool) -> tuple[int, int, in
         multi_turn=multi_turn,
         concurrency=1,
         on_fault=lambda: None,
+        realtime_retry=False,  # rows retried in real time never go in a provider batch
     )
     claims.size = api.request_limit()
     if not claims.candidate_ids(timezone.now(), 1):
@@ -205,6 +209,102 @@ def _record(pb: ProviderBatch, api: BatchAPI, to_send: list[tuple[Claimed, Prepa
         pb.request_count = len(kept)
         pb.save(update_fields=["status", "request_count"])
     return len(kept)
+
+
+def submit_judges(*, batch, api: BatchAPI) -> tuple[int, int, int]:
+    """The AI judge's wave: answers that came back and wait for their verdict
+    ("judging", batches.economy.store) are judged in a judge provider batch, recorded and
+    sent as answers are (a worker that dies in between is recovered the same way).
+
+    1. a ProviderBatch of kind judge is created (preparing);
+    2. each waiting answer's judge request is built by the graders (`judge_request`: the
+       real-time judge's own prompt), custom_id = row, attempt and "-j";
+    3. in one transaction: the requests are stored, each row's lease moves from its
+       answer's provider batch to this one (rows whose lease is no longer there are
+       left out), and it moves to submitting; then it is sent (`send`).
+    Returns (requests submitted, rows done, rows failed); (0, 0, 0) when none waits."""
+    graders = hooks.graders()
+    limit = api.request_limit()
+    waiting = list(
+        ProviderRequest.objects.filter(provider_batch__batch=batch, outcome="judging")
+        .exclude(judge_requests__isnull=False)
+        .select_related("item__chat", "provider_batch")
+        .order_by("pk")[:limit]
+    )
+    if not waiting:
+        return 0, 0, 0
+    pb = ProviderBatch.objects.create(
+        batch=batch,
+        provider=batch.ai_provider,
+        model=batch.model,
+        local_id=uuid.uuid4().hex,
+        kind=ProviderBatch.Kind.JUDGE,
+    )
+    budget = api.max_bytes
+    kept: list[ProviderRequest] = []
+    unjudged: dict[str, list[Outcome]] = {}
+    for source in waiting:
+        item = source.item
+        answer = complete_answer(source.fields, **source.result)
+        try:
+            request = graders.judge_request(item=item, answer=answer.fields["answer"])
+        except (ProviderError, ProviderNotConfigured) as exc:
+            # The provider cannot judge: the judge's failure, as in real time.
+            outcome = Outcome(
+                item,
+                BatchItem.Status.DONE,
+                answer=answer,
+                verdict=graders.judge_reply(text=None, error=str(exc)),
+                cost=answer_cost(batch_price(batch), answer.fields, economy=True),
+            )
+            unjudged.setdefault(source.provider_batch.lease_owner, []).append(outcome)
+            source.outcome = "answered"
+            continue
+        custom_id = api.custom_id(pb.local_id, item.pk, item.attempts, judge=True)
+        body = api.body(request)
+        size = api.size(custom_id, body)
+        if size > budget:
+            continue  # the next judge provider batch takes it
+        budget -= size
+        kept.append(
+            ProviderRequest(
+                provider_batch=pb, item=item, custom_id=custom_id, body=body, answer_request=source
+            )
+        )
+    done = failed = 0
+    for owner, outcomes in unjudged.items():
+        d, f = write_outcomes(batch_id=batch.pk, owner=owner, outcomes=outcomes)
+        done, failed = done + d, failed + f
+    ProviderRequest.objects.bulk_update(
+        [s for s in waiting if s.outcome == "answered"], ["outcome"], batch_size=500
+    )
+    owners = {r.item_id: r.answer_request.provider_batch.lease_owner for r in kept}
+    with transaction.atomic():
+        ours = {
+            pk
+            for pk, owner in BatchItem.objects.select_for_update()
+            .filter(pk__in=list(owners), status=BatchItem.Status.RUNNING)
+            .values_list("pk", "lease_owner")
+            if owners[pk] == owner
+        }
+        # An answer whose row another runner took over (its lease ran out) is not judged.
+        lost = [r.answer_request_id for r in kept if r.item_id not in ours]
+        ProviderRequest.objects.filter(pk__in=lost).update(outcome="dropped")
+        kept = [r for r in kept if r.item_id in ours]
+        if kept:
+            ProviderRequest.objects.bulk_create(kept, batch_size=500)
+            BatchItem.objects.filter(pk__in=list(ours)).update(
+                lease_owner=pb.lease_owner,
+                lease_expires_at=timezone.now() + timedelta(seconds=settings.ECONOMY_LEASE_SECONDS),
+            )
+            pb.status = ProviderBatch.Status.SUBMITTING
+            pb.request_count = len(kept)
+            pb.save(update_fields=["status", "request_count"])
+    if not kept:
+        pb.delete()
+        return 0, done, failed
+    send(pb, api)
+    return len(kept), done, failed
 
 
 def send(pb: ProviderBatch, api: BatchAPI) -> bool:

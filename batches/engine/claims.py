@@ -73,8 +73,12 @@ class Claims:
         multi_turn: bool,
         concurrency: int,
         on_fault: Callable[[], None],
+        realtime_retry: bool | None = None,
     ) -> None:
         self.batch_id = batch_id
+        # Economy mode: rows sent back to be retried in real time (True) are claimed only
+        # by real-time slices, the others (False) only for provider batches; None: any.
+        self.only = {} if realtime_retry is None else {"realtime_retry": realtime_retry}
         self.owner = owner
         self.db = db
         self.multi_turn = multi_turn
@@ -129,7 +133,7 @@ class Claims:
         """The next eligible rows by position. Ready and expired-running rows are asked
         for separately: each query then walks the (batch, status, position) index instead
         of filtering the whole batch."""
-        rows = BatchItem.objects.filter(batch_id=self.batch_id)
+        rows = BatchItem.objects.filter(batch_id=self.batch_id, **self.only)
         if self.multi_turn:
             rows = rows.exclude(
                 Exists(
@@ -156,7 +160,7 @@ class Claims:
                 return []
             # The eligibility condition again (in the UPDATE): rows another caller took
             # since the SELECT are skipped, so every row is claimed by one caller only.
-            claimed = BatchItem.objects.filter(pk__in=ids).claim(
+            claimed = BatchItem.objects.filter(pk__in=ids, **self.only).claim(
                 owner=self.owner, now=now, lease_seconds=self.lease_seconds
             )
             if claimed:

@@ -89,39 +89,61 @@ def process_for_duration(
         except ProviderNotConfigured as exc:
             fatal = str(exc)
         else:
-            # Only batches with multi-turn chats pay for the "earlier turn unfinished" check.
-            counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
-            price = batch_price(batch)
-            if batch.budget is not None and price is not None and not batch.estimate:
-                # Made from the pages (the API and run_batch estimate at create): the
-                # budget check needs a row's estimated cost before rows are measured.
-                refresh_estimate(batch)
-            db = CallerThread()
-            work = Slice(
-                batch_id=batch_id,
+            fatal, done, failed = realtime_slice(
+                batch,
                 deadline=time.monotonic() + max(seconds, 0.0),
-                concurrency=max(int(concurrency or settings.BATCH_CONCURRENCY), 1),
-                multi_turn=counts["chats"] < counts["rows"],
-                db=db,
+                concurrency=concurrency,
                 should_stop=should_stop,
                 on_progress=on_progress,
-                provider=batch.ai_provider,
-                model=batch.model,
-                judge_enabled=batch.judge_enabled,
-                price=price,
-                budget=None if batch.budget is None or price is None else float(batch.budget),
-                per_call=per_row_cost(batch),
-                spent=batch.spent,
-                extra_per_call=float((batch.estimate or {}).get("extra_cost_per_row") or 0),
             )
-            db.serve(asyncio.run_coroutine_threadsafe(work.run(), provider_loop()))
-            fatal, done, failed = work.fatal, work.done, work.failed
     try:
         if fatal:
             fail_batch(batch_id, fatal)
         return finish_slice(batch_id, done=done, failed=failed)
     except Batch.DoesNotExist:
         raise BatchStateError("This batch was deleted while it was being processed.") from None
+
+
+def realtime_slice(
+    batch: Batch,
+    *,
+    deadline: float,
+    concurrency: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    realtime_retry: bool | None = None,
+) -> tuple[str | None, int, int]:
+    """Step 3 of process_for_duration for a processing batch whose providers are
+    configured: a Slice until `deadline` (time.monotonic()); (fatal, done, failed).
+    Economy mode runs it with `realtime_retry=True` for the rows it retries in real time."""
+    # Only batches with multi-turn chats pay for the "earlier turn unfinished" check.
+    counts = batch.items.aggregate(rows=Count("id"), chats=Count("chat", distinct=True))
+    price = batch_price(batch)
+    if batch.budget is not None and price is not None and not batch.estimate:
+        # Made from the pages (the API and run_batch estimate at create): the
+        # budget check needs a row's estimated cost before rows are measured.
+        refresh_estimate(batch)
+    db = CallerThread()
+    work = Slice(
+        batch_id=batch.pk,
+        deadline=deadline,
+        concurrency=max(int(concurrency or settings.BATCH_CONCURRENCY), 1),
+        multi_turn=counts["chats"] < counts["rows"],
+        db=db,
+        should_stop=should_stop,
+        on_progress=on_progress,
+        provider=batch.ai_provider,
+        model=batch.model,
+        judge_enabled=batch.judge_enabled,
+        price=price,
+        budget=None if batch.budget is None or price is None else float(batch.budget),
+        per_call=per_row_cost(batch),
+        spent=batch.spent,
+        extra_per_call=float((batch.estimate or {}).get("extra_cost_per_row") or 0),
+        realtime_retry=realtime_retry,
+    )
+    db.serve(asyncio.run_coroutine_threadsafe(work.run(), provider_loop()))
+    return work.fatal, work.done, work.failed
 
 
 def fail_batch(batch_id: int, message: str) -> None:

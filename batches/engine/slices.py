@@ -77,6 +77,8 @@ class Slice:
     spent: float = 0.0  # Batch.spent when the slice began (until the first status read)
     should_stop: Callable[[], bool] | None = None
     on_progress: Callable[[int, int], None] | None = None
+    # Economy mode: only the rows sent back to be retried in real time (Claims).
+    realtime_retry: bool | None = None
     owner: str = field(default_factory=new_owner)
     fatal: str | None = None
 
@@ -96,6 +98,7 @@ class Slice:
             multi_turn=self.multi_turn,
             concurrency=self.concurrency,
             on_fault=self.stop,
+            realtime_retry=self.realtime_retry,
         )
         self.fence = StatusFence(batch_id=self.batch_id, db=self.db, on_inactive=self.stop)
         self.fence.spent = self.spent

@@ -49,6 +49,8 @@ class Outcome:
     verdict: tuple[str, str] | None = None  # the AI judge's (verdict, notes), when asked
     given_back: bool = False  # PENDING, never started: its attempt does not count
     cost: float | None = None  # what the answer call cost (batches.costs), when priced
+    # PENDING (economy mode): to be retried in real time, never in a provider batch.
+    realtime_retry: bool = False
 
 
 class Writer:
@@ -291,6 +293,11 @@ def _update_rows(kept: list[Outcome], now: datetime) -> None:
     if resting:
         _rows(resting).mark_resting()
         _set_each(resting, ["error", "resting_until"])
+        realtime = [o for o in resting if o.realtime_retry]
+        if realtime:
+            # In the same transaction as the row goes back to pending: no provider batch
+            # can claim it in between (batches.engine.claims).
+            _rows(realtime).update(realtime_retry=True)
     if given_back:
         _rows(given_back).release()
 

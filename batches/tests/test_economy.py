@@ -323,24 +323,6 @@ def test_the_worker_and_celery_beat_poll_a_cancelled_batchs_provider_batches(own
     assert all(b.cancelling for b in batch_server.batches.values())
 
 
-def test_economy_with_the_ai_judge_grades_the_answers(owner, batch_server):
-    parsed = [
-        ParsedRow(
-            question=f"Question {i}?",
-            columns={"question": f"Question {i}?"},
-            expected_answer=f"Fake answer to Question {i}",
-        )
-        for i in range(3)
-    ]
-    batch = drive(make(owner, parsed, judge_enabled=True))
-    assert batch.processed_items == 3
-    verdicts = set(batch.items.values_list("judge_verdict", flat=True))
-    assert verdicts == {"pass"}
-    # The judge's calls are real time; the answers' are not.
-    judge_calls = [r for r in batch_server.requests if "<expected>" in r.raw]
-    assert batch_server.realtime_calls == len(judge_calls) == 3
-
-
 def test_rows_in_a_provider_batch_do_not_hide_a_stalled_batch(owner, batch_server):
     """Rows leased to a provider batch are not a runner's live lease: with nobody polling,
     the batch waits for a worker (pages) and Celery beat re-enqueues it."""

@@ -122,3 +122,94 @@ def test_run_batch_economy_refused_for_extractive(tmp_path):
             stdout=io.StringIO(),
             stderr=io.StringIO(),
         )
+
+
+def test_upload_form_sets_the_economy_retry_and_the_batch_page_shows_it(
+    owner_client, owner, batch_server
+):
+    response = owner_client.post(
+        LIST_URL,
+        upload_data(
+            csv_file("question\nA?\n"),
+            ai_model="openai::gpt-4o-mini",
+            mode="economy",
+            economy_retry="realtime",
+        ),
+    )
+    assert response.status_code == 302
+    batch = Batch.objects.get(uploader=owner)
+    assert batch.economy_retry == Batch.EconomyRetry.REALTIME
+    page = owner_client.get(batch.get_absolute_url()).content.decode()
+    assert 'id="batch-economy-retry"' in page and "In real time" in page
+    again = owner_client.get(f"/batches/{batch.pk}/run-again/").content.decode()
+    assert '<option value="realtime" selected>' in again
+
+
+def test_upload_form_without_the_retry_field_retries_in_a_provider_batch(
+    owner_client, owner, batch_server
+):
+    owner_client.post(
+        LIST_URL,
+        upload_data(csv_file("question\nA?\n"), ai_model="openai::gpt-4o-mini", mode="economy"),
+    )
+    assert Batch.objects.get(uploader=owner).economy_retry == Batch.EconomyRetry.BATCH
+
+
+def test_api_create_takes_economy_retry(api, batch_server):
+    response = api.post(
+        "batch/create",
+        {
+            "aiProvider": "openai",
+            "searchProvider": "none",
+            "mode": "economy",
+            "economyRetry": "realtime",
+            "rows": ROWS,
+        },
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["economyRetry"] == "realtime"
+    assert Batch.objects.get(pk=body["batchId"]).economy_retry == "realtime"
+    status = api.get("batch/status", {"batchId": body["batchId"]}).json()
+    assert status["economyRetry"] == "realtime"
+
+
+def test_api_create_with_an_unknown_economy_retry_is_422_naming_the_field(api, batch_server):
+    response = api.post(
+        "batch/create",
+        {
+            "aiProvider": "openai",
+            "searchProvider": "none",
+            "mode": "economy",
+            "economyRetry": "tomorrow",
+            "rows": ROWS,
+        },
+    )
+    assert response.status_code == 422
+    assert "economyRetry" in error_of(response)["fields"]
+    assert not Batch.objects.exists()
+
+
+def test_run_batch_economy_retry_realtime(tmp_path, batch_server):
+    source = tmp_path / "q.csv"
+    source.write_text("question\nA?\nB?\n")
+    batch_server.expire_next = 1
+    call_command(
+        "run_batch",
+        str(source),
+        "--provider",
+        "openai",
+        "--search",
+        "none",
+        "--economy",
+        "--economy-retry",
+        "realtime",
+        "--out",
+        str(tmp_path / "r.csv"),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    batch = Batch.objects.get()
+    assert batch.economy_retry == "realtime" and batch.processed_items == 2
+    assert batch_server.realtime_calls == 2
+    assert len(batch_server.batches) == 1

@@ -133,3 +133,36 @@ def test_anthropic_lookup_never_takes_another_submissions_batch(owner, batch_ser
     run_slice(batch_id=lost.pk, seconds=30, runner="worker-3")
     assert lost.provider_batches.get().provider_batch_id == lost_provider_id
     assert len(batch_server.batches) == 2
+
+
+def test_anthropic_judge_wave_and_realtime_retry(owner, batch_server):
+    parsed = [
+        ParsedRow(
+            question=f"Question {i}?",
+            columns={"question": f"Question {i}?"},
+            expected_answer=f"Fake answer to Question {i}",
+        )
+        for i in range(3)
+    ]
+    parsed[2] = ParsedRow(
+        question="Bad [batch-error]", columns={"question": "x"}, expected_answer="Fake answer"
+    )
+    batch = drive(
+        make(
+            owner,
+            parsed,
+            provider="anthropic",
+            model="claude-haiku-5-5",
+            judge_enabled=True,
+            economy_retry="realtime",
+        )
+    )
+    assert (batch.processed_items, batch.failed_items) == (3, 0)
+    judge_ids = [i for i in batch_server.submitted_custom_ids() if i.endswith("-j")]
+    assert len(judge_ids) == 2  # the two rows answered in the provider batch
+    assert all(len(i) <= 64 for i in judge_ids)
+    # The errored row: answered in real time, and judged beside it in real time.
+    assert batch_server.realtime_calls == 2
+    assert set(batch.items.values_list("judge_verdict", flat=True)) == {"pass"}
+    kinds = set(batch.provider_batches.values_list("kind", flat=True))
+    assert kinds == {ProviderBatch.Kind.ANSWER, ProviderBatch.Kind.JUDGE}

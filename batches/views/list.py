@@ -163,6 +163,7 @@ def _columns_step(request: HttpRequest, form: BatchUploadForm) -> HttpResponse:
     initial["repeats"] = form.cleaned_data.get("repeats") or 1
     initial["judge_enabled"] = form.cleaned_data["judge_enabled"]
     initial["mode"] = form.cleaned_data.get("mode") or Batch.Mode.REALTIME
+    initial["economy_retry"] = form.cleaned_data.get("economy_retry") or Batch.EconomyRetry.BATCH
     columns_form = ColumnsForm(owner=request.user, draft=draft, initial=initial)
     return _render_columns(request, columns_form)
 

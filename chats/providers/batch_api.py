@@ -6,7 +6,8 @@
 - Anthropic: `messages.batches.create` with the requests inline;
   `messages.batches.retrieve`, `messages.batches.results`, `messages.batches.cancel`.
 
-Every request carries a `custom_id` (the row and attempt, chosen by the caller), and
+Every request carries a `custom_id` (the row and attempt, and whether it is the AI judge's
+call on that answer, chosen by the caller), and
 every submission a local id: in the batch's metadata (OpenAI, Azure), or as the prefix of
 each custom_id (Anthropic's message batches have no metadata), so that a caller that died
 between the provider call and saving the provider's id can find the batch it made
@@ -88,8 +89,9 @@ class BatchAPI:
         configured = int(getattr(settings, "ECONOMY_MAX_REQUESTS", 0) or 0)
         return min(self.max_requests, configured) if configured > 0 else self.max_requests
 
-    def custom_id(self, local_id: str, row: int, attempt: int) -> str:
-        return f"r{row}-a{attempt}"
+    def custom_id(self, local_id: str, row: int, attempt: int, *, judge: bool = False) -> str:
+        """The request's id: row and attempt, and "-j" for the AI judge's call on it."""
+        return f"r{row}-a{attempt}{'-j' if judge else ''}"
 
     def body(self, request: GenerationRequest) -> dict:
         """The request as the provider's batch API takes it (JSON)."""
@@ -337,9 +339,9 @@ class AnthropicBatchAPI(BatchAPI):
             secrets=(settings.ANTHROPIC_API_KEY,),
         )
 
-    def custom_id(self, local_id: str, row: int, attempt: int) -> str:
+    def custom_id(self, local_id: str, row: int, attempt: int, *, judge: bool = False) -> str:
         # Anthropic: ^[a-zA-Z0-9_-]{1,64}$. The local id (32 hex) lets `find` match.
-        return f"{local_id[:32]}_r{row}-a{attempt}"
+        return f"{local_id[:32]}_{super().custom_id(local_id, row, attempt, judge=judge)}"
 
     def body(self, request: GenerationRequest) -> dict:
         from chats.providers.anthropic import MAX_OUTPUT_TOKENS

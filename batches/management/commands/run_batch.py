@@ -62,6 +62,7 @@ PROVIDER_OPTIONS = {
     "search_provider": "--search",
     "model": "--model",
     "mode": "--economy",
+    "economy_retry": "--economy-retry",
 }
 
 
@@ -258,6 +259,14 @@ class Command(BaseCommand):
             action="store_true",
             help="Economy mode: send the answer calls to the provider's batch API (OpenAI, "
             "Azure OpenAI, Anthropic) at the batch price; results within 24 hours.",
+        )
+        parser.add_argument(
+            "--economy-retry",
+            choices=Batch.EconomyRetry.values,
+            default=Batch.EconomyRetry.BATCH,
+            help="With --economy: retry a request that came back expired or errored once in "
+            "a new provider batch (batch, the default) or in real time at the real-time "
+            "price (realtime).",
         )
         parser.add_argument(
             "--concurrency",
@@ -473,6 +482,7 @@ class Command(BaseCommand):
                 source_filename=path.name,
                 repeats=options["repeats"],
                 mode=Batch.Mode.ECONOMY if options["economy"] else Batch.Mode.REALTIME,
+                economy_retry=options["economy_retry"],
             )
         except UploadError as exc:
             raise CommandError(exc.message) from None
