@@ -4,6 +4,7 @@ polled while the batch is active."""
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.http import urlencode
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from django_htmx.http import HTMX_STOP_POLLING
@@ -188,7 +190,43 @@ def _rows_context(
     }
     if table:
         context |= _table_links(batch, params, page)
+        context["table_key"] = _table_key(context)
     return context
+
+
+def _table_key(context: dict) -> str:
+    """The key the rendered rows of the table are kept under (detail.html, table-body):
+    what each row shows that can change (status, answer, error, grades, review) and what
+    the table shows them with (language, columns, question set, who may retry). "" (not
+    kept) with repeats: a row shows its question's other repeats, on any page."""
+    batch = context["batch"]
+    if batch.repeats > 1:
+        return ""
+    rows = [
+        (
+            item.pk,
+            item.status,
+            item.interaction_id,
+            item.attempts,
+            item.error,
+            item.graded_at,
+            item.expected_answer,
+            item.expected_citation_url,
+            # A turn's review (and any change of it) moves its updated_at.
+            item.interaction.updated_at if item.interaction else None,
+        )
+        for item in context["items"]
+    ]
+    shown = [
+        get_language(),
+        batch.pk,
+        batch.page_language,
+        context["params"]["cols"],
+        context["can_retry_rows"],
+        context["counts_words"],
+        context["run_set"].url if context.get("run_set") else "",
+    ]
+    return f"{batch.pk}:{hashlib.sha256(repr([rows, shown]).encode()).hexdigest()}"
 
 
 def _table_links(batch: Batch, params: dict, page) -> dict:
@@ -347,6 +385,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
         if finished or rows["table_token"] != request.GET.get("t"):
             rows["items"] = _shown_items(batch, rows["page_rows"](), rows["params"]["cols"])
             rows |= _table_links(batch, rows["params"], rows["page"])
+            rows["table_key"] = _table_key(rows)
             rows["rows_oob"] = "section"
         else:
             rows["rows_oob"] = "filters"
