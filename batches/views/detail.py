@@ -140,7 +140,8 @@ def _rows_context(
         query=params["q"],
         sort=params["sort"],
     )
-    full = items
+    # The search results are not shown in the table (a JSON list per row to decode).
+    items = full = items.defer("interaction__search_results")
     if not table:
         # Only what the table's token reads (no answers, no chats): the page's rows are
         # read in full (`full_rows`) only when the token says the table changed.
