@@ -59,15 +59,19 @@ def batches_for(user, *, shared: bool = True) -> QuerySet[Batch]:
     as reviewer (batches.hooks.shared_with); staff see all (see may_act_on for actions),
     with their activity. `shared=False` is for what a reviewer may not do although it
     does not change the batch (run it again as one's own)."""
-    queryset = with_activity(Batch.objects.select_related("uploader"))
+    return with_activity(_visible_to(user, shared=shared).select_related("uploader"))
+
+
+def _visible_to(user, *, shared: bool = True) -> QuerySet[Batch]:
+    """`batches_for` without the activity (lists that do not show it)."""
     if user.is_staff:
-        return queryset
+        return Batch.objects.all()
     condition = Q(uploader=user)
     if shared:
         others = hooks.shared_with(user)
         if others is not None:
             condition |= others
-    return queryset.filter(condition)
+    return Batch.objects.filter(condition)
 
 
 # How far up "Run again" chains are followed to find a common source.
@@ -90,7 +94,7 @@ def compare_choices(*, user, batch: Batch, limit: int) -> tuple[list[Batch], lis
     them), then the others. Two queries, plus one per step up the chain."""
     lineage = run_from_chain(batch)
     candidates = (
-        batches_for(user)
+        _visible_to(user)
         .exclude(pk=batch.pk)
         .only("pk", "name", "created_at", "run_from_id", "uploader")
     )

@@ -195,6 +195,9 @@ def timed_routes(client, batch) -> list[tuple[str, str, dict]]:
         ("list poll, changed", "/batches/rows/", htmx),
         ("list poll, same", listed, htmx),
         ("batch page", batch.get_absolute_url(), {}),
+        # Nothing kept in Django's cache (the rendered table, the shared summaries): the
+        # first user to open the page, or one on another page of rows.
+        ("batch page, cold", batch.get_absolute_url(), {}),
         ("rows partial", f"/batches/{batch.pk}/rows/", htmx),
         ("batch poll, all new", f"/batches/{batch.pk}/progress/", htmx),
         ("batch poll, counts", counts_changed, htmx),
@@ -210,6 +213,8 @@ def time_pages(client, batch, *, repeats: int, profile: str = "") -> list[tuple]
     import pstats
     import statistics
 
+    from django.core.cache import cache
+
     results = []
     for label, url, extra in timed_routes(client, batch):
         queries = count_queries(client, "get", url, **extra)
@@ -217,6 +222,8 @@ def time_pages(client, batch, *, repeats: int, profile: str = "") -> list[tuple]
         size = 0
         profiler = cProfile.Profile() if label == profile else None
         for _n in range(repeats):
+            if label.endswith(", cold"):
+                cache.clear()
             started, cpu_started = time.perf_counter(), time.process_time()
             if profiler:
                 profiler.enable()

@@ -24,6 +24,7 @@ from batches.views.common import (
     _get_batch_for_user,
     _grade_filter_labels,
     _next_url,
+    _shared_while_active,
 )
 from chats.services import ProviderNotConfigured
 from evaluation import regrade, sharing
@@ -64,9 +65,10 @@ def _evaluation_context(request: HttpRequest, batch: Batch, *, grade: str) -> di
 
 
 def _review_context(request: HttpRequest, batch: Batch) -> dict:
-    """The expert review block (evaluation/_review_panel.html): one query for the summary,
-    one for who may review, one for the reviewers (the owner only)."""
-    summary = review_summaries([batch.pk])[batch.pk]
+    """The expert review block (evaluation/_review_panel.html): one query for the summary
+    (shared for a few seconds while the batch runs), one for who may review, one for the
+    reviewers (the owner only)."""
+    summary = _shared_while_active(batch, "reviews", lambda: review_summaries([batch.pk])[batch.pk])
     owner = may_act_on(request.user, batch)
     return {
         "review_summary": summary,

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from batches.models import Batch, BatchItem
 from batches.tests.view_helpers import HX, LIST_URL, real_batch
+from chats.tests.factories import InteractionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -149,15 +150,55 @@ def test_the_list_poll_answers_204_until_a_batch_on_it_changes(owner_client, own
     assert owner_client.get(poll_url(response.text, "batch-rows"), **HX).status_code == 204
 
 
-def test_polls_that_see_the_same_change_share_the_grade_summary(owner_client, owner):
-    cache.clear()
+def test_the_pages_and_polls_watching_a_running_batch_share_its_grade_summary(owner_client, owner):
     batch = running(owner)
     url = poll_url(owner_client.get(batch.get_absolute_url()).text)
+    cache.clear()  # the page's summary, shared too: the first poll reads it anew
     other_tab = Client()
     other_tab.force_login(owner)
     finish_row(batch, 0)
     first = poll_queries(owner_client, url)
+    finish_row(batch, 1)  # another change: the other tab's poll sees a new token
     second = poll_queries(other_tab, url)
     assert first[0] == second[0] == 200
     assert second[1] == first[1] - 1  # no second grade summary
     assert GRADES in other_tab.get(url, **HX).text
+
+
+def test_a_finished_batch_reads_its_grade_summary_anew(owner_client, owner):
+    batch = running(owner)
+    url = poll_url(owner_client.get(batch.get_absolute_url()).text)
+    BatchItem.objects.filter(batch=batch).update(status=BatchItem.Status.DONE)
+    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED, processed_items=3)
+    with CaptureQueriesContext(connection) as captured:
+        assert owner_client.get(url, **HX).status_code == 286
+    assert any("citation_checked" in query["sql"] for query in captured)
+
+
+def test_the_kept_rows_table_follows_its_rows_and_its_viewer(
+    owner_client, owner, django_user_model
+):
+    """The rendered rows are kept under their state (detail.html, table-body): a row
+    answered, retried or reviewed since, and who may retry, each draw it anew."""
+    from evaluation.review import save_review
+
+    batch = running(owner)
+    url = batch.get_absolute_url()
+    assert '<tr id="row-0" data-status="pending">' in owner_client.get(url).text
+    finish_row(batch, 0)
+    assert '<tr id="row-0" data-status="done">' in owner_client.get(url).text
+    BatchItem.objects.filter(batch=batch, position=1).update(
+        status=BatchItem.Status.FAILED, error="timeout"
+    )
+    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED)
+    owner_page = owner_client.get(url).text
+    assert 'class="secondary outline retry-one"' in owner_page  # the owner may retry
+    staff = Client()
+    staff.force_login(django_user_model.objects.create_user("reader", is_staff=True))
+    assert "retry-one" not in staff.get(url).text  # staff only read another's batch
+    item = batch.items.get(position=0)
+    item.interaction = InteractionFactory(chat=item.chat, position=0, answer="An answer")
+    item.save()
+    assert "review-note" not in owner_client.get(url).text
+    save_review(item=item, verdict="incorrect", notes="", user=owner)
+    assert 'data-review="incorrect"' in owner_client.get(url).text

@@ -4,16 +4,17 @@ polled while the batch is active."""
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.http import urlencode
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from django_htmx.http import HTMX_STOP_POLLING
@@ -35,6 +36,7 @@ from batches.selectors import (
 from batches.upload_guard import screened_items
 from batches.uploads import QUESTION_ALIASES, alias_key
 from batches.views.common import (
+    _attach_grades,
     _get_batch_for_user,
     _grade_filter_labels,
     _poll_token,
@@ -125,8 +127,8 @@ def _rows_context(
     """The rows section: status tabs with counts, the page of rows, the pager.
     A fixed number of queries: counts (1), guard counts (1), the page (1), plus the count
     of a search. Without `table`, only what `table_token` needs of the page's rows is
-    read, and `page_rows` is a function that reads them in full (one query more, for a
-    poll whose table changed)."""
+    read, `page_rows` is a function that reads them in full (one query more, for a poll
+    whose table changed), and the table's links (`_table_links`) are left out."""
     params = _row_params(query, batch)
     counts = item_status_counts(batch)
     status = params["status"]
@@ -138,7 +140,8 @@ def _rows_context(
         query=params["q"],
         sort=params["sort"],
     )
-    full = items
+    # The search results are not shown in the table (a JSON list per row to decode).
+    items = full = items.defer("interaction__search_results")
     if not table:
         # Only what the table's token reads (no answers, no chats): the page's rows are
         # read in full (`full_rows`) only when the token says the table changed.
@@ -152,18 +155,6 @@ def _rows_context(
     filters = [("", _("All"), sum(counts[value] for value in BatchItem.Status.values))]
     filters += [(value, label, counts[value]) for value, label in BatchItem.Status.choices]
     filters.append((NOT_FOUND, _("Not found"), counts[NOT_FOUND]))
-    page_links = [
-        (number, _href(batch, params, page=number) if number else "")
-        for number in _page_numbers(page.number, paginator.num_pages)
-    ]
-    sorts = {"position": "position", "status": "status"}
-    sorts |= {"latency_desc": "-latency", "latency_asc": "latency"}
-    sort_links = {name: _href(batch, params, sort=key, page=None) for name, key in sorts.items()}
-    prev_href = next_href = ""
-    if page.has_previous():
-        prev_href = _href(batch, params, page=page.previous_page_number())
-    if page.has_next():
-        next_href = _href(batch, params, page=page.next_page_number())
     rows = list(page.object_list)
 
     def full_rows() -> list[BatchItem]:
@@ -171,14 +162,11 @@ def _rows_context(
             return rows
         return list(full[page.start_index() - 1 : page.end_index()])
 
-    run_sets = hooks.run_sets()
-    return {
+    context = {
         "page_rows": full_rows,
         "items": _shown_items(batch, rows, params["cols"]) if table else [],
         "table_token": _table_token(rows, paginator.count),
         "batch": batch,
-        # The batch's question set: each row links to its question's history there.
-        "run_set": run_sets.labels([batch.pk]).get(batch.pk) if run_sets else None,
         "page": page,
         "params": params,
         "status": status,
@@ -186,8 +174,6 @@ def _rows_context(
             (value, label, count, _href(batch, params, status=value, page=None))
             for value, label, count in filters
         ],
-        "page_links": page_links,
-        "sort_links": sort_links,
         "guard": params["guard"],
         "guard_filters": _guard_filters(batch, params),
         "grade": params["grade"],
@@ -197,13 +183,76 @@ def _rows_context(
         ],
         "guard_all_href": _href(batch, params, guard=None, page=None),
         "rows_query": _query_string(params),
-        "prev_href": prev_href,
-        "next_href": next_href,
         "retryable_count": counts[BatchItem.Status.FAILED] + counts[BatchItem.Status.CANCELLED],
         "context_columns": _context_columns(batch),
         "counts_words": counts_words(batch.ai_provider),
         "can_retry_rows": not batch.is_active and may_act_on(request.user, batch),
         "next_url": _href(batch, params),
+    }
+    if table:
+        context |= _table_links(batch, params, page)
+        context["table_key"] = _table_key(context)
+    return context
+
+
+def _table_key(context: dict) -> str:
+    """The key the rendered rows of the table are kept under (detail.html, table-body):
+    what each row shows that can change (status, answer, error, grades, review) and what
+    the table shows them with (language, columns, question set, who may retry). "" (not
+    kept) with repeats: a row shows its question's other repeats, on any page."""
+    batch = context["batch"]
+    if batch.repeats > 1:
+        return ""
+    rows = [
+        (
+            item.pk,
+            item.status,
+            item.interaction_id,
+            item.attempts,
+            item.error,
+            item.graded_at,
+            item.expected_answer,
+            item.expected_citation_url,
+            # A turn's review (and any change of it) moves its updated_at.
+            item.interaction.updated_at if item.interaction else None,
+        )
+        for item in context["items"]
+    ]
+    shown = [
+        get_language(),
+        batch.pk,
+        batch.page_language,
+        context["params"]["cols"],
+        context["can_retry_rows"],
+        context["counts_words"],
+        context["run_set"].url if context.get("run_set") else "",
+    ]
+    return f"{batch.pk}:{hashlib.sha256(repr([rows, shown]).encode()).hexdigest()}"
+
+
+def _table_links(batch: Batch, params: dict, page) -> dict:
+    """What only the table and its pager show: the pages' and the sorts' links, and the
+    batch's question set (each row links to its question's history there; one query).
+    A poll that redraws only the counts does without them."""
+    run_sets = hooks.run_sets()
+    sorts = {"position": "position", "status": "status"}
+    sorts |= {"latency_desc": "-latency", "latency_asc": "latency"}
+    prev_href = next_href = ""
+    if page.has_previous():
+        prev_href = _href(batch, params, page=page.previous_page_number())
+    if page.has_next():
+        next_href = _href(batch, params, page=page.next_page_number())
+    return {
+        "run_set": run_sets.labels([batch.pk]).get(batch.pk) if run_sets else None,
+        "page_links": [
+            (number, _href(batch, params, page=number) if number else "")
+            for number in _page_numbers(page.number, page.paginator.num_pages)
+        ],
+        "sort_links": {
+            name: _href(batch, params, sort=key, page=None) for name, key in sorts.items()
+        },
+        "prev_href": prev_href,
+        "next_href": next_href,
     }
 
 
@@ -305,21 +354,6 @@ def batch_item_rows(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-# A running batch's grade summary, shared by the polls that see the same poll token (the
-# users watching one batch) for a few seconds. The writer grades rows in the transaction
-# that moves the token, so only a "Grade again" during the run can be this much older.
-GRADES_SHARED_SECONDS = 5
-
-
-def _running_grades(batch: Batch, token: str):
-    key = f"batchchat:poll-grades:{batch.pk}:{token}"
-    summary = cache.get(key)
-    if summary is None:
-        summary = hooks.graders().summaries([batch.pk])[batch.pk]
-        cache.set(key, summary, GRADES_SHARED_SECONDS)
-    return summary
-
-
 @login_required
 @require_GET
 def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
@@ -351,6 +385,8 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
         rows = _rows_context(request, batch, request.GET, table=False)
         if finished or rows["table_token"] != request.GET.get("t"):
             rows["items"] = _shown_items(batch, rows["page_rows"](), rows["params"]["cols"])
+            rows |= _table_links(batch, rows["params"], rows["page"])
+            rows["table_key"] = _table_key(rows)
             rows["rows_oob"] = "section"
         else:
             rows["rows_oob"] = "filters"
@@ -371,7 +407,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
         response.status_code = HTMX_STOP_POLLING
         hooks.graders().detail_oob(request, response, batch)
     elif rows_changed:
-        batch.grades = _running_grades(batch, token)
+        _attach_grades([batch])
         grades = {"batch": batch, "grades_oob": True}
         response.write(render_to_string("batches/_batch_grades.html", grades, request=request))
     return response
