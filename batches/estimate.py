@@ -181,9 +181,10 @@ def _history(batch: Batch, model: str) -> dict:
     )
 
 
-def estimate_batch(batch: Batch) -> dict:
+def estimate_batch(batch: Batch, *, concurrency: int | None = None) -> dict:
     """The estimate of what is left of `batch` (see the module docstring). A handful of
-    queries plus SAMPLE_ROWS searches; no provider call."""
+    queries plus SAMPLE_ROWS searches; no provider call. `concurrency`: the calls the
+    runner keeps in flight (default BATCH_CONCURRENCY; run_batch --concurrency)."""
     model = batch.model
     calls = calls_for(batch)
     measured = batch.items.filter(status=BatchItem.Status.DONE).aggregate(
@@ -235,7 +236,7 @@ def estimate_batch(batch: Batch) -> dict:
             extra_per_row=max(extra, 0.0),
         )
 
-    concurrency = max(int(settings.BATCH_CONCURRENCY), 1)
+    concurrency = max(int(concurrency or settings.BATCH_CONCURRENCY), 1)
     if settings.PROVIDER_MAX_CONCURRENCY:
         concurrency = min(concurrency, settings.PROVIDER_MAX_CONCURRENCY)
     latency = (history["latency"] or DEFAULT_LATENCY_SECONDS * 1000) / 1000
@@ -276,10 +277,10 @@ def estimate_batch(batch: Batch) -> dict:
     }
 
 
-def refresh_estimate(batch: Batch) -> dict:
+def refresh_estimate(batch: Batch, *, concurrency: int | None = None) -> dict:
     """Estimate the batch and keep the figures the engine's budget check reads
     (batches.costs.per_row_cost) on it."""
-    estimate = estimate_batch(batch)
+    estimate = estimate_batch(batch, concurrency=concurrency)
     batch.estimate = {
         "cost_per_row": estimate["cost"]["cost_per_row"],
         "extra_cost_per_row": estimate["cost"]["extra_per_row"],

@@ -42,6 +42,7 @@ import csv
 import itertools
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from tempfile import SpooledTemporaryFile
@@ -278,13 +279,63 @@ def _iso(moment) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _records(batch: Batch, headers: list[str]) -> Iterator[dict[str, Any]]:
-    items = (
+def _items(batch: Batch):
+    return (
         BatchItem.objects.filter(batch=batch)
         .select_related("chat", "interaction", "interaction__reviewed_by")
         .order_by("position")
     )
-    rows = items.iterator(chunk_size=DB_CHUNK)
+
+
+def follow_finished(
+    batch: Batch, *, over: threading.Event, poll_seconds: float = 0.5
+) -> Iterator[BatchItem]:
+    """The batch's rows in order, each once it is finished, while a run answers them;
+    once `over` is set (the run has ended), every row left, as it stands.
+
+    For a results file written while the batch runs (run_batch): a row is handed out only
+    when it and every row before it are finished (done, failed, cancelled), never to
+    change again during the run, so the file ends up as one written at the end would,
+    row for row. With repeats, a question's rows go out together (a question's result
+    reads all k)."""
+    start = 0
+    while True:
+        last = over.is_set()  # read before the rows: whatever finished by then is in them
+        rows = _items(batch).filter(position__gte=start)
+        if not last:
+            first_open = (
+                BatchItem.objects.filter(batch=batch, position__gte=start)
+                .unfinished()
+                .order_by("position")
+                .values_list("position", "question_index")
+                .first()
+            )
+            if first_open is not None:
+                cut, question = first_open
+                if batch.repeats > 1:  # from the question's first row
+                    cut = min(cut, *_question_positions(batch, question))
+                rows = rows.filter(position__lt=cut)
+        for item in rows.iterator(chunk_size=DB_CHUNK):
+            start = item.position + 1
+            yield item
+        if last:
+            return
+        over.wait(poll_seconds)
+
+
+def _question_positions(batch: Batch, question: int) -> list[int]:
+    return list(
+        BatchItem.objects.filter(batch=batch, question_index=question).values_list(
+            "position", flat=True
+        )
+    )
+
+
+def _records(
+    batch: Batch, headers: list[str], items: Iterable[BatchItem] | None = None
+) -> Iterator[dict[str, Any]]:
+    """One record per row of `items` (default: every row of the batch, in order)."""
+    rows = iter(_items(batch).iterator(chunk_size=DB_CHUNK) if items is None else items)
     if batch.repeats <= 1:
         for item in rows:
             yield _record(batch, item, headers)
@@ -386,8 +437,9 @@ class _Echo:
         return value
 
 
-def stream_csv(batch: Batch) -> Iterator[bytes]:
-    """CSV, UTF-8 with BOM (so Excel reads the accents), CRLF lines, formulas neutralised."""
+def stream_csv(batch: Batch, *, items: Iterable[BatchItem] | None = None) -> Iterator[bytes]:
+    """CSV, UTF-8 with BOM (so Excel reads the accents), CRLF lines, formulas neutralised.
+    `items`: the rows to write, in order (default: all; run_batch: `follow_finished`)."""
 
     def lines() -> Iterator[str]:
         headers = _input_headers(batch)
@@ -395,18 +447,19 @@ def stream_csv(batch: Batch) -> Iterator[bytes]:
         writer = csv.writer(_Echo())
         yield "\ufeff"
         yield writer.writerow([neutralise_formula(column) for column in columns])
-        for record in _records(batch, headers):
+        for record in _records(batch, headers, items):
             yield writer.writerow([_csv_cell(record[column]) for column in columns])
 
     return _chunked(lines())
 
 
-def stream_json(batch: Batch) -> Iterator[bytes]:
-    """A JSON array of objects (the export's columns as keys), UTF-8, piece by piece."""
+def stream_json(batch: Batch, *, items: Iterable[BatchItem] | None = None) -> Iterator[bytes]:
+    """A JSON array of objects (the export's columns as keys), UTF-8, piece by piece.
+    `items` as stream_csv."""
 
     def pieces() -> Iterator[str]:
         yield "["
-        for index, record in enumerate(_records(batch, _input_headers(batch))):
+        for index, record in enumerate(_records(batch, _input_headers(batch), items)):
             if index:
                 yield ","
             yield "\n" + json.dumps(record, ensure_ascii=False, default=str)
@@ -550,9 +603,9 @@ def xlsx_columns(batch: Batch, headers: list[str]) -> list[str]:
     return [*XLSX_LEAD_COLUMNS, *rest, *(INPUT_PREFIX + header for header in headers)]
 
 
-def stream_xlsx(batch: Batch) -> Iterator[bytes]:
+def stream_xlsx(batch: Batch, *, items: Iterable[BatchItem] | None = None) -> Iterator[bytes]:
     """The results as an XLSX workbook of one sheet (ReviewSheet), `created_at` a
-    date-time cell (UTC)."""
+    date-time cell (UTC). `items` as stream_csv."""
     headers = _input_headers(batch)
     columns = xlsx_columns(batch, headers)
 
@@ -571,7 +624,7 @@ def stream_xlsx(batch: Batch) -> Iterator[bytes]:
     )
     sheet.review_dropdown(columns.index("review_verdict"), REVIEW_VALUES)
     created = columns.index("created_at")
-    for record in _records(batch, headers):
+    for record in _records(batch, headers, items):
         values: list[Any] = [_xlsx_cell(record[column]) for column in columns]
         values[created] = sheet.cell(
             _xlsx_datetime(record["created_at"]), number_format=XLSX_DATETIME_FORMAT
@@ -581,7 +634,7 @@ def stream_xlsx(batch: Batch) -> Iterator[bytes]:
 
 
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-EXPORT_FORMATS: dict[str, tuple[str, Callable[[Batch], Iterator[bytes]]]] = {
+EXPORT_FORMATS: dict[str, tuple[str, Callable[..., Iterator[bytes]]]] = {
     "csv": ("text/csv; charset=utf-8", stream_csv),
     "json": ("application/json; charset=utf-8", stream_json),
     "xlsx": (XLSX_CONTENT_TYPE, stream_xlsx),

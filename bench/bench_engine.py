@@ -15,7 +15,11 @@ every call after L seconds, so the ideal wall time is rows x L / C. Figures:
 - write transactions and queries per row, counted on the process's connection (with
   engine processes the parent's only: shown as "-");
 - P: `run_batch --processes P` (engine processes; each config runs once per P given);
-- max in flight: what the server saw at once, next to C.
+- max in flight: what the server saw at once, next to C;
+- before s / after s (run_batch): the command's time outside the engine, from its start
+  to the batch's first claim (Python, Django, imports, reading the file, creating the
+  batch, the estimate, engine processes starting) and from the last row recorded to its
+  exit (the rest of the results file, the summary, the interpreter's exit).
 Configurations (issue #28 targets):
 - small:  run_batch, SQLite, N=1,000, C=32,  L=200 ms (command >= 0.75)
 - medium: run_batch, SQLite, N=2,000, C=64,  L=1 s    (command >= 0.93)
@@ -93,6 +97,18 @@ def engine_seconds(batch) -> float:
     return (last - batch.started_at).total_seconds()
 
 
+def moments(batch) -> dict:
+    """Wall-clock moments (time.time()) of the batch: created, first claim, last row."""
+    from django.db.models import Max
+
+    last = batch.items.aggregate(last=Max("finished_at"))["last"]
+    return {
+        "created_at": batch.created_at.timestamp(),
+        "started_at": batch.started_at.timestamp(),
+        "last_at": last.timestamp(),
+    }
+
+
 # --- children ------------------------------------------------------------------------------
 
 
@@ -131,6 +147,7 @@ def child_run_batch(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "engine": engine_seconds(batch),
+                **moments(batch),
                 "done": batch.processed_items,
                 "failed": batch.failed_items,
                 # The command's peak resident memory (ru_maxrss: KiB on Linux).
@@ -234,6 +251,7 @@ def run_config(name: str, config: dict, url: str, processes: int = 1) -> dict:
     reset_server(url)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
+    began = time.time()
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -241,6 +259,11 @@ def run_config(name: str, config: dict, url: str, processes: int = 1) -> dict:
         raise SystemExit(f"{name} failed:\n{out.stdout}\n{out.stderr}")
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if "started_at" in figures:
+        # Outside the engine: from the command's start to the first claim, and from the
+        # last row recorded to the command's exit.
+        figures["before"] = figures["started_at"] - began
+        figures["after"] = wall - (figures["last_at"] - began)
     return figures | {"wall": wall, "cpu": cpu, "server": server_stats(url)}
 
 
@@ -275,7 +298,8 @@ def main() -> None:
     print(
         f"{'config':<8} {'runner':<10} {'P':>2} {'N':>6} {'C':>4} {'L ms':>5} {'ideal s':>8} "
         f"{'engine s':>8} {'ratio':>6} {'cmd s':>6} {'ratio':>6} {'CPU ms/row':>10} "
-        f"{'wtx/row':>7} {'q/row':>6} {'max in flight':>13} {'peak RSS MB':>11} {'load':>5}"
+        f"{'wtx/row':>7} {'q/row':>6} {'max in flight':>13} {'peak RSS MB':>11} {'load':>5} "
+        f"{'before s':>8} {'after s':>7}"
     )
     for name in args.configs:
         config = dict(CONFIGS[name])
@@ -320,6 +344,7 @@ def print_row(name: str, config: dict, processes: int, figures: dict) -> None:
         + f"{figures['server']['max_in_flight']:>13}"
         + (f" {figures['peak_mb']:>11.0f}" if run_batch else f" {'':>11}")
         + f" {os.getloadavg()[0]:>5.1f}"
+        + (f" {figures['before']:>8.2f} {figures['after']:>7.2f}" if "before" in figures else "")
         + (f"  ({figures['failed']} failed)" if figures["failed"] else ""),
         flush=True,
     )

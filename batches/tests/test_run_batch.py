@@ -72,6 +72,8 @@ def test_answers_a_csv_offline_and_writes_the_results(questions, tmp_path, owner
     rows = read_csv(out_path)
     assert [row["row"] for row in rows] == ["1", "2", "3"]
     assert [row["status"] for row in rows] == ["done"] * 3
+    # Written while the rows were answered, then renamed: no part of it is left behind.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["questions.csv", "results.csv"]
     assert rows[0]["question"] == "Où est le formulaire ?"
     assert rows[0]["input.team"] == "A"
     assert rows[1]["question"] == "'=1+1 est-il une formule ?"

@@ -24,8 +24,12 @@ configured, or a batch that cannot run.
 
 from __future__ import annotations
 
+import atexit
+import gc
+import os
 import signal
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -193,6 +197,88 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+class _ResultsFile:
+    """The results file, written in a thread while the batch runs (batches.export's
+    `follow_finished`: each row once it and the rows before it are finished), so that
+    only the rows open at the end are left to write then: at 5,000 rows the whole file
+    took about a second after the last answer. Written as `<out>.partial` and renamed
+    when complete: a results file is never a part of one."""
+
+    def __init__(self, batch: Batch, path: Path, stream) -> None:
+        self.batch = batch
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self.stream = stream
+        self.over = threading.Event()
+        self.abandoned = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._write, name="batchchat-results", daemon=True)
+
+    def start(self) -> _ResultsFile:
+        from django.db import connection
+
+        # Called inside a transaction (a test, a script), another connection would not
+        # see the batch: then the file is written at the end, in this thread.
+        if not connection.in_atomic_block:
+            self.thread.start()
+        return self
+
+    def _write(self) -> None:
+        from django.db import connection
+
+        from batches.export import follow_finished
+
+        try:
+            batch = Batch.objects.get(pk=self.batch.pk)  # this thread's own copy
+            with open(self.partial, "wb") as handle:
+                items = follow_finished(batch, over=self.over)
+                for chunk in self.stream(batch, items=items):
+                    if self.abandoned:
+                        break
+                    handle.write(chunk)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            if threading.current_thread() is self.thread:
+                connection.close()  # this thread's own
+            if self.abandoned:
+                self.partial.unlink(missing_ok=True)
+
+    def finish(self) -> None:
+        """The run is over: write the rows left, then the file is complete."""
+        self.over.set()
+        if self.thread.ident is None:
+            self._write()
+        else:
+            self.thread.join()
+        if self.error is not None:
+            self.partial.unlink(missing_ok=True)
+            raise self.error
+        os.replace(self.partial, self.path)
+
+    def abandon(self) -> None:
+        """No results file (a second Ctrl-C, an error): stop writing, remove the part."""
+        self.abandoned = True
+        self.over.set()
+        if self.thread.ident is not None:
+            self.thread.join(timeout=5)
+        self.partial.unlink(missing_ok=True)
+
+
+_exit_registered = False
+
+
+def _lighter_exit() -> None:
+    """At exit, move every object to the collector's permanent generation: the
+    interpreter's last full collection then does not walk the heap (Django, the SDK's
+    models, a batch's rows), which took 0.3 s of a 1,000-row command here. Nothing is
+    skipped: exit handlers run and the streams are flushed as usual."""
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(gc.freeze)
+
+
 class _Interrupt:
     """First SIGINT sets a flag (finish the slice, then stop); the second one raises."""
 
@@ -321,6 +407,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """1. create or load the batch 2. queue it 3. run slices with progress 4. write
         the results 5. summary and exit status."""
+        _lighter_exit()
         out_path, stream = self._output(options["out"])
         if options["resume"] is not None and options["file"]:
             raise CommandError("Give either FILE (a new batch) or --resume BATCH_ID, not both.")
@@ -345,14 +432,14 @@ class Command(BaseCommand):
                     self._set_budget(options["resume"], options["budget"])
                 batch = self._resume(options["resume"], retry=options["retry_failed"])
                 if batch.is_active:
-                    self._print_estimate(batch)
+                    self._print_estimate(batch, concurrency=concurrency)
             else:
                 batch = self._create(options)
                 if options["budget"] is not None:
                     from batches.costs import set_budget
 
                     batch = set_budget(batch=batch, budget=options["budget"])
-                self._print_estimate(batch)
+                self._print_estimate(batch, concurrency=concurrency)
                 if not self._confirmed(options["yes"]):
                     self.stdout.write(
                         f"Not started. Start it later with: manage.py run_batch --resume {batch.pk}"
@@ -365,12 +452,18 @@ class Command(BaseCommand):
                 out_path = Path(f"results-{batch.pk}.csv")
 
             started = time.monotonic()
+            # Written while the rows are answered: only the rows still open at the end
+            # are left to write then.
+            results = _ResultsFile(batch, out_path, stream).start()
             try:
                 if children is not None:
                     interrupted = self._run_children(batch, children)
                 else:
                     interrupted = self._run(batch, options)
-            except KeyboardInterrupt:
+            except BaseException as exc:
+                results.abandon()
+                if not isinstance(exc, KeyboardInterrupt):
+                    raise
                 # Second Ctrl-C: leave now, without the results file.
                 if children is not None:
                     children.kill()
@@ -387,10 +480,7 @@ class Command(BaseCommand):
                 if not children.join(timeout=30):
                     children.kill()
         batch.refresh_from_db()
-
-        with open(out_path, "wb") as handle:
-            for chunk in stream(batch):
-                handle.write(chunk)
+        results.finish()
 
         self.stdout.write(
             f"Batch {batch.pk} ({batch.name}): {batch.get_status_display().lower()}; "
@@ -512,11 +602,12 @@ class Command(BaseCommand):
         except BatchStateError as exc:
             raise CommandError(str(exc)) from None
 
-    def _print_estimate(self, batch: Batch) -> None:
+    def _print_estimate(self, batch: Batch, *, concurrency: int) -> None:
         """The estimate of the rows left (batches.estimate), before they start."""
         from batches.estimate import refresh_estimate
 
-        for line in estimate_lines(refresh_estimate(batch), budget=batch.budget):
+        estimate = refresh_estimate(batch, concurrency=concurrency)
+        for line in estimate_lines(estimate, budget=batch.budget):
             self.stdout.write(line)
 
     def _confirmed(self, yes: bool) -> bool:
@@ -588,7 +679,7 @@ class Command(BaseCommand):
             preload=[module] if module else [],
         )
         children.shared_batch = shared
-        return children.start()
+        return children.start(wait=False)
 
     def _progress(self, batch: Batch) -> Progress:
         """The one progress line on standard error, from the batch's counters."""
