@@ -38,7 +38,7 @@ from typing import Any
 logger = logging.getLogger("batchchat.worker")
 
 RESTART_DELAY_SECONDS = 1.0  # before a dead child is started again
-IDLE_WAIT_SECONDS = 0.25  # run_batch child: nothing to claim (rows leased elsewhere)
+IDLE_WAIT_SECONDS = 0.1  # run_batch child: nothing to claim (rows leased elsewhere)
 SLICE_SECONDS = 24 * 3600.0  # run_batch child: one slice until done or stopped
 # Imported once by the fork server too (after Django and the provider's SDK), not by each
 # child after its fork: the chat pipeline and the engine, about 0.4 s of CPU a child here.

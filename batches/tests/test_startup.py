@@ -45,7 +45,7 @@ def test_sdks_load_only_when_used_or_preloaded():
         check=True,
     ).stdout
     assert "loaded before: []" in out
-    # The provider modules are imported to learn which are configured (with their SDKs).
+    # A long-running worker imports the enabled providers' SDKs before its first slice.
     assert "'openai'" in out.split("loaded after:")[1]
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 from django.conf import settings
 
 from chats import aio
@@ -13,6 +13,15 @@ from chats.http import CLIENT_SHARDS, ssl_context
 from chats.providers import limits
 from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
+
+if TYPE_CHECKING:
+    import anthropic
+
+
+def _sdk() -> Any:
+    """The `anthropic` SDK, imported on first use (see AIProvider.sdk_module)."""
+    return importlib.import_module("anthropic")
+
 
 # The Messages API requires a cap on output; answers here are a few paragraphs at most.
 MAX_OUTPUT_TOKENS = 2048
@@ -23,12 +32,12 @@ def _client(base_url: str, api_key: str, timeout: float) -> anthropic.AsyncAnthr
     # retries are ours (max_retries=0).
     return aio.round_robin(
         ("anthropic", base_url, api_key, timeout),
-        lambda: anthropic.AsyncAnthropic(
+        lambda: _sdk().AsyncAnthropic(
             api_key=api_key,
             base_url=base_url or None,
             timeout=timeout,
             max_retries=0,
-            http_client=anthropic.DefaultAioHttpClient(verify=ssl_context()),
+            http_client=_sdk().DefaultAioHttpClient(verify=ssl_context()),
         ),
         CLIENT_SHARDS,
     )
@@ -36,6 +45,7 @@ def _client(base_url: str, api_key: str, timeout: float) -> anthropic.AsyncAnthr
 
 class AnthropicProvider(AIProvider):
     key = "anthropic"
+    sdk_module = "anthropic"
     label = "Anthropic"
 
     def missing_setting(self) -> str | None:
@@ -96,7 +106,7 @@ class AnthropicProvider(AIProvider):
             call,
             provider_key=self.key,
             context=context,
-            sdk=anthropic,
+            sdk=_sdk(),
             on_token=on_token,
             tokens=limits.estimate_tokens(texts),
         )

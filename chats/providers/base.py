@@ -52,6 +52,11 @@ class AIProvider:
     # prompt (so no prompt override), cannot judge answers or run the guard's AI check,
     # and its "tokens" are word counts. See chats.providers.uses_language_model.
     uses_language_model: ClassVar[bool] = True
+    # The official SDK the provider calls through, imported on first use (the OpenAI SDK
+    # costs about 0.8 s of CPU here): checking settings and choosing a model need none.
+    # Long-running workers import it before their first slice (chats.services
+    # preload_providers); "" for a provider without one.
+    sdk_module: ClassVar[str] = ""
 
     def missing_setting(self) -> str | None:
         """The name of the setting that keeps this provider off, or None when enabled."""

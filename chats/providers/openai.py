@@ -4,10 +4,10 @@ llama.cpp server, ...) at COMPATIBLE_BASE_URL."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import openai
 from django.conf import settings
 
 from chats import aio
@@ -16,6 +16,15 @@ from chats.http import CLIENT_SHARDS, ssl_context
 from chats.providers import limits
 from chats.providers.base import AIProvider, Generation, GenerationRequest
 from chats.providers.retry import CallContext, TokenCallback, call_with_retries
+
+if TYPE_CHECKING:
+    import openai
+
+
+def _sdk() -> Any:
+    """The `openai` SDK, imported on first use (see AIProvider.sdk_module)."""
+    return importlib.import_module("openai")
+
 
 # Sent when a compatible server needs no key: the SDK refuses to build a client without one.
 DUMMY_API_KEY = "not-needed"
@@ -27,12 +36,12 @@ def _openai_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncO
     # chats.aio.round_robin). Retries are ours: max_retries=0.
     return aio.round_robin(
         ("openai", base_url, api_key, timeout),
-        lambda: openai.AsyncOpenAI(
+        lambda: _sdk().AsyncOpenAI(
             api_key=api_key,
             base_url=base_url or None,
             timeout=timeout,
             max_retries=0,
-            http_client=openai.DefaultAioHttpClient(verify=ssl_context()),
+            http_client=_sdk().DefaultAioHttpClient(verify=ssl_context()),
         ),
         CLIENT_SHARDS,
     )
@@ -41,13 +50,13 @@ def _openai_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncO
 def _azure_client(endpoint: str, api_key: str, api_version: str, timeout: float) -> Any:
     return aio.round_robin(
         ("azure", endpoint, api_key, api_version, timeout),
-        lambda: openai.AsyncAzureOpenAI(
+        lambda: _sdk().AsyncAzureOpenAI(
             azure_endpoint=endpoint,
             api_key=api_key,
             api_version=api_version,
             timeout=timeout,
             max_retries=0,
-            http_client=openai.DefaultAioHttpClient(verify=ssl_context()),
+            http_client=_sdk().DefaultAioHttpClient(verify=ssl_context()),
         ),
         CLIENT_SHARDS,
     )
@@ -59,6 +68,7 @@ def _count(value: Any) -> int | None:
 
 
 class _OpenAIProtocolProvider(AIProvider):
+    sdk_module = "openai"
     key_setting: ClassVar[str]
     model_word: ClassVar[str] = "model"
 
@@ -93,7 +103,7 @@ class _OpenAIProtocolProvider(AIProvider):
             call,
             provider_key=self.key,
             context=context,
-            sdk=openai,
+            sdk=_sdk(),
             on_token=on_token,
             tokens=limits.estimate_tokens([message["content"] for message in messages]),
         )

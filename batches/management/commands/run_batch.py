@@ -58,7 +58,7 @@ IDLE_WAIT_SECONDS = 1.0
 # CPU-bound near 330 rows/s (the SDKs' ~2 ms a call), which C 128 at 400 ms latency needs.
 PROCESSES_FROM_CONCURRENCY = 128
 # With engine processes, this one reads the counters from the database this often.
-WATCH_SECONDS = 0.25
+WATCH_SECONDS = 0.1
 EXIT_INTERRUPTED = 130
 # The option that sets each chat setting (chats.errors.ProviderNotConfigured.field).
 PROVIDER_OPTIONS = {
@@ -647,7 +647,7 @@ class Command(BaseCommand):
 
     def _children(self, processes: int, concurrency: int, options: dict[str, Any]):
         from batches.procs import Children, batch_child, context
-        from chats.services import provider_module
+        from chats.services import provider_modules
 
         # A new batch's provider is known now: the fork server imports its SDK once.
         ai_provider = (
@@ -655,7 +655,7 @@ class Command(BaseCommand):
             if options["resume"] is not None
             else options["provider"] or settings.DEFAULT_AI_PROVIDER
         )
-        module = provider_module(ai_provider)
+        preload = provider_modules(ai_provider)
 
         # The batch id, once created (0: not yet). Raw: written once, read without a lock
         # that a killed child could leave held.
@@ -676,7 +676,7 @@ class Command(BaseCommand):
             # over when their leases end.
             restart=lambda code: code != 0,
             on_event=self.stderr.write,
-            preload=[module] if module else [],
+            preload=preload,
         )
         children.shared_batch = shared
         return children.start(wait=False)
