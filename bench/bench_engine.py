@@ -21,7 +21,13 @@ Configurations (issue #28 targets):
 - medium: run_batch, SQLite, N=2,000, C=64,  L=1 s    (command >= 0.93)
 - large:  run_batch, SQLite, N=5,000, C=256, L=500 ms (engine >= 0.85, command >= 0.75)
 - celery: 2 Celery workers (one slice of C/2 each), PostgreSQL + Redis, N=2,000, C=64,
-          L=200 ms (engine >= 0.90); P does not apply
+          L=200 ms (engine >= 0.90); P does not apply. Started once both workers are
+          ready; their pool children are traced, and a second line says where the time
+          went (start -> first claim and first call, the tail, gaps between slices,
+          claims and groups, rows per worker, the answer step, rows in flight, CPU per
+          process while the batch ran: "other" is the rest of the machine). CPU ms/row,
+          write transactions and queries per row are the pool children's, in their tasks.
+          BENCH_PYSPY=/path/to/py-spy records both workers while the batch runs.
 - memory: run_batch, SQLite, N=100,000, C=256, L=50 ms: the peak RSS of the whole
           command (<= 300 MB); CPU-bound, so it takes several minutes. Not run by default.
 `--scale 0.2` runs a fifth of the rows (a quick look; figures are less stable).

@@ -161,17 +161,17 @@ class Claims:
         ]
         return [pk for _position, pk in sorted(found)[:size]]
 
-    def claim(self) -> list[Claimed]:
+    def claim(self, *, whole: bool = False) -> list[Claimed]:
         """Claim up to `size` eligible rows with their turns (history, prompt override);
-        near the batch's end, half of what is left (claim_share); [] only when none is
-        left to claim."""
+        near the batch's end, half of what is left (claim_share), unless `whole` (economy
+        mode: one provider batch per claim); [] only when none is left to claim."""
         while True:
             now = timezone.now()
-            found = self.candidate_ids(now, 2 * self.size)
+            found = self.candidate_ids(now, self.size if whole else 2 * self.size)
             if not found:
                 self.left_behind = False
                 return []
-            ids = found[: claim_share(len(found), self.size)]
+            ids = found[: self.size if whole else claim_share(len(found), self.size)]
             self.left_behind = len(ids) < len(found)
             # The eligibility condition again (in the UPDATE): rows another caller took
             # since the SELECT are skipped, so every row is claimed by one caller only.
