@@ -300,8 +300,6 @@ def child_celery_worker(args: argparse.Namespace) -> None:
         from batches.engine.claims import Claims
         from batches.engine.writer import Writer
 
-        if os.environ.get("BENCH_SWITCH_INTERVAL"):
-            sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
         log = open(Path(args.trace) / f"{os.getpid()}.jsonl", "a", buffering=1)  # noqa: SIM115
         counts = {"queries": 0, "write_transactions": 0}
 
