@@ -23,3 +23,12 @@ def preload_providers(**_kwargs: object) -> None:
     from chats.services import preload_providers
 
     preload_providers()
+
+
+@signals.worker_process_init.connect
+def warm_up_providers(**_kwargs: object) -> None:
+    """In each pool child, once forked: the SDK clients are built on its provider loop
+    before its first task, instead of by the first rows of its first slice."""
+    from chats.services import warm_up_providers
+
+    warm_up_providers()

@@ -67,7 +67,7 @@ def submit_next(*, batch, api: BatchAPI, multi_turn: bool) -> tuple[int, int, in
     if not claims.candidate_ids(timezone.now(), 1):
         return 0, 0, 0  # nothing eligible: no record made
     pb.save()  # recorded before any row is claimed for it (recover finds it)
-    claimed = claims.claim()
+    claimed = claims.claim(whole=True)
     if not claimed:
         pb.delete()
         return 0, 0, 0

@@ -34,6 +34,19 @@ CLAIM_MIN = 1
 CLAIM_MAX = 500
 
 
+def claim_share(found: int, size: int) -> int:
+    """How many of `found` eligible rows (looked for up to 2 x `size`) one claim takes.
+
+    Near the batch's end (fewer than two claims' worth left) a claim takes half of what
+    is left: the other callers on the batch (Celery workers, engine processes) get the
+    rest, instead of idling while one slice holds the last rows in its queue, unstarted,
+    and runs them in one more round of provider calls. Alone on the batch, a slice claims
+    again as its queue runs low; halving costs it a few more, smaller claims."""
+    if found >= 2 * size:
+        return size
+    return max((found + 1) // 2, CLAIM_MIN)
+
+
 def new_owner() -> str:
     """A lease owner unique to one slice: host, process, and a random part."""
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -87,7 +100,8 @@ class Claims:
         self.size = min(max(concurrency, CLAIM_MIN), CLAIM_MAX)
         self.queue: deque[Claimed] = deque()
         self.refill: asyncio.Task | None = None  # a claim under way
-        self.more = True  # whether the last claim was full (more rows may be claimable)
+        self.more = True  # whether the last claim left rows (more may be claimable)
+        self.left_behind = False  # the last claim took its share and left the rest
 
     # -- on the loop ---------------------------------------------------------------------
     async def next(self) -> Claimed | None:
@@ -110,9 +124,10 @@ class Claims:
         try:
             claimed = await self.db(self.claim)
             self.queue.extend(claimed)
-            # A short claim means nothing more is claimable now; claim again only when
-            # the queue runs dry (rows may become claimable: a rest ends, a turn is done).
-            self.more = len(claimed) >= self.size
+            # A short claim means nothing more is claimable now (unless it left the rest
+            # to other callers: claim_share); claim again only when the queue runs dry
+            # (rows may become claimable: a rest ends, a turn is done).
+            self.more = len(claimed) >= self.size or self.left_behind
         except Exception:
             # A database error while claiming: this slice stops taking rows; rows in
             # flight are still recorded, and the next slice claims again.
@@ -150,14 +165,18 @@ class Claims:
         ]
         return [pk for _position, pk in sorted(found)[:size]]
 
-    def claim(self) -> list[Claimed]:
+    def claim(self, *, whole: bool = False) -> list[Claimed]:
         """Claim up to `size` eligible rows with their turns (history, prompt override);
-        [] only when none is left to claim."""
+        near the batch's end, half of what is left (claim_share), unless `whole` (economy
+        mode: one provider batch per claim); [] only when none is left to claim."""
         while True:
             now = timezone.now()
-            ids = self.candidate_ids(now, self.size)
-            if not ids:
+            found = self.candidate_ids(now, self.size if whole else 2 * self.size)
+            if not found:
+                self.left_behind = False
                 return []
+            ids = found[: self.size if whole else claim_share(len(found), self.size)]
+            self.left_behind = len(ids) < len(found)
             # The eligibility condition again (in the UPDATE): rows another caller took
             # since the SELECT are skipped, so every row is claimed by one caller only.
             claimed = BatchItem.objects.filter(pk__in=ids, **self.only).claim(

@@ -16,6 +16,7 @@ from batchchat.tests.waiting import wait_until
 from batches import engine, runners, services
 from batches.engine import claims, slices, status, writer
 from batches.engine.caller import CallerThread
+from batches.engine.claims import claim_share
 from batches.engine.process import finish_slice
 from batches.models import Batch, BatchItem
 from batches.tests.assertions import (
@@ -524,7 +525,9 @@ def test_rows_given_back_after_a_cancel_end_cancelled_and_a_resume_runs_them(fak
         multi_turn=False,
         db=CallerThread(),
     )
-    claimed = work.claims.claim()
+    claimed = []
+    while more := work.claims.claim():  # near the end a claim takes half of what is left
+        claimed += more
     assert len(claimed) == 4
 
     services.cancel_batch(batch=batch)
@@ -540,6 +543,31 @@ def test_rows_given_back_after_a_cancel_end_cancelled_and_a_resume_runs_them(fak
     assert fake_ai.requests == []
     services.start_batch(batch=batch)
     assert engine.process_for_duration(batch_id=batch.pk, seconds=30).done == 4
+
+
+def test_a_claim_near_the_end_leaves_half_of_the_rows_to_other_workers(fake_ai, make_batch):
+    """Fewer than two claims' worth left: a claim takes half, so another worker on the
+    batch is not idle while this slice holds the last rows unstarted."""
+    batch = make_batch(10)
+    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.PROCESSING)
+
+    def new_slice() -> slices.Slice:
+        return slices.Slice(
+            batch_id=batch.pk,
+            deadline=time.monotonic() + 30,
+            concurrency=8,
+            multi_turn=False,
+            db=CallerThread(),
+        )
+
+    first, second = new_slice(), new_slice()
+
+    assert len(first.claims.claim()) == 5
+    assert first.claims.left_behind
+    assert len(second.claims.claim()) == 3
+    assert batch.items.filter(status=BatchItem.Status.PENDING).count() == 2
+    assert claim_share(16, 8) == 8
+    assert claim_share(1, 8) == 1
 
 
 def test_no_new_row_starts_while_the_writer_is_behind(fake_ai, make_batch, monkeypatch):

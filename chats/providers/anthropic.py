@@ -58,15 +58,21 @@ class AnthropicProvider(AIProvider):
     def models(self) -> list[str]:
         return list(settings.ANTHROPIC_MODELS)
 
-    async def agenerate(
-        self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
-    ) -> Generation:
-        model = request.model or self.models()[0]
-        client = _client(
+    def _client(self) -> anthropic.AsyncAnthropic:
+        return _client(
             settings.ANTHROPIC_BASE_URL,
             settings.ANTHROPIC_API_KEY,
             float(settings.PROVIDER_TIMEOUT),
         )
+
+    def warm_up(self) -> None:
+        self._client()  # builds every shard of the round robin
+
+    async def agenerate(
+        self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
+    ) -> Generation:
+        model = request.model or self.models()[0]
+        client = self._client()
         arguments: dict[str, Any] = {
             "model": model,
             "max_tokens": MAX_OUTPUT_TOKENS,

@@ -66,6 +66,10 @@ class AIProvider:
         """Models offered in forms and the API; the first is the default."""
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        """Make now what this process's first call would make (the SDK's clients), so
+        that the first rows of a slice do not wait for it (on the provider loop)."""
+
     async def agenerate(
         self, request: GenerationRequest, *, on_token: Callable[[str], None] | None = None
     ) -> Generation:

@@ -75,6 +75,9 @@ class _OpenAIProtocolProvider(AIProvider):
     def _client(self) -> Any:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        self._client()  # builds every shard of the round robin
+
     def _api_key(self) -> str:
         raise NotImplementedError
 

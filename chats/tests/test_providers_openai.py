@@ -7,9 +7,11 @@ import pytest
 
 from chats import aio
 from chats.errors import ProviderError, ProviderNotConfigured
+from chats.http import CLIENT_SHARDS
 from chats.providers import get_provider
 from chats.providers.base import GenerationRequest, Message
 from chats.providers.openai import OpenAIProvider
+from chats.services import warm_up_providers
 from chats.tests.fake_servers import FAKE_API_KEY as KEY
 from chats.tests.fake_servers import FakeAIServer
 
@@ -177,3 +179,29 @@ def test_the_completion_json_is_read_and_checked(body, expected):
     else:
         generation = aio.run(call)
         assert (generation.text, generation.input_tokens, generation.output_tokens) == expected
+
+
+@pytest.mark.parametrize("key", ["openai", "azure", "compatible"])
+def test_warm_up_builds_the_clients_the_first_call_uses(fake, key):
+    """An engine process (a Celery pool child) builds its SDK clients before its first
+    slice: the first call then finds them instead of making them. (Each test's fake
+    server has its own URL, so its clients are new ones.)"""
+    before = _clients()
+    warm_up_providers(ai_provider=key)
+    built = {name: clients for name, clients in _clients().items() if name not in before}
+    assert [len(clients) for clients in built.values()] == [CLIENT_SHARDS]
+
+    get_provider(key).generate(_request())
+
+    after = {name: clients for name, clients in _clients().items() if name not in before}
+    assert after == built  # the very same clients: the call made none
+    assert len(fake.requests) == 1
+
+
+def _clients() -> dict:
+    """The sharded clients on the provider loop: {key: [client ids]}."""
+
+    async def read() -> dict:
+        return {name: [id(c) for c in state[0]] for name, state in aio.cache_items("round-robin")}
+
+    return aio.run(read())
