@@ -317,7 +317,7 @@ def _progress_context(batch: Batch, rows: dict | None = None) -> dict:
         "estimate": estimate_batch(batch) if show_estimate else None,
         "currency": settings.AI_PRICE_CURRENCY,
         "finished_statuses": Batch.FINISHED_STATUSES,
-        **_runner_context(),
+        **_runner_context(batch),
         "next_url": batch.get_absolute_url(),
         "poll_token": _poll_token(batch),
         "table_token": rows.get("table_token", ""),
