@@ -121,6 +121,18 @@ def _table_token(rows: list[BatchItem], count: int) -> str:
     return f"{zlib.crc32(repr([state, count]).encode()):08x}"
 
 
+def _row_labels() -> dict[str, str]:
+    """The rows table's labels that name a row, translated once for the table (each row
+    fills in its number: batch_tags.fill_in); the same messages as the template's."""
+    return {
+        "select": _("Select row %(row)s"),
+        "retry": _("row %(row)s"),
+        "ms": _("%(ms)s ms"),
+        "chat": _("for row %(row)s"),
+        "history": _("of the question of row %(row)s"),
+    }
+
+
 def _rows_context(
     request: HttpRequest, batch: Batch, query: QueryDict, *, table: bool = True
 ) -> dict:
@@ -164,6 +176,7 @@ def _rows_context(
 
     context = {
         "page_rows": full_rows,
+        "row_labels": _row_labels(),
         "items": _shown_items(batch, rows, params["cols"]) if table else [],
         "table_token": _table_token(rows, paginator.count),
         "batch": batch,
