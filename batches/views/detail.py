@@ -108,15 +108,16 @@ def _query_string(params: dict, **changes) -> str:
     return urlencode(pairs)
 
 
-TOKEN_FIELDS = ("status", "interaction", "verdict", "judge_verdict")
+TOKEN_FIELDS = ("pk", "status", "interaction_id", "verdict", "judge_verdict")
 
 
-def _table_token(rows: list[BatchItem], count: int) -> str:
+def _table_token(rows: list[BatchItem] | list[tuple], count: int) -> str:
     """What the rows table shows, in eight characters: its rows' states and grades, and
-    the number of rows (the pager). A poll renders the table again only when it changed."""
+    the number of rows (the pager). A poll renders the table again only when it changed.
+    `rows` are the page's rows, or their TOKEN_FIELDS as tuples (a poll's)."""
     state = [
-        (item.pk, item.status, item.interaction_id, item.verdict, item.judge_verdict)
-        for item in rows
+        row if isinstance(row, tuple) else tuple(getattr(row, name) for name in TOKEN_FIELDS)
+        for row in rows
     ]
     return f"{zlib.crc32(repr([state, count]).encode()):08x}"
 
@@ -155,9 +156,10 @@ def _rows_context(
     # The search results are not shown in the table (a JSON list per row to decode).
     items = full = items.defer("interaction__search_results")
     if not table:
-        # Only what the table's token reads (no answers, no chats): the page's rows are
-        # read in full (`full_rows`) only when the token says the table changed.
-        items = items.select_related(None).only("batch", *TOKEN_FIELDS)
+        # Only what the table's token reads, as tuples (no answers, no chats, no model
+        # instances): the page's rows are read in full (`full_rows`) only when the token
+        # says the table changed.
+        items = items.select_related(None).values_list(*TOKEN_FIELDS)
     paginator = Paginator(items, DETAIL_PAGE_SIZE)
     if not (params["q"] or params["guard"] or params["grade"]):
         # The paginator's COUNT is known from the status counts: no extra query.
