@@ -105,6 +105,17 @@ def _shared_while_active(batch: Batch, name: str, compute: Callable[[], T]) -> T
     return value
 
 
+def _shared_at_counters(batch: Batch, name: str, compute: Callable[[], T]) -> T:
+    """`compute()`, shared as `_shared_while_active` but under the batch's rows token (the
+    rows' counters and status, see `_poll_token`): for the counts that move with them (the
+    rows per status, per guard outcome), read once by everyone watching a running batch
+    at the same counters instead of at each of their polls. Only the split between pending
+    and running rows (rows claimed, not yet counted) may be up to RUNNING_SUMMARY_SECONDS
+    behind; a page whose counters do not move is answered 204 and keeps its own anyway."""
+    rows = _poll_token(batch).split(".")[0]
+    return _shared_while_active(batch, f"{name}-{rows}", compute)
+
+
 def _attach_grades(batches: list[Batch]) -> None:
     """`batch.grades` (a GradeSummary) on each batch: one query for those not shared
     (every batch not active, an active one whose summary is older than

@@ -41,6 +41,7 @@ from batches.views.common import (
     _grade_filter_labels,
     _poll_token,
     _runner_context,
+    _shared_at_counters,
 )
 from chats.services import counts_words, uses_prompt
 
@@ -50,7 +51,7 @@ DETAIL_PAGE_SIZE = 50
 def _guard_filters(batch: Batch, params: dict) -> list[tuple[str, str, int, str]]:
     """The guard outcomes (blocked, redacted) with their labels, row counts (one query)
     and the rows table's link to them."""
-    counts = guard_counts(batch)
+    counts = _shared_at_counters(batch, "guard-counts", lambda: guard_counts(batch))
     return [
         (value, value.label, counts[value], _href(batch, params, guard=value, page=None))
         for value in GUARD_FILTERS
@@ -143,7 +144,8 @@ def _rows_context(
     read, `page_rows` is a function that reads them in full (one query more, for a poll
     whose table changed), and the table's links (`_table_links`) are left out."""
     params = _row_params(query, batch)
-    counts = item_status_counts(batch)
+    counts = _shared_at_counters(batch, "status-counts", lambda: item_status_counts(batch))
+    counts = counts | {NOT_FOUND: batch.not_found_items}  # the batch's counter, as read now
     status = params["status"]
     items = batch_items(
         batch,
