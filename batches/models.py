@@ -130,7 +130,14 @@ class Batch(ChatSettings):
         return f"{self.name} ({self.status})"
 
     def get_absolute_url(self) -> str:
-        return reverse("batches:detail", args=[self.pk])
+        # A batch page asks it for each of its links (filters, sorts, pages): reversed once.
+        cached = self.__dict__.get("_absolute_url")
+        if cached is None or cached[0] != self.pk:
+            cached = self.__dict__["_absolute_url"] = (
+                self.pk,
+                reverse("batches:detail", args=[self.pk]),
+            )
+        return cached[1]
 
     @property
     def is_economy(self) -> bool:

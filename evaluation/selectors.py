@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
@@ -361,7 +362,7 @@ class SetLabel:
     set_id: int
     name: str
 
-    @property
+    @cached_property  # each row of the batch page's table links into it
     def url(self) -> str:
         from django.urls import reverse
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.formats import localize
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
 from batches.errors import error_kind
@@ -15,6 +18,27 @@ register = template.Library()
 def is_not_found(answer: str, language: str = "en") -> bool:
     """Whether a stored answer says nothing was found (chats.prompts.is_not_found)."""
     return _is_not_found(answer, language or "en")
+
+
+class _Each(dict):
+    """A mapping that gives `value` for every key (a label's one placeholder, whatever
+    its name)."""
+
+    def __init__(self, value) -> None:
+        super().__init__()
+        self.value = value
+
+    def __missing__(self, key):
+        return self.value
+
+
+@register.filter
+def fill_in(value, label: str) -> str:
+    """`{{ n|fill_in:label }}`: `label`, a message with one placeholder translated once
+    for a whole table (`{% translate "for row %(row)s" as label %}`), with `value` in its
+    place, as `{% blocktranslate %}` renders it (the value localized and escaped, the
+    translation trusted): a table of 50 rows asked gettext about 150 times for these."""
+    return SafeString(str(label) % _Each(conditional_escape(localize(value))))
 
 
 @register.filter

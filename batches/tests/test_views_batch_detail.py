@@ -302,6 +302,29 @@ def test_failed_rows_have_retry_buttons_and_checkboxes_when_finished(owner_clien
     assert f'name="item" value="{failed.pk}"' not in running  # the table polls meanwhile
 
 
+def test_the_labels_naming_a_row_are_translated_once_and_filled_in_per_row(owner_client, owner):
+    batch = completed(owner, total_items=2, processed_items=1, failed_items=1)
+    BatchItemFactory(batch=batch, position=0, status="done")
+    failed = BatchItemFactory(batch=batch, position=1, status="failed", error="Timeout")
+    english = owner_client.get(batch.get_absolute_url()).text
+    assert 'aria-label="Select row 2"' in english
+    assert f'value="{failed.pk}" class="secondary outline retry-one">Retry' in english
+    assert '<span class="visually-hidden"> row 2</span>' in english
+    assert '<span class="visually-hidden"> for row 1</span>' in english
+    french = owner_client.get(batch.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="fr").text
+    assert 'aria-label="Sélectionner la ligne 2"' in french
+    assert '<span class="visually-hidden"> ligne 2</span>' in french
+    assert '<span class="visually-hidden"> de la ligne 1</span>' in french
+
+
+def test_fill_in_renders_as_blocktranslate_would():
+    from batches.templatetags.batch_tags import fill_in
+
+    assert fill_in(1234, "for row %(row)s") == "for row 1234"
+    assert fill_in("<b>", "%(ms)s ms") == "&lt;b&gt; ms"  # the value escaped
+    assert fill_in(3, "l'<i>%(row)s</i>") == "l'<i>3</i>"  # the translation trusted
+
+
 def test_scores_follow_the_page_language():
     from django.utils import translation
 

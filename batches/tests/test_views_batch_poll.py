@@ -202,3 +202,22 @@ def test_the_kept_rows_table_follows_its_rows_and_its_viewer(
     assert "review-note" not in owner_client.get(url).text
     save_review(item=item, verdict="incorrect", notes="", user=owner)
     assert 'data-review="incorrect"' in owner_client.get(url).text
+
+
+def test_the_rows_counts_are_read_once_at_the_same_counters(owner_client, owner):
+    """The status tabs' and guard outcomes' counts move with the rows' counters: everyone
+    watching a running batch at the same counters shares one reading; new counters, new
+    counts."""
+    batch = running(owner, 60)
+    url = poll_url(owner_client.get(batch.get_absolute_url() + "?page=2").text)
+    finish_row(batch, 0)
+    assert "Done (1)" in owner_client.get(url, **HX).text  # read, and kept
+    other = Client()
+    other.force_login(owner)
+    with CaptureQueriesContext(connection) as captured:
+        body = other.get(url, **HX).text  # another viewer, the same counters
+    assert "Done (1)" in body and "Pending (59)" in body
+    counted = [q["sql"] for q in captured if "GROUP BY" in q["sql"]]
+    assert counted == []
+    finish_row(batch, 1)
+    assert "Done (2)" in other.get(url, **HX).text

@@ -11,14 +11,13 @@ from typing import TypeVar
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from batches import hooks, runners
 from batches.models import Batch
-from batches.selectors import STAFF_READ_ONLY, batches_for, may_act_on, worker_alive
+from batches.selectors import STAFF_READ_ONLY, batch_for, may_act_on, worker_alive
 
 T = TypeVar("T")
 
@@ -29,7 +28,9 @@ def _get_batch_for_user(
     """The batch when the user may see it (own, shared with them as reviewer unless not
     `shared`, or staff); 404 otherwise. With `act`, 403 when they may see it but not
     change it (staff on another user's batch); a reviewer gets 404, as a stranger."""
-    batch = get_object_or_404(batches_for(request.user, shared=shared), pk=pk)
+    batch = batch_for(request.user, pk, shared=shared)
+    if batch is None:
+        raise Http404
     if act and not may_act_on(request.user, batch):
         if not request.user.is_staff:
             raise Http404
@@ -42,10 +43,14 @@ def _inline() -> bool:
     return runners.runner_mode() == "inline"
 
 
-def _runner_context() -> dict:
-    """What the inline driver needs: may the page drive, and is a worker doing it."""
+def _runner_context(batch: Batch | None = None) -> dict:
+    """What the inline driver needs: may the page drive, and is a worker doing it (read
+    from `batch`'s activity annotation when given: no query)."""
     inline = _inline()
-    return {"inline": inline, "worker_alive": inline and worker_alive()}
+    alive = getattr(batch, "worker_alive", None)
+    if inline and alive is None:
+        alive = worker_alive()
+    return {"inline": inline, "worker_alive": inline and alive}
 
 
 def _poll_token(batch: Batch) -> str:
@@ -98,6 +103,17 @@ def _shared_while_active(batch: Batch, name: str, compute: Callable[[], T]) -> T
         value = compute()
         cache.set(key, value, RUNNING_SUMMARY_SECONDS)
     return value
+
+
+def _shared_at_counters(batch: Batch, name: str, compute: Callable[[], T]) -> T:
+    """`compute()`, shared as `_shared_while_active` but under the batch's rows token (the
+    rows' counters and status, see `_poll_token`): for the counts that move with them (the
+    rows per status, per guard outcome), read once by everyone watching a running batch
+    at the same counters instead of at each of their polls. Only the split between pending
+    and running rows (rows claimed, not yet counted) may be up to RUNNING_SUMMARY_SECONDS
+    behind; a page whose counters do not move is answered 204 and keeps its own anyway."""
+    rows = _poll_token(batch).split(".")[0]
+    return _shared_while_active(batch, f"{name}-{rows}", compute)
 
 
 def _attach_grades(batches: list[Batch]) -> None:

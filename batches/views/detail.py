@@ -41,6 +41,7 @@ from batches.views.common import (
     _grade_filter_labels,
     _poll_token,
     _runner_context,
+    _shared_at_counters,
 )
 from chats.services import counts_words, uses_prompt
 
@@ -50,7 +51,7 @@ DETAIL_PAGE_SIZE = 50
 def _guard_filters(batch: Batch, params: dict) -> list[tuple[str, str, int, str]]:
     """The guard outcomes (blocked, redacted) with their labels, row counts (one query)
     and the rows table's link to them."""
-    counts = guard_counts(batch)
+    counts = _shared_at_counters(batch, "guard-counts", lambda: guard_counts(batch))
     return [
         (value, value.label, counts[value], _href(batch, params, guard=value, page=None))
         for value in GUARD_FILTERS
@@ -108,17 +109,30 @@ def _query_string(params: dict, **changes) -> str:
     return urlencode(pairs)
 
 
-TOKEN_FIELDS = ("status", "interaction", "verdict", "judge_verdict")
+TOKEN_FIELDS = ("pk", "status", "interaction_id", "verdict", "judge_verdict")
 
 
-def _table_token(rows: list[BatchItem], count: int) -> str:
+def _table_token(rows: list[BatchItem] | list[tuple], count: int) -> str:
     """What the rows table shows, in eight characters: its rows' states and grades, and
-    the number of rows (the pager). A poll renders the table again only when it changed."""
+    the number of rows (the pager). A poll renders the table again only when it changed.
+    `rows` are the page's rows, or their TOKEN_FIELDS as tuples (a poll's)."""
     state = [
-        (item.pk, item.status, item.interaction_id, item.verdict, item.judge_verdict)
-        for item in rows
+        row if isinstance(row, tuple) else tuple(getattr(row, name) for name in TOKEN_FIELDS)
+        for row in rows
     ]
     return f"{zlib.crc32(repr([state, count]).encode()):08x}"
+
+
+def _row_labels() -> dict[str, str]:
+    """The rows table's labels that name a row, translated once for the table (each row
+    fills in its number: batch_tags.fill_in); the same messages as the template's."""
+    return {
+        "select": _("Select row %(row)s"),
+        "retry": _("row %(row)s"),
+        "ms": _("%(ms)s ms"),
+        "chat": _("for row %(row)s"),
+        "history": _("of the question of row %(row)s"),
+    }
 
 
 def _rows_context(
@@ -130,7 +144,8 @@ def _rows_context(
     read, `page_rows` is a function that reads them in full (one query more, for a poll
     whose table changed), and the table's links (`_table_links`) are left out."""
     params = _row_params(query, batch)
-    counts = item_status_counts(batch)
+    counts = _shared_at_counters(batch, "status-counts", lambda: item_status_counts(batch))
+    counts = counts | {NOT_FOUND: batch.not_found_items}  # the batch's counter, as read now
     status = params["status"]
     items = batch_items(
         batch,
@@ -143,9 +158,10 @@ def _rows_context(
     # The search results are not shown in the table (a JSON list per row to decode).
     items = full = items.defer("interaction__search_results")
     if not table:
-        # Only what the table's token reads (no answers, no chats): the page's rows are
-        # read in full (`full_rows`) only when the token says the table changed.
-        items = items.select_related(None).only("batch", *TOKEN_FIELDS)
+        # Only what the table's token reads, as tuples (no answers, no chats, no model
+        # instances): the page's rows are read in full (`full_rows`) only when the token
+        # says the table changed.
+        items = items.select_related(None).values_list(*TOKEN_FIELDS)
     paginator = Paginator(items, DETAIL_PAGE_SIZE)
     if not (params["q"] or params["guard"] or params["grade"]):
         # The paginator's COUNT is known from the status counts: no extra query.
@@ -164,6 +180,7 @@ def _rows_context(
 
     context = {
         "page_rows": full_rows,
+        "row_labels": _row_labels(),
         "items": _shown_items(batch, rows, params["cols"]) if table else [],
         "table_token": _table_token(rows, paginator.count),
         "batch": batch,
@@ -317,7 +334,7 @@ def _progress_context(batch: Batch, rows: dict | None = None) -> dict:
         "estimate": estimate_batch(batch) if show_estimate else None,
         "currency": settings.AI_PRICE_CURRENCY,
         "finished_statuses": Batch.FINISHED_STATUSES,
-        **_runner_context(),
+        **_runner_context(batch),
         "next_url": batch.get_absolute_url(),
         "poll_token": _poll_token(batch),
         "table_token": rows.get("table_token", ""),

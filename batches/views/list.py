@@ -79,7 +79,8 @@ def _list_context(request: HttpRequest, listed: tuple[Page, list[Batch]] | None 
         "set_label": next(iter(labels.values()), None) if set_id is not None else None,
         "any_active": any(batch.is_active for batch in batches),
         "list_token": _list_token(page, batches),
-        **_runner_context(),
+        # Every listed batch's activity annotation says whether a worker is alive.
+        **_runner_context(batches[0] if batches else None),
     }
 
 

@@ -276,3 +276,16 @@ def test_the_reviewer_page_hides_the_owners_actions(client, world):
     client.force_login(world["users"]["owner"])
     page = client.get(f"/batches/{world['batch'].pk}/").content.decode()
     assert 'data-reviewer="reviewer"' in page and 'id="share-form"' in page
+
+
+def test_batch_for_gives_what_batches_for_gives_to_every_role(world):
+    """batches.selectors.batch_for reads the batch by its key and asks the sharing rules
+    apart: for each role, with and without `shared`, the same answer as the one query."""
+    from batches.selectors import batch_for, batches_for
+
+    batch = world["batch"]
+    for role, user in world["users"].items():
+        for shared in (True, False):
+            expected = batches_for(user, shared=shared).filter(pk=batch.pk).first()
+            assert batch_for(user, batch.pk, shared=shared) == expected, (role, shared)
+        assert batch_for(user, batch.pk + 1000) is None, role
