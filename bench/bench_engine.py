@@ -584,7 +584,7 @@ def run_config(name: str, config: dict, url: str, processes: int = 1) -> dict:
         raise SystemExit(f"{name} failed:\n{out.stdout}\n{out.stderr}")
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if "started_at" in figures:
+    if config["runner"] == "run_batch" and "started_at" in figures:
         # Outside the engine: from the command's start to the first claim, and from the
         # last row recorded to the command's exit.
         figures["before"] = figures["started_at"] - began

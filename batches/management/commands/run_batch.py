@@ -723,10 +723,13 @@ class Command(BaseCommand):
         """Run slices until the batch is finished or Ctrl-C; True when interrupted."""
         from batches.errors import BatchStateError
         from batches.events import run_slice
-        from chats.services import safety_cap
+        from chats.services import preload_providers, safety_cap
 
         if batch.status not in Batch.ACTIVE_STATUSES:
             return False
+        # The provider's SDK before the first claim, not on the provider loop under the
+        # first rows' calls (the same time either way; the rows' latency stays theirs).
+        preload_providers(ai_provider=batch.ai_provider)
         progress = self._progress(batch)
         slice_seconds = max(options["slice_seconds"], 0.1)
         concurrency = options["concurrency"] or settings.BATCH_CONCURRENCY
