@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 from django import template
+from django.core.cache.utils import make_template_fragment_key
+from django.templatetags.cache import do_cache
 from django.utils.formats import localize
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
+from batchchat.single_flight import single_flight
 from batches.errors import error_kind
 from chats.services import is_not_found as _is_not_found
 
 register = template.Library()
+
+
+class _RenderedOnce(template.Node):
+    """Django's `{% cache %}` rendered by one request at a time per fragment key in this
+    process: those that miss together wait and read what the first stored."""
+
+    def __init__(self, node: template.Node) -> None:
+        self.node = node
+
+    def render(self, context: template.Context) -> str:
+        vary_on = [var.resolve(context) for var in self.node.vary_on]
+        with single_flight(make_template_fragment_key(self.node.fragment_name, vary_on)):
+            return self.node.render(context)
+
+
+@register.tag
+def cache_once(parser: template.base.Parser, token: template.base.Token) -> template.Node:
+    """`{% cache_once TIMEOUT NAME VARY_ON... %}...{% endcache %}`: `{% cache %}`, with
+    one render for the requests that miss the same fragment at once (_RenderedOnce)."""
+    return _RenderedOnce(do_cache(parser, token))
 
 
 @register.filter

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
+from batchchat.single_flight import single_flight
 from batches import hooks, runners
 from batches.models import Batch
 from batches.selectors import STAFF_READ_ONLY, batch_for, may_act_on, worker_alive
@@ -100,8 +101,12 @@ def _shared_while_active(batch: Batch, name: str, compute: Callable[[], T]) -> T
     key = _running_key(batch, name)
     value = cache.get(key)
     if value is None:
-        value = compute()
-        cache.set(key, value, RUNNING_SUMMARY_SECONDS)
+        # Users who miss together wait for the first one's figures (single_flight).
+        with single_flight(key):
+            value = cache.get(key)
+            if value is None:
+                value = compute()
+                cache.set(key, value, RUNNING_SUMMARY_SECONDS)
     return value
 
 
