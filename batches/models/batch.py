@@ -1,3 +1,5 @@
+"""Batches and their rows: `Batch`, `BatchItem`, the verdicts a row can carry."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -10,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from batches.querysets import ECONOMY_LEASE_PREFIX, BatchItemQuerySet, BatchQuerySet
+from batches.querysets import BatchItemQuerySet, BatchQuerySet
 from chats.models import URL_MAX_LENGTH, AnswerType, Chat, ChatSettings, Interaction
 
 # What a row may expect of its answer (BatchItem.expected_outcome): one of the answer
@@ -180,6 +182,8 @@ class Batch(ChatSettings):
             return self.ACTIVITY_PROCESSING
         worker_alive = getattr(self, "worker_alive", None)
         if worker_alive is None:
+            from batches.models.runtime import WorkerHeartbeat  # beside it: no import cycle
+
             worker_alive = WorkerHeartbeat.objects.filter(last_seen__gte=now - grace).exists()
         if worker_alive:
             return self.ACTIVITY_PROCESSING
@@ -524,212 +528,3 @@ def row_columns(row, headers: list) -> dict:
     if not isinstance(row, list):
         return {}
     return {str(h): v for h, v in zip(headers, row, strict=False) if v is not None}
-
-
-class WorkerHeartbeat(models.Model):
-    """A `run_worker` process, as the pages, the API, /healthz and /metrics see it.
-
-    Each worker writes its row every WORKER_HEARTBEAT_SECONDS and deletes it on a clean
-    stop; a worker whose row is older than WORKER_HEARTBEAT_TIMEOUT is dead (SIGKILL,
-    lost machine). While one is alive the pages stop driving slices themselves.
-    """
-
-    name = models.CharField(max_length=100, unique=True)  # host:pid:random
-    hostname = models.CharField(max_length=255)
-    pid = models.PositiveIntegerField()
-    started_at = models.DateTimeField(default=timezone.now)
-    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
-    stopping = models.BooleanField(default=False)
-    # The batch the worker is on right now (not a foreign key: a batch can be deleted
-    # while a worker is on it, and a heartbeat must never block that).
-    current_batch_id = models.BigIntegerField(null=True, blank=True)
-    slices = models.PositiveBigIntegerField(default=0)
-    rows_done = models.PositiveBigIntegerField(default=0)
-    rows_failed = models.PositiveBigIntegerField(default=0)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def is_alive(self, now=None) -> bool:
-        now = now or timezone.now()
-        return self.last_seen >= now - timedelta(seconds=settings.WORKER_HEARTBEAT_TIMEOUT)
-
-
-DRAFT_MAX_AGE = timedelta(days=1)
-
-
-class UploadDraftQuerySet(models.QuerySet):
-    def live(self):
-        """Drafts still usable: younger than DRAFT_MAX_AGE (older ones are refused when
-        used, and deleted by the worker, Celery beat, and each new draft)."""
-        return self.filter(created_at__gte=timezone.now() - DRAFT_MAX_AGE)
-
-    def expired(self):
-        return self.filter(created_at__lt=timezone.now() - DRAFT_MAX_AGE)
-
-
-class UploadDraft(models.Model):
-    """An uploaded file kept on the server between the upload and the column chooser, so
-    the second step never trusts a path or file from the client. Deleted when the batch is
-    created; a draft is usable for DRAFT_MAX_AGE, and each user keeps at most
-    UPLOAD_DRAFTS_PER_USER drafts and UPLOAD_DRAFT_BYTES_PER_USER bytes (the oldest go)."""
-
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_drafts"
-    )
-    filename = models.CharField(max_length=255, blank=True)
-    data = models.BinaryField()
-    # The column chooser's preview, parsed once when the draft is saved (issue 29): its
-    # headers, roles, format and first rows' cells cut to PREVIEW_CELL_CHARS, or
-    # {"error": message}. Re-posting the draft reads this, never the file.
-    preview = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    objects = UploadDraftQuerySet.as_manager()
-
-    def __str__(self) -> str:
-        return f"{self.filename} ({self.owner_id})"
-
-
-class ProviderBatch(models.Model):
-    """One submission to a provider's batch API (economy mode, batches.economy).
-
-    Recorded before the provider is called, with a `local_id` that travels in the
-    provider batch's metadata: a worker that died between the call and saving the
-    provider's id finds the provider batch it made by that id, so nothing is submitted
-    twice. Its rows are leased to `lease_owner` while it runs; its requests (one per row
-    and attempt) are ProviderRequests.
-    """
-
-    class Status(models.TextChoices):
-        PREPARING = "preparing", _("Preparing")  # rows claimed, requests being written
-        SUBMITTING = "submitting", _("Submitting")  # requests stored, provider called
-        SUBMITTED = "submitted", _("Submitted")  # the provider has it
-        ENDED = "ended", _("Ended")  # results read and stored
-
-    class Kind(models.TextChoices):
-        ANSWER = "answer", _("Answers")
-        # The AI judge's second wave: the judge calls of answers that came back.
-        JUDGE = "judge", _("AI judge")
-
-    OPEN_STATUSES = (Status.PREPARING, Status.SUBMITTING, Status.SUBMITTED)
-
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="provider_batches")
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ANSWER)
-    provider = models.CharField(max_length=32)
-    model = models.CharField(max_length=200, blank=True)
-    local_id = models.CharField(max_length=40, unique=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREPARING)
-    # The provider's own words: validating, in_progress, finalizing, completed, expired,
-    # cancelling, cancelled, failed (OpenAI); in_progress, canceling, ended (Anthropic).
-    provider_status = models.CharField(max_length=32, blank=True)
-    provider_batch_id = models.CharField(max_length=200, blank=True, db_index=True)
-    input_file_id = models.CharField(max_length=200, blank=True)
-    output_file_id = models.CharField(max_length=200, blank=True)
-    error_file_id = models.CharField(max_length=200, blank=True)
-    request_count = models.PositiveIntegerField(default=0)
-    succeeded_count = models.PositiveIntegerField(default=0)
-    failed_count = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    cancel_sent = models.BooleanField(default=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    submitted_at = models.DateTimeField(null=True, blank=True)
-    polled_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["batch", "created_at", "pk"]
-        indexes = [models.Index(fields=["status", "polled_at"], name="provider_batch_status")]
-
-    def __str__(self) -> str:
-        return f"{self.provider} {self.provider_batch_id or self.local_id} ({self.status})"
-
-    @property
-    def lease_owner(self) -> str:
-        """The lease owner of the rows this provider batch holds."""
-        return f"{ECONOMY_LEASE_PREFIX}{self.local_id}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in self.OPEN_STATUSES
-
-    @property
-    def expected_by(self):
-        """When the provider promises the results (24 hours after submission)."""
-        return self.submitted_at + timedelta(hours=24) if self.submitted_at else None
-
-    # The providers' words for their batches, as people read them (OpenAI, Azure:
-    # validating ... cancelled; Anthropic: in_progress, canceling, ended).
-    PROVIDER_STATUS_LABELS = {
-        "validating": _("validating"),
-        "in_progress": _("in progress"),
-        "finalizing": _("finalizing"),
-        "completed": _("completed"),
-        "expired": _("expired"),
-        "cancelling": _("cancelling"),
-        "canceling": _("cancelling"),
-        "cancelled": _("cancelled"),
-        "failed": _("failed"),
-        "ended": _("ended"),
-    }
-
-    @property
-    def status_label(self) -> str:
-        if self.provider_status:
-            return str(self.PROVIDER_STATUS_LABELS.get(self.provider_status, self.provider_status))
-        return self.get_status_display()
-
-
-class ProviderRequest(models.Model):
-    """One row's attempt inside a provider batch: the request sent (`body`, cleared once
-    the results are stored) and the Interaction fields known before the model call
-    (guard, search), kept until the answer comes back.
-
-    With the AI judge on, an answer that came back waits for its verdict ("judging"): the
-    provider's reply is kept in `result` and a judge request (in a judge ProviderBatch,
-    `answer_request` pointing here) is sent; the row is stored once the verdict is in."""
-
-    provider_batch = models.ForeignKey(
-        ProviderBatch, on_delete=models.CASCADE, related_name="requests"
-    )
-    item = models.ForeignKey(BatchItem, on_delete=models.CASCADE, related_name="provider_requests")
-    # Row and attempt: "r<item id>-a<attempt>"; a judge request adds "-j".
-    custom_id = models.CharField(max_length=64)
-    body = models.JSONField(default=dict, blank=True)
-    fields = models.JSONField(default=dict, blank=True)
-    # The provider's reply (text, model, tokens) of an answer kept while it is judged, or
-    # the judge call's tokens.
-    result = models.JSONField(default=dict, blank=True)
-    # A judge request: the answer request whose answer it judges.
-    answer_request = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="judge_requests"
-    )
-    # "", or what came back: "answered", "judging" (its verdict awaited), "retried",
-    # "realtime" (retried in real time), "failed", "cancelled", "dropped" (its row was
-    # taken over before the judge's wave); a judge request's: "judged", "failed",
-    # "cancelled".
-    outcome = models.CharField(max_length=16, blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["provider_batch", "pk"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["provider_batch", "custom_id"], name="unique_provider_request"
-            )
-        ]
-        indexes = [
-            # Answers waiting for the judge's wave (few at a time, looked up every slice).
-            models.Index(
-                fields=["provider_batch"],
-                condition=models.Q(outcome="judging"),
-                name="provider_request_judging",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.custom_id
