@@ -1,40 +1,23 @@
-"""The chat pipeline: one question in, one stored Interaction out.
-
-Two steps that every caller shares: `answer` (history, search, prompt, generate, parse:
-no database writes, awaited on the provider loop) and `store_answers` (one transaction).
-`process_message` is the two together, for one question (the chat page, `manage.py ask`);
-the batch engine answers many turns at once on the provider loop and stores them in
-groups. Other apps use this module and the chats models, nothing deeper: `__all__` lists
-what they may use (the pipeline's steps, provider and search choices, the provider loop
-and quotas, the error types, "not found" answers, the local index's description).
-"""
+"""The chat pipeline's steps: turns, prepare / answer / complete, the judge's call,
+storing answers in one transaction, `process_message` for one question."""
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from chats import aio
-from chats.documents import index_info, shipped_sample
 from chats.errors import (
     ProviderError,
-    ProviderNotConfigured,
-    ProviderUnavailable,
-    TransientProviderError,
 )
-from chats.guard import guard_step, redacted_row, screen, screen_url
+from chats.guard import guard_step
 from chats.judge import (
     JUDGE_SYSTEM,
-    JudgeReplyError,
     JudgeVerdict,
     judge_messages,
     parse_judge_reply,
@@ -43,104 +26,18 @@ from chats.models import Chat, GuardStatus, Interaction, PromptOverride
 from chats.prompts import (
     build_messages,
     build_system_prompt,
-    counts_words,
-    is_not_found,
-    not_found_q,
     parse_answer,
-    uses_prompt,
 )
 from chats.providers import (
-    PROVIDERS,
-    breaker,
     get_provider,
-    limits,
     provider_class,
     tokens,
     uses_language_model,
 )
 from chats.providers.base import AIProvider, GenerationRequest
-from chats.providers.batch_api import BatchAPI, BatchResult, batch_api, supports_batch_api
-from chats.providers.prices import Price, price_for
-from chats.providers.retry import safety_cap
-from chats.search import SEARCH_PROVIDERS, get_search_provider, search_provider_class
+from chats.search import get_search_provider
 from chats.search.base import SearchResult
-
-# What other apps (batches, evaluation) may use from chats, besides chats.models.
-__all__ = [
-    # the pipeline's steps
-    "Answer",
-    "Prepared",
-    "Turn",
-    "answer",
-    "prepare_answer",
-    "complete_answer",
-    "lock_chats",
-    "process_message",
-    "store_answers",
-    "turns_for",
-    "prompt_preview",
-    "request_tokens",
-    "count_tokens",
-    "tokenizer_name",
-    "provider_quota",
-    "redacted_row",
-    "screen_offline",
-    "UploadScreen",
-    # provider and search choices
-    "ChatSettings",
-    "check_chat_settings",
-    "choose_chat_settings",
-    "default_chat_settings",
-    "preload_providers",
-    "warm_up_providers",
-    "provider_modules",
-    "provider_choices",
-    "search_choices",
-    "counts_words",
-    "uses_prompt",
-    # the provider loop, its quotas and the AI judge
-    "provider_loop",
-    "run_on_provider_loop",
-    "limits_snapshot",
-    "share_quotas",
-    "outage_snapshot",
-    "OUTAGE_REASONS",
-    "provider_down",
-    "provider_probe_seconds",
-    "safety_cap",
-    "judge_answer",
-    "judge_request",
-    "parse_judge_reply",
-    "JudgeReplyError",
-    # the providers' batch APIs (economy mode)
-    "BatchAPI",
-    "BatchResult",
-    "batch_api",
-    "supports_batch_api",
-    # prices per million tokens (the shipped table, AI_PRICES, the admin's)
-    "Price",
-    "price_for",
-    # errors
-    "ProviderError",
-    "ProviderNotConfigured",
-    "TransientProviderError",
-    "ProviderUnavailable",
-    # "not found" answers
-    "is_not_found",
-    "not_found_q",
-    # the local search index, described for the upload form
-    "index_info",
-    "shipped_sample",
-]
-
-T = TypeVar("T")
-
-logger = logging.getLogger(__name__)
-
-# Providers that talk to a server of the operator's own choosing (Ollama, vLLM, ...):
-# any model name the server knows is valid, so a name outside the configured list is
-# accepted. Every other provider only offers the models listed in its settings.
-OPEN_MODEL_PROVIDERS = frozenset({"compatible"})
+from chats.services.runtime import screen_offline
 
 
 @dataclass(frozen=True)
@@ -464,253 +361,3 @@ def process_message(
     answered = aio.run(answer(turn, on_token=on_token))
     (interaction,) = store_answers([(chat, answered)])
     return interaction
-
-
-def check_chat_settings(*, ai_provider: str, model: str = "", search_provider: str) -> str:
-    """Raise ProviderNotConfigured unless both providers are enabled; return the model to use.
-
-    The model is `model` when given and offered by the provider (any non-empty name for
-    `compatible`), else the provider's first (default) model.
-    """
-    provider = get_provider(ai_provider)
-    get_search_provider(search_provider)
-    models = provider.models()
-    model = (model or "").strip()
-    if not model:
-        if not models:
-            raise ProviderNotConfigured(
-                f"The AI provider '{ai_provider}' offers no model: list at least one in its "
-                "settings.",
-                field="model",
-            )
-        return models[0]
-    if model in models or ai_provider in OPEN_MODEL_PROVIDERS:
-        return model
-    raise ProviderNotConfigured(
-        f"The AI provider '{ai_provider}' does not offer the model '{model}'. "
-        f"Choose one of: {', '.join(models)}.",
-        field="model",
-    )
-
-
-@dataclass(frozen=True)
-class ChatSettings:
-    """The providers and model that new chats (a batch's rows) are answered with."""
-
-    ai_provider: str
-    model: str
-    search_provider: str
-
-
-def default_chat_settings() -> ChatSettings:
-    """The server's choice when a person makes none: DEFAULT_AI_PROVIDER (the model is left
-    to the provider: its first) and DEFAULT_SEARCH_PROVIDER. Not checked."""
-    return ChatSettings(
-        ai_provider=settings.DEFAULT_AI_PROVIDER,
-        model="",
-        search_provider=settings.DEFAULT_SEARCH_PROVIDER,
-    )
-
-
-def choose_chat_settings(
-    *, ai_provider: str | None = "", model: str | None = "", search_provider: str | None = ""
-) -> ChatSettings:
-    """The settings for new chats, from what a person chose (empty or None: the default).
-
-    1. defaults: default_chat_settings for each provider not given;
-    2. check_chat_settings: both providers known and configured (the message names the
-       missing setting), and the model (the given one when the provider offers it, else
-       its first). Only the chosen providers' modules (and SDKs) are imported.
-    Raises ProviderNotConfigured whose `field` is "ai_provider", "search_provider" or
-    "model": the choice refused.
-    """
-    default = default_chat_settings()
-    ai_provider = ai_provider or default.ai_provider
-    search_provider = search_provider or default.search_provider
-    model = check_chat_settings(
-        ai_provider=ai_provider, model=model or "", search_provider=search_provider
-    )
-    return ChatSettings(ai_provider=ai_provider, model=model, search_provider=search_provider)
-
-
-def _enabled(cls_getter: Callable[[str], type], key: str) -> object | None:
-    """An instance of the provider `key` when its module imports and it is configured."""
-    try:
-        provider = cls_getter(key)()
-    except ImportError:
-        # A provider whose module (or SDK) is missing is simply not offered.
-        logger.warning("provider %s is not importable; it is left out of the choices", key)
-        return None
-    return None if provider.missing_setting() else provider
-
-
-def provider_choices() -> list[tuple[str, str, list[str]]]:
-    """Enabled AI providers as (key, label, models) for forms and the API, extractive first."""
-    keys = sorted(PROVIDERS, key=lambda key: key != "extractive")
-    choices = []
-    for key in keys:
-        provider = _enabled(provider_class, key)
-        if provider is not None:
-            choices.append((key, str(provider.label), list(provider.models())))
-    return choices
-
-
-def preload_providers(*, ai_provider: str = "") -> None:
-    """Import the enabled providers' modules and SDKs now (a provider imports its SDK on
-    first use otherwise). A long-running worker calls this at start (the Celery parent
-    before it forks, run_worker, an engine process), so that its first slice does not
-    pay for the import: about 0.8 s for the OpenAI SDK here. With `ai_provider`, only
-    that one (an engine process of one batch)."""
-    keys = [ai_provider] if ai_provider else list(PROVIDERS)
-    for key in keys:
-        provider = _enabled(provider_class, key) if key in PROVIDERS else None
-        if provider is not None and provider.sdk_module:
-            importlib.import_module(provider.sdk_module)
-    if not ai_provider:
-        search_choices()
-
-
-def provider_modules(ai_provider: str) -> list[str]:
-    """What an engine process of `ai_provider` imports before its first call: the
-    provider's module and its SDK (for the fork server to load once); [] for an unknown
-    provider. Imports the provider's module (cheap), not its SDK."""
-    if ai_provider not in PROVIDERS:
-        return []
-    path = PROVIDERS[ai_provider].rsplit(".", 1)[0]
-    sdk = _provider_sdk(ai_provider)
-    return [path, sdk] if sdk else [path]
-
-
-def _provider_sdk(ai_provider: str) -> str:
-    try:
-        return provider_class(ai_provider).sdk_module
-    except ImportError:
-        return ""
-
-
-def warm_up_providers(*, ai_provider: str = "") -> None:
-    """Build the enabled AI providers' SDK clients on this process's provider loop now
-    (`ai_provider`: that one only). An engine process calls this once it exists (a
-    Celery pool child after the fork: clients belong to one process's loop), so that the
-    first rows of its first slice do not wait ~0.1 s for them (the TLS context, the
-    HTTP client's modules, a client per shard)."""
-    keys = [ai_provider] if ai_provider else list(PROVIDERS)
-
-    async def build() -> None:
-        for key in keys:
-            provider = _enabled(provider_class, key) if key in PROVIDERS else None
-            if provider is None:
-                continue
-            try:
-                provider.warm_up()
-            except Exception:
-                # Only a head start: the first call builds what is missing (and reports
-                # what is wrong with the row that made it).
-                logger.warning("warming up provider %s failed", key, exc_info=True)
-
-    run_on_provider_loop(build())
-
-
-def search_choices() -> list[tuple[str, str]]:
-    """Enabled search providers as (key, label)."""
-    choices = []
-    for key in SEARCH_PROVIDERS:
-        provider = _enabled(search_provider_class, key)
-        if provider is not None:
-            choices.append((key, str(provider.label)))
-    return choices
-
-
-# --- The provider loop and its quotas, for runners that drive many calls ---------------
-
-
-def provider_loop() -> asyncio.AbstractEventLoop:
-    """The process's provider event loop (chats.aio), started on first use: submit
-    coroutines to it with `asyncio.run_coroutine_threadsafe`."""
-    return aio.loop()
-
-
-def run_on_provider_loop(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run `coroutine` on the provider loop and wait for its result (from any thread
-    but the loop's own)."""
-    return aio.run(coroutine)
-
-
-def limits_snapshot(provider: str, model: str) -> dict | None:
-    """This process's view of `provider` + `model`'s quota: calls in flight, the adaptive
-    limit and until when callers wait (chats.providers.limits.snapshot)."""
-    return limits.snapshot(provider, model)
-
-
-def share_quotas(*, processes: int) -> None:
-    """This process is one of `processes` engine processes on this machine: without
-    Redis each budgets its quotas divided by `processes` (chats.providers.limits)."""
-    limits.share_quotas(processes=processes)
-
-
-# The kinds of outage failure, as English text (log lines, run_batch).
-OUTAGE_REASONS = breaker.REASONS
-
-
-def outage_snapshot(provider: str, model: str) -> dict | None:
-    """When `provider` + `model` does not answer (its circuit breaker is open): since
-    when, the kind of failure and the last success (chats.providers.breaker.snapshot)."""
-    return breaker.snapshot(provider, model)
-
-
-async def provider_down(provider: str, model: str) -> bool:
-    """Whether `provider` + `model`'s circuit breaker is open (on the provider loop)."""
-    return await breaker.is_open(provider, model)
-
-
-def provider_probe_seconds() -> float:
-    return breaker.probe_seconds()
-
-
-@dataclass(frozen=True)
-class UploadScreen:
-    """The offline guard's verdict on an uploaded row, before it is answered: `status`
-    (a GuardStatus value), the question and referring URL as they will be sent (redacted
-    text; a blocked question shows its redacted text, never the original), the kinds found."""
-
-    status: str
-    question: str
-    referring_url: str
-    reasons: tuple[str, ...]
-
-
-def screen_offline(question: str, referring_url: str = "", *, language: str = "en") -> UploadScreen:
-    """The guard's pattern step (no AI check, no provider call) on one uploaded row: what the
-    pages show before Start. The answer-time guard (`process_message`) stays the authority:
-    it runs again when the row is answered, with the settings of that time and the AI check
-    when on."""
-    result = screen(question or "", language=language)
-    url_result = screen_url(referring_url or "")
-    if result.blocked or url_result.blocked:
-        status = GuardStatus.BLOCKED
-    elif result.changed or url_result.changed:
-        status = GuardStatus.REDACTED
-    else:
-        status = GuardStatus.PASSED
-    return UploadScreen(
-        status=status,
-        question=result.text,
-        referring_url=url_result.text,
-        reasons=tuple(sorted({*result.reasons, *url_result.reasons})),
-    )
-
-
-def count_tokens(text: str, *, provider: str, model: str) -> int:
-    """`text`'s tokens as `provider`'s `model` counts them (chats.providers.tokens)."""
-    return tokens.count(text, provider=provider, model=model)
-
-
-def tokenizer_name(provider: str, model: str) -> tuple[str, bool]:
-    """The encoding that counts `provider`'s tokens, and whether it is the model's own."""
-    return tokens.encoding_name(provider, model), tokens.is_exact(provider)
-
-
-def provider_quota(provider: str, model: str) -> tuple[float, float]:
-    """The configured requests and tokens per minute for `provider`'s `model` (0: none)."""
-    quota = limits.quota_for(provider, model)
-    return quota.rpm, quota.tpm
