@@ -61,7 +61,7 @@ def test_api_status_carries_the_outage(api, owner):
 
 
 def test_run_batch_progress_line_says_the_provider_does_not_answer(owner, settings):
-    from batches.management.commands.run_batch import _throttle_note
+    from batches.cli.console import throttle_note as _throttle_note
     from chats.providers import breaker
     from chats.services import run_on_provider_loop
 

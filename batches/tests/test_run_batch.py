@@ -17,8 +17,8 @@ from openpyxl import load_workbook
 
 from batchchat.tests.waiting import wait_until
 from batches import engine, services
+from batches.cli.console import Progress
 from batches.errors import UploadError
-from batches.management.commands.run_batch import Progress
 from batches.models import Batch, BatchItem
 from batches.tests.processes import ROOT, child_env
 from batches.uploads import parse_upload

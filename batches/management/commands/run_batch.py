@@ -24,12 +24,7 @@ configured, or a batch that cannot run.
 
 from __future__ import annotations
 
-import atexit
-import gc
-import os
-import signal
 import sys
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -37,8 +32,17 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from batches.cli.console import (
+    Progress,
+    clock,
+    estimate_lines,
+    interactive,
+    money,
+    throttle_note,
+)
+from batches.cli.running import Interrupt, ResultsFile, lighter_exit
 from batches.models import Batch
 from chats.models import Language
 
@@ -50,8 +54,6 @@ from chats.models import Language
 # row starts); a slice that ends waits for its slowest row, so many short ones would leave
 # the provider idle at every boundary.
 DEFAULT_SLICE_SECONDS = 24 * 3600.0
-# Without a terminal (logs, CI), one progress line this often.
-LOG_EVERY_SECONDS = 5.0
 # When a slice found nothing to claim (rows leased by another runner), wait a little.
 IDLE_WAIT_SECONDS = 1.0
 # From this concurrency up, the default is one engine process per core: one process is
@@ -68,239 +70,6 @@ PROVIDER_OPTIONS = {
     "mode": "--economy",
     "economy_retry": "--economy-retry",
 }
-
-
-class Progress:
-    """Rows per second, ETA and failures: a `\\r` line on a terminal, else a line per few s."""
-
-    def __init__(self, out: OutputWrapper, *, total: int, finished: int, tty: bool) -> None:
-        self.out = out
-        self.total = total
-        self.start_finished = finished
-        self.tty = tty
-        self.started = time.monotonic()
-        self.last_line = 0.0
-        self.last_finished: int | None = None
-        self.width = 0
-
-    def update(self, *, finished: int, failed: int, force: bool = False, note: str = "") -> None:
-        now = time.monotonic()
-        if force and finished == self.last_finished:
-            return  # the closing line would repeat the last one
-        if not self.tty and not force and now - self.last_line < LOG_EVERY_SECONDS:
-            return
-        self.last_line = now
-        self.last_finished = finished
-        elapsed = now - self.started
-        rate = (finished - self.start_finished) / elapsed if elapsed > 0 else 0.0
-        left = max(self.total - finished, 0)
-        eta = _duration(left / rate) if rate > 0 else "?"
-        percent = 100 * finished // self.total if self.total else 100
-        line = (
-            f"{finished:,}/{self.total:,} rows ({percent}%)  {failed:,} failed  "
-            f"{rate:.1f} rows/s  ETA {eta}"
-        ) + (f"  {note}" if note else "")
-        if self.tty:
-            # Pad over the previous line, which may have been longer.
-            self.out.write("\r" + line.ljust(self.width), ending="")
-            self.width = len(line)
-        else:
-            self.out.write(line)
-        self.out.flush()
-
-    def close(self) -> None:
-        if self.tty and self.width:
-            self.out.write("")
-            self.out.flush()
-
-
-def _interactive(stream) -> bool:
-    """Whether someone can answer on `stream` (None or closed: no standard input)."""
-    try:
-        return stream is not None and stream.isatty()
-    except (ValueError, OSError):
-        return False
-
-
-def _money(amount) -> str:
-    return f"{float(amount or 0):,.4f} {settings.AI_PRICE_CURRENCY}"
-
-
-def estimate_lines(estimate: dict, *, budget=None) -> list[str]:
-    """The estimate as run_batch prints it before the batch starts."""
-    calls, tokens, cost, duration = (
-        estimate["calls"],
-        estimate["tokens"],
-        estimate["cost"],
-        estimate["duration"],
-    )
-    unit = "words" if tokens["words"] else "tokens"
-    counted = "" if tokens["exact"] or tokens["words"] else ", approximate"
-    lines = [
-        f"Estimate: {calls['total']:,} provider calls ({calls['answer']:,} answers, "
-        f"{calls['judge']:,} judge, {calls['guard']:,} guard); "
-        f"{tokens['input']:,} input and {tokens['output']:,} output {unit} "
-        f"({tokens['basis']}, counted with {tokens['counted_by']}{counted}).",
-    ]
-    if cost["known"]:
-        lines.append(
-            f"Cost: {_money(cost['realtime'])} in real time, {_money(cost['economy'])} in "
-            f"economy mode (prices of {cost['price']['date'] or cost['price']['source']})."
-        )
-    else:
-        lines.append(
-            "Cost: unknown: no price for this model (set AI_PRICES or add it in the admin)."
-        )
-    lines.append(
-        f"Duration: about {_duration(duration['seconds'])} at concurrency "
-        f"{duration['concurrency']} (limited by {duration['limited_by']})."
-    )
-    if budget is not None:
-        lines.append(f"Budget: {_money(budget)}.")
-    return lines
-
-
-def _throttle_note(batch: Batch, concurrency: int, *, remaining: int) -> str:
-    """What the provider's quota, or an outage, is doing to this run, if anything."""
-    from chats.services import OUTAGE_REASONS, limits_snapshot, outage_snapshot
-
-    parts = []
-    outage = outage_snapshot(batch.ai_provider, batch.model)
-    if outage is not None:
-        last = outage["last_success"]
-        seen = time.strftime("%H:%M:%S", time.localtime(last)) if last else "none yet"
-        parts.append(
-            f"the provider does not answer ({OUTAGE_REASONS.get(outage['reason'], outage['reason'])}),"
-            f" retrying; {remaining} rows waiting; last answer: {seen}"
-        )
-    shot = limits_snapshot(batch.ai_provider, batch.model)
-    if shot is None:
-        return "; ".join(parts)
-    left = shot["until"] - time.time()
-    if left > 0:
-        parts.append(f"waiting for the provider's rate limit, resumes in {left:.0f} s")
-    if shot["limit"] is not None:
-        parts.append(f"{shot['in_flight']}/{min(shot['limit'], concurrency)} calls in flight")
-    return "; ".join(parts)
-
-
-def _split(total: int, parts: int) -> list[int]:
-    from batches.procs import split
-
-    return split(total, parts)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-class _ResultsFile:
-    """The results file, written in a thread while the batch runs (batches.export's
-    `follow_finished`: each row once it and the rows before it are finished), so that
-    only the rows open at the end are left to write then: at 5,000 rows the whole file
-    took about a second after the last answer. Written as `<out>.partial` and renamed
-    when complete: a results file is never a part of one."""
-
-    def __init__(self, batch: Batch, path: Path, stream) -> None:
-        self.batch = batch
-        self.path = path
-        self.partial = path.with_name(path.name + ".partial")
-        self.stream = stream
-        self.over = threading.Event()
-        self.abandoned = False
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._write, name="batchchat-results", daemon=True)
-
-    def start(self) -> _ResultsFile:
-        from django.db import connection
-
-        # Called inside a transaction (a test, a script), another connection would not
-        # see the batch: then the file is written at the end, in this thread.
-        if not connection.in_atomic_block:
-            self.thread.start()
-        return self
-
-    def _write(self) -> None:
-        from django.db import connection
-
-        from batches.export import follow_finished
-
-        try:
-            batch = Batch.objects.get(pk=self.batch.pk)  # this thread's own copy
-            with open(self.partial, "wb") as handle:
-                items = follow_finished(batch, over=self.over)
-                for chunk in self.stream(batch, items=items):
-                    if self.abandoned:
-                        break
-                    handle.write(chunk)
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            if threading.current_thread() is self.thread:
-                connection.close()  # this thread's own
-            if self.abandoned:
-                self.partial.unlink(missing_ok=True)
-
-    def finish(self) -> None:
-        """The run is over: write the rows left, then the file is complete."""
-        self.over.set()
-        if self.thread.ident is None:
-            self._write()
-        else:
-            self.thread.join()
-        if self.error is not None:
-            self.partial.unlink(missing_ok=True)
-            raise self.error
-        os.replace(self.partial, self.path)
-
-    def abandon(self) -> None:
-        """No results file (a second Ctrl-C, an error): stop writing, remove the part."""
-        self.abandoned = True
-        self.over.set()
-        if self.thread.ident is not None:
-            self.thread.join(timeout=5)
-        self.partial.unlink(missing_ok=True)
-
-
-_exit_registered = False
-
-
-def _lighter_exit() -> None:
-    """At exit, move every object to the collector's permanent generation: the
-    interpreter's last full collection then does not walk the heap (Django, the SDK's
-    models, a batch's rows), which took 0.3 s of a 1,000-row command here. Nothing is
-    skipped: exit handlers run and the streams are flushed as usual."""
-    global _exit_registered
-    if not _exit_registered:
-        _exit_registered = True
-        atexit.register(gc.freeze)
-
-
-class _Interrupt:
-    """First SIGINT sets a flag (finish the slice, then stop); the second one raises."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous: Any = None
-
-    def __enter__(self) -> _Interrupt:
-        try:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread (e.g. called from a worker): no handler
-            self.previous = None
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
 
 
 class Command(BaseCommand):
@@ -407,7 +176,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """1. create or load the batch 2. queue it 3. run slices with progress 4. write
         the results 5. summary and exit status."""
-        _lighter_exit()
+        lighter_exit()
         out_path, stream = self._output(options["out"])
         if options["resume"] is not None and options["file"]:
             raise CommandError("Give either FILE (a new batch) or --resume BATCH_ID, not both.")
@@ -454,7 +223,7 @@ class Command(BaseCommand):
             started = time.monotonic()
             # Written while the rows are answered: only the rows still open at the end
             # are left to write then.
-            results = _ResultsFile(batch, out_path, stream).start()
+            results = ResultsFile(batch, out_path, stream).start()
             try:
                 if children is not None:
                     interrupted = self._run_children(batch, children)
@@ -485,7 +254,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Batch {batch.pk} ({batch.name}): {batch.get_status_display().lower()}; "
             f"{batch.processed_items:,} done, {batch.failed_items:,} failed, "
-            f"{batch.remaining:,} left of {batch.total_items:,} in {_duration(elapsed)}."
+            f"{batch.remaining:,} left of {batch.total_items:,} in {clock(elapsed)}."
         )
         from batches import hooks
 
@@ -504,8 +273,8 @@ class Command(BaseCommand):
             raise CommandError(f"The batch stopped: {batch.error}")
         if batch.budget_reached:
             raise CommandError(
-                f"The batch paused: budget reached ({_money(batch.spent)} spent of "
-                f"{_money(batch.budget)}). Raise it with: manage.py run_batch --resume "
+                f"The batch paused: budget reached ({money(batch.spent)} spent of "
+                f"{money(batch.budget)}). Raise it with: manage.py run_batch --resume "
                 f"{batch.pk} --budget AMOUNT"
             )
         if batch.status == Batch.Status.CANCELLED:
@@ -613,7 +382,7 @@ class Command(BaseCommand):
     def _confirmed(self, yes: bool) -> bool:
         """--yes, or a "y" typed at the question. Without a terminal on standard input
         (scripts, CI, cron) nobody can answer: the batch starts, as it did before."""
-        if yes or not _interactive(sys.stdin):
+        if yes or not interactive(sys.stdin):
             return True
         self.stdout.write("Start this batch? [y/N] ", ending="")
         self.stdout.flush()
@@ -646,7 +415,7 @@ class Command(BaseCommand):
         return batch
 
     def _children(self, processes: int, concurrency: int, options: dict[str, Any]):
-        from batches.procs import Children, batch_child, context
+        from batches.procs import Children, batch_child, context, split
         from chats.services import provider_modules
 
         # A new batch's provider is known now: the fork server imports its SDK once.
@@ -670,7 +439,7 @@ class Command(BaseCommand):
                     "slice_seconds": options["slice_seconds"],
                     "ai_provider": ai_provider,
                 }
-                for share in _split(concurrency, processes)
+                for share in split(concurrency, processes)
             ],
             # A child that crashed (killed, out of memory) is replaced; its rows are taken
             # over when their leases end.
@@ -699,7 +468,7 @@ class Command(BaseCommand):
         note = f"{children.count} processes"
         children.shared_batch.value = batch.pk
         try:
-            with _Interrupt() as interrupt:
+            with Interrupt() as interrupt:
                 while children.alive() or children.restart_pending:
                     batch.refresh_from_db()
                     if interrupt.requested or batch.status not in Batch.ACTIVE_STATUSES:
@@ -740,7 +509,7 @@ class Command(BaseCommand):
                 f"flight, not {concurrency}."
             )
         try:
-            with _Interrupt() as interrupt:
+            with Interrupt() as interrupt:
                 while not interrupt.requested:
 
                     def report(
@@ -753,7 +522,7 @@ class Command(BaseCommand):
                                 part
                                 for part in (
                                     "1 process",
-                                    _throttle_note(
+                                    throttle_note(
                                         batch,
                                         concurrency,
                                         remaining=batch.total_items - base[0] - done - failed,
@@ -781,7 +550,7 @@ class Command(BaseCommand):
                             finished=batch.finished_count,
                             failed=batch.failed_items,
                             force=True,
-                            note=f"paused: budget reached ({_money(batch.spent)} spent)",
+                            note=f"paused: budget reached ({money(batch.spent)} spent)",
                         )
                     if not result.should_continue:
                         break
