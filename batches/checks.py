@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 
-@register()
+@register("batches")
 def check_worker_settings(app_configs, **kwargs) -> list[Error]:
     errors = []
     if settings.WORKER_HEARTBEAT_TIMEOUT <= settings.WORKER_HEARTBEAT_SECONDS:

@@ -94,3 +94,21 @@ def test_run_batch_help_starts_without_the_heavy_modules():
     imported = _imported_modules(done.stderr)
     assert "django.core.management" in imported  # the report was read
     assert sorted(name for name in HEAVY_AT_START if name in imported) == []
+
+
+def test_run_batch_checks_leave_out_the_web(tmp_path):
+    """The command's system checks do not load the URLconf (the API's schemas, every view)
+    nor the admin: the web's checks are `manage.py check`'s and the server's."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "batchchat.settings"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "manage.py", "run_batch", str(tmp_path / "no.csv")],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert "no such file" in done.stderr  # the checks ran and the command went on
+    imported = _imported_modules(done.stderr)
+    assert "batches.checks" in imported
+    assert sorted({"batchchat.urls", "batchchat.api", "ninja"} & imported) == []

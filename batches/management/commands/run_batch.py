@@ -32,6 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from batches.cli.console import (
@@ -42,7 +43,7 @@ from batches.cli.console import (
     money,
     throttle_note,
 )
-from batches.cli.running import Interrupt, ResultsFile, lighter_exit
+from batches.cli.running import Interrupt, ResultsFile, can_fork, in_fork, lighter_exit, load_engine
 from batches.models import Batch
 from chats.models import Language
 
@@ -77,6 +78,13 @@ class Command(BaseCommand):
         "Create a batch from a CSV or XLSX file (or --resume one), answer every row in this "
         "process with a progress line, and write the results as CSV, JSON or XLSX."
     )
+    # The system checks of what the command uses. The web's (the URLconf with the API's
+    # schemas and every view, the admin's registrations: 0.4 s here) are left to
+    # `manage.py check`, the server and the worker; a batch's command does not serve pages.
+    requires_system_checks = [
+        Tags.caches, Tags.commands, Tags.compatibility, Tags.database, Tags.files,
+        Tags.models, Tags.security, Tags.templates, Tags.translation, "batches",
+    ]  # fmt: skip
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", nargs="?", help="CSV or XLSX file of questions.")
@@ -203,20 +211,9 @@ class Command(BaseCommand):
                 if batch.is_active:
                     self._print_estimate(batch, concurrency=concurrency)
             else:
-                batch = self._create(options)
-                if options["budget"] is not None:
-                    from batches.costs import set_budget
-
-                    batch = set_budget(batch=batch, budget=options["budget"])
-                self._print_estimate(batch, concurrency=concurrency)
-                if not self._confirmed(options["yes"]):
-                    self.stdout.write(
-                        f"Not started. Start it later with: manage.py run_batch --resume {batch.pk}"
-                    )
+                batch = self._new_batch(options, concurrency=concurrency, alone=children is None)
+                if batch is None:
                     return
-                from batches.services import start_batch
-
-                batch = start_batch(batch=batch)
             if out_path is None:
                 out_path = Path(f"results-{batch.pk}.csv")
 
@@ -360,6 +357,39 @@ class Command(BaseCommand):
             )
         return batch
 
+    def _new_batch(self, options: dict[str, Any], *, concurrency: int, alone: bool) -> Batch | None:
+        """Create the batch, print its estimate and start it once confirmed (None: not
+        confirmed). `alone` (no engine processes): where it can, the batch is created in a
+        forked process while this one loads the provider's SDK and the engine, which it
+        needs next (batches.cli.running.in_fork)."""
+        if alone and (options["yes"] or not interactive(sys.stdin)):
+            streams = (self.stdout, self.stderr)
+            if can_fork(*streams):
+                ai_provider = options["provider"] or settings.DEFAULT_AI_PROVIDER
+                batch_id = in_fork(
+                    lambda: self._create_and_start(options, concurrency=concurrency).pk,
+                    meanwhile=lambda: load_engine(ai_provider),
+                    streams=streams,
+                )
+                return Batch.objects.get(pk=batch_id)
+        return self._create_and_start(options, concurrency=concurrency)
+
+    def _create_and_start(self, options: dict[str, Any], *, concurrency: int) -> Batch | None:
+        batch = self._create(options)
+        if options["budget"] is not None:
+            from batches.costs import set_budget
+
+            batch = set_budget(batch=batch, budget=options["budget"])
+        self._print_estimate(batch, concurrency=concurrency)
+        if not self._confirmed(options["yes"]):
+            self.stdout.write(
+                f"Not started. Start it later with: manage.py run_batch --resume {batch.pk}"
+            )
+            return None
+        from batches.services import start_batch
+
+        return start_batch(batch=batch)
+
     def _set_budget(self, batch_id: int, budget: Decimal) -> None:
         from batches.costs import set_budget
         from batches.errors import BatchStateError
@@ -492,13 +522,14 @@ class Command(BaseCommand):
         """Run slices until the batch is finished or Ctrl-C; True when interrupted."""
         from batches.errors import BatchStateError
         from batches.events import run_slice
-        from chats.services import preload_providers, safety_cap
+        from chats.services import safety_cap
 
         if batch.status not in Batch.ACTIVE_STATUSES:
             return False
-        # The provider's SDK before the first claim, not on the provider loop under the
-        # first rows' calls (the same time either way; the rows' latency stays theirs).
-        preload_providers(ai_provider=batch.ai_provider)
+        # The provider's SDK and clients before the first claim, not on the provider loop
+        # under the first rows' calls (the same time either way; the rows' latency stays
+        # theirs). Already done when the batch was created in a fork.
+        load_engine(batch.ai_provider)
         progress = self._progress(batch)
         slice_seconds = max(options["slice_seconds"], 0.1)
         concurrency = options["concurrency"] or settings.BATCH_CONCURRENCY
