@@ -124,9 +124,7 @@ def test_the_command_from_the_shell_creates_in_a_fork_and_answers_every_row(fake
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_command_from_the_shell_reports_a_bad_file_once_and_creates_nothing(
-    fake_ai, tmp_path
-):
+def test_the_command_from_the_shell_reports_a_bad_file_once_and_creates_nothing(fake_ai, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"title,url\nNo question column here,https://example.ca\n")
 
