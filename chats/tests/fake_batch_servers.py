@@ -35,14 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from chats.tests.fake_servers import (
-    FakeAIServer,
-    _count_tokens,
-    _Handler,
-    _Server,
-    _text_of,
-    compose_answer,
-)
+from chats.tests.fake_answers import compose_answer, count_tokens, text_of
+from chats.tests.fake_servers import FakeAIServer, _Handler, _Server
 
 _OPENAI = re.compile(r"^/(?:v1|openai)/(files|batches)(?:/([^/]+))?(?:/(content|cancel))?$")
 _ANTHROPIC = re.compile(r"^/v1/messages/batches(?:/([^/]+))?(?:/(results|cancel))?$")
@@ -137,19 +131,19 @@ class FakeBatchServer(FakeAIServer):
     def _answer(self, custom_id: str, body: dict) -> tuple[str | None, str, int, int]:
         """(text or None, error message, input tokens, output tokens) for one request."""
         messages = list(body.get("messages") or [])
-        system = _text_of(body.get("system", "")) or "\n".join(
-            _text_of(m.get("content")) for m in messages if m.get("role") == "system"
+        system = text_of(body.get("system", "")) or "\n".join(
+            text_of(m.get("content")) for m in messages if m.get("role") == "system"
         )
         chat = [m for m in messages if m.get("role") != "system"]
-        question = _text_of(chat[-1].get("content")) if chat else ""
+        question = text_of(chat[-1].get("content")) if chat else ""
         if "[batch-error]" in question or (
             "[batch-flaky]" in question and custom_id.endswith("-a1")
         ):
             return None, "Invalid request: the fake refuses this one.", 0, 0
         text = compose_answer(system, chat)
-        tokens_in = sum(_count_tokens(_text_of(m.get("content"))) for m in messages)
-        tokens_in += _count_tokens(_text_of(body.get("system", "")))
-        return text, "", tokens_in, _count_tokens(text)
+        tokens_in = sum(count_tokens(text_of(m.get("content"))) for m in messages)
+        tokens_in += count_tokens(text_of(body.get("system", "")))
+        return text, "", tokens_in, count_tokens(text)
 
     def _end_openai(self, batch: FakeBatch, how: str) -> None:
         out, err = [], []

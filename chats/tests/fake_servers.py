@@ -13,13 +13,9 @@ Endpoints (all answer deterministically):
 - ``POST /v1/chat/completions``                                  OpenAI and compatible
 - ``POST /openai/deployments/{deployment}/chat/completions``      Azure (``?api-version=``)
 - ``POST /v1/messages``                                          Anthropic
-Each accepts ``"stream": true`` (SSE). The answer echoes the last user message and cites
-the first URL of the system prompt (with the title on the ``[1] ...`` line) in the tag
-format of ``chats.prompts``. A model named ``missing...`` answers 404 model not found.
-A question containing ``[no-tags]`` gets a plain answer without tags. A judge request
-(``chats.judge``: ``<expected>`` and ``<answer>`` blocks) gets a JSON verdict: the expected
-answer's words of 4+ letters are the key ideas, "pass" when the answer has them all; an
-expected answer containing ``[malformed]`` gets a reply that is not JSON.
+Each accepts ``"stream": true`` (SSE). What they answer is chats.tests.fake_answers' (the
+question echoed, the system prompt's first URL cited; a judge's JSON verdict). A model
+named ``missing...`` answers 404 model not found.
 """
 
 from __future__ import annotations
@@ -38,6 +34,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from chats.tests.fake_answers import chunks, compose_answer, count_tokens, text_of
 
 # The key the chats tests configure the providers with: a secret that must never show up
 # in an error message or a log line.
@@ -150,7 +148,7 @@ class FakeAIServer:
 
     def count_tokens(self, text: str) -> int:
         if self.tokenizer == "words":
-            return _count_tokens(text)
+            return count_tokens(text)
         import bpe_openai
 
         return len(bpe_openai.get_encoding(self.tokenizer).encode_ordinary(text))
@@ -304,69 +302,6 @@ class FakeAIServer:
             self._stopping.wait(seconds)
 
 
-# --- deterministic answers ---------------------------------------------------------------
-
-_URL = re.compile(r"https?://[^\s<>\"')\]]+")
-_TITLE = re.compile(r"^\s*\[1\]\s*(.+?)\s*$", re.MULTILINE)
-
-
-def _text_of(content: Any) -> str:
-    """Message content as text: a string, or a list of {type: text, text} blocks."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
-
-
-def compose_answer(system: str, messages: list[dict[str, Any]]) -> str:
-    """The fake model's answer: echoes the question and cites the first URL of `system`."""
-    questions = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
-    question = questions[-1] if questions else ""
-    if "<expected>" in question and "<answer>" in question:
-        return _judge_reply(question)
-    turn = len(questions)
-    body = f"Fake answer (turn {turn}) to: {question}"
-    if "[no-tags]" in question:
-        return body
-    url_match = _URL.search(system)
-    title_match = _TITLE.search(system)
-    url = url_match.group(0) if url_match else ""
-    title = title_match.group(1) if title_match and url else ""
-    return (
-        f"<answer>{body}</answer>"
-        f"<citation-url>{url}</citation-url><citation-title>{title}</citation-title>"
-    )
-
-
-def _judge_reply(content: str) -> str:
-    expected = content.split("<expected>", 1)[1].split("</expected>", 1)[0]
-    answer = content.split("<answer>", 1)[1].split("</answer>", 1)[0].lower()
-    if "[malformed]" in expected:
-        return "I think the answer is mostly fine."
-    ideas = list(dict.fromkeys(w for w in re.findall(r"\w{4,}", expected.lower())))
-    found = [idea for idea in ideas if idea in answer]
-    missing = [idea for idea in ideas if idea not in answer]
-    verdict = "fail" if missing else "pass"
-    return json.dumps(
-        {
-            "verdict": verdict,
-            "found": found,
-            "missing": missing,
-            "reason": f"{len(found)} ideas found.",
-        }
-    )
-
-
-def _count_tokens(text: str) -> int:
-    return len(text.split())
-
-
-def _chunks(text: str) -> list[str]:
-    """Split into word-sized pieces whose concatenation is exactly `text`."""
-    return re.findall(r"\S+\s*|\s+", text) or [""]
-
-
 # --- HTTP handler --------------------------------------------------------------------------
 
 _CHAT_PATH = re.compile(r"^/(?:v1/)?chat/completions$")
@@ -518,10 +453,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         messages = list(body.get("messages") or [])
-        system = "\n".join(_text_of(m.get("content")) for m in messages if m["role"] == "system")
+        system = "\n".join(text_of(m.get("content")) for m in messages if m["role"] == "system")
         answer = (self.server.fake.responder or compose_answer)(system, messages)
         count = self.server.fake.count_tokens
-        prompt_tokens = sum(count(_text_of(m.get("content"))) for m in messages)
+        prompt_tokens = sum(count(text_of(m.get("content"))) for m in messages)
         if self.server.fake.tokenizer != "words":
             prompt_tokens += 3 * len(messages) + 3  # role markers, as OpenAI counts them
         usage = {
@@ -552,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
         chunk = {**base, "object": "chat.completion.chunk"}
         first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
         events.append({**chunk, "choices": [first]})
-        for piece in _chunks(answer):
+        for piece in chunks(answer):
             delta = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
             events.append({**chunk, "choices": [delta]})
         if broken:
@@ -570,12 +505,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve_status(404, "/v1/messages", f"model: {model}")
             return
         messages = list(body.get("messages") or [])
-        system = _text_of(body.get("system", ""))
+        system = text_of(body.get("system", ""))
         answer = compose_answer(system, messages)
-        input_tokens = _count_tokens(system) + sum(
-            _count_tokens(_text_of(m.get("content"))) for m in messages
+        input_tokens = count_tokens(system) + sum(
+            count_tokens(text_of(m.get("content"))) for m in messages
         )
-        output_tokens = _count_tokens(answer)
+        output_tokens = count_tokens(answer)
         message = {
             "id": "msg_fake",
             "type": "message",
@@ -606,7 +541,7 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             ),
         ]
-        for piece in _chunks(answer):
+        for piece in chunks(answer):
             events.append(
                 (
                     "content_block_delta",

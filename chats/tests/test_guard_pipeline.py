@@ -14,8 +14,9 @@ from chats.guard import AI_CHECK_SYSTEM, pipeline
 from chats.models import Interaction
 from chats.services import process_message
 from chats.tests.factories import ChatFactory
+from chats.tests.fake_answers import compose_answer
 from chats.tests.fake_search import FakeSearchServer
-from chats.tests.fake_servers import FakeAIServer, compose_answer
+from chats.tests.fake_servers import FakeAIServer
 
 pytestmark = pytest.mark.django_db
 

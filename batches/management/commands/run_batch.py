@@ -366,12 +366,15 @@ class Command(BaseCommand):
             streams = (self.stdout, self.stderr)
             if can_fork(*streams):
                 ai_provider = options["provider"] or settings.DEFAULT_AI_PROVIDER
+
+                def create() -> int | None:
+                    batch = self._create_and_start(options, concurrency=concurrency)
+                    return None if batch is None else batch.pk
+
                 batch_id = in_fork(
-                    lambda: self._create_and_start(options, concurrency=concurrency).pk,
-                    meanwhile=lambda: load_engine(ai_provider),
-                    streams=streams,
+                    create, meanwhile=lambda: load_engine(ai_provider), streams=streams
                 )
-                return Batch.objects.get(pk=batch_id)
+                return None if batch_id is None else Batch.objects.get(pk=batch_id)
         return self._create_and_start(options, concurrency=concurrency)
 
     def _create_and_start(self, options: dict[str, Any], *, concurrency: int) -> Batch | None:
