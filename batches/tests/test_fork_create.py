@@ -141,3 +141,28 @@ def test_the_command_from_the_shell_reports_a_bad_file_once_and_creates_nothing(
     assert "Traceback" not in done.stderr
     assert not Batch.objects.exists()
     assert not fake_ai.requests
+
+
+GC_SCRIPT = """
+import gc, io, sys, django
+django.setup()
+from batches.cli.running import pause_gc, settle_gc
+print("test output", pause_gc(io.StringIO()), gc.isenabled())
+paused = pause_gc(sys.stdout)
+print("own process", paused, gc.isenabled())
+settle_gc(paused)
+print("settled", gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+def test_the_collector_pauses_during_start_up_of_its_own_process_only(fake_ai):
+    done = subprocess.run(
+        [sys.executable, "-c", GC_SCRIPT], cwd=ROOT, env=child_env(fake_ai),
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+
+    assert done.stdout.splitlines() == [
+        "test output False True",
+        "own process True False",
+        "settled True True",
+    ]
