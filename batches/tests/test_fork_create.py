@@ -67,6 +67,15 @@ def test_the_child_is_waited_for_when_meanwhile_fails():
         os.waitpid(-1, os.WNOHANG)
 
 
+def script_lines(script: str, fake_ai) -> list[str]:
+    """What a Python script run in a process of its own (Django set up) prints."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=child_env(fake_ai),
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.splitlines()
+
+
 CAN_FORK = """
 import io, sys, threading, django
 django.setup()
@@ -85,12 +94,7 @@ stop.set()
 
 
 def test_a_command_run_from_the_shell_may_fork_and_a_test_or_a_threaded_process_not(fake_ai):
-    done = subprocess.run(
-        [sys.executable, "-c", CAN_FORK], cwd=ROOT, env=child_env(fake_ai),
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-
-    assert done.stdout.splitlines() == [
+    assert script_lines(CAN_FORK, fake_ai) == [
         "shell True",
         "string output False",
         "in a transaction False",
@@ -156,12 +160,7 @@ print("settled", gc.isenabled(), gc.get_freeze_count() > 0)
 
 
 def test_the_collector_pauses_during_start_up_of_its_own_process_only(fake_ai):
-    done = subprocess.run(
-        [sys.executable, "-c", GC_SCRIPT], cwd=ROOT, env=child_env(fake_ai),
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-
-    assert done.stdout.splitlines() == [
+    assert script_lines(GC_SCRIPT, fake_ai) == [
         "test output False True",
         "own process True False",
         "settled True True",
