@@ -1,12 +1,12 @@
 """The writer: every result of a slice is recorded here, in groups.
 
 Results are recorded in groups (up to GROUP_ROWS rows or GROUP_SECONDS, less in a
-multi-turn batch): interactions
-bulk-created, rows updated after the lease check, counters updated once, all in one
-transaction. Writes per row stay far below one, whatever the concurrency. A writer that
-falls behind (answers coming faster than the database takes them) catches up in larger
-groups (GROUP_ROWS_MAX), and no new row starts while BACKLOG_ROWS results wait
-(`Writer.behind`): memory stays bounded whatever the batch size.
+multi-turn batch): interactions bulk-created, rows updated after the lease check,
+counters updated once, all in one transaction. Writes per row stay far below one,
+whatever the concurrency. A writer that falls behind (answers coming faster than the
+database takes them) catches up in larger groups (GROUP_ROWS_MAX), and no new row starts
+while BACKLOG_ROWS results wait (`Writer.behind`): memory stays bounded whatever the
+batch size.
 """
 
 from __future__ import annotations
