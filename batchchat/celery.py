@@ -5,7 +5,6 @@ Used only when CELERY_BROKER_URL is set; otherwise batches run on the inline run
 
 from __future__ import annotations
 
-import gc
 import os
 
 from celery import Celery, signals
@@ -30,9 +29,8 @@ def preload_providers(**_kwargs: object) -> None:
 def warm_up_providers(**_kwargs: object) -> None:
     """In each pool child, once forked: the SDK clients are built on its provider loop
     before its first task, instead of by the first rows of its first slice."""
+    from batchchat.collector import freeze_start_up
     from chats.services import warm_up_providers
 
     warm_up_providers()
-    # What the child inherited and built to the collector's permanent generation: a full
-    # collection during a slice scans only the rows' objects (batches.cli.running).
-    gc.freeze()
+    freeze_start_up()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import logging
 import multiprocessing
 import os
@@ -35,6 +34,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from batchchat.collector import freeze_start_up
 
 logger = logging.getLogger("batchchat.worker")
 
@@ -82,10 +83,7 @@ def _child_setup(processes: int, *, command_pid: int, ai_provider: str = "") -> 
 
     share_quotas(processes=processes)
     preload_providers(ai_provider=ai_provider)
-    # What start-up built (Django, the SDK, the pipeline) to the collector's permanent
-    # generation: a full collection during the run then scans only the rows' objects (a
-    # 60-70 ms stop of the provider loop each, 7-10 ms since; batches.cli.running).
-    gc.freeze()
+    freeze_start_up()
 
     # A command killed outright (SIGKILL, OOM) must not leave engine processes running
     # unwatched: our parent is the fork server, which outlives it, so look for the command.

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from batchchat.collector import freeze_start_up
 from batches.models import Batch
 
 T = TypeVar("T")
@@ -219,12 +220,10 @@ def pause_gc(*streams) -> bool:
 
 
 def settle_gc(paused: bool) -> None:
-    """Once the engine is loaded: what start-up built goes to the collector's permanent
-    generation, so that a full collection during the run scans the rows' objects only
-    (the provider loop stood still 60-70 ms for each, 7-10 ms since), then collection
-    resumes. Nothing when `pause_gc` did not pause."""
+    """Once the engine is loaded: start-up's objects frozen (batchchat.collector), then
+    collection resumes. Nothing when `pause_gc` did not pause."""
     if paused and not gc.isenabled():
-        gc.freeze()
+        freeze_start_up()
         gc.enable()
 
 

@@ -79,17 +79,23 @@ def _imported_modules(output: str) -> set[str]:
     return names
 
 
-def test_run_batch_help_starts_without_the_heavy_modules():
+def run_batch_timed(*args: str) -> subprocess.CompletedProcess:
+    """`manage.py run_batch ARGS` under `-X importtime` (its report on stderr), on the
+    default SQLite database."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "batchchat.settings"}
     env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "manage.py", "run_batch", "--help"],
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "manage.py", "run_batch", *args],
         cwd=settings.BASE_DIR,
         env=env,
         capture_output=True,
         text=True,
-        check=True,
     )
+
+
+def test_run_batch_help_starts_without_the_heavy_modules():
+    done = run_batch_timed("--help")
+    assert done.returncode == 0, done.stderr
     assert "--processes" in done.stdout
     imported = _imported_modules(done.stderr)
     assert "django.core.management" in imported  # the report was read
@@ -99,15 +105,7 @@ def test_run_batch_help_starts_without_the_heavy_modules():
 def test_run_batch_checks_leave_out_the_web(tmp_path):
     """The command's system checks do not load the URLconf (the API's schemas, every view)
     nor the admin: the web's checks are `manage.py check`'s and the server's."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "batchchat.settings"}
-    env.pop("DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "manage.py", "run_batch", str(tmp_path / "no.csv")],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    done = run_batch_timed(str(tmp_path / "no.csv"))
     assert "no such file" in done.stderr  # the checks ran and the command went on
     imported = _imported_modules(done.stderr)
     assert "batches.checks" in imported

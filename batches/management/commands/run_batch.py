@@ -194,13 +194,14 @@ class Command(BaseCommand):
         """1. create or load the batch 2. queue it 3. run slices with progress 4. write
         the results 5. summary and exit status."""
         lighter_exit()
-        gc_paused = pause_gc(self.stdout, self.stderr)
+        # No collection while it starts, in a process of its own; resumed once loaded.
+        self.gc_paused = pause_gc(self.stdout, self.stderr)
         try:
-            self._handle(gc_paused=gc_paused, **options)
+            self._handle(**options)
         finally:
-            settle_gc(gc_paused)
+            settle_gc(self.gc_paused)
 
-    def _handle(self, *, gc_paused: bool, **options: Any) -> None:
+    def _handle(self, **options: Any) -> None:
         out_path, stream = self._output(options["out"])
         if options["resume"] is not None and options["file"]:
             raise CommandError("Give either FILE (a new batch) or --resume BATCH_ID, not both.")
@@ -239,10 +240,10 @@ class Command(BaseCommand):
             results = ResultsFile(batch, out_path, stream).start()
             try:
                 if children is not None:
-                    settle_gc(gc_paused)  # this process only watches
+                    settle_gc(self.gc_paused)  # this process only watches
                     interrupted = self._run_children(batch, children)
                 else:
-                    interrupted = self._run(batch, options, gc_paused=gc_paused)
+                    interrupted = self._run(batch, options)
             except BaseException as exc:
                 results.abandon()
                 if not isinstance(exc, KeyboardInterrupt):
@@ -538,7 +539,7 @@ class Command(BaseCommand):
             )
             progress.close()
 
-    def _run(self, batch: Batch, options: dict[str, Any], *, gc_paused: bool = False) -> bool:
+    def _run(self, batch: Batch, options: dict[str, Any]) -> bool:
         """Run slices until the batch is finished or Ctrl-C; True when interrupted."""
         from batches.errors import BatchStateError
         from batches.events import run_slice
@@ -550,7 +551,7 @@ class Command(BaseCommand):
         # under the first rows' calls (the same time either way; the rows' latency stays
         # theirs). Already done when the batch was created in a fork.
         load_engine(batch.ai_provider)
-        settle_gc(gc_paused)
+        settle_gc(self.gc_paused)
         progress = self._progress(batch)
         slice_seconds = max(options["slice_seconds"], 0.1)
         concurrency = options["concurrency"] or settings.BATCH_CONCURRENCY
